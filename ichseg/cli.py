@@ -1,0 +1,52 @@
+"""The ``ichseg`` command.
+
+Subcommands are listed in ``COMMANDS`` as (name, module, help); each module provides
+``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its command runs, so
+``ichseg --help`` stays fast and one broken command cannot break the others.
+User errors (``IchsegError``, ``ValueError``, missing files) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import IchsegError
+
+# name -> (module implementing add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "schedule": ("ichseg.diffusion.cli", "print a diffusion schedule's key values (ᾱ_t, SNR) for a config"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ichseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ichseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv or ["--help"])  # prints help / errors for unknown commands
+        return 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    sub = argparse.ArgumentParser(prog=f"ichseg {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except (IchsegError, ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"ichseg {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

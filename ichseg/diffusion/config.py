@@ -1,0 +1,74 @@
+"""Configuration of the Gaussian diffusion over masks: a small dataclass that round-trips
+through plain dicts and YAML (as diffusers' scheduler configs do), validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import yaml
+
+from .encoding import MASK_ENCODINGS
+from .schedules import BETA_SCHEDULES
+
+VARIANCE_TYPES = ("fixed_small", "fixed_large", "learned_range")
+
+
+def _check_choice(name: str, value: str, known) -> None:
+    if value not in known:
+        raise ValueError(f"{name}: unknown value {value!r}; known: {', '.join(sorted(known))}")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Everything that defines the diffusion process (not the network).
+
+    timesteps:      T, the length of the forward chain (Eq. 1). MedSegDiff code: 1000.
+    schedule:       beta schedule name, see ``ichseg.diffusion.schedules.BETA_SCHEDULES``.
+    mask_encoding:  how a binary mask maps to diffusion space: ``symmetric`` ({0,1} -> {-1,1})
+                    or ``binary`` (kept in {0,1}, as the released MedSegDiff code does;
+                    reference notes §1).
+    clip_x0:        clip the predicted x0 to the encoding's range while sampling.
+    variance:       Σ_θ of Eq. 2 for ancestral sampling: ``fixed_small`` (posterior variance
+                    β̃_t), ``fixed_large`` (β_t), or ``learned_range`` (the network outputs a
+                    second channel interpolating the two in log space, as guided-diffusion).
+    """
+
+    timesteps: int = 1000
+    schedule: str = "linear"
+    mask_encoding: str = "symmetric"
+    clip_x0: bool = True
+    variance: str = "fixed_small"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 2:
+            raise ValueError(f"timesteps: must be an integer >= 2, got {self.timesteps!r}")
+        _check_choice("schedule", self.schedule, BETA_SCHEDULES)
+        _check_choice("mask_encoding", self.mask_encoding, MASK_ENCODINGS)
+        _check_choice("variance", self.variance, VARIANCE_TYPES)
+        if not isinstance(self.clip_x0, bool):
+            raise ValueError(f"clip_x0: must be true or false, got {self.clip_x0!r}")
+
+    # -- round trips ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DiffusionConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"diffusion config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(data))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "DiffusionConfig":
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError("diffusion config: YAML must hold a mapping")
+        return cls.from_dict(data)

@@ -1,0 +1,32 @@
+"""Evaluation metrics: the paper's protocol (MedSegDiff's ``eval_seg``) and strict ones.
+
+``evaluate(protocol, pred, gt, **kw)`` picks a protocol by name from ``PROTOCOLS``.
+"""
+
+from __future__ import annotations
+
+from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
+from .strict import hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol
+
+PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
+
+
+def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: unknown value {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol](pred, gt, **kwargs)
+
+
+__all__ = [
+    "PAPER_THRESHOLDS",
+    "PROTOCOLS",
+    "evaluate",
+    "hd95_slice",
+    "lesion_volume_ml",
+    "normalise_by_max",
+    "overlap_scores",
+    "paper_protocol",
+    "paper_slice_scores",
+    "slice_scores",
+    "strict_protocol",
+]

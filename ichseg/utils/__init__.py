@@ -1,0 +1,13 @@
+"""Small shared helpers with no study logic (atomic writes, hashing)."""
+
+from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .hashing import config_hash, file_sha256
+
+__all__ = [
+    "atomic_directory",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "config_hash",
+    "file_sha256",
+]

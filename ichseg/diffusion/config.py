@@ -44,6 +44,7 @@ class DiffusionConfig:
         if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 2:
             raise ValueError(f"timesteps: must be an integer >= 2, got {self.timesteps!r}")
         _check_choice("schedule", self.schedule, BETA_SCHEDULES)
+        BETA_SCHEDULES[self.schedule](self.timesteps)  # schedule-specific limits on T raise here
         _check_choice("mask_encoding", self.mask_encoding, MASK_ENCODINGS)
         _check_choice("variance", self.variance, VARIANCE_TYPES)
         if not isinstance(self.clip_x0, bool):

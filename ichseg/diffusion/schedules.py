@@ -15,6 +15,8 @@ import numpy as np
 
 def linear_betas(timesteps: int) -> np.ndarray:
     scale = 1000.0 / timesteps
+    if scale * 0.02 >= 1.0:  # β_T would reach 1 and ᾱ_T = 0: the chain is no longer a diffusion
+        raise ValueError(f"timesteps: the linear schedule scales β by 1000/T and needs T >= 21, got {timesteps}")
     return np.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=np.float64)
 
 

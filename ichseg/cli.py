@@ -18,6 +18,9 @@ from .errors import IchsegError
 # name -> (module implementing add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("ichseg.diffusion.cli", "print a diffusion schedule's key values (ᾱ_t, SNR) for a config"),
+    "train": ("ichseg.engine.commands.train", "train one variant under a profile (resumable, torchrun-ready)"),
+    "evaluate": ("ichseg.engine.commands.evaluate", "evaluate a checkpoint on a prepared dataset (both metric protocols)"),
+    "predict": ("ichseg.engine.commands.predict", "segment a head CT NIfTI: mask, probability, uncertainty, summary"),
 }
 
 

@@ -1,0 +1,1 @@
+"""``ichseg train | evaluate | predict`` (see ``ichseg.cli.COMMANDS``)."""

@@ -1,0 +1,30 @@
+"""``ichseg evaluate --checkpoint CKPT --prepared DIR --out DIR [--sampler ...]``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..evaluate import evaluate_checkpoint
+from .common import add_sampling_arguments, eval_config_from
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="a run's checkpoints/best.pt or last.pt")
+    p.add_argument("--prepared", type=Path, required=True, help="a prepared dataset folder (`ichseg prepare`)")
+    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, slices.csv, qualitative.npz")
+    p.add_argument("--dataset", default=None, help="dataset name recorded in metrics.json")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--variant", default=None, help="refuse a checkpoint of another variant")
+    add_sampling_arguments(p)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = evaluate_checkpoint(args.checkpoint, args.prepared, args.out, eval_config_from(args), dataset=args.dataset,
+                                  split=args.split, device=args.device, variant=args.variant,
+                                  progress=not args.no_progress)
+    print(json.dumps({"paper": summary["paper"], "positive_slice_dice": summary["strict"]["positive_slice_dice"],
+                      "seconds_per_slice": summary["seconds_per_slice"]}))
+    return 0

@@ -1,0 +1,30 @@
+"""``ichseg train --profile P --variant V [--iterations N] [--out DIR] [--resume] [--set k=v ...]``"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import resolve_run_config
+from ..train import train
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="smoke", help="profile name (smoke, gpu, paper) or a YAML file")
+    p.add_argument("--variant", required=True, help="model variant (see `ichseg models`)")
+    p.add_argument("--iterations", type=int, default=None, help="override train.iterations")
+    p.add_argument("--seed", type=int, default=None, help="override train.seed")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default results/<profile>/runs/<variant>-s<seed>)")
+    p.add_argument("--data-root", type=Path, default=Path("data"), help="where raw phantoms and prepared data live")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.batch_size=4 (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = resolve_run_config(args.profile, args.variant, args.overrides, iterations=args.iterations, seed=args.seed)
+    out = args.out or Path("results") / cfg["profile"] / "runs" / f"{args.variant}-s{cfg['train']['seed']}"
+    res = train(cfg, out, data_root=args.data_root, resume=args.resume, progress=not args.no_progress)
+    print(f"{res.run_dir}: best validation Dice {res.best_dice:.4f} at iteration {res.best_iteration}")
+    return 0

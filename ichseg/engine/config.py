@@ -1,0 +1,198 @@
+"""Run configuration: a profile (YAML in ``ichseg/profiles``) + a variant name + overrides.
+
+A resolved run config is a plain nested dict with the sections below; it fully determines a run,
+is written to the run folder and hashed (``run_config_hash``). Each section is validated by the
+dataclass that owns it (``TrainConfig``, ``EvalConfig`` here; ``DiffusionConfig``; the model's and
+loss's own configs when the model is built).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from ..errors import IchsegError
+from ..utils import config_hash
+
+SECTIONS = ("data", "model", "diffusion", "loss", "train", "evaluate")
+SAMPLER_NAMES = ("ddpm", "ddim", "dpm-solver++")
+
+
+def _from_dict(cls, data: Mapping[str, Any], section: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe (paper §4.2): AdamW, linear LR decay to 0, EMA, fixed iteration budget.
+
+    ``batch_size`` is the *global* batch: under torchrun each of the W ranks takes batch_size / W
+    rows of the same global batch, so a run's arithmetic does not depend on W and ``lr`` is not
+    rescaled.
+    """
+
+    iterations: int = 300
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    ema_rate: float = 0.999
+    eval_every: int = 50
+    val_slices: int = 16
+    val_split: str = "test"  # the paper reports its best iteration on the test split (Table 2)
+    val_sampler: str = "ddim"
+    val_steps: int = 10
+    val_ensemble: int = 2
+    seed: int = 0
+    augment: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "none"  # none | bf16 (CUDA only)
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 10
+    grad_clip: float = 0.0  # 0 disables
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "eval_every", "val_slices", "val_steps", "val_ensemble", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"train.{name}: must be a positive integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"train.lr: must be a positive number, got {self.lr!r}")
+        if not 0.0 <= float(self.ema_rate) < 1.0:
+            raise ValueError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
+        if self.val_sampler not in SAMPLER_NAMES:
+            raise ValueError(f"train.val_sampler: unknown value {self.val_sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device: unknown value {self.device!r}; known: auto, cpu, cuda")
+        if self.amp not in ("none", "bf16"):
+            raise ValueError(f"train.amp: unknown value {self.amp!r}; known: none, bf16")
+        if self.val_split not in ("train", "test"):
+            raise ValueError(f"train.val_split: unknown value {self.val_split!r}; known: train, test")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation: sampler, steps K, ensemble N (one batch of N·slices), slices per batch."""
+
+    sampler: str = "dpm-solver++"
+    steps: int = 20
+    eta: float = 0.0
+    ensemble: int = 5
+    batch_slices: int = 16
+    qualitative: int = 4  # fixed slices saved for the qualitative figure
+    seed: int = 0
+    threshold: float = 0.5  # strict protocol's single threshold
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLER_NAMES:
+            raise ValueError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+        for name in ("steps", "ensemble", "batch_slices"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"evaluate.{name}: must be a positive integer, got {v!r}")
+
+
+def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
+    return _from_dict(TrainConfig, cfg.get("train", {}), "train")
+
+
+def eval_config(cfg: Mapping[str, Any]) -> EvalConfig:
+    return _from_dict(EvalConfig, cfg.get("evaluate", {}), "evaluate")
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("ichseg.profiles").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> dict:
+    """A profile by name (``smoke``, ``gpu``, ``paper``) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise IchsegError(f"{path}: profile file not found")
+        text, name = path.read_text(), path.stem
+    else:
+        res = resources.files("ichseg.profiles") / f"{name_or_path}.yaml"
+        if not res.is_file():
+            raise IchsegError(f"profile: unknown name {str(name_or_path)!r}; known: {', '.join(available_profiles())}")
+        text, name = res.read_text(), str(name_or_path)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise IchsegError(f"{name_or_path}: a profile must be a YAML mapping")
+    unknown = set(data) - set(SECTIONS) - {"description"}
+    if unknown:
+        raise IchsegError(f"{name_or_path}: unknown profile section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
+    data["profile"] = name
+    return data
+
+
+def apply_override(cfg: dict, assignment: str) -> None:
+    """Apply one ``section.key[.sub]=value`` (value parsed as YAML: 50, 1e-4, true, [a, b])."""
+    if "=" not in assignment:
+        raise ValueError(f"--set: expected key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if parts[0] not in SECTIONS or len(parts) < 2:
+        raise ValueError(f"--set: key {key!r} must start with one of {', '.join(SECTIONS)} and name a field (e.g. train.iterations)")
+    node = cfg
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set: {key!r} goes through a non-mapping value")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def resolve_run_config(
+    profile: str | Path | Mapping[str, Any],
+    variant: str,
+    overrides: Iterable[str] | None = None,
+    *,
+    iterations: int | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Profile + variant + overrides -> the full run config (validated sections)."""
+    cfg = copy.deepcopy(dict(profile)) if isinstance(profile, Mapping) else load_profile(profile)
+    for s in SECTIONS:
+        cfg.setdefault(s, {})
+    cfg["variant"] = variant
+    for assignment in overrides or ():
+        apply_override(cfg, assignment)
+    if iterations is not None:
+        cfg["train"]["iterations"] = int(iterations)
+    if seed is not None:
+        cfg["train"]["seed"] = int(seed)
+    # validate and normalise the engine's own sections (defaults filled in, so the hash is explicit)
+    cfg["train"] = asdict(train_config(cfg))
+    cfg["evaluate"] = asdict(eval_config(cfg))
+    from ..diffusion import DiffusionConfig
+
+    cfg["diffusion"] = DiffusionConfig.from_dict(cfg["diffusion"]).to_dict()
+    return cfg
+
+
+def run_config_hash(cfg: Mapping[str, Any]) -> str:
+    """Hash of what determines the trained weights (evaluation settings excluded)."""
+    return config_hash({k: v for k, v in cfg.items() if k not in ("evaluate", "description")})
+
+
+__all__ = [
+    "EvalConfig",
+    "SECTIONS",
+    "TrainConfig",
+    "apply_override",
+    "available_profiles",
+    "eval_config",
+    "load_profile",
+    "resolve_run_config",
+    "run_config_hash",
+    "train_config",
+]

@@ -1,0 +1,130 @@
+"""Evaluation of a trained checkpoint on one prepared dataset (paper §4.1-4.2).
+
+Cross-dataset evaluation is this same call on BHSD or PhysioNet with the model trained on
+INSTANCE 2022, unchanged. Writes, atomically, into ``out_dir``:
+``metrics.json`` (both protocols, sampler settings, provenance), ``slices.csv`` (per-slice scores)
+and ``qualitative.npz`` (a few fixed slices: image, ground truth, probability, uncertainty).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..diffusion import DiffusionConfig, GaussianDiffusion
+from ..errors import IchsegError
+from ..metrics import paper_slice_scores, strict_protocol
+from ..utils import atomic_directory, atomic_write_json
+from .checkpoint import load_checkpoint
+from .config import EvalConfig
+from .inference import segment_slices
+from .provenance import environment
+from .train import load_split, resolve_device
+
+
+def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", variant: str | None = None):
+    """(model with EMA weights, diffusion, run config, run hash) from a checkpoint."""
+    from ..models import build_model
+
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    if variant is not None and variant != cfg["variant"]:
+        raise IchsegError(f"{checkpoint}: holds variant {cfg['variant']!r}, not {variant!r}")
+    model = build_model(cfg["variant"], **{**cfg["model"], "pretrained": "none"})
+    try:
+        model.load_state_dict(state[weights])
+    except RuntimeError as exc:
+        raise IchsegError(f"{checkpoint}: weights do not fit variant {cfg['variant']!r} ({str(exc).splitlines()[0]})") from None
+    diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"]))
+    return model.to(device).eval(), diffusion.to(device), cfg, state.get("run_hash")
+
+
+def qualitative_rows(table: pd.DataFrame, masks: np.ndarray, count: int) -> np.ndarray:
+    """Fixed slices for the figure: positives spread over lesion sizes (largest first), else any."""
+    area = masks.reshape(len(masks), -1).sum(axis=1)
+    pos = np.flatnonzero(area > 0)
+    if len(pos) == 0:
+        return np.arange(min(count, len(masks)))
+    order = pos[np.argsort(-area[pos], kind="stable")]
+    pick = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))
+    return order[pick]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    prepared: str | Path,
+    out_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    device: str = "auto",
+    variant: str | None = None,
+    progress: bool = True,
+) -> dict:
+    ecfg = ecfg or EvalConfig()
+    dev = resolve_device(device)
+    model, diffusion, cfg, run_hash = load_trained_model(checkpoint, dev, variant=variant)
+    images, masks, ds = load_split(Path(prepared), split)
+    want = (cfg["model"]["in_channels"], cfg["model"]["image_size"])
+    have = (int(images.shape[1]), int(images.shape[-1]))
+    if want != have:
+        raise IchsegError(
+            f"{checkpoint}: trained on {want[0]}-channel {want[1]}² slices, but {prepared} holds {have[0]}-channel {have[1]}² slices"
+        )
+    table = ds.table.reset_index(drop=True)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(images), desc=f"evaluate {cfg['variant']} on {dataset or Path(prepared).name}", unit="slice")
+    gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
+    t0 = time.perf_counter()
+    prob, unc = segment_slices(model, diffusion, images, sampler=ecfg.sampler,
+                               steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
+                               ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
+                               device=dev, amp=cfg["train"].get("amp", "none"), progress=bar)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+
+    p, g = prob.numpy(), masks[:, 0].numpy()
+    paper = paper_slice_scores(p, g)
+    spacing = table[["spacing_row_mm", "spacing_col_mm", "thickness_mm"]].to_numpy(float) if "thickness_mm" in table else None
+    volumes = table["volume"].astype(str).to_numpy() if "volume" in table else None
+    strict = strict_protocol(p, g, threshold=ecfg.threshold, volume_ids=volumes, spacing=spacing)
+
+    per_slice = table.copy()
+    per_slice["paper_dice"], per_slice["paper_iou"] = paper["dice"], paper["iou"]
+    per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
+    if "hd95_mm" in strict["per_slice"]:
+        per_slice["hd95_mm"] = strict["per_slice"]["hd95_mm"]
+    per_slice["mean_uncertainty"] = unc.numpy().reshape(len(unc), -1).mean(axis=1)
+
+    q = qualitative_rows(table, g, ecfg.qualitative)
+    summary = {
+        "variant": cfg["variant"],
+        "profile": cfg.get("profile"),
+        "dataset": dataset or Path(prepared).parent.name,
+        "split": split,
+        "checkpoint": str(checkpoint),
+        "run_hash": run_hash,
+        "data_fingerprint": ds.manifest.get("fingerprint"),
+        "n_slices": int(len(images)),
+        "evaluate": ecfg.__dict__,
+        "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean())},
+        "strict": {k: v for k, v in strict.items() if k not in ("per_slice", "per_volume")},
+        "seconds": round(seconds, 3),
+        "seconds_per_slice": round(seconds / max(len(images), 1), 4),
+        "environment": environment(dev),
+    }
+    with atomic_directory(out_dir, replace=True) as tmp:
+        per_slice.to_csv(tmp / "slices.csv", index=False)
+        np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q].numpy(), mask=g[q], probability=p[q],
+                            uncertainty=unc.numpy()[q])
+        atomic_write_json(tmp / "metrics.json", summary)
+    return summary

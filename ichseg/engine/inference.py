@@ -1,0 +1,86 @@
+"""Ensemble segmentation with a trained model: probability map and uncertainty per slice.
+
+The condition branch depends only on the image, so its features are computed once per slice and
+reused at every sampling step; the N ensemble members of a slice run as one batch.
+Probability = mean of the N sampled masks in [0,1]; uncertainty = their standard deviation.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from ..diffusion import GaussianDiffusion, sample
+
+
+def _autocast(device: torch.device, amp: str):
+    if device.type == "cuda" and amp == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def make_eps_fn(model: nn.Module, images: torch.Tensor, ensemble: int, amp: str = "none"):
+    """An ε-predictor for ``sample`` that encodes the condition once for all steps and members."""
+    device = images.device
+    if hasattr(model, "encode_condition") and hasattr(model, "denoise"):
+        with _autocast(device, amp):
+            feats = model.encode_condition(images)
+        feats = _repeat(feats, ensemble)
+
+        def eps_fn(x, t, cond):
+            with _autocast(device, amp):
+                return model.denoise(x, t, feats).eps.float()
+    else:
+
+        def eps_fn(x, t, cond):
+            with _autocast(device, amp):
+                return model(x, t, cond).eps.float()
+
+    return eps_fn
+
+
+def _repeat(feats, n: int):
+    """repeat_interleave any nesting of tensors (lists/tuples/dicts) along the batch axis."""
+    if n == 1 or feats is None:
+        return feats
+    if isinstance(feats, torch.Tensor):
+        return feats.repeat_interleave(n, dim=0)
+    if isinstance(feats, dict):
+        return {k: _repeat(v, n) for k, v in feats.items()}
+    if isinstance(feats, (list, tuple)):
+        return type(feats)(_repeat(v, n) for v in feats)
+    return feats
+
+
+@torch.no_grad()
+def segment_slices(
+    model: nn.Module,
+    diffusion: GaussianDiffusion,
+    images: torch.Tensor,
+    *,
+    sampler: str,
+    steps: int | None,
+    ensemble: int,
+    eta: float = 0.0,
+    batch_slices: int = 16,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    amp: str = "none",
+    progress=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """images (N, C, H, W) -> (probability (N, H, W), uncertainty (N, H, W)) on the CPU, float32."""
+    device = torch.device(device)
+    model.eval()
+    probs, stds = [], []
+    for start in range(0, len(images), batch_slices):
+        img = images[start : start + batch_slices].to(device, torch.float32)
+        eps_fn = make_eps_fn(model, img, ensemble, amp)
+        masks = sample(diffusion, eps_fn, img, sampler=sampler, steps=steps, eta=eta, ensemble=ensemble,
+                       generator=generator)  # (B, N, 1, H, W)
+        probs.append(masks.mean(dim=1)[:, 0].float().cpu())
+        stds.append(masks.std(dim=1, unbiased=False)[:, 0].float().cpu())
+        if progress is not None:
+            progress.update(len(img))
+    return torch.cat(probs), torch.cat(stds)

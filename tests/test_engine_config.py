@@ -1,0 +1,101 @@
+"""Profiles, overrides and checkpoints of the engine (no training)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from ichseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from ichseg.engine.config import available_profiles, load_profile, resolve_run_config, run_config_hash
+from ichseg.errors import IchsegError
+
+
+def test_three_profiles_ship_with_the_package():
+    assert {"smoke", "gpu", "paper"} <= set(available_profiles())
+    paper = load_profile("paper")
+    # paper §4.2: batch 32, 115k iterations, lr 1e-4, 256² slices
+    assert paper["train"]["batch_size"] == 32 and paper["train"]["iterations"] == 115_000
+    assert paper["train"]["lr"] == pytest.approx(1e-4) and paper["model"]["image_size"] == 256
+
+
+def test_profile_variant_and_overrides_determine_the_run():
+    a = resolve_run_config("smoke", "full", ["train.batch_size=4", "loss.alpha=3"], iterations=20)
+    b = resolve_run_config("smoke", "full", ["loss.alpha=3", "train.batch_size=4"], iterations=20)
+    assert a == b and run_config_hash(a) == run_config_hash(b)
+    assert a["train"]["batch_size"] == 4 and a["train"]["iterations"] == 20 and a["loss"]["alpha"] == 3
+    c = resolve_run_config("smoke", "medsegdiffv2", ["train.batch_size=4", "loss.alpha=3"], iterations=20)
+    assert run_config_hash(a) != run_config_hash(c)
+    # evaluation settings do not change what is trained
+    d = resolve_run_config("smoke", "full", ["train.batch_size=4", "loss.alpha=3", "evaluate.steps=50"], iterations=20)
+    assert run_config_hash(a) == run_config_hash(d)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (["train.iterations=0"], "train.iterations"),
+        (["train.lr=-1"], "train.lr"),
+        (["train.val_sampler=euler"], "train.val_sampler"),
+        (["train.learning_rate=1e-3"], "learning_rate"),
+        (["optimizer.lr=1e-3"], "must start with one of"),
+        (["train.iterations"], "key=value"),
+        (["diffusion.schedule=sigmoid"], "schedule"),
+        (["evaluate.ensemble=0"], "evaluate.ensemble"),
+    ],
+)
+def test_bad_overrides_are_named(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_run_config("smoke", "full", overrides)
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path):
+    with pytest.raises(IchsegError, match="known: .*smoke"):
+        load_profile("huge")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("trainer: {}\n")
+    with pytest.raises(IchsegError, match="unknown profile section"):
+        load_profile(bad)
+
+
+def test_checkpoint_round_trip_is_atomic_and_tensor_only(tmp_path):
+    path = tmp_path / "ck" / "last.pt"
+    state = {"model": {"w": torch.arange(3.0)}, "iteration": 7, "torch_rng": torch.get_rng_state(),
+             "config": {"variant": "full"}, "history": [{"iteration": 5, "dice": 0.5}]}
+    save_checkpoint(path, state)
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary left behind
+    back = load_checkpoint(path)
+    assert back["iteration"] == 7 and back["config"] == {"variant": "full"}
+    assert torch.equal(back["model"]["w"], torch.arange(3.0))
+
+
+class Payload:
+    def __reduce__(self):  # what a malicious checkpoint would carry
+        return (print, ("owned",))
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "ichseg-checkpoint-v1", "model": {}, "payload": Payload()}, path)
+    with pytest.raises(IchsegError, match="evil.pt: refused"):
+        load_checkpoint(path)
+    assert "owned" not in capsys.readouterr().out
+    path.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(IchsegError, match="evil.pt"):
+        load_checkpoint(path)
+
+
+def test_truncated_or_foreign_checkpoints_are_refused(tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {"model": {"w": torch.ones(100)}})
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(IchsegError, match="cut.pt: not a readable checkpoint"):
+        load_checkpoint(cut)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(IchsegError, match="not an ichseg checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(IchsegError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")

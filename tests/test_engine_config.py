@@ -99,3 +99,8 @@ def test_truncated_or_foreign_checkpoints_are_refused(tmp_path):
         load_checkpoint(foreign)
     with pytest.raises(IchsegError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_override_values_are_typed():
+    cfg = resolve_run_config("smoke", "full", ["train.lr=3e-4", "train.augment=false", "model.channel_mult=[1, 2]"])
+    assert cfg["train"]["lr"] == 3e-4 and cfg["train"]["augment"] is False and cfg["model"]["channel_mult"] == [1, 2]

@@ -9,6 +9,7 @@ loss's own configs when the model is built).
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -148,7 +149,18 @@ def apply_override(cfg: dict, assignment: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ValueError(f"--set: {key!r} goes through a non-mapping value")
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = _parse_value(raw)
+
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _parse_value(raw: str):
+    """YAML scalars, plus floats such as ``3e-4`` that YAML 1.1 would leave as strings."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
 
 
 def resolve_run_config(

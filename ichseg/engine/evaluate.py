@@ -28,13 +28,14 @@ from .train import load_split, resolve_device
 
 def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", variant: str | None = None):
     """(model with EMA weights, diffusion, run config, run hash) from a checkpoint."""
-    from ..models import build_model
+    from ..models import build_from_config, variant_config
 
     state = load_checkpoint(checkpoint)
     cfg = state["config"]
     if variant is not None and variant != cfg["variant"]:
         raise IchsegError(f"{checkpoint}: holds variant {cfg['variant']!r}, not {variant!r}")
-    model = build_model(cfg["variant"], **{**cfg["model"], "pretrained": "none"})
+    # the ImageNet file is not needed: the trained weights replace it right away
+    model = build_from_config(variant_config(cfg["variant"], **cfg["model"]), load_pretrained=False)
     try:
         model.load_state_dict(state[weights])
     except RuntimeError as exc:

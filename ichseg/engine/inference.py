@@ -7,6 +7,7 @@ Probability = mean of the N sampled masks in [0,1]; uncertainty = their standard
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 
 import torch
@@ -42,9 +43,12 @@ def make_eps_fn(model: nn.Module, images: torch.Tensor, ensemble: int, amp: str 
 
 
 def _repeat(feats, n: int):
-    """repeat_interleave any nesting of tensors (lists/tuples/dicts) along the batch axis."""
+    """repeat_interleave any nesting of tensors (dataclasses/lists/tuples/dicts) along the batch axis."""
     if n == 1 or feats is None:
         return feats
+    if dataclasses.is_dataclass(feats) and not isinstance(feats, type):
+        return dataclasses.replace(feats, **{f.name: _repeat(getattr(feats, f.name), n)
+                                             for f in dataclasses.fields(feats) if f.init})
     if isinstance(feats, torch.Tensor):
         return feats.repeat_interleave(n, dim=0)
     if isinstance(feats, dict):

@@ -57,14 +57,14 @@ def iteration_generator(seed: int, stream: int, iteration: int) -> torch.Generat
     return torch.Generator().manual_seed(((seed * 1_000_003 + stream) * 10_000_019 + iteration) % (2**62))
 
 
-def batch_rows(n: int, batch: int, seed: int, iteration: int) -> torch.Tensor:
-    """Rows of the global batch at ``iteration``: epoch-wise permutations, drop-last."""
+def batch_rows(n: int, batch: int, seed: int, iteration: int) -> tuple[int, torch.Tensor]:
+    """(epoch, rows of the global batch) at ``iteration``: epoch-wise permutations, drop-last."""
     per_epoch = max(n // batch, 1)
     epoch, pos = divmod(iteration, per_epoch)
     perm = torch.randperm(n, generator=iteration_generator(seed, 1, epoch))
     if n < batch:
         perm = perm.repeat(math.ceil(batch / n))
-    return perm[pos * batch : (pos + 1) * batch]
+    return epoch, perm[pos * batch : (pos + 1) * batch]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,6 +89,23 @@ def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
     return rank, world, torch.device("cpu")
+
+
+class _TrainingForward(torch.nn.Module):
+    """The forward pass of one training step, returning only the outputs the loss uses.
+
+    Under DistributedDataParallel(find_unused_parameters=True) every returned tensor must reach
+    the loss: on iterations where Eq. 4's anchor term is off, the anchor logits are not returned,
+    so the anchor head counts as unused instead of stalling the gradient reduction.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t, t, image, with_anchor: bool):
+        out = self.model(x_t, t, image)
+        return out.eps, (out.anchor if with_anchor else None)
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -121,8 +138,9 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``cfg["variant"]`` under a resolved run config (``resolve_run_config``)."""
-    from ..data import augment_batch
+    from ..data import SliceDataset
     from ..models import build_model
+    from ..models import ModelOutput
     from ..models.losses import LossConfig, total_loss
     from .data import ensure_prepared
 
@@ -141,9 +159,13 @@ def train(
             dist.broadcast_object_list(box, src=0)
             prepared = box[0]
     prepared = Path(prepared)
-    images, masks, ds = load_split(prepared, "train")
+    # augmentation draws are seeded by (seed, epoch, row) inside the dataset: stateless, so resumable
+    ds = SliceDataset(prepared, split="train", augment=tcfg.augment, seed=tcfg.seed)
+    if len(ds) == 0:
+        raise IchsegError(f"{prepared}: the train split has no slices")
+    first = ds[0]["image"]
     cfg = dict(cfg)
-    cfg["model"] = {**cfg.get("model", {}), "in_channels": int(images.shape[1]), "image_size": int(images.shape[-1])}
+    cfg["model"] = {**cfg.get("model", {}), "in_channels": int(first.shape[0]), "image_size": int(first.shape[-1])}
     run_hash = run_config_hash(cfg)
 
     state = None
@@ -161,7 +183,7 @@ def train(
     if tcfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
-    loss_cfg = LossConfig.from_dict(cfg.get("loss") or {}) if hasattr(LossConfig, "from_dict") else LossConfig(**(cfg.get("loss") or {}))
+    loss_cfg = LossConfig.from_dict(cfg.get("loss") or {})
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     # linear decay from lr to 0 over the run (paper §4.2)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1.0 - i / tcfg.iterations))
@@ -179,9 +201,12 @@ def train(
         history = list(state["history"])
         best_dice, best_iter = float(state["best_dice"]), int(state["best_iteration"])
 
-    net = model
+    net = _TrainingForward(model)
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # Eq. 4 adds the anchor loss only every α-th iteration (and the baseline's fusion is
+        # detached): some parameters get no gradient on some iterations.
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     if tcfg.compile:
         net = torch.compile(net)
 
@@ -195,7 +220,7 @@ def train(
         atomic_write_json(out_dir / "run.json", {
             "variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run_hash,
             "data": {"prepared": str(prepared), "fingerprint": ds.manifest.get("fingerprint"),
-                     "train_slices": len(images), "val_split": tcfg.val_split, "val_slices": len(rows)},
+                     "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
             "world_size": world, "environment": environment(device), "status": "running",
         })
 
@@ -210,20 +235,22 @@ def train(
     t_last = time.perf_counter()
 
     for it in range(start, tcfg.iterations):
-        rows = batch_rows(len(images), tcfg.batch_size, tcfg.seed, it)
-        img, msk = images[rows], masks[rows]
-        if tcfg.augment:
-            img, msk = augment_batch(img, msk, iteration_generator(tcfg.seed, 2, it))
+        epoch, rows = batch_rows(len(ds), tcfg.batch_size, tcfg.seed, it)
+        ds.set_epoch(epoch)
+        items = [ds[int(r)] for r in rows[shard]]  # this rank's share of the global batch
+        img = torch.stack([x["image"] for x in items])
+        msk = torch.stack([x["mask"] for x in items])
         g = iteration_generator(tcfg.seed, 3, it)
-        t = diffusion.sample_timesteps(len(rows), generator=g)
-        noise = torch.randn(msk.shape, generator=g)
-        img, msk, t, noise = (x[shard].to(device, non_blocking=True) for x in (img, msk, t, noise))
+        t = diffusion.sample_timesteps(len(rows), generator=g)  # drawn for the global batch, then sharded
+        noise = torch.randn((len(rows),) + tuple(msk.shape[1:]), generator=g)
+        t, noise = t[shard], noise[shard]
+        img, msk, t, noise = (x.to(device, non_blocking=True) for x in (img, msk, t, noise))
         if tcfg.channels_last and device.type == "cuda":
             img = img.contiguous(memory_format=torch.channels_last)
         x_t, target = diffusion.training_pair(msk, t, noise)
         with amp:
-            out = net(x_t, t, img)
-        loss, parts = total_loss(out, target, msk, it, loss_cfg)
+            eps, anchor = net(x_t, t, img, loss_cfg.anchor_active(it))
+        loss, parts = total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, loss_cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tcfg.grad_clip > 0:
@@ -244,6 +271,10 @@ def train(
         if done % tcfg.eval_every == 0 or done == tcfg.iterations:
             now = time.perf_counter()
             wall += now - t_last
+            if world > 1:  # log the global-batch mean, not rank 0's shard
+                sums = torch.tensor([running["loss"], running["loss_eps"], running["loss_anchor"]], dtype=torch.float64)
+                dist.all_reduce(sums)
+                running.update(zip(("loss", "loss_eps", "loss_anchor"), (sums / world).tolist()))
             if rank == 0:
                 row = {"iteration": done, "lr": scheduler.get_last_lr()[0], "wall_time_s": round(wall, 3)}
                 row.update({k: running[k] / max(running["n"], 1) for k in ("loss", "loss_eps", "loss_anchor")})

@@ -1,0 +1,223 @@
+"""Training, exact resume, DDP equivalence, evaluation and prediction on tiny phantom data (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from ichseg.cli import main as cli_main
+from ichseg.engine import EvalConfig, evaluate_checkpoint, predict_scan, resolve_run_config, train
+from ichseg.engine.checkpoint import load_checkpoint
+from ichseg.errors import IchsegError
+
+REPO = Path(__file__).resolve().parents[1]
+# a tiny baseline network (≈0.1 M parameters) at 32²: seconds per run on two cores
+TINY = [
+    "model.base_channels=8", "model.channel_mult=[1, 2, 2]", "model.num_res_blocks=1", "model.num_head_channels=8",
+    "model.condition_channels=8", "model.condition_poolings=2", "model.transformer_heads=2",
+    "data.prep={size: 32}", "data.phantom={cases: 6, seed: 0, in_plane: 64, slices: [8, 10]}",
+    "train.batch_size=4", "train.val_slices=4", "train.val_steps=2", "train.val_ensemble=1", "train.log_every=1",
+]
+
+
+def tiny_profile(tmp: Path, iterations: int, eval_every: int, extra=()) -> Path:
+    cfg = resolve_run_config("smoke", "medsegdiffv2", TINY + [f"train.iterations={iterations}", f"train.eval_every={eval_every}", *extra])
+    for k in ("variant", "profile"):
+        cfg.pop(k)
+    path = tmp / f"tiny-{iterations}-{eval_every}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_cli(*args: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ichseg.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def state_tensors(path: Path) -> dict[str, torch.Tensor]:
+    st = load_checkpoint(path)
+    out = {f"model.{k}": v for k, v in st["model"].items()}
+    out.update({f"ema.{k}": v for k, v in st["ema"].items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("engine")
+
+
+@pytest.fixture(scope="module")
+def reference_run(workdir):
+    """An uninterrupted 24-iteration run (checkpoint every 6) in this process."""
+    profile = tiny_profile(workdir, 24, 6)
+    cfg = resolve_run_config(profile, "medsegdiffv2")
+    res = train(cfg, workdir / "ref", data_root=workdir / "data", progress=False)
+    return profile, res
+
+
+def test_training_writes_log_checkpoints_and_provenance(reference_run, workdir):
+    profile, res = reference_run
+    log = pd.read_csv(res.run_dir / "train_log.csv")
+    assert list(log["iteration"]) == [6, 12, 18, 24]
+    assert log["lr"].is_monotonic_decreasing and log["lr"].iloc[-1] == pytest.approx(0.0)  # linear decay to 0
+    assert log[["dice", "iou"]].notna().all().all()
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and info["run_hash"] and info["data"]["fingerprint"]
+    assert info["environment"]["git_commit"] and info["environment"]["torch"] == torch.__version__
+    assert res.best_checkpoint.exists() and res.last_checkpoint.exists()
+    assert load_checkpoint(res.best_checkpoint)["iteration"] == res.best_iteration
+
+
+def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
+    profile, ref = reference_run
+    out = workdir / "killed"
+    proc = run_cli("train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(out),
+                   "--data-root", str(workdir / "data"), "--no-progress")
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists() and load_checkpoint(last)["iteration"] >= 12:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed:\n{proc.stdout.read()}"
+    stopped_at = load_checkpoint(last)["iteration"]
+    assert 12 <= stopped_at < 24
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+
+    cfg = resolve_run_config(profile, "medsegdiffv2")
+    with pytest.raises(IchsegError, match="--resume"):
+        train(cfg, out, data_root=workdir / "data", progress=False)
+    train(cfg, out, data_root=workdir / "data", resume=True, progress=False)
+    a, b = state_tensors(ref.last_checkpoint), state_tensors(last)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    la = pd.read_csv(ref.run_dir / "train_log.csv").drop(columns="wall_time_s")
+    lb = pd.read_csv(out / "train_log.csv").drop(columns="wall_time_s")
+    pd.testing.assert_frame_equal(la, lb)
+
+
+def test_resume_refuses_another_configuration(reference_run, workdir):
+    profile, ref = reference_run
+    other = resolve_run_config(profile, "medsegdiffv2", ["train.lr=3e-4"])
+    with pytest.raises(IchsegError, match="another configuration"):
+        train(other, ref.run_dir, data_root=workdir / "data", resume=True, progress=False)
+
+
+def test_torchrun_two_ranks_match_one_process(workdir):
+    profile = tiny_profile(workdir, 8, 4, extra=["train.augment=false"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = run_cli("train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(workdir / "single"),
+                     "--data-root", str(workdir / "data"), "--no-progress", env=env)
+    assert single.wait() == 0, single.stdout.read()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ichseg.cli",
+                "train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(workdir / "ddp"),
+                "--data-root", str(workdir / "data"), "--no-progress"]
+    ddp = subprocess.run(torchrun, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    a = pd.read_csv(workdir / "single" / "train_log.csv")
+    b = pd.read_csv(workdir / "ddp" / "train_log.csv")
+    assert json.loads((workdir / "ddp" / "run.json").read_text())["world_size"] == 2
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=2e-3)
+    np.testing.assert_allclose(b["loss_eps"], a["loss_eps"], rtol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def prepared(reference_run, workdir) -> Path:
+    cfg = json.loads((reference_run[1].run_dir / "run.json").read_text())
+    return Path(cfg["data"]["prepared"])
+
+
+def test_evaluate_writes_both_protocols(reference_run, prepared, workdir):
+    _, res = reference_run
+    ecfg = EvalConfig(sampler="ddim", steps=3, ensemble=3, batch_slices=8, qualitative=2)
+    s = evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "eval", ecfg, dataset="instance2022", progress=False)
+    assert 0.0 <= s["paper"]["dice"] <= 1.0 and "positive_slice_dice" in s["strict"]
+    assert "volume_dice" in s["strict"] and "hd95_mm" in s["strict"]
+    per_slice = pd.read_csv(workdir / "eval" / "slices.csv")
+    assert len(per_slice) == s["n_slices"] and {"paper_dice", "strict_dice", "mean_uncertainty"} <= set(per_slice)
+    q = np.load(workdir / "eval" / "qualitative.npz")
+    assert q["probability"].shape == q["mask"].shape == (2, 32, 32)
+    assert (q["uncertainty"] >= 0).all() and q["uncertainty"].max() > 0  # the ensemble members differ
+
+
+def test_evaluate_refuses_another_variant_or_image_size(reference_run, prepared, workdir):
+    _, res = reference_run
+    with pytest.raises(IchsegError, match="not 'full'"):
+        evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "e2", variant="full", progress=False)
+    from ichseg.data import PrepConfig, prepare_dataset
+
+    raw = next((workdir / "data" / "raw").iterdir())
+    other = prepare_dataset("instance2022", raw, workdir / "prep16", PrepConfig(size=16))
+    rc = cli_main(["evaluate", "--checkpoint", str(res.best_checkpoint), "--prepared", str(other),
+                   "--out", str(workdir / "e3"), "--no-progress"])
+    assert rc == 2 and not (workdir / "e3").exists()
+
+
+def _flipped_copy(src: Path, dst: Path) -> Path:
+    """The same scan stored with its first and third axes reversed (a non-canonical affine)."""
+    img = nib.load(str(src))
+    data = np.asarray(img.dataobj)[::-1, :, ::-1]
+    flip = np.diag([-1.0, 1.0, -1.0, 1.0])
+    flip[0, 3], flip[2, 3] = data.shape[0] - 1, data.shape[2] - 1
+    out = nib.Nifti1Image(np.ascontiguousarray(data), img.affine @ flip)
+    nib.save(out, str(dst))
+    return dst
+
+
+def test_predict_writes_outputs_on_the_input_grid(reference_run, workdir, capsys):
+    _, res = reference_run
+    raw = next((workdir / "data" / "raw").iterdir())
+    scan = _flipped_copy(sorted((raw / "train_2" / "data").glob("*.nii.gz"))[0], workdir / "scan_flipped.nii.gz")
+    src = nib.load(str(scan))
+    assert nib.aff2axcodes(src.affine) != ("R", "A", "S")
+    out = workdir / "pred"
+    rc = cli_main(["predict", str(scan), "--checkpoint", str(res.best_checkpoint), "--out", str(out),
+                   "--sampler", "ddim", "--steps", "2", "--ensemble", "2", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    for name in ("mask", "probability", "uncertainty"):
+        img = nib.load(str(out / f"{name}.nii.gz"))
+        assert img.shape == src.shape
+        np.testing.assert_allclose(img.affine, src.affine, atol=1e-5)
+    summary = json.loads((out / "summary.json").read_text())
+    mask = np.asarray(nib.load(str(out / "mask.nii.gz")).dataobj)
+    vox_ml = abs(np.linalg.det(src.affine[:3, :3])) / 1000
+    assert summary["hemorrhage_volume_ml"] == pytest.approx(mask.sum() * vox_ml, abs=1e-3)
+
+
+@pytest.mark.parametrize("problem", ["not_nifti", "unwritable", "foreign_folder"])
+def test_predict_bad_input_is_one_clear_error_and_leaves_nothing(reference_run, workdir, capsys, problem):
+    _, res = reference_run
+    scan = next((next((workdir / "data" / "raw").iterdir()) / "train_2" / "data").glob("*.nii.gz"))
+    out = workdir / f"pred-{problem}"
+    if problem == "not_nifti":
+        scan = workdir / "notes.txt"
+        scan.write_text("not a scan")
+    elif problem == "unwritable":
+        blocker = workdir / "a_file"
+        blocker.write_text("x")
+        out = blocker / "sub"
+    else:
+        out.mkdir()
+        (out / "keep.txt").write_text("user data")
+    rc = cli_main(["predict", str(scan), "--checkpoint", str(res.best_checkpoint), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("ichseg predict: error:")
+    if problem == "foreign_folder":
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    elif problem == "not_nifti":
+        assert "notes.txt" in err[0] and not out.exists()

@@ -105,6 +105,8 @@ def evaluate_checkpoint(
     if "hd95_mm" in strict["per_slice"]:
         per_slice["hd95_mm"] = strict["per_slice"]["hd95_mm"]
     per_slice["mean_uncertainty"] = unc.numpy().reshape(len(unc), -1).mean(axis=1)
+    per_slice["gt_pixels"] = (g > 0.5).reshape(len(g), -1).sum(axis=1)
+    per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)
 
     q = qualitative_rows(table, g, ecfg.qualitative)
     summary = {

@@ -1,0 +1,420 @@
+"""``prepare_dataset``: a dataset folder -> a prepared, fingerprinted cache of 2D slices.
+
+Steps (paper §4.1; every choice is a ``PrepConfig`` field):
+
+1. find (image, mask) pairs with the dataset's layout and check every header;
+2. split *patients* with a recorded seed: Instance2022 90/10 train/test; BHSD and PhysioNet
+   sample 10% of patients for test (the rest are not used);
+3. read, reorient, window, resize and normalise every volume of a used patient;
+4. in the training split only, downsample negative slices to ``negative_ratio`` per positive
+   (paper: 1:1); the test split keeps every slice;
+5. write, atomically, ``images.npy`` (N, C, S, S) float32, ``masks.npy`` (N, S, S) uint8,
+   ``slices.csv`` (one row per *source* slice: kept ones point at their array row, dropped ones
+   say why) and ``manifest.json`` (config, sources with size and sha256, counts, fingerprint).
+
+Re-running with the same config on the same files returns at once without writing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import IchsegError
+from ..utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from ..utils.hashing import config_hash, file_sha256
+from .config import PrepConfig
+from .layouts import ROLE_TEST_SAMPLE, Case, Discovery, get_layout
+from .slices import preprocess_mask, preprocess_volume
+from .volumes import check_same_grid, load_pair, read_header
+
+PREP_VERSION = 1  # bump when the preparation code changes what it writes
+MANIFEST, SLICES, IMAGES, MASKS = "manifest.json", "slices.csv", "images.npy", "masks.npy"
+BAD_FILES, SUMMARY = "bad_files.csv", "summary.txt"
+REASON_DOWNSAMPLED = "negative downsampled (training split)"
+REASON_NOT_SAMPLED = "patient not in the test sample"
+SLICE_COLUMNS = ["patient", "volume", "source_file", "mask_file", "slice_index", "source_slice", "split",
+                 "kept", "row", "drop_reason", "positive", "subtype", "lesion_px", "lesion_voxels",
+                 "spacing_row_mm", "spacing_col_mm", "thickness_mm"]
+
+
+# ----------------------------------------------------------------------------------------------
+# splitting
+# ----------------------------------------------------------------------------------------------
+def split_patients(patients, role: str, test_fraction: float, seed: int) -> dict[str, str]:
+    """Patient -> 'train' / 'test' / 'unused', seeded, independent of file order.
+
+    The share is rounded, with at least one test patient (and, for a train/test split, at
+    least one training patient when there are two or more).
+    """
+    patients = sorted(set(patients))
+    n = len(patients)
+    n_test = max(1, int(round(test_fraction * n)))
+    if role != ROLE_TEST_SAMPLE and n >= 2:
+        n_test = min(n_test, n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    test = {patients[i] for i in order[:n_test]}
+    rest = "unused" if role == ROLE_TEST_SAMPLE else "train"
+    return {p: ("test" if p in test else rest) for p in patients}
+
+
+def downsample_negatives(positive: np.ndarray, ratio: float | None, seed: int) -> np.ndarray:
+    """Boolean keep-mask over training slices: all positives, ``ratio`` negatives per positive."""
+    positive = np.asarray(positive, bool)
+    keep = np.ones(positive.shape, bool)
+    if ratio is None:
+        return keep
+    neg = np.flatnonzero(~positive)
+    n_keep = min(neg.size, int(round(ratio * positive.sum())))
+    chosen = np.random.default_rng([seed, 1]).choice(neg, size=n_keep, replace=False) if n_keep else []
+    keep[neg] = False
+    keep[np.asarray(chosen, dtype=int)] = True
+    return keep
+
+
+# ----------------------------------------------------------------------------------------------
+# one volume
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _CaseResult:
+    case: Case
+    rows: pd.DataFrame | None = None
+    image_file: Path | None = None
+    masks: np.ndarray | None = None
+    error: tuple[Path, str] | None = None
+
+
+def _error_of(exc: IchsegError, case: Case) -> tuple[Path, str]:
+    text = str(exc)
+    for p in (case.image, case.mask):
+        if text.startswith(f"{p}:"):
+            return p, text[len(str(p)) + 1:].strip()
+    return case.image, text
+
+
+def _process_case(index: int, case: Case, split: str, discovery: Discovery, config: PrepConfig, workdir: Path,
+                  root: Path, max_bytes: int | None) -> _CaseResult:
+    """Read and prepare one volume; errors come back as data (so a pool can carry them)."""
+    try:
+        image, mask = load_pair(case.image, case.mask, max_bytes=max_bytes)
+        slices = preprocess_volume(image, config)
+        masks = preprocess_mask(mask, config)
+        subtypes = discovery.layout.slice_subtypes(case, mask, discovery)
+    except IchsegError as exc:
+        return _CaseResult(case, error=_error_of(exc, case))
+    z = image.n_slices
+    out = workdir / f"{index:05d}.npy"
+    np.save(out, slices)
+    lesion_vox = (mask.data > 0).sum(axis=(0, 1))
+    lesion_px = masks.reshape(z, -1).sum(axis=1)
+    rows = _rows(case, split, root, z, image.source_slice(np.arange(z)), image.spacing)
+    rows["positive"] = (lesion_px > 0).astype(int)
+    rows["subtype"] = subtypes
+    rows["lesion_px"] = lesion_px.astype(int)
+    rows["lesion_voxels"] = lesion_vox.astype(int)
+    return _CaseResult(case, rows, out, masks)
+
+
+def _rows(case: Case, split: str, root: Path, z: int, source_slice, spacing) -> pd.DataFrame:
+    return pd.DataFrame({
+        "patient": case.patient, "volume": case.volume,
+        "source_file": _rel(case.image, root), "mask_file": _rel(case.mask, root),
+        "slice_index": np.arange(z), "source_slice": np.asarray(source_slice, int), "split": split,
+        "kept": 0, "row": -1, "drop_reason": "", "positive": pd.array([pd.NA] * z, dtype="Int8"),
+        "subtype": "", "lesion_px": pd.array([pd.NA] * z, dtype="Int64"),
+        "lesion_voxels": pd.array([pd.NA] * z, dtype="Int64"),
+        # slices are (rows = y, cols = x) of the RAS+ volume, see slices.axial_slices
+        "spacing_row_mm": round(spacing[1], 6), "spacing_col_mm": round(spacing[0], 6),
+        "thickness_mm": round(spacing[2], 6),
+    })
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# sources, fingerprint, up-to-date check
+# ----------------------------------------------------------------------------------------------
+def _stat_sources(files: list[Path], root: Path) -> list[dict]:
+    out = []
+    for p in files:
+        st = p.stat()
+        out.append({"path": _rel(p, root), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def _fingerprint(dataset: str, config: PrepConfig, skip_bad: bool, sources: list[dict]) -> str:
+    return config_hash({
+        "prep_version": PREP_VERSION, "dataset": dataset, "config": config.to_dict(), "skip_bad": skip_bad,
+        "sources": [[s["path"], s["size"], s["sha256"]] for s in sources],
+    }, length=16)
+
+
+def _up_to_date(target: Path, dataset: str, config: PrepConfig, skip_bad: bool, stats: list[dict],
+                root: Path) -> tuple[bool, list[dict] | None]:
+    """(True, None) when ``target`` holds this very preparation; else (False, hashed sources or None)."""
+    manifest_path = target / MANIFEST
+    if not manifest_path.is_file():
+        return False, None
+    try:
+        old = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False, None
+    if old.get("prep_version") != PREP_VERSION or old.get("config") != config.to_dict() \
+            or old.get("skip_bad") != skip_bad or old.get("dataset") != dataset:
+        return False, None
+    if not all((target / f).is_file() for f in (SLICES, IMAGES, MASKS)):
+        return False, None
+    recorded = [{k: s[k] for k in ("path", "size", "mtime_ns")} for s in old.get("sources", [])]
+    if recorded == stats:  # same files, untouched: no need to hash them again
+        return True, None
+    hashed = _hash_sources(stats, root)
+    return _fingerprint(dataset, config, skip_bad, hashed) == old.get("fingerprint"), hashed
+
+
+def _hash_sources(stats: list[dict], root: Path) -> list[dict]:
+    return [dict(s, sha256=file_sha256(root / s["path"]) if not Path(s["path"]).is_absolute()
+                 else file_sha256(s["path"])) for s in stats]
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole dataset
+# ----------------------------------------------------------------------------------------------
+def prepared_dir(out: str | Path, dataset: str, config: PrepConfig | None = None) -> Path:
+    """Where ``prepare_dataset`` puts a dataset prepared with ``config``: out/<dataset>/<config hash>/."""
+    return Path(out) / dataset / (config or PrepConfig()).hash()
+
+
+def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: PrepConfig | None = None,
+                    skip_bad: bool = False, *, image_glob: str | None = None, mask_glob: str | None = None,
+                    workers: int = 1, max_bytes: int | None = None,
+                    log: Callable[[str], None] | None = None) -> Path:
+    """Prepare ``dataset`` from the folder ``raw`` into ``out/<dataset>/<config hash>/`` and return it.
+
+    ``skip_bad``: instead of stopping at the first unusable file, record it (manifest, ``bad_files.csv``)
+    and go on without it. ``workers`` > 1 reads volumes in parallel processes.
+    """
+    log = log or (lambda msg: None)
+    config = config or PrepConfig()
+    layout = get_layout(dataset)
+    discovery = layout.discover(raw, image_glob, mask_glob)
+    root = discovery.root
+    target = prepared_dir(out, dataset, config)
+
+    bad: list[tuple[Path, str]] = list(discovery.problems)
+    if bad and not skip_bad:
+        _raise_bad(bad)
+    stats = _stat_sources(discovery.source_files(), root)
+    fresh, hashed = _up_to_date(target, dataset, config, skip_bad, stats, root)
+    if fresh:
+        log(f"{target}: up to date (fingerprint unchanged), nothing to do")
+        return target
+    t0 = time.perf_counter()
+    sources = hashed if hashed is not None else _hash_sources(stats, root)
+    fingerprint = _fingerprint(dataset, config, skip_bad, sources)
+
+    # 1. headers (cheap) for every case; 2. patient split over all discovered patients
+    split_of = split_patients([c.patient for c in discovery.cases], layout.role, config.test_fraction, config.seed)
+    headers_ok: list[Case] = []
+    tables: list[pd.DataFrame] = []
+    for case in discovery.cases:
+        try:
+            ih, mh = read_header(case.image, max_bytes=max_bytes), read_header(case.mask, max_bytes=max_bytes)
+            check_same_grid(ih, mh)
+        except IchsegError as exc:
+            if not skip_bad:
+                raise
+            bad.append(_error_of(exc, case))
+            continue
+        if split_of[case.patient] == "unused":
+            t = _rows(case, "unused", root, ih.n_slices, _header_source_slice(ih), ih.canonical_spacing)
+            t["drop_reason"] = REASON_NOT_SAMPLED
+            tables.append(t)
+        else:
+            headers_ok.append(case)
+    log(f"{layout.title}: {len(discovery.cases)} volumes of {len(split_of)} patients found under {root}; "
+        f"reading {len(headers_ok)}")
+
+    with atomic_directory(target, replace=True) as tmp:
+        work = tmp / "_work"
+        work.mkdir()
+        results = _run_cases(headers_ok, split_of, discovery, config, work, root, max_bytes, workers)
+        kept_masks: dict[int, np.ndarray] = {}
+        image_files: dict[int, Path] = {}
+        for res in results:
+            if res.error is not None:
+                if not skip_bad:
+                    raise IchsegError(f"{res.error[0]}: {res.error[1]}")
+                bad.append(res.error)
+                continue
+            kept_masks[len(tables)], image_files[len(tables)] = res.masks, res.image_file
+            tables.append(res.rows)
+        table = _finalise_table(tables, config)
+        counts = _write_arrays(tmp, table, tables, kept_masks, image_files, config)
+        counts = _counts(table, bad, counts)
+        table.to_csv(tmp / SLICES, index=False)
+        if bad:
+            pd.DataFrame([{"file": _rel(p, root), "error": msg} for p, msg in bad]).to_csv(tmp / BAD_FILES, index=False)
+        manifest = {
+            "prep_version": PREP_VERSION, "dataset": dataset, "title": layout.title, "role": layout.role,
+            "raw": str(root.resolve()), "config": config.to_dict(), "config_hash": config.hash(),
+            "skip_bad": skip_bad, "fingerprint": fingerprint, "sources": sources, "counts": counts,
+            "paper_counts": layout.paper_counts,
+            "bad_files": [{"file": _rel(p, root), "error": msg} for p, msg in bad],
+            "patients": {s: sorted(p for p, v in split_of.items() if v == s) for s in ("train", "test", "unused")},
+            "arrays": {"images": [int(counts["kept"]), config.channels, config.size, config.size],
+                       "masks": [int(counts["kept"]), config.size, config.size]},
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        atomic_write_text(tmp / SUMMARY, format_summary(manifest) + "\n")
+        atomic_write_json(tmp / MANIFEST, manifest)
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+        for f in tmp.iterdir():  # temp files are created private; the cache is meant to be shared
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+    log(format_summary(manifest))
+    return target
+
+
+def _header_source_slice(h) -> np.ndarray:
+    src_axis = int(np.nonzero(h.ornt[:, 0] == 2)[0][0])
+    k = np.arange(h.n_slices)
+    return np.where(h.ornt[src_axis, 1] < 0, h.shape[src_axis] - 1 - k, k)
+
+
+def _raise_bad(bad: list[tuple[Path, str]]) -> None:
+    path, msg = bad[0]
+    more = f" (and {len(bad) - 1} more problem(s); --skip-bad records them and goes on)" if len(bad) > 1 else ""
+    raise IchsegError(f"{path}: {msg}{more}")
+
+
+def _run_cases(cases, split_of, discovery, config, work, root, max_bytes, workers) -> list[_CaseResult]:
+    args = [(i, c, split_of[c.patient], discovery, config, work, root, max_bytes) for i, c in enumerate(cases)]
+    if workers <= 1 or len(cases) < 2:
+        return [_process_case(*a) for a in args]
+    import multiprocessing as mp
+
+    # spawn: a forked child would inherit torch's thread pool state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        return list(pool.map(_process_case, *zip(*args)))
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _finalise_table(tables: list[pd.DataFrame], config: PrepConfig) -> pd.DataFrame:
+    """One table of all source slices: training negatives downsampled, kept rows numbered."""
+    if not tables:
+        raise IchsegError("no usable volume left to prepare")
+    table = pd.concat(tables, ignore_index=True)
+    table["positive"] = table["positive"].astype("Int8")
+    train = np.flatnonzero((table["split"] == "train").to_numpy())
+    keep = np.zeros(len(table), bool)
+    keep[np.flatnonzero((table["split"] == "test").to_numpy())] = True
+    if train.size:
+        pos = table["positive"].to_numpy(dtype=float, na_value=0)[train] > 0
+        kt = downsample_negatives(pos, config.negative_ratio, config.seed)
+        keep[train[kt]] = True
+        table.loc[train[~kt], "drop_reason"] = REASON_DOWNSAMPLED
+    table["kept"] = keep.astype(int)
+    table["row"] = -1
+    table.loc[keep, "row"] = np.arange(int(keep.sum()))
+    return table
+
+
+def _write_arrays(tmp: Path, table: pd.DataFrame, tables, kept_masks, image_files, config) -> dict:
+    n = int(table["kept"].sum())
+    images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.float32,
+                                       shape=(n, config.channels, config.size, config.size))
+    masks = np.lib.format.open_memmap(tmp / MASKS, mode="w+", dtype=np.uint8, shape=(n, config.size, config.size))
+    start = 0
+    for i, t in enumerate(tables):
+        stop = start + len(t)
+        if i in image_files:
+            keep = table["kept"].to_numpy()[start:stop].astype(bool)
+            rows = table["row"].to_numpy()[start:stop][keep]
+            if rows.size:
+                vol = np.load(image_files[i], mmap_mode="r")
+                images[rows] = vol[keep]
+                masks[rows] = kept_masks[i][keep]
+        start = stop
+    images.flush()
+    masks.flush()
+    del images, masks
+    return {"kept": n}
+
+
+def _counts(table: pd.DataFrame, bad, counts: dict) -> dict:
+    total = len(table)
+    dropped = table.loc[table["kept"] == 0, "drop_reason"].value_counts().to_dict()
+    kept = int(table["kept"].sum())
+    if kept + sum(dropped.values()) != total:  # every source slice is kept or dropped with a reason
+        raise RuntimeError(f"slice accounting failed: {kept} kept + {dropped} != {total}")
+    splits = {}
+    for split in ("train", "test"):
+        part = table[table["split"] == split]
+        k = part[part["kept"] == 1]
+        pos = int((k["positive"] == 1).sum())
+        splits[split] = {
+            "patients": int(part["patient"].nunique()), "volumes": int(part["volume"].nunique()),
+            "source_slices": len(part), "source_positive": int((part["positive"] == 1).sum()),
+            "slices": len(k), "positive": pos, "negative": len(k) - pos,
+        }
+    return {
+        "source_slices": total, "kept": kept, "dropped": {str(k): int(v) for k, v in dropped.items()},
+        "splits": splits, "unused_slices": int((table["split"] == "unused").sum()),
+        "bad_files": len(bad),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# summary: our counts beside the paper's (§4.1)
+# ----------------------------------------------------------------------------------------------
+def summary_table(manifest: dict) -> pd.DataFrame:
+    """Slice counts of one prepared dataset beside those paper §4.1 reports."""
+    c, paper = manifest["counts"], manifest.get("paper_counts", {})
+    tr, te = c["splits"]["train"], c["splits"]["test"]
+    rows = []
+    if manifest.get("role") != ROLE_TEST_SAMPLE:
+        rows += [("train slices before downsampling", paper.get("train_before_downsampling"), tr["source_slices"]),
+                 ("train slices (kept)", paper.get("train"), tr["slices"]),
+                 ("  train positive", paper.get("train_positive"), tr["positive"]),
+                 ("  train negative", paper.get("train_negative"), tr["negative"]),
+                 ("train patients", None, tr["patients"])]
+    rows += [("test slices", paper.get("test"), te["slices"]), ("  test positive", None, te["positive"]),
+             ("  test negative", None, te["negative"]), ("test patients", None, te["patients"]),
+             ("test volumes", None, te["volumes"])]
+    df = pd.DataFrame(rows, columns=["quantity", "paper (§4.1)", "ours"])
+    df.insert(0, "dataset", manifest.get("title", manifest["dataset"]))
+    df["paper (§4.1)"] = df["paper (§4.1)"].astype("Int64")
+    return df
+
+
+def format_summary(manifest: dict) -> str:
+    c = manifest["counts"]
+    lines = [f"{manifest.get('title', manifest['dataset'])} prepared with config {manifest['config_hash']} "
+             f"(fingerprint {manifest['fingerprint']}; 'paper' = counts reported in paper §4.1 on the real data, "
+             f"'ours' = this preparation)",
+             summary_table(manifest).astype(object).fillna("-").to_string(index=False),
+             f"source slices {c['source_slices']} = kept {c['kept']} + dropped "
+             + (", ".join(f"{v} {k}" for k, v in sorted(c["dropped"].items())) or "0")]
+    if c["bad_files"]:
+        lines.append(f"bad files skipped: {c['bad_files']} (listed in {BAD_FILES})")
+    return "\n".join(lines)

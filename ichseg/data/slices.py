@@ -1,0 +1,122 @@
+"""From a canonical volume to 2D slices and back (paper §4.1: axial slices, window, resize,
+normalise).
+
+Slice layout: a volume in RAS+ (X, Y, Z) gives Z axial slices, inferior to superior; each slice is
+shown the radiological way, rows anterior -> posterior and columns patient right -> left (as a
+PACS viewer shows head CT). ``volume_from_slices`` undoes every step, so a per-slice prediction
+lands on the original file's voxel grid and can be saved with the file's own affine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import PrepConfig
+from .volumes import Volume, to_original_grid
+
+
+def axial_slices(data: np.ndarray) -> np.ndarray:
+    """(X, Y, Z) RAS+ -> (Z, H=Y, W=X) radiological slices (a view where possible)."""
+    return data.transpose(2, 1, 0)[:, ::-1, ::-1]
+
+
+def from_axial_slices(slices: np.ndarray) -> np.ndarray:
+    """Inverse of ``axial_slices``: (Z, H, W) -> (X, Y, Z)."""
+    return slices[:, ::-1, ::-1].transpose(2, 1, 0)
+
+
+def window(hu: np.ndarray, windows) -> np.ndarray:
+    """HU (...) -> (C, ...) in [0, 1], one channel per (level, width) window."""
+    out = np.empty((len(windows),) + hu.shape, dtype=np.float32)
+    for c, (level, width) in enumerate(windows):
+        lo = level - width / 2.0
+        np.subtract(hu, lo, out=out[c])
+        out[c] *= 1.0 / width
+        np.clip(out[c], 0.0, 1.0, out=out[c])
+    return out
+
+
+def _resize(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Resize (N, C, H, W) to (N, C, size, size)."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    if mode == "bilinear_aa":
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if mode == "nearest":
+        return F.interpolate(x, size=(size, size), mode="nearest-exact")
+    if mode == "area":
+        return F.interpolate(x, size=(size, size), mode="area")
+    if mode == "bilinear":
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    raise ValueError(f"resize: unknown mode {mode!r}")
+
+
+def normalize(img: np.ndarray, how: str) -> np.ndarray:
+    """Normalise windowed (Z, C, H, W) images in [0, 1] in place and return them."""
+    if how == "unit":
+        return img
+    if how == "symmetric":
+        img *= 2.0
+        img -= 1.0
+        return img
+    if how == "zscore":  # per slice and channel, statistics over the head (above the window floor)
+        inside = img > 0
+        n = np.maximum(inside.sum(axis=(2, 3), keepdims=True), 1)
+        mean = (img * inside).sum(axis=(2, 3), keepdims=True) / n
+        var = (((img - mean) * inside) ** 2).sum(axis=(2, 3), keepdims=True) / n
+        img -= mean
+        img /= np.sqrt(var) + 1e-6
+        return img
+    raise ValueError(f"normalize: unknown value {how!r}")
+
+
+def preprocess_volume(vol: Volume, config: PrepConfig | None = None) -> np.ndarray:
+    """Image volume -> (Z, C, size, size) float32 slices, exactly as ``prepare_dataset`` stores them.
+
+    Order (paper §4.1): axial slices -> HU window(s) to [0, 1] -> antialiased bilinear resize
+    -> normalisation. Windowing before resizing keeps out-of-window values (bone, air) from
+    bleeding into the brain through the interpolation.
+    """
+    config = config or PrepConfig()
+    hu = axial_slices(vol.data)  # (Z, H, W)
+    img = window(hu, config.windows)  # (C, Z, H, W)
+    t = torch.from_numpy(img).transpose(0, 1)  # (Z, C, H, W)
+    out = _resize(t.contiguous(), config.size, config.image_resize).numpy()
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    return normalize(out, config.normalize)
+
+
+def preprocess_mask(mask: Volume, config: PrepConfig | None = None) -> np.ndarray:
+    """Mask volume (labels) -> (Z, size, size) uint8 in {0, 1}: any label > 0 is hemorrhage."""
+    config = config or PrepConfig()
+    binary = np.ascontiguousarray(axial_slices(mask.data) > 0, dtype=np.float32)
+    t = torch.from_numpy(binary)[:, None]
+    out = _resize(t, config.size, config.mask_resize)[:, 0]
+    return (out >= 0.5).numpy().astype(np.uint8)
+
+
+def volume_from_slices(pred: np.ndarray, vol: Volume, order: int = 0) -> np.ndarray:
+    """Map a per-slice prediction (Z, size, size) back onto ``vol``'s original file grid.
+
+    ``order=0`` (nearest, for binary masks) or ``1`` (bilinear, for probabilities). Returns an
+    array with the file's original shape and voxel order: save it with ``vol.original_affine``
+    and it overlays the input scan.
+    """
+    pred = np.asarray(pred)
+    z, h, w = vol.n_slices, vol.data.shape[1], vol.data.shape[0]
+    if pred.ndim != 3 or pred.shape[0] != z or pred.shape[1] != pred.shape[2]:
+        raise ValueError(f"volume_from_slices: expected ({z}, S, S) slices for {vol.path.name}, got {pred.shape}")
+    if order not in (0, 1):
+        raise ValueError(f"volume_from_slices: order must be 0 or 1, got {order!r}")
+    t = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32))[:, None]
+    if (h, w) != tuple(t.shape[-2:]):
+        if order == 0:
+            t = F.interpolate(t, size=(h, w), mode="nearest-exact")
+        else:
+            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
+                              antialias=h < t.shape[-2] or w < t.shape[-1])
+    canon = from_axial_slices(t[:, 0].numpy())
+    out = to_original_grid(canon, vol)
+    return out.astype(pred.dtype if order == 0 else np.float32, copy=False)

@@ -1,0 +1,242 @@
+"""Reading CT volumes and masks from NIfTI, checked and in one canonical orientation.
+
+Every volume is read the same way whatever dataset it comes from (reference notes §3: all three
+datasets ship NIfTI):
+
+1. the header is checked before any voxel is read: a readable NIfTI, 3 dimensions (a 4th of
+   length 1 is dropped), and a size (header shape x 4 bytes, the float32 we read into) under a
+   limit, so a header claiming absurd dimensions is refused before anything is allocated;
+2. the voxels are read with ``scl_slope``/``scl_inter`` applied (nibabel's ``get_fdata``), so
+   the image is in Hounsfield units whatever integer type the file stores;
+3. the array is reoriented to RAS+ (what ``nibabel.as_closest_canonical`` does; the
+   orientation transform is kept so predictions can be mapped back onto the file's grid);
+4. non-finite voxels are refused.
+
+Masks go through the same path; any label > 0 is hemorrhage, the label values themselves are
+kept (BHSD stores the subtype as 1-5, reference notes §3).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel import orientations as ornt_mod
+
+from ..errors import IchsegError
+
+#: Largest volume read into memory (float32 voxels); a header claiming more is refused.
+MAX_VOLUME_BYTES = int(os.environ.get("ICHSEG_MAX_VOLUME_BYTES", 2 * 1024**3))
+#: Image and mask affines must agree to this (mm for the translation, unitless elsewhere).
+AFFINE_TOLERANCE = 1e-3
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_CANONICAL = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)  # RAS+: axis i -> i, not flipped
+
+
+def is_nifti_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def volume_id(path: str | os.PathLike) -> str:
+    """File name without ``.nii``/``.nii.gz``."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume in RAS+ orientation, with what is needed to go back to the file's grid.
+
+    data:              (X, Y, Z) float32 (HU for images, label values for masks); Z is axial,
+                       inferior to superior.
+    affine:            voxel -> world (mm) for ``data``.
+    original_affine:   the file's affine;   original_shape: the file's (3D) shape.
+    ornt:              nibabel orientation transform from the file's axes to ``data``'s.
+    spacing:           (x, y, z) voxel size of ``data`` in mm; z is the slice spacing.
+    """
+
+    path: Path
+    data: np.ndarray
+    affine: np.ndarray
+    original_affine: np.ndarray
+    original_shape: tuple[int, int, int]
+    ornt: np.ndarray
+    spacing: tuple[float, float, float]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.data.shape[2])
+
+    def source_slice(self, k: np.ndarray | int) -> np.ndarray:
+        """Index along the file's own axis of canonical axial slice(s) ``k``."""
+        src_axis = int(np.nonzero(self.ornt[:, 0] == 2)[0][0])
+        n = self.original_shape[src_axis]
+        k = np.asarray(k)
+        return np.where(self.ornt[src_axis, 1] < 0, n - 1 - k, k)
+
+
+@dataclass(frozen=True)
+class VolumeHeader:
+    """What the header says, read without touching the voxels."""
+
+    path: Path
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    ornt: np.ndarray
+    canonical_shape: tuple[int, int, int]
+    canonical_spacing: tuple[float, float, float]
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.canonical_shape[2])
+
+
+def _open(path: Path) -> nib.Nifti1Image:
+    if not path.is_file():
+        raise IchsegError(f"{path}: file not found")
+    if not is_nifti_name(path):
+        raise IchsegError(f"{path}: not a NIfTI file (expected .nii or .nii.gz)")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for garbage input
+        raise IchsegError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {_first_line(exc)})") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise IchsegError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
+    return img
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else "no message"
+
+
+def read_header(path: str | os.PathLike, *, max_bytes: int | None = None) -> VolumeHeader:
+    """Open ``path`` and check its header (dimensions, size, affine) without reading voxels."""
+    path = Path(path)
+    img = _open(path)
+    shape = tuple(int(s) for s in img.header.get_data_shape())
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise IchsegError(f"{path}: expected a 3D volume, the header says {len(shape)}D with shape {shape}")
+    if min(shape) < 1:
+        raise IchsegError(f"{path}: the header declares an empty dimension {shape}")
+    limit = MAX_VOLUME_BYTES if max_bytes is None else int(max_bytes)
+    nbytes = int(np.prod(shape, dtype=np.float64)) * 4
+    if nbytes > limit:
+        raise IchsegError(
+            f"{path}: header claims shape {shape} ({nbytes / 1024**3:.1f} GiB as float32), "
+            f"over the {limit / 1024**3:.1f} GiB limit; refusing to read it"
+        )
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise IchsegError(f"{path}: the header's affine is singular or not finite")
+    # A stored file shorter than the header promises is truncated (only checkable uncompressed).
+    if not str(path).lower().endswith(".gz"):
+        needed = int(img.header.get_data_offset()) + int(np.prod(img.header.get_data_shape())) * img.header.get_data_dtype().itemsize
+        if path.stat().st_size < needed:
+            raise IchsegError(f"{path}: truncated file ({path.stat().st_size} bytes, the header needs {needed})")
+    ornt = ornt_mod.io_orientation(affine)
+    canon_affine = affine @ ornt_mod.inv_ornt_aff(ornt, shape)
+    canon_shape = tuple(int(shape[int(i)]) for i in np.argsort(ornt[:, 0]))
+    spacing = tuple(float(z) for z in np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0)))
+    return VolumeHeader(path, shape, affine, ornt, canon_shape, spacing)  # type: ignore[arg-type]
+
+
+def load_volume(path: str | os.PathLike, *, mask: bool = False, max_bytes: int | None = None) -> Volume:
+    """Read a NIfTI image (in HU) or mask (label values) into RAS+ orientation.
+
+    Raises ``IchsegError`` naming the file for anything unreadable or implausible.
+    """
+    header = read_header(path, max_bytes=max_bytes)
+    path = header.path
+    img = nib.load(str(path))
+    try:
+        data = img.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter -> HU
+    except Exception as exc:
+        raise IchsegError(f"{path}: cannot read the voxels, the file is truncated or corrupt ({type(exc).__name__}: {_first_line(exc)})") from None
+    data = data.reshape(header.shape)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise IchsegError(f"{path}: {int(bad.sum())} voxel(s) are NaN or infinite")
+    if mask:
+        # any label > 0 is hemorrhage; keep the label value (BHSD subtypes) as an integer
+        data = np.where(data > 0, np.maximum(np.rint(data), 1), 0).astype(np.float32)
+    canon = np.ascontiguousarray(ornt_mod.apply_orientation(data, header.ornt), dtype=np.float32)
+    affine = header.affine @ ornt_mod.inv_ornt_aff(header.ornt, header.shape)
+    return Volume(path, canon, affine, header.affine, header.shape, header.ornt, header.canonical_spacing)
+
+
+def check_same_grid(image: VolumeHeader | Volume, mask: VolumeHeader | Volume, tol: float = AFFINE_TOLERANCE) -> None:
+    """Refuse an image/mask pair whose file shapes or affines differ (beyond ``tol``)."""
+    img_shape = image.shape if isinstance(image, VolumeHeader) else image.original_shape
+    msk_shape = mask.shape if isinstance(mask, VolumeHeader) else mask.original_shape
+    if tuple(img_shape) != tuple(msk_shape):
+        raise IchsegError(f"{mask.path}: mask shape {tuple(msk_shape)} differs from image shape {tuple(img_shape)} ({image.path.name})")
+    a = image.affine if isinstance(image, VolumeHeader) else image.original_affine
+    b = mask.affine if isinstance(mask, VolumeHeader) else mask.original_affine
+    diff = float(np.abs(a - b).max())
+    if diff > tol:
+        raise IchsegError(f"{mask.path}: mask affine differs from the image's ({image.path.name}) by up to {diff:.3g} (tolerance {tol:g})")
+
+
+def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, *, max_bytes: int | None = None,
+              tol: float = AFFINE_TOLERANCE) -> tuple[Volume, Volume]:
+    """Read an image and its mask, checking both headers and their agreement before any voxels."""
+    check_same_grid(read_header(image_path, max_bytes=max_bytes), read_header(mask_path, max_bytes=max_bytes), tol)
+    return load_volume(image_path, max_bytes=max_bytes), load_volume(mask_path, mask=True, max_bytes=max_bytes)
+
+
+def to_original_grid(canonical: np.ndarray, vol: Volume | VolumeHeader) -> np.ndarray:
+    """Inverse of the reorientation: an (X, Y, Z) RAS+ array back to the file's voxel order."""
+    back = ornt_mod.ornt_transform(_CANONICAL, vol.ornt)
+    out = ornt_mod.apply_orientation(canonical, back)
+    shape = vol.original_shape if isinstance(vol, Volume) else vol.shape
+    if tuple(out.shape) != tuple(shape):  # pragma: no cover - guards the orientation algebra
+        raise IchsegError(f"{vol.path}: internal error mapping back to shape {shape}, got {out.shape}")
+    return np.ascontiguousarray(out)
+
+
+def write_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, *, dtype=np.int16,
+                slope: float = 1.0, inter: float = 0.0, compresslevel: int = 1) -> Path:
+    """Write ``data`` (world values, e.g. HU) as NIfTI-1 storing ``(data - inter) / slope`` as ``dtype``.
+
+    The scaling is written exactly as given (nibabel would otherwise choose its own), so files
+    with e.g. ``scl_slope=0.5, scl_inter=-1024`` can be produced on purpose. ``.nii.gz`` paths are
+    gzip-compressed. The file appears atomically.
+    """
+    from ..utils.atomic import atomic_write_bytes  # local: keeps import cost off the read path
+    import gzip
+
+    path = Path(path)
+    dtype = np.dtype(dtype)
+    raw = np.asarray(data, dtype=np.float64)
+    if slope != 1.0 or inter != 0.0:
+        raw = (raw - inter) / slope
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        raw = np.clip(np.rint(raw), info.min, info.max)
+    raw = raw.astype(dtype)
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(dtype)
+    hdr.set_data_shape(raw.shape)
+    hdr.set_qform(affine, code=1)
+    hdr.set_sform(affine, code=1)
+    hdr.set_xyzt_units("mm", "sec")
+    hdr["scl_slope"] = slope
+    hdr["scl_inter"] = inter
+    hdr["vox_offset"] = 352
+    blob = hdr.binaryblock + b"\x00" * 4 + raw.tobytes(order="F")
+    if str(path).lower().endswith(".gz"):
+        blob = gzip.compress(blob, compresslevel=compresslevel, mtime=0)
+    return atomic_write_bytes(path, blob)

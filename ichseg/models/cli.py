@@ -1,0 +1,39 @@
+"""``ichseg models``: the model card of every Table 2 variant (parameters, forward FLOPs)."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from .card import format_card, model_card
+from .registry import VARIANTS
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``k=v`` strings -> dict; values parsed as YAML (``channel_mult=[1,2,2]``, ``learn_sigma=true``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set: expected key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=int, default=256, help="side of the square input (default 256)")
+    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="only these variants (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ModelConfig field for every variant (repeatable), e.g. base_channels=64")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.set)
+    if "image_size" in overrides:
+        raise ValueError("--set: use --image-size for image_size")
+    rows = model_card(args.variant, image_size=args.image_size, **overrides)
+    print(f"Model card at {args.image_size}x{args.image_size}, batch 1 (GF = GFLOPs; FlopCounterMode, "
+          f"2 FLOPs per multiply-add; 'step' = one denoising step, 'fwd' = condition + one step)")
+    print(format_card(rows))
+    return 0

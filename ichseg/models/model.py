@@ -1,0 +1,101 @@
+"""``DiffusionSegmenter``: condition branch + diffusion U-Net (Fig. 2 of the paper).
+
+forward(x_t, t, image) = denoise(x_t, t, encode_condition(image)). The condition branch depends
+on the image only, so a sampler can encode a slice once and call ``denoise`` at every step
+(``make_eps_fn`` does this automatically).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .condition import ConditionFeatures, build_condition
+from .config import ModelConfig
+from .unet import DiffusionUNet
+
+
+@dataclass
+class ModelOutput:
+    eps: torch.Tensor  # (B, mask_channels, H, W) ε̂, or (B, 2·mask_channels, H, W) [ε̂, v] with learn_sigma
+    anchor: torch.Tensor | None  # (B, mask_channels, H, W) anchor logits of the condition branch
+
+
+class DiffusionSegmenter(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.condition = build_condition(config)
+        self.diffusion = DiffusionUNet(
+            config,
+            fusion_channels=self.condition.fusion_channels if config.fuse_first_level else None,
+            context_dim=self.condition.context_dim if config.cross_attention else None,
+        )
+
+    def encode_condition(self, image: torch.Tensor) -> ConditionFeatures:
+        self._check_image(image)
+        feats = self.condition(image)
+        if not self.config.fuse_first_level:
+            feats.fusion = None
+        if not self.config.cross_attention:
+            feats.context = None
+        return feats
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: ConditionFeatures) -> ModelOutput:
+        self._check_inputs(x_t, t, cond.image)
+        fusion = cond.fusion
+        if fusion is not None and self.config.detach_fusion:
+            # released MedSegDiff-v2: the fused features are detached, so the diffusion loss does
+            # not train the condition branch through this path (reference notes §1)
+            fusion = fusion.detach()
+        eps = self.diffusion(x_t, t, cond.image, fusion=fusion, context=cond.context)
+        return ModelOutput(eps=eps, anchor=cond.anchor)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor) -> ModelOutput:
+        return self.denoise(x_t, t, self.encode_condition(image))
+
+    # -- checks: one clear message instead of a shape error deep inside a conv ----------------
+    def _check_image(self, image: torch.Tensor) -> None:
+        c = self.config
+        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != c.in_channels:
+            raise ValueError(
+                f"image: expected (B, {c.in_channels}, H, W), got {tuple(getattr(image, 'shape', ()))}"
+            )
+        h, w = image.shape[-2:]
+        # every down-sampling of either branch must halve an even side
+        branch = 2 ** c.effective_condition_poolings if c.condition == "unet" else 16
+        need = max(2 ** (c.levels - 1), branch)
+        if h % need or w % need:
+            raise ValueError(f"image: spatial size {h}×{w} must be divisible by {need} for this network")
+
+    def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor) -> None:
+        c = self.config
+        if x_t.ndim != 4 or x_t.shape[1] != c.mask_channels:
+            raise ValueError(f"x_t: expected (B, {c.mask_channels}, H, W), got {tuple(x_t.shape)}")
+        if x_t.shape[0] != image.shape[0] or x_t.shape[2:] != image.shape[2:]:
+            raise ValueError(f"x_t: shape {tuple(x_t.shape)} does not match image {tuple(image.shape)}")
+        if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.shape[0] != x_t.shape[0]:
+            raise ValueError(f"t: expected a ({x_t.shape[0]},) tensor of time steps, got {getattr(t, 'shape', t)!r}")
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def make_eps_fn(model: DiffusionSegmenter) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A sampler ``eps_fn(x_t, t, cond)`` that encodes each distinct ``cond`` tensor once.
+
+    The samplers pass the same (repeated) conditioning tensor at every step, so the condition
+    branch runs once per sampling call instead of once per step.
+    """
+    cache: dict[str, object] = {"key": None, "feats": None}
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        key = (id(cond), cond.data_ptr(), tuple(cond.shape), cond._version)
+        if cache["key"] != key:
+            cache["key"], cache["feats"] = key, model.encode_condition(cond)
+        return model.denoise(x_t, t, cache["feats"]).eps
+
+    return eps_fn

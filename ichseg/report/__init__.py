@@ -1,0 +1,75 @@
+"""The study's report layer: collect result folders into tables and figures (used by the notebooks).
+
+    from ichseg.report import load_study, evaluation_table, table1, table2, convergence_figure
+    study = load_study("results/smoke")          # raises StaleResultsError on mismatched stamps
+    evals = evaluation_table(study)               # one row per variant x seed x dataset
+    table1(evals, study.profile)                  # paper's numbers and ours in separate columns
+
+Logic lives here and is unit-tested; the notebooks under ``book/notebooks`` only call it.
+"""
+
+from .collect import (
+    STAMPS_DIR,
+    STUDY_FILE,
+    TIMINGS_FILE,
+    StaleResultsError,
+    Study,
+    curves_table,
+    evaluation_table,
+    load_study,
+    metrics_frame,
+    protocol_breakdown,
+    provenance_table,
+    qualitative,
+    read_stamp,
+    read_timings,
+    slices_table,
+    study_banner,
+    study_stamp,
+)
+from .figures import convergence_figure, qualitative_figure, read_sampling_bench, sampling_figure, training_figure
+from .paper import DATASET_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .stats import ci_band, format_mean_ci, mean_ci, summarise
+from .tables import headline, headline_numbers, ours_label, protocol_table, strict_table, table1, table2, timings_table
+
+__all__ = [
+    "DATASET_ORDER",
+    "STAMPS_DIR",
+    "STUDY_FILE",
+    "TIMINGS_FILE",
+    "StaleResultsError",
+    "Study",
+    "VARIANT_ORDER",
+    "ci_band",
+    "convergence_figure",
+    "curves_table",
+    "dataset_title",
+    "evaluation_table",
+    "format_mean_ci",
+    "headline",
+    "headline_numbers",
+    "metrics_frame",
+    "load_study",
+    "mean_ci",
+    "ours_label",
+    "paper_numbers",
+    "protocol_breakdown",
+    "protocol_table",
+    "provenance_table",
+    "qualitative",
+    "qualitative_figure",
+    "read_sampling_bench",
+    "read_stamp",
+    "read_timings",
+    "sampling_figure",
+    "slices_table",
+    "strict_table",
+    "study_banner",
+    "study_stamp",
+    "summarise",
+    "table1",
+    "table2",
+    "timings_table",
+    "training_figure",
+    "variant_title",
+]

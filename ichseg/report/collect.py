@@ -1,0 +1,307 @@
+"""Read one profile's study folder (``results/<profile>/``) into DataFrames, refusing stale parts.
+
+The study driver (``ichseg study``) writes, under ``results/<profile>/``:
+
+- ``study.json``: the run set of the last complete pass (profile, variants, seeds, datasets, one
+  entry per run with its run and evaluation folders) and the stamp of every stage it consists of,
+  plus ``stamp``, the hash of all of that;
+- ``stamps/<stage>.json``: ``{"stamp", "status": "running"|"complete", ...}`` per stage;
+- ``runs/<variant>-s<seed>/`` (the engine's run folder: ``run.json``, ``train_log.csv``, ...) and
+  ``eval/<variant>-s<seed>/<dataset>/`` (``metrics.json``, ``slices.csv``, ``qualitative.npz``).
+
+``load_study`` checks that every stage stamp recorded in ``study.json`` is still the completed
+stamp on disk and that every evaluation was made from the checkpoint of the run it belongs to;
+any mismatch raises ``StaleResultsError`` listing what is stale, so a report never mixes numbers
+from different passes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import IchsegError
+from ..utils import config_hash
+
+STUDY_FILE = "study.json"
+STAMPS_DIR = "stamps"
+TIMINGS_FILE = "timings.json"
+
+
+class StaleResultsError(IchsegError):
+    """Results on disk do not match the run set they claim to belong to."""
+
+
+def study_stamp(manifest: dict) -> str:
+    """The hash identifying a run set: everything in ``study.json`` except the stamp itself."""
+    return config_hash({k: v for k, v in manifest.items() if k not in ("stamp", "created", "environment")}, length=16)
+
+
+def read_stamp(results_dir: str | Path, stage: str) -> dict:
+    path = Path(results_dir) / STAMPS_DIR / f"{stage}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@dataclass
+class Study:
+    """One profile's study as loaded from disk (paths absolute)."""
+
+    results_dir: Path
+    manifest: dict
+    runs: list[dict] = field(default_factory=list)  # manifest runs + run.json + metrics per dataset
+
+    @property
+    def profile(self) -> str:
+        return self.manifest["profile"]
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.manifest["variants"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.manifest["seeds"]]
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.manifest["datasets"])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StaleResultsError(f"{path}: missing") from None
+
+
+def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> Study:
+    """Load and check ``results_dir/study.json`` (see the module docstring)."""
+    results_dir = Path(results_dir)
+    manifest = _read_json(results_dir / STUDY_FILE)
+    problems: list[str] = []
+    if manifest.get("stamp") != study_stamp(manifest):
+        problems.append(f"{results_dir / STUDY_FILE}: its stamp does not match its content (edited by hand?)")
+    if expected_stamp and manifest.get("stamp") != expected_stamp:
+        problems.append(f"{results_dir / STUDY_FILE}: run set {manifest.get('stamp')} is not the expected {expected_stamp}")
+    for stage, stamp in sorted(manifest.get("stages", {}).items()):
+        on_disk = read_stamp(results_dir, stage)
+        if on_disk.get("stamp") != stamp or on_disk.get("status") != "complete":
+            state = "missing" if not on_disk else f"{on_disk.get('status')} {on_disk.get('stamp')}"
+            problems.append(f"stage {stage}: recorded {stamp}, on disk {state}")
+    runs = []
+    for entry in manifest.get("runs", []):
+        run = dict(entry)
+        run_dir = results_dir / entry["run_dir"]
+        info = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+        if info.get("status") != "complete":
+            problems.append(f"{run_dir}: training not complete")
+        run["run_dir"], run["eval_dir"], run["info"] = run_dir, results_dir / entry["eval_dir"], info
+        run["metrics"] = {}
+        for ds in manifest["datasets"]:
+            mpath = run["eval_dir"] / ds / "metrics.json"
+            if not mpath.is_file():
+                problems.append(f"{mpath}: missing")
+                continue
+            m = json.loads(mpath.read_text())
+            if info and m.get("run_hash") != info.get("run_hash"):
+                problems.append(f"{mpath}: evaluates run {m.get('run_hash')}, but {run_dir} holds run {info.get('run_hash')}")
+            run["metrics"][ds] = m
+        runs.append(run)
+    if problems:
+        raise StaleResultsError(f"{results_dir}: stale or incomplete results:\n  " + "\n  ".join(problems))
+    return Study(results_dir, manifest, runs)
+
+
+STRICT_KEYS = ("positive_slice_dice", "positive_slice_iou", "volume_dice", "hd95_mm", "volume_abs_error_ml")
+
+
+def evaluation_table(study: Study) -> pd.DataFrame:
+    """One row per (variant, seed, dataset): both protocols' numbers, timing and the run's best iteration."""
+    rows = []
+    for run in study.runs:
+        for ds, m in run["metrics"].items():
+            strict = m.get("strict", {})
+            row = {
+                "variant": run["variant"], "seed": int(run["seed"]), "dataset": ds,
+                "dice": m["paper"]["dice"], "iou": m["paper"]["iou"],
+                "n_slices": m.get("n_slices"), "n_positive_slices": strict.get("n_positive_slices"),
+                "seconds_per_slice": m.get("seconds_per_slice"),
+                "best_iteration": run["info"].get("best_iteration"),
+                "iterations": run["info"].get("iterations"),
+                "train_wall_time_s": run["info"].get("wall_time_s"),
+            }
+            row.update({k: strict.get(k, float("nan")) for k in STRICT_KEYS})
+            rows.append(row)
+    cols = ["variant", "seed", "dataset", "dice", "iou", *STRICT_KEYS, "n_slices", "n_positive_slices",
+            "seconds_per_slice", "best_iteration", "iterations", "train_wall_time_s"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.astype({k: float for k in ("dice", "iou", *STRICT_KEYS)})
+
+
+def curves_table(study: Study) -> pd.DataFrame:
+    """Every run's ``train_log.csv`` stacked: variant, seed, iteration, loss..., dice, iou, strict_dice."""
+    frames = []
+    for run in study.runs:
+        log = pd.read_csv(run["run_dir"] / "train_log.csv")
+        log.insert(0, "seed", int(run["seed"]))
+        log.insert(0, "variant", run["variant"])
+        frames.append(log)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "iteration"])
+
+
+def slices_table(study: Study) -> pd.DataFrame:
+    """Every evaluation's per-slice scores stacked, with variant, seed and dataset columns."""
+    frames = []
+    for run in study.runs:
+        for ds in run["metrics"]:
+            t = pd.read_csv(run["eval_dir"] / ds / "slices.csv")
+            t.insert(0, "dataset", ds)
+            t.insert(0, "seed", int(run["seed"]))
+            t.insert(0, "variant", run["variant"])
+            frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """variant -> the arrays of its ``qualitative.npz`` on ``dataset`` (first seed unless given)."""
+    seed = study.seeds[0] if seed is None else seed
+    out = {}
+    for run in study.runs:
+        if int(run["seed"]) != int(seed) or dataset not in run["metrics"]:
+            continue
+        path = run["eval_dir"] / dataset / "qualitative.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                out[run["variant"]] = {k: z[k] for k in z.files}
+    return out
+
+
+def empty_slice_fraction(slices: pd.DataFrame) -> float:
+    """Share of slices whose ground truth is empty (from ``positive`` or ``lesion_px``)."""
+    if "positive" in slices:
+        pos = slices["positive"].astype(bool)
+    elif "lesion_px" in slices:
+        pos = slices["lesion_px"] > 0
+    else:
+        pos = slices["strict_dice"].notna()
+    return float(1.0 - pos.mean()) if len(slices) else float("nan")
+
+
+def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, seed, dataset): the paper-protocol Dice split into slices with and without lesion.
+
+    Columns: ``empty_fraction``, ``paper_dice``, ``paper_dice_empty`` (mean over empty-GT slices),
+    ``paper_dice_lesion`` (over lesion slices), ``strict_dice_lesion`` (unsmoothed, one threshold),
+    ``empty_predictor_dice`` (what predicting nothing everywhere would score under the paper's
+    protocol: ~1 on every empty slice, ~0 elsewhere, i.e. ``empty_fraction``).
+    """
+    rows = []
+    for (variant, seed, ds), t in slices.groupby(["variant", "seed", "dataset"], sort=False):
+        if "positive" in t:
+            pos = t["positive"].astype(bool)
+        elif "lesion_px" in t:
+            pos = t["lesion_px"] > 0
+        else:
+            pos = t["strict_dice"].notna()
+        empty = float(1.0 - pos.mean())
+        rows.append({
+            "variant": variant, "seed": int(seed), "dataset": ds, "n_slices": len(t), "empty_fraction": empty,
+            "paper_dice": float(t["paper_dice"].mean()),
+            "paper_dice_empty": float(t.loc[~pos, "paper_dice"].mean()) if (~pos).any() else math.nan,
+            "paper_dice_lesion": float(t.loc[pos, "paper_dice"].mean()) if pos.any() else math.nan,
+            "strict_dice_lesion": float(t.loc[pos, "strict_dice"].mean()) if pos.any() else math.nan,
+            "empty_predictor_dice": empty,
+        })
+    return pd.DataFrame(rows)
+
+
+def provenance_table(study: Study) -> pd.DataFrame:
+    """Run set and provenance: run hash, data fingerprint, device, commit, stamps."""
+    rows = []
+    for run in study.runs:
+        info = run["info"]
+        env = info.get("environment", {})
+        rows.append({
+            "run": f"{run['variant']}-s{run['seed']}", "run hash": info.get("run_hash"),
+            "train data": (info.get("data") or {}).get("fingerprint"),
+            "iterations": info.get("iterations"), "best iteration": info.get("best_iteration"),
+            "device": env.get("device"), "commit": str(env.get("git_commit", ""))[:12],
+            "train stamp": study.manifest["stages"].get(run["train_stage"], "")[:12],
+            "evaluate stamp": study.manifest["stages"].get(run["evaluate_stage"], "")[:12],
+        })
+    return pd.DataFrame(rows)
+
+
+def metrics_frame(summaries: dict[str, dict]) -> pd.DataFrame:
+    """dataset -> ``evaluate_checkpoint`` summary (``metrics.json``) as a one-row-per-dataset table (%)."""
+    rows = []
+    for ds, m in summaries.items():
+        strict = m.get("strict", {})
+        rows.append({
+            "dataset": ds, "slices": m.get("n_slices"), "lesion slices": strict.get("n_positive_slices"),
+            "Dice, paper protocol (%)": 100 * m["paper"]["dice"], "IoU, paper protocol (%)": 100 * m["paper"]["iou"],
+            "Dice, lesion slices (%)": 100 * strict.get("positive_slice_dice", math.nan),
+            "3D Dice (%)": 100 * strict.get("volume_dice", math.nan),
+            "HD95 (mm)": strict.get("hd95_mm", math.nan),
+            "|volume error| (mL)": strict.get("volume_abs_error_ml", math.nan),
+            "s / slice": m.get("seconds_per_slice"),
+        })
+    return pd.DataFrame(rows).set_index("dataset").round(2)
+
+
+def study_banner(study: Study) -> str:
+    """Markdown line naming the profile, run set, data source per dataset, device and commit; with a
+    bold warning when every dataset is the synthetic phantom."""
+    import yaml
+
+    from .paper import dataset_title
+
+    first = study.runs[0] if study.runs else {"run_dir": study.results_dir, "info": {}}
+    cfg_path = Path(first["run_dir"]) / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
+    raw = ((cfg or {}).get("data") or {}).get("raw") or {}
+    m = study.manifest
+    datasets = list(dict.fromkeys([m.get("train_dataset"), *study.datasets]))
+    source = ", ".join(f"{dataset_title(d)}: {'real data' if raw.get(d) else 'synthetic phantom'}" for d in datasets if d)
+    env = first["info"].get("environment", {})
+    text = (f"**Profile `{study.profile}`** — {m.get('description', '')}. Variants: "
+            f"{', '.join(f'`{v}`' for v in study.variants)}; seeds: {', '.join(map(str, study.seeds))}; data: {source}. "
+            f"Device: {env.get('device', '?')}; commit `{str(env.get('git_commit', '?'))[:12]}`; run set `{m.get('stamp')}` "
+            f"(created {m.get('created', '?')}).")
+    if not any(raw.get(d) for d in datasets):
+        text += (" **Every dataset here is the synthetic phantom, so these numbers measure the code path, "
+                 "not the method: they are not comparable to the paper's.**")
+    return text
+
+
+def read_timings(results_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(results_dir) / TIMINGS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+__all__ = [
+    "STAMPS_DIR",
+    "STUDY_FILE",
+    "StaleResultsError",
+    "Study",
+    "TIMINGS_FILE",
+    "curves_table",
+    "empty_slice_fraction",
+    "evaluation_table",
+    "load_study",
+    "metrics_frame",
+    "protocol_breakdown",
+    "provenance_table",
+    "qualitative",
+    "read_stamp",
+    "read_timings",
+    "slices_table",
+    "study_banner",
+    "study_stamp",
+]

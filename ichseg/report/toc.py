@@ -1,0 +1,149 @@
+"""``ichseg report toc``: the book's table of contents with one results section per profile on disk.
+
+The hand-written ``book/_toc.yml`` lists the prose pages and one entry ``file: results`` (the
+results chapter). This step copies it to ``book/_toc.generated.yml`` (not committed) and gives
+that chapter one section per profile found under ``results/`` (reached from the book through the
+committed symlink ``book/results -> ../results``): the profile's executed results notebook, with
+its timing page (generated from ``timings.json`` into ``book/generated/``) and its executed
+prep/train/evaluate notebooks below it.
+
+A profile is listed only when its results are consistent: ``study.json`` and every stage stamp
+match (``load_study``), and the results notebook was executed, without an exception, for that very
+run set. Anything else is reported and left out, so the book never renders stale numbers (a prose
+page that cites a left-out profile then fails the ``-W`` build on the missing glue key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import yaml
+
+from ..utils import atomic_write_text
+from .collect import STUDY_FILE, StaleResultsError, load_study, read_timings
+from .tables import timings_table
+
+PROFILE_ORDER = ("paper", "gpu", "smoke")
+RESULTS_ENTRY = "results"
+
+
+def profile_dirs(results_root: Path) -> list[Path]:
+    dirs = [d for d in results_root.iterdir() if d.is_dir() and (d / STUDY_FILE).is_file()] if results_root.is_dir() else []
+    rank = {p: i for i, p in enumerate(PROFILE_ORDER)}
+    return sorted(dirs, key=lambda d: (rank.get(d.name, len(rank)), d.name))
+
+
+def check_profile(results_dir: Path) -> str | None:
+    """None when the profile's rendered results are consistent, else the reason they are not."""
+    nb_path = results_dir / "results.ipynb"
+    if not nb_path.is_file():
+        return f"{nb_path}: missing (the study did not reach the results stage)"
+    try:
+        study = load_study(results_dir)
+    except StaleResultsError as exc:
+        return str(exc)
+    meta = json.loads(nb_path.read_text()).get("metadata", {}).get("papermill", {})
+    if meta.get("exception"):
+        return f"{nb_path}: its execution failed"
+    if meta.get("parameters", {}).get("study_stamp") != study.manifest["stamp"]:
+        return f"{nb_path}: was executed for run set {meta.get('parameters', {}).get('study_stamp')}, not the current {study.manifest['stamp']}"
+    return None
+
+
+def timings_page(results_dir: Path, profile: str) -> str | None:
+    timings = read_timings(results_dir)
+    if not timings:
+        return None
+    table = timings_table(timings)
+    cols = list(table.columns)
+    lines = [f"# Timings: {profile} profile", "",
+             f"Wall-clock seconds of each stage of the last `ichseg study --profile {profile}` pass "
+             f"(status **{timings.get('status')}**, finished {timings.get('finished')}, "
+             f"{timings.get('cpu_count')} CPU cores visible). *This pass* is 0 for a stage skipped because its "
+             "stamp matched; *when last run* is the time it took when it did run.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join("" if (v is None or v != v) else str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def profile_entry(book: Path, results_dir: Path, generated: Path) -> dict:
+    study = json.loads((results_dir / STUDY_FILE).read_text())
+    profile = results_dir.name
+    rel = lambda p: p.relative_to(book).with_suffix("").as_posix()  # noqa: E731
+    sections = []
+    page = timings_page(results_dir, profile)
+    if page is not None:
+        target = generated / profile / "timings.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_text() != page:
+            atomic_write_text(target, page)
+        sections.append({"file": rel(target), "title": f"Timings ({profile})"})
+    nb_dir = results_dir / "notebooks"
+    for ds in dict.fromkeys([study.get("train_dataset"), *study["datasets"]]):
+        nb = nb_dir / f"prep-{ds}.ipynb"
+        if ds and nb.is_file():
+            sections.append({"file": rel(nb), "title": f"Data preparation: {ds} ({profile})"})
+    # the run set's notebooks only, in its order (Table 2 order, then seeds); leftovers of runs
+    # that are no longer in the run set are not shown
+    for run in study["runs"]:
+        rid = f"{run['variant']}-s{run['seed']}"
+        for prefix, label in (("train-", "Training"), ("evaluate-", "Evaluation")):
+            nb = nb_dir / f"{prefix}{rid}.ipynb"
+            if nb.is_file():
+                sections.append({"file": rel(nb), "title": f"{label}: {rid} ({profile})"})
+    seeds = study["seeds"]
+    title = (f"Results: {profile} profile ({len(study['variants'])} variants × {len(seeds)} "
+             f"seed{'s' if len(seeds) > 1 else ''})")
+    return {"file": rel(results_dir / "results.ipynb"), "title": title, "sections": sections}
+
+
+def generate_toc(book: Path, out: Path | None = None, log=print) -> tuple[Path, list[str]]:
+    """Write the generated toc; returns (its path, the profiles listed)."""
+    book = Path(book)
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    results_root = book / "results"
+    generated = book / "generated"
+    entries, listed = [], []
+    for d in profile_dirs(results_root):
+        problem = check_profile(d)
+        if problem:
+            log(f"report toc: leaving out profile {d.name}: {problem}")
+            continue
+        entries.append(profile_entry(book, d, generated))
+        listed.append(d.name)
+    new = copy.deepcopy(toc)
+    chapters = new.get("chapters") or [c for part in new.get("parts", []) for c in part.get("chapters", [])]
+    target = next((c for c in chapters if c.get("file") == RESULTS_ENTRY), None)
+    if target is None:
+        raise ValueError(f"{book / '_toc.yml'}: no chapter 'file: {RESULTS_ENTRY}' to hang the results under")
+    if entries:
+        target["sections"] = list(target.get("sections") or []) + entries
+        # listed on the results page itself, not only in the navigation
+        target["options"] = {"hidden": False, "maxdepth": 2, "titlesonly": True, **(target.get("options") or {})}
+    out = Path(out) if out else book / "_toc.generated.yml"
+    text = "# Generated by `ichseg report toc` from _toc.yml and the results on disk; do not edit.\n"
+    text += yaml.safe_dump(new, sort_keys=False, allow_unicode=True)
+    if not out.is_file() or out.read_text() != text:
+        atomic_write_text(out, text)
+    log(f"report toc: {out} lists results of {', '.join(listed) or 'no profile'}")
+    return out, listed
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["toc"], help="toc: write the book's generated table of contents")
+    p.add_argument("--book", type=Path, default=Path("book"), help="the book's source folder")
+    p.add_argument("--out", type=Path, default=None, help="generated toc (default BOOK/_toc.generated.yml)")
+    p.add_argument("--require", nargs="*", default=[], metavar="PROFILE",
+                   help="fail unless these profiles' results are listed (consistent and complete)")
+
+
+def run(args: argparse.Namespace) -> int:
+    _, listed = generate_toc(args.book, args.out)
+    missing = [p for p in args.require if p not in listed]
+    if missing:
+        raise StaleResultsError(f"no consistent results for profile(s) {', '.join(missing)}: run `ichseg study --profile {missing[0]}`")
+    return 0

@@ -1,0 +1,40 @@
+"""``ichseg study --profile smoke|gpu|paper [--variants ...] [--seeds ...] [--datasets ...] [--set [VARIANT:]K=V]``"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .driver import StudySpec, Study, parse_overrides
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="smoke", help="profile name (smoke, gpu, paper) or a YAML file")
+    p.add_argument("--variants", nargs="+", default=None, help="variants to train (default: all five of Table 2)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the profile's; gpu: 0 1 2)")
+    p.add_argument("--datasets", nargs="+", default=None, help="test datasets (default: the profile's data.test_datasets)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",
+                   help="config override for every variant, or for one with a VARIANT: prefix (repeatable)")
+    p.add_argument("--sampler", default=None, help="evaluation sampler (default: the profile's evaluate.sampler)")
+    p.add_argument("--steps", type=int, default=None, help="evaluation sampling steps")
+    p.add_argument("--ensemble", type=int, default=None, help="evaluation ensemble size")
+    p.add_argument("--root", type=Path, default=Path("."), help="repository root (notebooks are read from here)")
+    p.add_argument("--results", type=Path, default=None, help="results folder (default ROOT/results); the profile's folder goes inside")
+    p.add_argument("--data-root", type=Path, default=None, help="raw phantoms and prepared data (default ROOT/data)")
+    p.add_argument("--force", action="store_true", help="re-run every stage even when its stamp matches")
+    p.add_argument("--dry-run", action="store_true", help="print which stages would run, run nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    evaluate = {k: getattr(args, k) for k in ("sampler", "steps", "ensemble") if getattr(args, k) is not None}
+    spec = StudySpec(profile=args.profile, variants=args.variants, seeds=args.seeds, datasets=args.datasets,
+                     overrides=parse_overrides(args.overrides), evaluate=evaluate, root=args.root,
+                     results_root=args.results, data_root=args.data_root, force=args.force)
+    study = Study(spec)
+    if args.dry_run:
+        for stage, action in study.dry_run():
+            print(f"{action:>5}  {stage}")
+        return 0
+    study.run()
+    print(f"results: {study.rel(study.results_dir)} (notebooks under {study.rel(study.results_dir / 'notebooks')})")
+    return 0

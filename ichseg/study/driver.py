@@ -1,0 +1,435 @@
+"""The study driver: prep -> train (variant x seed) -> evaluate -> results, as papermill runs.
+
+Every stage is a parameterised notebook executed with papermill's Python API (kernel ``python3``,
+one at a time, working directory = the repository root) into ``results/<profile>/notebooks/``.
+A stage is skipped when its *stamp* matches the last completed one: the stamp hashes the stage's
+parameters, the notebook file, the resolved run config, the source of the ``ichseg`` packages it
+depends on, and the stamps (and recorded outputs, e.g. the prepared data's fingerprint) of its
+upstream stages. So re-running with nothing changed runs nothing, and changing one variant's
+parameters re-runs that variant's training and evaluation and the results page only.
+
+A failing notebook stops the study at once with a ``StudyFailed`` naming the executed notebook
+(papermill writes it, with the traceback, before raising). ``study.json`` (the run set and all
+stage stamps) is written only when every upstream stage has completed, and the results notebook
+refuses a run set whose stamps no longer match (``ichseg.report.load_study``), so a report never
+shows numbers from a mix of passes.
+
+Stamp records: ``results/<profile>/stamps/<stage>.json`` with ``status`` ``running`` while a stage
+executes (a killed training run with the same stamp is *resumed* from its last checkpoint) and
+``complete`` afterwards. A training stage whose stamp changed starts from an empty run folder; a
+run folder without any stamp record (trained beforehand, e.g. with torchrun) is resumed as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..errors import IchsegError
+from ..report.collect import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
+from ..utils import atomic_write_json, config_hash, file_sha256
+from .profiles import study_settings
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# ichseg sub-packages whose source enters each kind of stage's stamp
+CODE_DEPS = {
+    "prep": ("data", "engine/data.py", "utils", "errors.py"),
+    "train": ("data", "diffusion", "engine", "metrics", "models", "utils", "errors.py"),
+    "evaluate": ("data", "diffusion", "engine", "metrics", "models", "utils", "errors.py"),
+    "results": ("report", "utils", "errors.py"),
+}
+NOTEBOOKS = {
+    "prep": "data_prep/prepare.ipynb",
+    "train": "book/notebooks/train.ipynb",
+    "evaluate": "book/notebooks/evaluate.ipynb",
+    "results": "book/notebooks/results.ipynb",
+}
+# parameters the driver can give a preparation notebook; only those it declares are passed
+PREP_PARAMETER_CANDIDATES = ("profile", "dataset", "data_root", "overrides")
+
+
+class StudyFailed(IchsegError):
+    """A stage failed; ``notebook`` is the executed notebook holding the traceback (or None)."""
+
+    def __init__(self, message: str, stage: str, notebook: Path | None):
+        super().__init__(message)
+        self.stage, self.notebook = stage, notebook
+
+
+def code_hash(parts: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
+    """SHA-256 over the ``.py``/``.yaml`` files of the named sub-packages or files of ``ichseg``."""
+    h = hashlib.sha256()
+    for part in sorted(set(parts)):
+        p = package_dir / part
+        files = sorted(x for x in p.rglob("*") if x.suffix in (".py", ".yaml") and "__pycache__" not in x.parts) if p.is_dir() else [p]
+        for f in files:
+            if f.is_file():
+                h.update(str(f.relative_to(package_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    id: str
+    kind: str  # prep | train | evaluate | results
+    parameters: dict
+    notebook: Path | None  # None: run in-process (``run``)
+    output: Path | None  # executed notebook
+    upstream: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)  # more stamp inputs (resolved config, ...)
+    outputs: list[Path] = field(default_factory=list)  # must exist for a skip
+    wipe: list[Path] = field(default_factory=list)  # removed before a changed stage re-runs
+    run: Callable[[], None] | None = None  # in-process body (when no notebook)
+    collect: Callable[[], dict] | None = None  # outputs to record after running (e.g. data fingerprint)
+    verify: Callable[[dict], bool] | None = None  # is a recorded output still there?
+
+
+@dataclass
+class StudySpec:
+    """What one pass of the study runs."""
+
+    profile: str  # name (smoke, gpu, paper) or a YAML file
+    variants: list[str] | None = None  # default: the profile's study settings
+    seeds: list[int] | None = None
+    datasets: list[str] | None = None  # test datasets; default: the profile's data.test_datasets
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # "*" or variant -> ["key=value"]
+    evaluate: dict = field(default_factory=dict)  # sampler / steps / ensemble for the evaluate notebook
+    root: Path = Path(".")
+    results_root: Path | None = None  # default root/results
+    data_root: Path | None = None  # default root/data
+    notebooks: dict[str, Path] = field(default_factory=dict)  # kind -> notebook (default NOTEBOOKS)
+    prepare: Callable[[dict, str, Path], Path] | None = None  # default ichseg.engine.data.ensure_prepared
+    force: bool = False
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, list[str]]:
+    """``["train.lr=2e-4", "full:train.iterations=50"]`` -> {"*": [...], "full": [...]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set: expected [VARIANT:]KEY=VALUE, got {item!r}")
+        if ":" in key:
+            variant, assignment = item.split(":", 1)
+            out.setdefault(variant.strip(), []).append(assignment)
+        else:
+            out.setdefault("*", []).append(item)
+    return out
+
+
+class Study:
+    """A planned pass of the study; ``run()`` executes it."""
+
+    def __init__(self, spec: StudySpec, log: Callable[[str], None] = print):
+        from ..engine.config import load_profile, resolve_run_config
+
+        self.spec, self.log = spec, log
+        self.root = Path(spec.root).resolve()
+        base = load_profile(spec.profile)
+        self.profile = base["profile"]
+        self.description = base.get("description", "")
+        settings = study_settings(self.profile)
+        self.variants = list(spec.variants or settings["variants"])
+        from ..models import VARIANTS as KNOWN
+
+        unknown = [v for v in self.variants if v not in KNOWN]
+        if unknown:
+            raise ValueError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
+        self.seeds = [int(s) for s in (spec.seeds if spec.seeds is not None else settings["seeds"])]
+        unknown = set(spec.overrides) - {"*"} - set(self.variants)
+        if unknown:
+            raise ValueError(f"--set: variant(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.variants)})")
+        self.global_overrides = list(settings["overrides"]) + spec.overrides.get("*", [])
+        self.overrides = {v: self.global_overrides + spec.overrides.get(v, []) for v in self.variants}
+        self.results_dir = (Path(spec.results_root) if spec.results_root else self.root / "results").resolve() / self.profile
+        self.data_root = (Path(spec.data_root) if spec.data_root else self.root / "data").resolve()
+        self.notebooks = {k: (self.root / v) for k, v in NOTEBOOKS.items()}
+        self.notebooks.update({k: Path(v).resolve() for k, v in spec.notebooks.items()})
+        self.configs = {(v, s): resolve_run_config(spec.profile, v, self.overrides[v], seed=s) for v in self.variants for s in self.seeds}
+        # data preparation depends on the overrides shared by all variants only, so that one
+        # variant's override does not re-run every variant's stages through the prep stamps
+        self.prep_config = resolve_run_config(spec.profile, self.variants[0], self.global_overrides)
+        first = self.prep_config
+        self.train_dataset = first["data"].get("train_dataset", "instance2022")
+        self.datasets = list(spec.datasets or first["data"].get("test_datasets") or [self.train_dataset])
+        self.stages = self._plan()
+        self.timings: list[dict] = []
+
+    # -- paths as notebooks see them (relative to the repository root when inside it) -----------
+    def rel(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _prepare(self, cfg: dict, dataset: str) -> Path:
+        if self.spec.prepare is not None:
+            return Path(self.spec.prepare(cfg, dataset, self.data_root))
+        from ..engine.data import ensure_prepared
+
+        return Path(ensure_prepared(cfg, dataset, self.data_root))
+
+    # -- the plan ---------------------------------------------------------------------------------
+    def _plan(self) -> list[Stage]:
+        stages: list[Stage] = []
+        nb_dir = self.results_dir / "notebooks"
+        first_cfg = self.prep_config
+        prep_nb = self.notebooks["prep"]
+        for ds in dict.fromkeys([self.train_dataset, *self.datasets]):
+            params = {"profile": self.spec.profile if isinstance(self.spec.profile, str) else self.profile,
+                      "dataset": ds, "data_root": self.rel(self.data_root), "overrides": self.global_overrides}
+            if prep_nb.is_file():
+                import papermill
+
+                declared = set(papermill.inspect_notebook(str(prep_nb)))
+                params = {k: v for k, v in params.items() if k in declared}
+            stage = Stage(
+                id=f"prep-{ds}", kind="prep", parameters=params,
+                notebook=prep_nb if prep_nb.is_file() else None,
+                output=(nb_dir / f"prep-{ds}.ipynb") if prep_nb.is_file() else None,
+                inputs={"data": first_cfg["data"], "dataset": ds},
+            )
+            stage.run = (lambda ds=ds: self._prepare(first_cfg, ds))
+            stage.collect = (lambda ds=ds: self._prepared_record(first_cfg, ds))
+            stage.verify = _prepared_still_there
+            stages.append(stage)
+        for v in self.variants:
+            for s in self.seeds:
+                rid = f"{v}-s{s}"
+                cfg = self.configs[(v, s)]
+                run_dir = self.results_dir / "runs" / rid
+                eval_dir = self.results_dir / "eval" / rid
+                stages.append(Stage(
+                    id=f"train-{rid}", kind="train",
+                    parameters={"profile": str(self.spec.profile), "variant": v, "seed": s, "overrides": self.overrides[v],
+                                "out_dir": self.rel(run_dir), "data_root": self.rel(self.data_root)},
+                    notebook=self.notebooks["train"], output=nb_dir / f"train-{rid}.ipynb",
+                    upstream=[f"prep-{self.train_dataset}"],
+                    inputs={"config": {k: x for k, x in cfg.items() if k != "evaluate"}},
+                    outputs=[run_dir / "run.json", run_dir / "train_log.csv", run_dir / "checkpoints" / "best.pt"],
+                    wipe=[run_dir],
+                ))
+                ev = {"sampler": "", "steps": 0, "ensemble": 0, **self.spec.evaluate}  # "" / 0: the profile's
+                stages.append(Stage(
+                    id=f"evaluate-{rid}", kind="evaluate",
+                    parameters={"profile": str(self.spec.profile), "variant": v, "seed": s, "overrides": self.overrides[v],
+                                "datasets": self.datasets, "run_dir": self.rel(run_dir), "out_dir": self.rel(eval_dir),
+                                "data_root": self.rel(self.data_root), **ev},
+                    notebook=self.notebooks["evaluate"], output=nb_dir / f"evaluate-{rid}.ipynb",
+                    upstream=[f"train-{rid}", *(f"prep-{d}" for d in dict.fromkeys(self.datasets))],
+                    inputs={"config": cfg},
+                    outputs=[eval_dir / d / "metrics.json" for d in self.datasets],
+                ))
+        return stages
+
+    def _prepared_record(self, cfg: dict, dataset: str) -> dict:
+        path = self._prepare(cfg, dataset)  # a no-op when the notebook (or a former pass) prepared it
+        manifest = json.loads((path / "manifest.json").read_text())
+        return {"prepared": str(path), "fingerprint": manifest.get("fingerprint")}
+
+    def run_set(self) -> dict:
+        """The manifest written to study.json (without stamps)."""
+        return {
+            "profile": self.profile, "description": self.description,
+            "variants": self.variants, "seeds": self.seeds, "datasets": self.datasets,
+            "train_dataset": self.train_dataset,
+            "runs": [{"variant": v, "seed": s, "run_dir": f"runs/{v}-s{s}", "eval_dir": f"eval/{v}-s{s}",
+                      "train_stage": f"train-{v}-s{s}", "evaluate_stage": f"evaluate-{v}-s{s}",
+                      "overrides": self.overrides[v]} for v in self.variants for s in self.seeds],
+        }
+
+    def results_stage(self, stamp: str) -> Stage:
+        bench = self.root / "bench" / "out" / "sampling.json"
+        return Stage(
+            id="results", kind="results",
+            parameters={"profile": self.profile, "results_dir": self.rel(self.results_dir), "study_stamp": stamp,
+                        "bench_file": self.rel(bench)},
+            notebook=self.notebooks["results"], output=self.results_dir / "results.ipynb",
+            inputs={"bench": file_sha256(bench) if bench.is_file() else None},
+        )
+
+    # -- stamps -----------------------------------------------------------------------------------
+    def stamp_path(self, stage_id: str) -> Path:
+        return self.results_dir / STAMPS_DIR / f"{stage_id}.json"
+
+    def stamp_of(self, stage: Stage) -> str:
+        upstream = {}
+        for u in stage.upstream:
+            rec = read_stamp(self.results_dir, u)
+            upstream[u] = {"stamp": rec.get("stamp"), "outputs": rec.get("outputs")}
+        return config_hash({
+            "kind": stage.kind, "parameters": stage.parameters,
+            "notebook": file_sha256(stage.notebook) if stage.notebook else None,
+            "code": code_hash(CODE_DEPS[stage.kind]), "inputs": stage.inputs, "upstream": upstream,
+        }, length=16)
+
+    def is_current(self, stage: Stage, stamp: str) -> bool:
+        rec = read_stamp(self.results_dir, stage.id)
+        if self.spec.force or rec.get("stamp") != stamp or rec.get("status") != "complete":
+            return False
+        if stage.output is not None and not stage.output.is_file():
+            return False
+        if not all(p.exists() for p in stage.outputs):
+            return False
+        return stage.verify(rec.get("outputs") or {}) if stage.verify else True
+
+    # -- execution --------------------------------------------------------------------------------
+    def execute(self, stage: Stage) -> None:
+        if stage.notebook is None:
+            stage.run()
+            return
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        stage.output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            papermill.execute_notebook(
+                str(stage.notebook), str(stage.output), parameters=stage.parameters, kernel_name="python3",
+                cwd=str(self.root), progress_bar=False, log_output=False,
+            )
+        except PapermillExecutionError as exc:
+            raise StudyFailed(
+                f"stage {stage.id} failed in notebook {self.rel(stage.output)} (cell {exc.exec_count}: "
+                f"{exc.ename}: {exc.evalue})", stage.id, stage.output) from None
+
+    def _run_stage(self, stage: Stage, index: int, total: int) -> dict:
+        stamp = self.stamp_of(stage)
+        prev = read_stamp(self.results_dir, stage.id)
+        label = f"[{index}/{total}] {stage.id}"
+        if self.is_current(stage, stamp):
+            self.log(f"{label}: up to date (stamp {stamp}), skipped")
+            return {"id": stage.id, "kind": stage.kind, "status": "skipped", "seconds": 0.0,
+                    "last_run_seconds": prev.get("seconds"), "notebook": self._nb(stage)}
+        resumed = prev.get("status") == "running" and prev.get("stamp") == stamp and not self.spec.force
+        # Outputs this driver made for *other* inputs are removed; a run folder it has no record of
+        # (e.g. trained beforehand with torchrun into the same folder) is kept, and the notebook
+        # resumes it (the engine refuses one trained with another configuration).
+        if (prev.get("stamp") and prev.get("stamp") != stamp) or self.spec.force:
+            for p in stage.wipe:
+                if p.exists():
+                    shutil.rmtree(p)
+        self.log(f"{label}: {'resuming' if resumed else 'running'} {self._nb(stage) or '(in-process)'}")
+        atomic_write_json(self.stamp_path(stage.id), {"stamp": stamp, "status": "running", "kind": stage.kind,
+                                                      "started": _now(), "parameters": stage.parameters})
+        t0 = time.perf_counter()
+        try:
+            self.execute(stage)
+            outputs = stage.collect() if stage.collect else {}
+        except StudyFailed:
+            self._record_failure(stage, stamp, time.perf_counter() - t0)
+            raise
+        except Exception as exc:
+            self._record_failure(stage, stamp, time.perf_counter() - t0)
+            raise StudyFailed(f"stage {stage.id} failed: {type(exc).__name__}: {exc}", stage.id, stage.output) from exc
+        seconds = time.perf_counter() - t0
+        atomic_write_json(self.stamp_path(stage.id), {
+            "stamp": stamp, "status": "complete", "kind": stage.kind, "finished": _now(),
+            "seconds": round(seconds, 3), "notebook": self._nb(stage), "parameters": stage.parameters,
+            "outputs": outputs,
+        })
+        self.log(f"{label}: done in {seconds:.1f} s")
+        return {"id": stage.id, "kind": stage.kind, "status": "resumed" if resumed else "ran",
+                "seconds": round(seconds, 3), "last_run_seconds": round(seconds, 3), "notebook": self._nb(stage)}
+
+    def _record_failure(self, stage: Stage, stamp: str, seconds: float) -> None:
+        atomic_write_json(self.stamp_path(stage.id), {"stamp": stamp, "status": "failed", "kind": stage.kind,
+                                                      "finished": _now(), "seconds": round(seconds, 3),
+                                                      "notebook": self._nb(stage)})
+        self.timings.append({"id": stage.id, "kind": stage.kind, "status": "failed", "seconds": round(seconds, 3),
+                             "last_run_seconds": None, "notebook": self._nb(stage)})
+
+    def _nb(self, stage: Stage) -> str | None:
+        return self.rel(stage.output) if stage.output is not None else None
+
+    def _write_timings(self, status: str, started: float) -> dict:
+        record = {"profile": self.profile, "status": status, "finished": _now(),
+                  "total_seconds": round(time.perf_counter() - started, 3), "cpu_count": os.cpu_count(),
+                  "stages": self.timings}
+        atomic_write_json(self.results_dir / TIMINGS_FILE, record)
+        return record
+
+    def run(self) -> dict:
+        """Execute the plan; returns the timing record (also written to timings.json)."""
+        started = time.perf_counter()
+        self.timings = []
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        total = len(self.stages) + 1
+        try:
+            for i, stage in enumerate(self.stages, 1):
+                self.timings.append(self._run_stage(stage, i, total))
+                self._write_timings("running", started)
+            manifest = self.run_set()
+            manifest["stages"] = {s.id: read_stamp(self.results_dir, s.id)["stamp"] for s in self.stages}
+            manifest["stamp"] = study_stamp(manifest)
+            manifest["created"] = _now()
+            old = _read_json(self.results_dir / STUDY_FILE)
+            if old.get("stamp") != manifest["stamp"]:
+                atomic_write_json(self.results_dir / STUDY_FILE, manifest)
+            self.timings.append(self._run_stage(self.results_stage(manifest["stamp"]), total, total))
+        except StudyFailed:
+            record = self._write_timings("failed", started)
+            self.log(format_timings(record))
+            raise
+        record = self._write_timings("complete", started)
+        self.log(format_timings(record))
+        return record
+
+    def dry_run(self) -> list[tuple[str, str]]:
+        """(stage, 'skip' | 'run') for the stages before the results page, from the stamps on disk.
+
+        A stage downstream of one that will run is reported as 'run' (its upstream stamp changes).
+        """
+        plan, changed = [], set()
+        for stage in self.stages:
+            will = bool(set(stage.upstream) & changed) or not self.is_current(stage, self.stamp_of(stage))
+            if will:
+                changed.add(stage.id)
+            plan.append((stage.id, "run" if will else "skip"))
+        plan.append(("results", "run" if changed or not (self.results_dir / "results.ipynb").is_file() else "skip?"))
+        return plan
+
+
+def _prepared_still_there(outputs: dict) -> bool:
+    path = outputs.get("prepared")
+    if not path:
+        return False
+    manifest = Path(path) / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == outputs.get("fingerprint")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def format_timings(record: dict) -> str:
+    """The timing table the driver prints (seconds this pass; seconds when the stage last ran)."""
+    lines = [f"study {record['profile']}: {record['status']} in {record['total_seconds']:.1f} s",
+             f"{'stage':<34} {'kind':<9} {'status':<8} {'this pass':>10} {'last run':>10}"]
+    for s in record["stages"]:
+        last = s.get("last_run_seconds")
+        lines.append(f"{s['id']:<34} {s['kind']:<9} {s['status']:<8} {s['seconds']:>9.1f}s "
+                     f"{(f'{last:.1f}s' if last is not None else '-'):>10}")
+    return "\n".join(lines)
+
+
+def run_study(spec: StudySpec, log: Callable[[str], None] = print) -> dict:
+    return Study(spec, log=log).run()
+
+
+__all__ = ["CODE_DEPS", "NOTEBOOKS", "Stage", "Study", "StudyFailed", "StudySpec", "code_hash", "format_timings",
+           "parse_overrides", "run_study"]

@@ -1,0 +1,30 @@
+"""Study-level settings per profile: which variants and seeds a full pass runs.
+
+These live here, not in the engine's profile YAML (``ichseg/profiles/*.yaml``), because they say
+what the *study* runs, not how one run trains; the engine rejects unknown profile sections.
+Command-line options of ``ichseg study`` override them.
+"""
+
+from __future__ import annotations
+
+# The Table 2 variants, in the table's (cumulative) order.
+VARIANTS = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full")
+
+STUDY_PROFILES: dict[str, dict] = {
+    # phantom data on a 2-core CPU, inside `make book`'s budget: one seed
+    "smoke": {"variants": list(VARIANTS), "seeds": [0], "overrides": []},
+    # one GPU, ~20 min per run: three seeds so tables carry 95% intervals and curves bands
+    "gpu": {"variants": list(VARIANTS), "seeds": [0, 1, 2], "overrides": []},
+    # the paper's recipe; the paper reports single runs
+    "paper": {"variants": list(VARIANTS), "seeds": [0], "overrides": []},
+}
+
+DEFAULT = {"variants": list(VARIANTS), "seeds": [0], "overrides": []}
+
+
+def study_settings(profile: str) -> dict:
+    """Variants, seeds and study-wide overrides of a profile (defaults for a profile file)."""
+    return {k: list(v) for k, v in STUDY_PROFILES.get(profile, DEFAULT).items()}
+
+
+__all__ = ["DEFAULT", "STUDY_PROFILES", "VARIANTS", "study_settings"]

@@ -1,0 +1,178 @@
+"""The report layer on synthetic study folders: CI arithmetic, tables (paper numbers only in paper
+columns), stale-result refusal, figures and the generated table of contents."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from _study_helpers import write_study  # noqa: E402
+
+from ichseg import report  # noqa: E402
+from ichseg.report.toc import generate_toc  # noqa: E402
+
+
+def test_mean_ci_is_the_t_interval():
+    m, h, n = report.mean_ci([1.0, 2.0, 3.0])
+    # s = 1, t_{0.975, 2} = 4.302653
+    assert (m, n) == (2.0, 3) and h == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    m, h, n = report.mean_ci([0.5, float("nan")])
+    assert (m, n) == (0.5, 1) and math.isnan(h)
+    assert report.mean_ci([])[2] == 0
+    assert report.format_mean_ci(0.8881, 0.012, 3, scale=100) == "88.81 ± 1.20"
+    assert report.format_mean_ci(0.8881, float("nan"), 1, scale=100) == "88.81"
+    assert report.summarise([], missing="not run") == "not run"
+    assert report.ci_band([0.5]) == (0.5, 0.5)
+
+
+def test_paper_numbers_are_the_papers_tables():
+    p = report.paper_numbers()
+    assert p["table1"]["instance2022"]["ours"] == {"iou": 88.81, "dice": 90.70}
+    assert p["table1"]["physionet"]["nnunet"] == {"iou": 87.46, "dice": 88.82}
+    assert p["table2"]["cross_attention"]["best_iteration"] == 55000
+    assert list(p["table2"]) == list(report.VARIANT_ORDER)
+
+
+def test_table1_keeps_paper_and_ours_apart(tmp_path):
+    write_study(tmp_path / "smoke")
+    study = report.load_study(tmp_path / "smoke")
+    evals = report.evaluation_table(study)
+    t1 = report.table1(evals, "smoke", study.datasets)
+    tops = list(dict.fromkeys(c[0] for c in t1.columns))
+    assert tops == ["paper (single run)", "ours (smoke, 1 seed)"]
+    row = t1.loc[("Instance2022", "Ours [full]")]
+    assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
+    ours = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
+    assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.2f}"
+    # other baselines of Table 1 are not part of the study: their "ours" cells say so
+    unet = t1.loc[("Instance2022", "U-Net")]
+    assert unet[("ours (smoke, 1 seed)", "IoU ↑ (%)")] == "not run" and unet[("paper (single run)", "IoU ↑ (%)")] == "76.92"
+    # no paper number ever appears in an "ours" column
+    paper_values = {f"{v:.2f}" for ds in report.paper_numbers()["table1"].values() for m in ds.values() for v in m.values()}
+    ours_cells = set(t1.xs("ours (smoke, 1 seed)", axis=1, level=0).to_numpy().ravel())
+    assert not (ours_cells & paper_values)
+    assert "BHSD*" in t1.index.get_level_values(0)
+    banner = report.study_banner(study)
+    assert "Profile `smoke`" in banner and "BHSD: synthetic phantom" in banner and "not comparable" in banner
+
+
+def test_table2_and_strict_tables_with_three_seeds(tmp_path):
+    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "cross_attention", "full"), seeds=(0, 1, 2), profile="gpu")
+    study = report.load_study(tmp_path / "gpu")
+    evals = report.evaluation_table(study)
+    t2 = report.table2(evals, "gpu")
+    head = "ours (gpu, mean ± 95% CI, 3 seeds)"
+    assert (head, "Dice (%)") in t2.columns
+    full = t2.loc["+ Transformer Block (Full Model) [full]"]
+    sel = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"]
+    m, h, n = report.mean_ci(sel)
+    assert n == 3 and full[(head, "Dice (%)")] == f"{100 * m:.2f} ± {100 * h:.2f}"
+    assert full[("paper (single run)", "Best iteration")] == "85K"
+    # variants not run keep the paper's row and say "not run" for ours
+    assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
+    strict = report.strict_table(evals, "gpu")
+    assert strict.shape == (3 * 2, 5) and "±" in strict.iloc[0, 1]
+    breakdown = report.protocol_breakdown(report.slices_table(study))
+    assert breakdown["empty_fraction"].eq(0.5).all()
+    assert (breakdown["paper_dice_empty"] > breakdown["paper_dice_lesion"]).all()
+    nums = report.headline_numbers(evals, breakdown)
+    assert nums["empty_fraction_instance2022"] == pytest.approx(50.0)
+    assert math.isnan(nums["resnet18_instance2022_dice"]) and nums["n_seeds"] == 3
+    assert nums["full_instance2022_dice"] == pytest.approx(100 * m)
+
+
+def test_stale_stamps_are_refused(tmp_path):
+    d = tmp_path / "smoke"
+    manifest = write_study(d)
+    report.load_study(d, expected_stamp=manifest["stamp"])
+    with pytest.raises(report.StaleResultsError, match="not the expected"):
+        report.load_study(d, expected_stamp="something-else")
+    # a stage re-ran since (its stamp on disk changed) -> the run set is stale
+    stamp_file = d / "stamps" / "train-full-s0.json"
+    stamp_file.write_text(json.dumps({"stamp": "new", "status": "complete"}))
+    with pytest.raises(report.StaleResultsError, match="train-full-s0"):
+        report.load_study(d)
+    stamp_file.write_text(json.dumps({"stamp": manifest["stages"]["train-full-s0"], "status": "complete"}))
+    # an evaluation made from another checkpoint than the run's
+    m = d / "eval" / "full-s0" / "bhsd" / "metrics.json"
+    data = json.loads(m.read_text())
+    data["run_hash"] = "other"
+    m.write_text(json.dumps(data))
+    with pytest.raises(report.StaleResultsError, match="evaluates run other"):
+        report.load_study(d)
+
+
+def test_figures(tmp_path):
+    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "resnet18", "full"), seeds=(0, 1), profile="gpu")
+    study = report.load_study(tmp_path / "gpu")
+    curves = report.curves_table(study)
+    fig = report.convergence_figure(curves)
+    assert len(fig.axes) == 2 and all(ax.collections for ax in fig.axes)  # CI bands with 2 seeds
+    plt.close(fig)
+    items = report.qualitative(study, "bhsd")
+    assert set(items) == {"medsegdiffv2", "resnet18", "full"}
+    fig = report.qualitative_figure(items, "bhsd")
+    assert len(fig.axes) == 3 * (2 + 3 + 1)  # 3 slices x (CT, GT, 3 models, uncertainty)
+    plt.close(fig)
+    run = study.runs[0]
+    import pandas as pd
+
+    fig = report.training_figure(pd.read_csv(run["run_dir"] / "train_log.csv"), "t")
+    plt.close(fig)
+    assert report.read_sampling_bench(tmp_path / "absent.json") is None
+    # the shape bench/sampling.py writes
+    rows = [{"sampler": "ddpm", "steps": 1000, "slices": 2, "s_per_slice": 9.0, "paper_dice": 0.6, "positive_slice_dice": 0.4}]
+    rows += [{"sampler": smp, "steps": k, "slices": 8, "s_per_slice": k * 0.01, "paper_dice": 0.5 + k / 1000,
+              "positive_slice_dice": float("nan") if k == 5 else 0.3} for smp in ("ddim", "dpm-solver++") for k in (5, 10, 50)]
+    (tmp_path / "s.json").write_text(json.dumps({"bench": "sampling", "rows": rows}))
+    bench = report.read_sampling_bench(tmp_path / "s.json")
+    assert bench["seconds_per_slice"].tolist()[0] == 9.0
+    fig = report.sampling_figure(bench)
+    assert len(fig.axes) == 2 and len(fig.axes[0].get_lines()) == 3 * 2
+    plt.close(fig)
+    (tmp_path / "bad.json").write_text("{not json")
+    assert report.read_sampling_bench(tmp_path / "bad.json") is None
+    assert np.isfinite(report.evaluation_table(study)["dice"]).all()
+
+
+def _fake_results_notebook(path, stamp, exception=False):
+    path.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {"study_stamp": stamp},
+                                                                         "exception": exception}},
+                                "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_generated_toc_lists_consistent_profiles_only(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: method\n  - file: results\n  - file: references\n")
+    results = tmp_path / "results"
+    (book / "results").symlink_to(results, target_is_directory=True)
+    gpu = write_study(results / "gpu", seeds=(0, 1, 2), profile="gpu")
+    smoke = write_study(results / "smoke")
+    _fake_results_notebook(results / "gpu" / "results.ipynb", gpu["stamp"])
+    _fake_results_notebook(results / "smoke" / "results.ipynb", "an-older-run-set")
+    (results / "gpu" / "notebooks").mkdir()
+    for name in ("train-full-s0", "train-gone-s0", "evaluate-full-s0"):
+        (results / "gpu" / "notebooks" / f"{name}.ipynb").write_text("{}")
+    (results / "gpu" / "timings.json").write_text(json.dumps({"profile": "gpu", "status": "complete", "total_seconds": 3.0,
+                                                               "stages": [{"id": "train-full-s0", "kind": "train",
+                                                                           "status": "ran", "seconds": 3.0, "last_run_seconds": 3.0}]}))
+    messages = []
+    out, listed = generate_toc(book, log=messages.append)
+    assert listed == ["gpu"] and any("leaving out profile smoke" in m for m in messages)
+    toc = yaml.safe_load(out.read_text())
+    entry = toc["chapters"][1]["sections"][0]
+    assert entry["file"] == "results/gpu/results" and "3 seeds" in entry["title"]
+    files = [s["file"] for s in entry["sections"]]
+    assert files == ["generated/gpu/timings", "results/gpu/notebooks/train-full-s0", "results/gpu/notebooks/evaluate-full-s0"]
+    assert "| train-full-s0 | train | ran | 3.0 | 3.0 |" in (book / "generated" / "gpu" / "timings.md").read_text()
+    _fake_results_notebook(results / "smoke" / "results.ipynb", smoke["stamp"])
+    _, listed = generate_toc(book, log=messages.append)
+    assert listed == ["gpu", "smoke"]

@@ -1,0 +1,196 @@
+"""The study driver with tiny stand-in notebooks run by papermill in tmp_path: stamps make a second
+pass skip everything, one variant's changed parameter re-runs only that variant and the results
+page, and a failing notebook stops the study naming the executed notebook."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ichseg.study import Study, StudyFailed, StudySpec, parse_overrides
+
+HELPERS = Path(__file__).with_name("_study_helpers.py")
+KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
+
+
+def _notebook(path: Path, params: str, body: str) -> Path:
+    nb = new_notebook(cells=[new_code_cell(params, metadata={"tags": ["parameters"]}), new_code_cell(body)], metadata=KERNEL)
+    nbformat.write(nb, path)
+    return path
+
+
+TRAIN_PARAMS = 'profile: str = "smoke"\nvariant: str = "full"\nseed: int = 0\noverrides: list = []\nout_dir: str = "x"\ndata_root: str = "data"'
+EVAL_PARAMS = (TRAIN_PARAMS.replace('out_dir: str = "x"', 'run_dir: str = "r"\nout_dir: str = "x"')
+               + '\ndatasets: list = []\nsampler: str = ""\nsteps: int = 0\nensemble: int = 0')
+RESULTS_PARAMS = 'profile: str = "smoke"\nresults_dir: str = "r"\nstudy_stamp: str = ""\nbench_file: str = ""'
+
+
+def _fake_notebooks(root: Path) -> dict[str, Path]:
+    shutil.copy(HELPERS, root / "_study_helpers.py")  # the kernel runs in root, so it imports from there
+    nbs = root / "nbs"
+    nbs.mkdir()
+    return {
+        "prep": nbs / "no-prep-notebook.ipynb",  # absent: the driver prepares in-process
+        "train": _notebook(nbs / "train.ipynb", TRAIN_PARAMS, (
+            "from pathlib import Path\nfrom _study_helpers import write_run\n"
+            "lr = [o for o in overrides if o.startswith('train.lr=')]\n"
+            "write_run(Path(out_dir), variant, seed, quality=0.3 + 0.1 * len(lr))\n")),
+        "evaluate": _notebook(nbs / "evaluate.ipynb", EVAL_PARAMS, (
+            "import json\nfrom pathlib import Path\nfrom _study_helpers import write_eval\n"
+            "h = json.loads((Path(run_dir) / 'run.json').read_text())['run_hash']\n"
+            "for ds in datasets:\n    write_eval(Path(out_dir) / ds, variant, ds, h, seed=seed)\n")),
+        "results": _notebook(nbs / "results.ipynb", RESULTS_PARAMS, (
+            "from ichseg import report\n"
+            "study = report.load_study(results_dir, expected_stamp=study_stamp or None)\n"
+            "print(report.table1(report.evaluation_table(study), profile, study.datasets))\n")),
+    }
+
+
+def _fake_prepare(cfg, dataset, data_root):
+    out = Path(data_root) / "prepared" / dataset
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "manifest.json").exists():
+        (out / "manifest.json").write_text(json.dumps({"fingerprint": f"fp-{dataset}"}))
+    return out
+
+
+def _spec(root: Path, notebooks, **kw) -> StudySpec:
+    return StudySpec(profile="smoke", variants=["medsegdiffv2", "full"], seeds=[0], datasets=["instance2022", "bhsd"],
+                     root=root, notebooks=notebooks, prepare=_fake_prepare, **kw)
+
+
+def _statuses(record) -> dict[str, str]:
+    return {s["id"]: s["status"] for s in record["stages"]}
+
+
+@pytest.fixture
+def study_root(tmp_path):
+    return tmp_path, _fake_notebooks(tmp_path)
+
+
+def test_second_pass_skips_and_one_variant_change_reruns_only_it(study_root):
+    root, nbs = study_root
+    first = Study(_spec(root, nbs), log=lambda m: None).run()
+    assert set(_statuses(first).values()) == {"ran"}
+    results = root / "results" / "smoke"
+    assert (results / "notebooks" / "train-full-s0.ipynb").is_file() and (results / "results.ipynb").is_file()
+    timings = json.loads((results / "timings.json").read_text())
+    assert timings["status"] == "complete" and len(timings["stages"]) == 2 + 2 * 2 + 1
+    manifest = json.loads((results / "study.json").read_text())
+    executed = json.loads((results / "results.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["parameters"]["study_stamp"] == manifest["stamp"]
+
+    # nothing changed: every stage is skipped, nothing is rewritten
+    mtime = (results / "results.ipynb").stat().st_mtime_ns
+    again = Study(_spec(root, nbs), log=lambda m: None)
+    assert {a for _, a in again.dry_run()} == {"skip", "skip?"}
+    second = again.run()
+    assert set(_statuses(second).values()) == {"skipped"}
+    assert (results / "results.ipynb").stat().st_mtime_ns == mtime
+    assert second["stages"][2]["last_run_seconds"] > 0  # the record keeps how long the stage took
+
+    # one variant's parameter changes (the first variant, whose config also seeds the prep stages):
+    # only its training, its evaluation and the results page run
+    changed = parse_overrides(["medsegdiffv2:train.lr=2e-4"])
+    third = Study(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
+    ran = {k for k, v in _statuses(third).items() if v == "ran"}
+    assert ran == {"train-medsegdiffv2-s0", "evaluate-medsegdiffv2-s0", "results"}
+    assert json.loads((results / "study.json").read_text())["stamp"] != manifest["stamp"]
+
+    # a changed notebook re-runs every stage of its kind (and what depends on them)
+    nb = nbformat.read(nbs["evaluate"], as_version=4)
+    nb.cells[1].source += "\n# edited\n"
+    nbformat.write(nb, nbs["evaluate"])
+    fourth = Study(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
+    ran = {k for k, v in _statuses(fourth).items() if v == "ran"}
+    assert ran == {"evaluate-full-s0", "evaluate-medsegdiffv2-s0", "results"}
+
+
+def test_a_failing_notebook_stops_the_study_with_its_path(study_root):
+    root, nbs = study_root
+    _notebook(nbs["evaluate"], EVAL_PARAMS, "raise RuntimeError('boom in evaluation')")
+    messages = []
+    with pytest.raises(StudyFailed) as info:
+        Study(_spec(root, nbs), log=messages.append).run()
+    failed = root / "results" / "smoke" / "notebooks" / "evaluate-medsegdiffv2-s0.ipynb"
+    assert info.value.notebook == failed and "results/smoke/notebooks/evaluate-medsegdiffv2-s0.ipynb" in str(info.value)
+    assert "boom in evaluation" in str(info.value)
+    executed = json.loads(failed.read_text())  # papermill wrote it, traceback included
+    assert executed["metadata"]["papermill"]["exception"] is True
+    results = root / "results" / "smoke"
+    assert not (results / "notebooks" / "train-full-s0.ipynb").exists()  # stopped at the first failure
+    assert not (results / "study.json").exists() and not (results / "results.ipynb").exists()
+    timings = json.loads((results / "timings.json").read_text())
+    assert timings["status"] == "failed" and timings["stages"][-1]["status"] == "failed"
+    assert any("evaluate-medsegdiffv2-s0" in m and "failed" in m for m in messages)  # the timing table is printed
+
+
+def test_overrides_and_plan():
+    assert parse_overrides(["train.lr=1", "full:train.iterations=5", "full:loss.alpha=3"]) == {
+        "*": ["train.lr=1"], "full": ["train.iterations=5", "loss.alpha=3"]}
+    with pytest.raises(ValueError):
+        parse_overrides(["train.lr"])
+    with pytest.raises(ValueError, match="not in this study"):
+        Study(StudySpec(profile="smoke", variants=["full"], overrides={"resnet18": ["train.lr=1"]}), log=lambda m: None)
+    study = Study(StudySpec(profile="gpu", variants=["full", "medsegdiffv2"]), log=lambda m: None)
+    assert study.seeds == [0, 1, 2]  # the gpu profile's study settings: three seeds
+    ids = [s.id for s in study.stages]
+    assert ids[:3] == ["prep-instance2022", "prep-bhsd", "prep-physionet"]
+    assert ids[3:5] == ["train-full-s0", "evaluate-full-s0"] and len(ids) == 3 + 2 * 3 * 2
+    train = study.stages[3]
+    assert train.parameters["out_dir"] == "results/gpu/runs/full-s0" and train.notebook.name == "train.ipynb"
+
+
+def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
+    """Stamp status 'running' with the same stamp -> resume (folder kept); another stamp -> wipe;
+    no record at all (e.g. trained beforehand with torchrun) -> kept. No kernel: execute is faked."""
+    seen = []
+
+    def fake_execute(self, stage):
+        seen.append(stage.id)
+        if stage.kind == "train":
+            run_dir = Path(self.root) / stage.parameters["out_dir"]
+            seen.append(("marker", (run_dir / "marker").exists()))
+            from _study_helpers import write_run
+
+            write_run(run_dir, stage.parameters["variant"], stage.parameters["seed"])
+        elif stage.kind == "evaluate":
+            from _study_helpers import write_eval
+
+            h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
+            for ds in stage.parameters["datasets"]:
+                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["variant"], ds, h)
+        elif stage.kind == "results":
+            stage.output.write_text("{}")
+
+    monkeypatch.setattr(Study, "execute", fake_execute)
+    nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
+    for p in nbs.values():
+        p.write_text("{}")
+    spec = lambda **kw: StudySpec(profile="smoke", variants=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
+                                  notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, **kw)
+    run_dir = tmp_path / "results" / "smoke" / "runs" / "full-s0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "marker").write_text("trained beforehand")
+    Study(spec(), log=lambda m: None).run()
+    assert ("marker", True) in seen  # no stamp record: the folder was handed to the notebook as it was
+
+    # an interrupted stage (status running, same stamp) is resumed: its folder is kept
+    study = Study(spec(), log=lambda m: None)
+    stamp_file = study.stamp_path("train-full-s0")
+    rec = json.loads(stamp_file.read_text())
+    stamp_file.write_text(json.dumps({**rec, "status": "running"}))
+    seen.clear()
+    record = study.run()
+    assert ("marker", True) in seen and {s["id"]: s["status"] for s in record["stages"]}["train-full-s0"] == "resumed"
+
+    # changed inputs: the folder of the old run is removed before the notebook runs
+    seen.clear()
+    Study(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    assert ("marker", False) in seen
+    assert seen.count("train-full-s0") == 1 and "evaluate-full-s0" in seen and "results" in seen

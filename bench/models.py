@@ -2,7 +2,7 @@
 achieved TFLOP/s.
 
     .venv/bin/python bench/models.py [--variants full medsegdiffv2] [--cpu-size 64] [--cpu-batch 8]
-        [--cpu-set base_channels=32] [--steps 3] [--threads N]
+        [--cpu-set base_channels=32] [--steps 3] [--threads 1]
 
 CPU path (always): every variant at ``--cpu-size``² (64), batch ``--cpu-batch`` (8), with the
 paper's architecture except the ``--cpu-set`` overrides (default ``base_channels=32`` so that a
@@ -67,12 +67,12 @@ def measure(variant: str, size: int, batch: int, steps: int, overrides: dict, de
         model.zero_grad(set_to_none=True)
         loss.backward()
 
+    rss_before = _rss_mb()
     step()  # warm-up: allocations, kernel selection
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    rss_before = _rss_mb()
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-set", action="append", default=None, metavar="KEY=VALUE",
                    help="ModelConfig overrides for the CPU path (default: base_channels=32)")
     p.add_argument("--steps", type=int, default=3, help="timed steps (median reported) after one warm-up")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads on CPU (default 1: on a shared 2-core machine two OpenMP threads "
+                        "competing with other processes measured up to 15x slower and erratic; 0 = torch's default)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one CPU variant, print JSON
     args = p.parse_args(argv)
     cpu_over = parse_overrides(args.cpu_set if args.cpu_set is not None else ["base_channels=32"])

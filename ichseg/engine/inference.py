@@ -7,7 +7,6 @@ Probability = mean of the N sampled masks in [0,1]; uncertainty = their standard
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import nullcontext
 
 import torch
@@ -28,7 +27,7 @@ def make_eps_fn(model: nn.Module, images: torch.Tensor, ensemble: int, amp: str 
     if hasattr(model, "encode_condition") and hasattr(model, "denoise"):
         with _autocast(device, amp):
             feats = model.encode_condition(images)
-        feats = _repeat(feats, ensemble)
+        feats = feats.repeat_interleave(ensemble)  # the samplers' layout: each slice's N members adjacent
 
         def eps_fn(x, t, cond):
             with _autocast(device, amp):
@@ -40,22 +39,6 @@ def make_eps_fn(model: nn.Module, images: torch.Tensor, ensemble: int, amp: str 
                 return model(x, t, cond).eps.float()
 
     return eps_fn
-
-
-def _repeat(feats, n: int):
-    """repeat_interleave any nesting of tensors (dataclasses/lists/tuples/dicts) along the batch axis."""
-    if n == 1 or feats is None:
-        return feats
-    if dataclasses.is_dataclass(feats) and not isinstance(feats, type):
-        return dataclasses.replace(feats, **{f.name: _repeat(getattr(feats, f.name), n)
-                                             for f in dataclasses.fields(feats) if f.init})
-    if isinstance(feats, torch.Tensor):
-        return feats.repeat_interleave(n, dim=0)
-    if isinstance(feats, dict):
-        return {k: _repeat(v, n) for k, v in feats.items()}
-    if isinstance(feats, (list, tuple)):
-        return type(feats)(_repeat(v, n) for v in feats)
-    return feats
 
 
 @torch.no_grad()

@@ -7,8 +7,10 @@ Command-line options of ``ichseg study`` override them.
 
 from __future__ import annotations
 
-# The Table 2 variants, in the table's (cumulative) order.
-VARIANTS = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full")
+from ..models.registry import VARIANTS as _REGISTRY
+
+# The Table 2 variants, in the table's (cumulative) order: the model registry's order.
+VARIANTS = tuple(_REGISTRY)
 
 STUDY_PROFILES: dict[str, dict] = {
     # phantom data on a 2-core CPU, inside `make book`'s budget: one seed

@@ -90,6 +90,10 @@ def test_weights_path_without_pretrained_is_rejected(saved_resnet):
             k: v for k, v in SMALL.items()})
 
 
-def test_pretrained_refused_for_the_unet_branch():
-    with pytest.raises(ValueError, match="pretrained"):
-        build_model("medsegdiffv2", image_size=32, pretrained="imagenet", **SMALL)
+def test_pretrained_is_a_no_op_for_the_unet_branch(tmp_path, monkeypatch):
+    """A profile-wide ``pretrained: imagenet`` also builds the U-Net rows (trained from scratch in
+    the paper too) and reads no file for them."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    for name in ("medsegdiffv2", "cross_attention", "reduce_layer"):
+        model = build_model(name, image_size=32, pretrained="imagenet", **SMALL)
+        assert model.config.condition == "unet"

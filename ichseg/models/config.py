@@ -81,7 +81,10 @@ class ModelConfig:
                         ``replace``: a learned 1×1 conv 32→64 replaces conv1/bn1 (pretrained
                         conv1 unused), ResNet's max-pool kept (strides 2/4/8).
       pretrained:       ``imagenet`` (torchvision ResNet18_Weights.IMAGENET1K_V1 from the local
-                        hub cache or ``weights_path``; never downloaded) or ``none``.
+                        hub cache or ``weights_path``; never downloaded) or ``none``. It concerns
+                        the resnet18 branch only: the MedSegDiff-v2 U-Net has no pretrained
+                        weights (trained from scratch, notes §1), so for ``condition: unet`` it
+                        has no effect — one profile-wide setting then serves every Table 2 row.
       weights_path:     explicit ResNet18 state-dict file (overrides the hub cache).
       verify_weights:   check the sha256 prefix of an ``imagenet`` file (f37072fd).
       transformer:      a Transformer block over the deepest condition features (§3.2).
@@ -179,11 +182,6 @@ class ModelConfig:
                      "must be a file path", self.weights_path)
             if self.pretrained == "none":
                 raise ValueError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
-        if self.pretrained != "none" and self.condition != "resnet18":
-            raise ValueError(
-                f"pretrained: {self.pretrained!r} applies to the resnet18 condition branch only "
-                f"(condition is {self.condition!r}; the MedSegDiff-v2 U-Net is trained from scratch)"
-            )
         if self.transformer and self.condition != "resnet18":
             raise ValueError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
                              "set condition: resnet18")

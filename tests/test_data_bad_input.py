@@ -125,6 +125,10 @@ def test_bad_file_library_cli_and_skip_bad(raw, tmp_path, capsys, breaker):
     assert manifest["counts"]["bad_files"] == 1 and len(manifest["bad_files"]) == 1
     assert manifest["bad_files"][0]["file"] == str(bad_file.relative_to(raw))
     assert (prepared / "bad_files.csv").is_file()
+    c = manifest["counts"]
+    assert c["source_slices"] == c["kept"] + sum(c["dropped"].values())  # still reconciles
+    if breaker in (_nan, _truncated):  # header readable: its slices are listed as dropped
+        assert c["dropped"].get("bad file (see bad_files.csv)", 0) > 0
 
 
 def test_header_size_is_checked_before_reading(tmp_path):

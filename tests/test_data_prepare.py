@@ -58,6 +58,11 @@ def test_rerun_is_a_noop(instance):
     before = (prepared / "manifest.json").stat().st_mtime_ns
     assert prepare_dataset("instance2022", raw, out, CFG) == prepared
     assert (prepared / "manifest.json").stat().st_mtime_ns == before
+    # touched but unchanged sources: hashed again, same fingerprint, still nothing written
+    src = next((raw / "train_2" / "data").iterdir())
+    src.touch()
+    assert prepare_dataset("instance2022", raw, out, CFG) == prepared
+    assert (prepared / "manifest.json").stat().st_mtime_ns == before
     # a different config goes to its own folder
     other = prepare_dataset("instance2022", raw, out, PrepConfig(size=32, negative_ratio=None))
     assert other != prepared and (other / "manifest.json").is_file()
@@ -117,3 +122,13 @@ def test_config_validation():
     with pytest.raises(ValueError, match="test_fraction"):
         PrepConfig(test_fraction=1.5)
     assert PrepConfig(size=64).hash() != PrepConfig().hash()
+
+
+def test_parallel_workers_give_identical_output(instance, tmp_path):
+    raw, _, prepared = instance
+    other = prepare_dataset("instance2022", raw, tmp_path, CFG, workers=2)
+    a, b = json.loads((prepared / "manifest.json").read_text()), json.loads((other / "manifest.json").read_text())
+    assert a["fingerprint"] == b["fingerprint"] and a["counts"] == b["counts"]
+    for name in ("images.npy", "masks.npy"):
+        np.testing.assert_array_equal(np.load(prepared / name), np.load(other / name))
+    assert (prepared / "slices.csv").read_text() == (other / "slices.csv").read_text()

@@ -42,6 +42,7 @@ class SliceDataset(Dataset):
         self.manifest: dict = json.loads(manifest_path.read_text())
         slices = pd.read_csv(self.dir / SLICES, keep_default_na=False, na_values=[""],
                              dtype={"patient": str, "volume": str, "subtype": str, "drop_reason": str})
+        slices[["subtype", "drop_reason"]] = slices[["subtype", "drop_reason"]].fillna("")
         self.table = slices[(slices["split"] == split) & (slices["kept"] == 1)]
         self._images = np.load(self.dir / IMAGES, mmap_mode="r")
         self._masks = np.load(self.dir / MASKS, mmap_mode="r")

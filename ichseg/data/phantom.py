@@ -70,9 +70,9 @@ DOMAINS: dict[str, Domain] = {
                            {"intraparenchymal": .40, "subdural": .15, "epidural": .10, "intraventricular": .15,
                             "subarachnoid": .20}, 0.30, (True, True, False), "int16", 1.0, 0.0, "binary"),
     # BHSD: larger field of view, thinner slices, noisier, +5 HU, stored unsigned with an intercept,
-    # labels carry the subtype
+    # labels carry the subtype; its voxel-labelled volumes are nearly all positive
     "bhsd": Domain(240.0, 4.5, (26, 36), 9.0, 5.0, 8.0, 0.5,
-                   {s: .2 for s in SUBTYPES}, 0.25, (False, False, True), "uint16", 1.0, -1024.0, "subtype"),
+                   {s: .2 for s in SUBTYPES}, 0.10, (False, False, True), "uint16", 1.0, -1024.0, "subtype"),
     # PhysioNet CT-ICH: a traumatic-injury cohort (more extra-axial blood), ~half without hemorrhage,
     # older-looking images (smoother kernel, more noise and cupping, -4 HU), uncompressed .nii
     "physionet": Domain(205.0, 5.0, (24, 32), 12.0, -4.0, 12.0, 0.9,

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ MANIFEST, SLICES, IMAGES, MASKS = "manifest.json", "slices.csv", "images.npy", "
 BAD_FILES, SUMMARY = "bad_files.csv", "summary.txt"
 REASON_DOWNSAMPLED = "negative downsampled (training split)"
 REASON_NOT_SAMPLED = "patient not in the test sample"
+REASON_BAD_FILE = "bad file (see bad_files.csv)"
 SLICE_COLUMNS = ["patient", "volume", "source_file", "mask_file", "slice_index", "source_slice", "split",
                  "kept", "row", "drop_reason", "positive", "subtype", "lesion_px", "lesion_voxels",
                  "spacing_row_mm", "spacing_col_mm", "thickness_mm"]
@@ -227,6 +228,7 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
     # 1. headers (cheap) for every case; 2. patient split over all discovered patients
     split_of = split_patients([c.patient for c in discovery.cases], layout.role, config.test_fraction, config.seed)
     headers_ok: list[Case] = []
+    header_of = {}
     tables: list[pd.DataFrame] = []
     for case in discovery.cases:
         try:
@@ -243,6 +245,7 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
             tables.append(t)
         else:
             headers_ok.append(case)
+            header_of[case] = ih
     log(f"{layout.title}: {len(discovery.cases)} volumes of {len(split_of)} patients found under {root}; "
         f"reading {len(headers_ok)}")
 
@@ -257,6 +260,11 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
                 if not skip_bad:
                     raise IchsegError(f"{res.error[0]}: {res.error[1]}")
                 bad.append(res.error)
+                h = header_of[res.case]  # its slices are accounted for as dropped
+                t = _rows(res.case, split_of[res.case.patient], root, h.n_slices, _header_source_slice(h),
+                          h.canonical_spacing)
+                t["drop_reason"] = REASON_BAD_FILE
+                tables.append(t)
                 continue
             kept_masks[len(tables)], image_files[len(tables)] = res.masks, res.image_file
             tables.append(res.rows)
@@ -301,16 +309,24 @@ def _raise_bad(bad: list[tuple[Path, str]]) -> None:
     raise IchsegError(f"{path}: {msg}{more}")
 
 
-def _run_cases(cases, split_of, discovery, config, work, root, max_bytes, workers) -> list[_CaseResult]:
-    args = [(i, c, split_of[c.patient], discovery, config, work, root, max_bytes) for i, c in enumerate(cases)]
+def _run_cases(cases, split_of, discovery, config, work, root, max_bytes, workers) -> Iterator[_CaseResult]:
+    """Results in case order, lazily: a strict run stops at the first bad volume."""
+    # workers get a light copy of the discovery: the layout and its side tables, not every case
+    light = Discovery(discovery.layout, discovery.root, [], aux=discovery.aux)
+    args = [(i, c, split_of[c.patient], light, config, work, root, max_bytes) for i, c in enumerate(cases)]
     if workers <= 1 or len(cases) < 2:
-        return [_process_case(*a) for a in args]
+        yield from (_process_case(*a) for a in args)
+        return
     import multiprocessing as mp
 
-    # spawn: a forked child would inherit torch's thread pool state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init) as pool:
-        return list(pool.map(_process_case, *zip(*args)))
+    # spawn: a forked child would inherit torch's thread-pool state
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        futures = [pool.submit(_process_case, *a) for a in args]
+        for f in futures:
+            yield f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_init() -> None:
@@ -325,14 +341,16 @@ def _finalise_table(tables: list[pd.DataFrame], config: PrepConfig) -> pd.DataFr
         raise IchsegError("no usable volume left to prepare")
     table = pd.concat(tables, ignore_index=True)
     table["positive"] = table["positive"].astype("Int8")
-    train = np.flatnonzero((table["split"] == "train").to_numpy())
+    train = np.flatnonzero(((table["split"] == "train") & (table["drop_reason"] == "")).to_numpy())
     keep = np.zeros(len(table), bool)
-    keep[np.flatnonzero((table["split"] == "test").to_numpy())] = True
+    keep[np.flatnonzero(((table["split"] == "test") & (table["drop_reason"] == "")).to_numpy())] = True
     if train.size:
         pos = table["positive"].to_numpy(dtype=float, na_value=0)[train] > 0
         kt = downsample_negatives(pos, config.negative_ratio, config.seed)
         keep[train[kt]] = True
         table.loc[train[~kt], "drop_reason"] = REASON_DOWNSAMPLED
+    if not keep.any():
+        raise IchsegError("no usable slice left to prepare (every volume was unusable or dropped)")
     table["kept"] = keep.astype(int)
     table["row"] = -1
     table.loc[keep, "row"] = np.arange(int(keep.sum()))

@@ -54,7 +54,7 @@ class Volume:
     """A volume in RAS+ orientation, with what is needed to go back to the file's grid.
 
     data:              (X, Y, Z) float32 (HU for images, label values for masks); Z is axial,
-                       inferior to superior.
+                       inferior to superior. Possibly a strided view of the file's array.
     affine:            voxel -> world (mm) for ``data``.
     original_affine:   the file's affine;   original_shape: the file's (3D) shape.
     ornt:              nibabel orientation transform from the file's axes to ``data``'s.
@@ -161,18 +161,27 @@ def load_volume(path: str | os.PathLike, *, mask: bool = False, max_bytes: int |
     header = read_header(path, max_bytes=max_bytes)
     path = header.path
     img = nib.load(str(path))
+    stored = img.header.get_data_dtype()
     try:
-        data = img.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter -> HU
+        if mask and stored.kind in "iub" and img.dataobj.slope == 1 and img.dataobj.inter == 0:
+            raw = np.asanyarray(img.dataobj)  # integer labels as stored: no float round trip
+            data = np.clip(raw, 0, 255).astype(np.float32)
+        else:
+            data = img.get_fdata(dtype=np.float32)  # applies scl_slope / scl_inter -> HU
     except Exception as exc:
-        raise IchsegError(f"{path}: cannot read the voxels, the file is truncated or corrupt ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise IchsegError(f"{path}: cannot read the voxels, the file is truncated or corrupt "
+                          f"({type(exc).__name__}: {_first_line(exc)})") from None
     data = data.reshape(header.shape)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        raise IchsegError(f"{path}: {int(bad.sum())} voxel(s) are NaN or infinite")
-    if mask:
+    if stored.kind not in "iub":  # integers (even scaled ones) are always finite
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise IchsegError(f"{path}: {int(bad.sum())} voxel(s) are NaN or infinite")
+    if mask and stored.kind not in "iub":
         # any label > 0 is hemorrhage; keep the label value (BHSD subtypes) as an integer
         data = np.where(data > 0, np.maximum(np.rint(data), 1), 0).astype(np.float32)
-    canon = np.ascontiguousarray(ornt_mod.apply_orientation(data, header.ornt), dtype=np.float32)
+    # a view, no copy: NIfTI voxels are stored x-fastest, so (X, Y, Z) arrays read in Fortran order
+    # and their axial slices (Z, Y, X) are already contiguous in memory
+    canon = ornt_mod.apply_orientation(data, header.ornt)
     affine = header.affine @ ornt_mod.inv_ornt_aff(header.ornt, header.shape)
     return Volume(path, canon, affine, header.affine, header.shape, header.ornt, header.canonical_spacing)
 

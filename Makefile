@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m "not browser and not study"
 	$(MAKE) book
-	ICHSEG_REQUIRE_BOOK=1 $(BIN)/python -m pytest -m browser tests/test_book_browser.py
+	ICHSEG_REQUIRE_BOOK=1 $(BIN)/python -m pytest -s -m "browser or study" tests/test_study_outcome.py tests/test_book_browser.py
 
 book: $(STAMP)
 	$(MAKE) study

@@ -162,3 +162,36 @@ def test_accepts_torch_batches_with_channel_axis():
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# -- chance level ------------------------------------------------------------------------------
+def test_chance_dice_matches_random_placements():
+    """Random placements of |P| pixels on a 32×32 slice with a fixed |G|-pixel lesion: the mean
+    measured Dice agrees with the closed form within Monte-Carlo error."""
+    from ichseg.metrics import chance_dice
+
+    rng = np.random.default_rng(0)
+    n, g_count = 32 * 32, 40
+    gt = np.zeros(n, bool)
+    gt[:g_count] = True
+    for p_count in (10, 40, 300):
+        dices = []
+        for _ in range(4000):
+            pred = np.zeros(n, bool)
+            pred[rng.choice(n, p_count, replace=False)] = True
+            dices.append(2 * (pred & gt).sum() / (p_count + g_count))
+        expected = chance_dice([g_count], [p_count], n)[0]
+        assert abs(np.mean(dices) - expected) < 3 * np.std(dices) / np.sqrt(len(dices)) + 1e-3
+
+
+def test_chance_dice_edge_cases():
+    from ichseg.metrics import all_foreground_dice, chance_dice
+
+    out = chance_dice([0, 0, 10], [0, 5, 0], 100)
+    assert np.isnan(out[0]) and out[1] == 0.0 and out[2] == 0.0
+    assert chance_dice([100], [100], 100)[0] == pytest.approx(1.0)  # everything is lesion and predicted
+    assert all_foreground_dice([10], 100)[0] == pytest.approx(20 / 110)
+    with pytest.raises(ValueError, match="pixel counts"):
+        chance_dice([101], [0], 100)
+    with pytest.raises(ValueError, match="shape"):
+        chance_dice([1, 2], [1], 100)

@@ -51,8 +51,8 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
     assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
     ours = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
     assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.2f}"
-    # other baselines of Table 1 are not part of the study: their "ours" cells say so
-    unet = t1.loc[("Instance2022", "U-Net")]
+    # a Table 1 model this study did not run says so in its "ours" cells
+    unet = t1.loc[("Instance2022", "U-Net [unet]")]
     assert unet[("ours (smoke, 1 seed)", "IoU ↑ (%)")] == "not run" and unet[("paper (single run)", "IoU ↑ (%)")] == "76.92"
     # no paper number ever appears in an "ours" column
     paper_values = {f"{v:.2f}" for ds in report.paper_numbers()["table1"].values() for m in ds.values() for v in m.values()}
@@ -78,7 +78,7 @@ def test_table2_and_strict_tables_with_three_seeds(tmp_path):
     # variants not run keep the paper's row and say "not run" for ours
     assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
     strict = report.strict_table(evals, "gpu")
-    assert strict.shape == (3 * 2, 5) and "±" in strict.iloc[0, 1]
+    assert strict.shape == (3 * 2, 6) and "±" in strict.iloc[0, 1]
     breakdown = report.protocol_breakdown(report.slices_table(study))
     assert breakdown["empty_fraction"].eq(0.5).all()
     assert (breakdown["paper_dice_empty"] > breakdown["paper_dice_lesion"]).all()
@@ -118,8 +118,11 @@ def test_figures(tmp_path):
     plt.close(fig)
     items = report.qualitative(study, "bhsd")
     assert set(items) == {"medsegdiffv2", "resnet18", "full"}
-    fig = report.qualitative_figure(items, "bhsd")
-    assert len(fig.axes) == 3 * (2 + 3 + 1)  # 3 slices x (CT, GT, 3 models, uncertainty)
+    fig = report.qualitative_figure(items, "bhsd")  # the Table 1 models only (resnet18 is an ablation row)
+    assert len(fig.axes) == 3 * (2 + 2 + 1)  # 3 slices x (CT, GT, 2 models, uncertainty)
+    plt.close(fig)
+    fig = report.qualitative_figure(items, "bhsd", order=None)  # every method given
+    assert len(fig.axes) == 3 * (2 + 3 + 1)
     plt.close(fig)
     run = study.runs[0]
     import pandas as pd

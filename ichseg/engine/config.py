@@ -4,6 +4,18 @@ A resolved run config is a plain nested dict with the sections below; it fully d
 is written to the run folder and hashed (``run_config_hash``). Each section is validated by the
 dataclass that owns it (``TrainConfig``, ``EvalConfig`` here; ``DiffusionConfig``; the model's and
 loss's own configs when the model is built).
+
+Three kinds of method share the profiles (``method_kind``):
+
+- ``diffusion``: the Table 2 variants. Sections data, model, diffusion, loss (Eq. 4), train, evaluate.
+- ``direct``: the Table 1 baselines U-Net, TransUNet, U-KAN (one forward pass). The profile's
+  ``baselines`` section sizes them (``baselines.model`` for all, ``baselines.<name>.model`` for
+  one); their optimiser, schedule and loss come from their official recipe
+  (``ichseg.models.baselines.RECIPES``) written into ``train`` and ``loss``, then
+  ``baselines.train`` / ``baselines.<name>.train|loss`` and ``--set`` override it. Only the
+  iteration budget, batch, validation and seed are shared with the diffusion variants (as in the
+  paper's comparison); no EMA (the official recipes keep none). No diffusion section.
+- ``nnunet``: nnU-Net v2 run through its own package; section ``nnunet`` (``baselines.nnunet``).
 """
 
 from __future__ import annotations
@@ -21,6 +33,9 @@ from ..errors import IchsegError
 from ..utils import config_hash
 
 SECTIONS = ("data", "model", "diffusion", "loss", "train", "evaluate")
+# profile-only section: sizes and recipe overrides of the Table 1 baselines (resolved away per run)
+PROFILE_SECTIONS = SECTIONS + ("baselines",)
+NNUNET = "nnunet"
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm-solver++")
 
 
@@ -60,6 +75,12 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 10
     grad_clip: float = 0.0  # 0 disables
+    # optimiser and schedule (paper §4.2: AdamW + linear decay to 0; baselines: their own recipe)
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    momentum: float = 0.0  # SGD only
+    lr_schedule: str = "linear"  # linear | poly | cosine | constant, per iteration over the run
+    poly_power: float = 0.9
+    min_lr: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "eval_every", "val_slices", "val_steps", "val_ensemble", "log_every"):
@@ -76,6 +97,12 @@ class TrainConfig:
             raise ValueError(f"train.device: unknown value {self.device!r}; known: auto, cpu, cuda")
         if self.amp not in ("none", "bf16"):
             raise ValueError(f"train.amp: unknown value {self.amp!r}; known: none, bf16")
+        if self.optimizer not in ("adamw", "adam", "sgd"):
+            raise ValueError(f"train.optimizer: unknown value {self.optimizer!r}; known: adamw, adam, sgd")
+        if self.lr_schedule not in ("linear", "poly", "cosine", "constant"):
+            raise ValueError(f"train.lr_schedule: unknown value {self.lr_schedule!r}; known: linear, poly, cosine, constant")
+        if not 0.0 <= float(self.min_lr) < float(self.lr):
+            raise ValueError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
         if self.val_split not in ("train", "test"):
             raise ValueError(f"train.val_split: unknown value {self.val_split!r}; known: train, test")
 
@@ -129,9 +156,9 @@ def load_profile(name_or_path: str | Path) -> dict:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise IchsegError(f"{name_or_path}: a profile must be a YAML mapping")
-    unknown = set(data) - set(SECTIONS) - {"description"}
+    unknown = set(data) - set(PROFILE_SECTIONS) - {"description"}
     if unknown:
-        raise IchsegError(f"{name_or_path}: unknown profile section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
+        raise IchsegError(f"{name_or_path}: unknown profile section(s) {', '.join(sorted(unknown))}; known: {', '.join(PROFILE_SECTIONS)}")
     data["profile"] = name
     return data
 
@@ -142,8 +169,9 @@ def apply_override(cfg: dict, assignment: str) -> None:
         raise ValueError(f"--set: expected key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
-    if parts[0] not in SECTIONS or len(parts) < 2:
-        raise ValueError(f"--set: key {key!r} must start with one of {', '.join(SECTIONS)} and name a field (e.g. train.iterations)")
+    if parts[0] not in PROFILE_SECTIONS + (NNUNET,) or len(parts) < 2:
+        raise ValueError(f"--set: key {key!r} must start with one of {', '.join(PROFILE_SECTIONS + (NNUNET,))} and name a field "
+                         "(e.g. train.iterations)")
     node = cfg
     for p in parts[:-1]:
         node = node.setdefault(p, {})
@@ -163,6 +191,50 @@ def _parse_value(raw: str):
     return value
 
 
+def method_kind(name: str) -> str:
+    """``diffusion`` (a Table 2 variant), ``direct`` (a Table 1 baseline network) or ``nnunet``."""
+    from ..models.registry import BASELINES, VARIANTS
+
+    if name in VARIANTS:
+        return "diffusion"
+    if name in BASELINES:
+        return "direct"
+    if name == NNUNET:
+        return NNUNET
+    raise ValueError(f"variant: unknown name {name!r}; known: {', '.join([*VARIANTS, *BASELINES, NNUNET])}")
+
+
+def _merge(*parts: Mapping[str, Any] | None) -> dict:
+    out: dict = {}
+    for p in parts:
+        out.update(dict(p or {}))
+    return out
+
+
+def _direct_sections(cfg: dict, name: str) -> None:
+    """Replace the diffusion model's sections by the baseline's (recipe, then profile overrides)."""
+    from ..models.baselines import RECIPES
+
+    base = cfg.get("baselines") or {}
+    own = base.get(name) or {}
+    unknown = set(own) - {"model", "train", "loss"}
+    if unknown:
+        raise ValueError(f"baselines.{name}: unknown key(s) {', '.join(sorted(unknown))}; known: loss, model, train")
+    recipe = RECIPES[name]
+    image_size = (cfg.get("model") or {}).get("image_size")
+    cfg["model"] = _merge({"image_size": image_size} if image_size else {}, base.get("model"), own.get("model"))
+    shared = {k: v for k, v in cfg["train"].items()
+              if k not in ("lr", "weight_decay", "ema_rate", "optimizer", "momentum", "lr_schedule", "poly_power", "min_lr")}
+    cfg["train"] = _merge(shared, {
+        "optimizer": recipe.optimizer, "lr": recipe.lr, "momentum": recipe.momentum,
+        "weight_decay": recipe.weight_decay, "lr_schedule": recipe.lr_schedule, "poly_power": recipe.poly_power,
+        "min_lr": recipe.min_lr, "ema_rate": 0.0,
+    }, base.get("train"), own.get("train"))
+    cfg["loss"] = _merge({"bce_weight": recipe.bce_weight, "dice_weight": recipe.dice_weight},
+                         base.get("loss"), own.get("loss"))
+    cfg.pop("diffusion", None)
+
+
 def resolve_run_config(
     profile: str | Path | Mapping[str, Any],
     variant: str,
@@ -171,20 +243,52 @@ def resolve_run_config(
     iterations: int | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Profile + variant + overrides -> the full run config (validated sections)."""
+    """Profile + method name + overrides -> the full run config (validated sections).
+
+    ``--set`` overrides of the ``baselines`` section apply before a baseline's sections are
+    resolved from it; all others after, so ``--set train.lr=...`` wins over a recipe.
+    """
     cfg = copy.deepcopy(dict(profile)) if isinstance(profile, Mapping) else load_profile(profile)
     for s in SECTIONS:
         cfg.setdefault(s, {})
+    kind = method_kind(variant)
     cfg["variant"] = variant
-    for assignment in overrides or ():
-        apply_override(cfg, assignment)
+    overrides = list(overrides or ())
+    for assignment in overrides:
+        if assignment.strip().startswith("baselines."):
+            apply_override(cfg, assignment)
+    if kind == "direct":
+        _direct_sections(cfg, variant)
+    elif kind == NNUNET:
+        cfg[NNUNET] = dict((cfg.get("baselines") or {}).get(NNUNET) or {})
+        for s in ("model", "diffusion", "loss"):
+            cfg.pop(s, None)
+        cfg["train"] = {"seed": int(cfg["train"].get("seed", 0)), "device": cfg["train"].get("device", "auto")}
+    cfg.pop("baselines", None)  # a run depends on its own method's settings only
+    for assignment in overrides:
+        if not assignment.strip().startswith("baselines."):
+            apply_override(cfg, assignment)
     if iterations is not None:
+        if kind == NNUNET:
+            raise ValueError("--iterations: nnU-Net trains by epochs; set nnunet.epochs / nnunet.iterations_per_epoch")
         cfg["train"]["iterations"] = int(iterations)
     if seed is not None:
         cfg["train"]["seed"] = int(seed)
     # validate and normalise the engine's own sections (defaults filled in, so the hash is explicit)
-    cfg["train"] = asdict(train_config(cfg))
     cfg["evaluate"] = asdict(eval_config(cfg))
+    if kind == NNUNET:
+        from .nnunet import NnunetConfig
+
+        # one seed per run, as for every method: the study's seed is nnU-Net's
+        cfg[NNUNET]["seed"] = int(cfg["train"]["seed"])
+        cfg[NNUNET] = NnunetConfig.from_dict(cfg[NNUNET]).to_dict()
+        return cfg
+    cfg["train"] = asdict(train_config(cfg))
+    if kind == "direct":
+        from ..models.baselines import SegmentationLossConfig
+
+        cfg["loss"] = SegmentationLossConfig.from_dict(cfg["loss"]).to_dict()
+        return cfg
     from ..diffusion import DiffusionConfig
 
     cfg["diffusion"] = DiffusionConfig.from_dict(cfg["diffusion"]).to_dict()
@@ -203,6 +307,7 @@ __all__ = [
     "apply_override",
     "available_profiles",
     "eval_config",
+    "method_kind",
     "load_profile",
     "resolve_run_config",
     "run_config_hash",

@@ -17,29 +17,34 @@ import torch
 
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
-from ..metrics import paper_slice_scores, strict_protocol
+from ..metrics import chance_dice, paper_slice_scores, strict_protocol
 from ..utils import atomic_directory, atomic_write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig
-from .inference import segment_slices
+from .inference import segment
 from .provenance import environment
 from .train import load_split, resolve_device
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", variant: str | None = None):
-    """(model with EMA weights, diffusion, run config, run hash) from a checkpoint."""
-    from ..models import build_from_config, variant_config
+    """(model with EMA weights, diffusion — None for a direct segmenter —, run config, run hash)."""
+    from ..models import build_from_config, segmenter_config, variant_config
+    from .config import method_kind
 
     state = load_checkpoint(checkpoint)
     cfg = state["config"]
     if variant is not None and variant != cfg["variant"]:
         raise IchsegError(f"{checkpoint}: holds variant {cfg['variant']!r}, not {variant!r}")
-    # the ImageNet file is not needed: the trained weights replace it right away
-    model = build_from_config(variant_config(cfg["variant"], **cfg["model"]), load_pretrained=False)
+    direct = method_kind(cfg["variant"]) == "direct"
+    arch = (segmenter_config if direct else variant_config)(cfg["variant"], **cfg["model"])
+    # the ImageNet / ViT file is not needed: the trained weights replace it right away
+    model = build_from_config(arch, load_pretrained=False)
     try:
         model.load_state_dict(state[weights])
     except RuntimeError as exc:
         raise IchsegError(f"{checkpoint}: weights do not fit variant {cfg['variant']!r} ({str(exc).splitlines()[0]})") from None
+    if direct:
+        return model.to(device).eval(), None, cfg, state.get("run_hash")
     diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"]))
     return model.to(device).eval(), diffusion.to(device), cfg, state.get("run_hash")
 
@@ -77,7 +82,6 @@ def evaluate_checkpoint(
         raise IchsegError(
             f"{checkpoint}: trained on {want[0]}-channel {want[1]}² slices, but {prepared} holds {have[0]}-channel {have[1]}² slices"
         )
-    table = ds.table.reset_index(drop=True)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -85,7 +89,7 @@ def evaluate_checkpoint(
         bar = tqdm(total=len(images), desc=f"evaluate {cfg['variant']} on {dataset or Path(prepared).name}", unit="slice")
     gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
     t0 = time.perf_counter()
-    prob, unc = segment_slices(model, diffusion, images, sampler=ecfg.sampler,
+    prob, unc = segment(model, diffusion, images, sampler=ecfg.sampler,
                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
                                device=dev, amp=cfg["train"].get("amp", "none"), progress=bar)
@@ -93,7 +97,46 @@ def evaluate_checkpoint(
     if bar is not None:
         bar.close()
 
-    p, g = prob.numpy(), masks[:, 0].numpy()
+    meta = {
+        "variant": cfg["variant"],
+        "profile": cfg.get("profile"),
+        "checkpoint": str(checkpoint),
+        "run_hash": run_hash,
+        # a direct segmenter takes one forward pass: the sampler settings do not apply to it
+        "inference": "sigmoid of one forward pass" if diffusion is None else "diffusion ensemble",
+    }
+    return write_evaluation(prob.numpy(), unc.numpy(), images.numpy(), masks[:, 0].numpy(), ds, out_dir, ecfg,
+                            dataset=dataset or Path(prepared).parent.name, split=split, meta=meta,
+                            seconds=seconds, device=dev)
+
+
+def write_evaluation(
+    prob: np.ndarray,
+    uncertainty: np.ndarray | None,
+    images: np.ndarray,
+    gt: np.ndarray,
+    ds,
+    out_dir: str | Path,
+    ecfg: EvalConfig,
+    *,
+    dataset: str,
+    split: str,
+    meta: dict,
+    seconds: float,
+    device: torch.device | None = None,
+) -> dict:
+    """Score probability maps (N, H, W) in [0, 1] against the ground truth (N, H, W) of a prepared
+    split with both protocols and write ``metrics.json``, ``slices.csv`` and ``qualitative.npz``
+    atomically into ``out_dir``. Every model of the study (diffusion variants, direct segmenters,
+    nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for models
+    without an ensemble (written as zeros)."""
+    p, g = np.asarray(prob, dtype=np.float32), np.asarray(gt, dtype=np.float32)
+    if p.shape != g.shape:
+        raise IchsegError(f"{dataset}: predictions of shape {p.shape} do not match the ground truth {g.shape}")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise IchsegError(f"{dataset}: predictions must be finite probabilities in [0, 1]")
+    unc = np.zeros_like(p) if uncertainty is None else np.asarray(uncertainty, dtype=np.float32)
+    table = ds.table.reset_index(drop=True)
     paper = paper_slice_scores(p, g)
     spacing = table[["spacing_row_mm", "spacing_col_mm", "thickness_mm"]].to_numpy(float) if "thickness_mm" in table else None
     volumes = table["volume"].astype(str).to_numpy() if "volume" in table else None
@@ -104,30 +147,31 @@ def evaluate_checkpoint(
     per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
     if "hd95_mm" in strict["per_slice"]:
         per_slice["hd95_mm"] = strict["per_slice"]["hd95_mm"]
-    per_slice["mean_uncertainty"] = unc.numpy().reshape(len(unc), -1).mean(axis=1)
+    per_slice["mean_uncertainty"] = unc.reshape(len(unc), -1).mean(axis=1)
     per_slice["gt_pixels"] = (g > 0.5).reshape(len(g), -1).sum(axis=1)
     per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)
+    # chance level: the same number of predicted pixels placed at random (ichseg.metrics.chance)
+    per_slice["chance_dice"] = chance_dice(per_slice["gt_pixels"], per_slice["pred_pixels"], g[0].size if len(g) else 1)
+    positive = per_slice["gt_pixels"].to_numpy() > 0
 
     q = qualitative_rows(table, g, ecfg.qualitative)
     summary = {
-        "variant": cfg["variant"],
-        "profile": cfg.get("profile"),
-        "dataset": dataset or Path(prepared).parent.name,
+        **meta,
+        "dataset": dataset,
         "split": split,
-        "checkpoint": str(checkpoint),
-        "run_hash": run_hash,
         "data_fingerprint": ds.manifest.get("fingerprint"),
-        "n_slices": int(len(images)),
+        "n_slices": int(len(p)),
         "evaluate": ecfg.__dict__,
         "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean())},
-        "strict": {k: v for k, v in strict.items() if k not in ("per_slice", "per_volume")},
+        "strict": {**{k: v for k, v in strict.items() if k not in ("per_slice", "per_volume")},
+                   "chance_positive_slice_dice": float(per_slice["chance_dice"][positive].mean()) if positive.any() else None},
         "seconds": round(seconds, 3),
-        "seconds_per_slice": round(seconds / max(len(images), 1), 4),
-        "environment": environment(dev),
+        "seconds_per_slice": round(seconds / max(len(p), 1), 4),
+        "environment": environment(device or torch.device("cpu")),
     }
     with atomic_directory(out_dir, replace=True) as tmp:
         per_slice.to_csv(tmp / "slices.csv", index=False)
-        np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q].numpy(), mask=g[q], probability=p[q],
-                            uncertainty=unc.numpy()[q])
+        np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q], mask=g[q], probability=p[q],
+                            uncertainty=unc[q])
         atomic_write_json(tmp / "metrics.json", summary)
     return summary

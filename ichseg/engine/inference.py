@@ -71,3 +71,39 @@ def segment_slices(
         if progress is not None:
             progress.update(len(img))
     return torch.cat(probs), torch.cat(stds)
+
+
+@torch.no_grad()
+def predict_direct(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_slices: int = 16,
+    device: torch.device | str = "cpu",
+    amp: str = "none",
+    progress=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A direct segmenter (Table 1 baselines): probability = sigmoid(logits) of one forward pass;
+    its uncertainty is not defined (returned as zeros, so outputs keep one layout)."""
+    device = torch.device(device)
+    model.eval()
+    probs = []
+    for start in range(0, len(images), batch_slices):
+        img = images[start : start + batch_slices].to(device, torch.float32)
+        with _autocast(device, amp):
+            logits = model(img)
+        probs.append(torch.sigmoid(logits.float())[:, 0].cpu())
+        if progress is not None:
+            progress.update(len(img))
+    prob = torch.cat(probs)
+    return prob, torch.zeros_like(prob)
+
+
+def segment(model: nn.Module, diffusion: GaussianDiffusion | None, images: torch.Tensor, *, sampler: str,
+            steps: int | None, ensemble: int, eta: float = 0.0, batch_slices: int = 16,
+            generator: torch.Generator | None = None, device="cpu", amp: str = "none", progress=None):
+    """``segment_slices`` for a diffusion model, ``predict_direct`` for a direct one (``diffusion=None``)."""
+    if diffusion is None:
+        return predict_direct(model, images, batch_slices=batch_slices, device=device, amp=amp, progress=progress)
+    return segment_slices(model, diffusion, images, sampler=sampler, steps=steps, ensemble=ensemble, eta=eta,
+                          batch_slices=batch_slices, generator=generator, device=device, amp=amp, progress=progress)

@@ -19,7 +19,7 @@ from ..errors import IchsegError
 from ..utils import atomic_directory, atomic_write_json
 from .config import EvalConfig
 from .evaluate import load_trained_model
-from .inference import segment_slices
+from .inference import segment
 from .provenance import environment
 from .train import resolve_device
 
@@ -71,7 +71,7 @@ def predict_scan(
 
         bar = tqdm(total=len(slices), desc=f"segment {Path(scan).name}", unit="slice")
     gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
-    prob, unc = segment_slices(model, diffusion, slices, sampler=ecfg.sampler,
+    prob, unc = segment(model, diffusion, slices, sampler=ecfg.sampler,
                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
                                device=dev, amp=cfg["train"].get("amp", "none"), progress=bar)

@@ -1,5 +1,9 @@
 """Training (paper §4.2): AdamW, linear LR decay to 0, EMA, the Eq. 4 loss, periodic validation.
 
+The same loop trains the Table 1 direct baselines (U-Net, TransUNet, U-KAN) with their own
+optimiser, schedule and loss (``objectives.DirectObjective``; recipes in ``ichseg.models.baselines``);
+``train`` hands an ``nnunet`` run config to ``ichseg.engine.nnunet``.
+
 Exact resume: every random draw of iteration i (batch rows, augmentation, timesteps, noise) comes
 from generators seeded by (seed, i), so a run needs no RNG stream position to continue; the
 checkpoint holds model, EMA, optimizer, scheduler, the iteration, the validation history and the
@@ -28,17 +32,17 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
-from ..metrics import paper_protocol, strict_protocol
 from ..utils import atomic_write_json, atomic_write_text
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, run_config_hash, train_config
 from .ema import EMA
-from .inference import segment_slices
+from .objectives import make_objective, validation_scores
 from .provenance import environment
 
-LOG_COLUMNS = ["iteration", "loss", "loss_eps", "loss_anchor", "lr", "dice", "iou", "strict_dice", "wall_time_s"]
+# loss_eps/loss_anchor: the terms of Eq. 4 (diffusion variants); loss_bce/loss_dice: a baseline's
+LOG_COLUMNS = ["iteration", "loss", "loss_eps", "loss_anchor", "loss_bce", "loss_dice", "lr", "dice", "iou",
+               "strict_dice", "wall_time_s"]
 
 
 @dataclass
@@ -91,23 +95,6 @@ def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-class _TrainingForward(torch.nn.Module):
-    """The forward pass of one training step, returning only the outputs the loss uses.
-
-    Under DistributedDataParallel(find_unused_parameters=True) every returned tensor must reach
-    the loss: on iterations where Eq. 4's anchor term is off, the anchor logits are not returned,
-    so the anchor head counts as unused instead of stalling the gradient reduction.
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x_t, t, image, with_anchor: bool):
-        out = self.model(x_t, t, image)
-        return out.eps, (out.anchor if with_anchor else None)
-
-
 # -- data -----------------------------------------------------------------------------------------
 def load_split(prepared: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """All slices of a split as tensors: images (N, C, H, W) float32, masks (N, 1, H, W) float32."""
@@ -140,9 +127,14 @@ def train(
     """Train ``cfg["variant"]`` under a resolved run config (``resolve_run_config``)."""
     from ..data import SliceDataset
     from ..models import build_model
-    from ..models import ModelOutput
-    from ..models.losses import LossConfig, total_loss
+    from ..models.baselines import Recipe, build_optimizer, build_scheduler
+    from .config import NNUNET, method_kind
     from .data import ensure_prepared
+
+    if method_kind(cfg["variant"]) == NNUNET:
+        from .nnunet import train_nnunet_run
+
+        return train_nnunet_run(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume, progress=progress)
 
     tcfg: TrainConfig = train_config(cfg)
     rank, world, device = _dist_setup(tcfg.device)
@@ -182,11 +174,13 @@ def train(
     model = build_model(cfg["variant"], **cfg["model"]).to(device)
     if tcfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
-    loss_cfg = LossConfig.from_dict(cfg.get("loss") or {})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    # linear decay from lr to 0 over the run (paper §4.2)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1.0 - i / tcfg.iterations))
+    objective = make_objective(cfg, device)
+    # diffusion variants: AdamW, linear decay from lr to 0 over the run (paper §4.2); baselines:
+    # their official recipe (SGD + poly for TransUNet, Adam + cosine for U-Net / U-KAN)
+    recipe = Recipe(optimizer=tcfg.optimizer, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay,
+                    lr_schedule=tcfg.lr_schedule, poly_power=tcfg.poly_power, min_lr=tcfg.min_lr)
+    optimizer = build_optimizer(model, recipe)
+    scheduler = build_scheduler(optimizer, recipe, tcfg.iterations)
     ema = EMA(model, tcfg.ema_rate)
 
     start, history, wall = 0, [], 0.0
@@ -201,7 +195,7 @@ def train(
         history = list(state["history"])
         best_dice, best_iter = float(state["best_dice"]), int(state["best_iteration"])
 
-    net = _TrainingForward(model)
+    net = objective.wrap(model)
     if world > 1:
         # Eq. 4 adds the anchor loss only every α-th iteration (and the baseline's fusion is
         # detached): some parameters get no gradient on some iterations.
@@ -231,7 +225,8 @@ def train(
 
         bar = tqdm(total=tcfg.iterations, initial=start, desc=f"train {cfg['variant']}", unit="it", dynamic_ncols=True)
     shard = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
-    running = {"loss": 0.0, "loss_eps": 0.0, "loss_anchor": 0.0, "n": 0}
+    parts_logged = tuple(f"loss_{k}" for k in objective.log_parts)
+    running = dict.fromkeys(("loss", *parts_logged), 0.0) | {"n": 0}
     t_last = time.perf_counter()
 
     for it in range(start, tcfg.iterations):
@@ -241,16 +236,10 @@ def train(
         img = torch.stack([x["image"] for x in items])
         msk = torch.stack([x["mask"] for x in items])
         g = iteration_generator(tcfg.seed, 3, it)
-        t = diffusion.sample_timesteps(len(rows), generator=g)  # drawn for the global batch, then sharded
-        noise = torch.randn((len(rows),) + tuple(msk.shape[1:]), generator=g)
-        t, noise = t[shard], noise[shard]
-        img, msk, t, noise = (x.to(device, non_blocking=True) for x in (img, msk, t, noise))
+        img, msk = (x.to(device, non_blocking=True) for x in (img, msk))
         if tcfg.channels_last and device.type == "cuda":
             img = img.contiguous(memory_format=torch.channels_last)
-        x_t, target = diffusion.training_pair(msk, t, noise)
-        with amp:
-            eps, anchor = net(x_t, t, img, loss_cfg.anchor_active(it))
-        loss, parts = total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, loss_cfg)
+        loss, parts = objective.loss(net, img, msk, it, g, shard, len(rows), device, amp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tcfg.grad_clip > 0:
@@ -259,8 +248,8 @@ def train(
         scheduler.step()
         ema.update(model)
         running["loss"] += float(loss.detach())
-        running["loss_eps"] += float(parts.get("eps", 0.0))
-        running["loss_anchor"] += float(parts.get("anchor", 0.0))
+        for k in objective.log_parts:
+            running[f"loss_{k}"] += float(parts.get(k, 0.0))
         running["n"] += 1
         if bar is not None:
             bar.update(1)
@@ -271,14 +260,15 @@ def train(
         if done % tcfg.eval_every == 0 or done == tcfg.iterations:
             now = time.perf_counter()
             wall += now - t_last
+            keys = ("loss", *parts_logged)
             if world > 1:  # log the global-batch mean, not rank 0's shard
-                sums = torch.tensor([running["loss"], running["loss_eps"], running["loss_anchor"]], dtype=torch.float64)
+                sums = torch.tensor([running[k] for k in keys], dtype=torch.float64)
                 dist.all_reduce(sums)
-                running.update(zip(("loss", "loss_eps", "loss_anchor"), (sums / world).tolist()))
+                running.update(zip(keys, (sums / world).tolist()))
             if rank == 0:
                 row = {"iteration": done, "lr": scheduler.get_last_lr()[0], "wall_time_s": round(wall, 3)}
-                row.update({k: running[k] / max(running["n"], 1) for k in ("loss", "loss_eps", "loss_anchor")})
-                row.update(_validate(ema.model, diffusion, val_images, val_masks, tcfg, device))
+                row.update({k: running[k] / max(running["n"], 1) for k in keys})
+                row.update(validation_scores(objective.predict(ema.model, val_images, tcfg, device), val_masks))
                 history.append(row)
                 if row["dice"] > best_dice:
                     best_dice, best_iter = row["dice"], done
@@ -294,7 +284,7 @@ def train(
                 _write_log(out_dir / "train_log.csv", history)
             if world > 1:
                 dist.barrier()
-            running = {"loss": 0.0, "loss_eps": 0.0, "loss_anchor": 0.0, "n": 0}
+            running = dict.fromkeys(keys, 0.0) | {"n": 0}
             t_last = time.perf_counter()
     if bar is not None:
         bar.close()
@@ -304,16 +294,6 @@ def train(
                     wall_time_s=round(wall, 3))
         atomic_write_json(out_dir / "run.json", info)
     return TrainResult(out_dir, last_path, best_path, history, best_dice, best_iter)
-
-
-def _validate(model, diffusion, images, masks, tcfg: TrainConfig, device) -> dict:
-    gen = torch.Generator(device=device).manual_seed(tcfg.seed)
-    prob, _ = segment_slices(model, diffusion, images, sampler=tcfg.val_sampler,
-                             steps=None if tcfg.val_sampler == "ddpm" else tcfg.val_steps,
-                             ensemble=tcfg.val_ensemble, generator=gen, device=device, amp=tcfg.amp)
-    paper = paper_protocol(prob.numpy(), masks[:, 0].numpy())
-    strict = strict_protocol(prob.numpy(), masks[:, 0].numpy())
-    return {"dice": paper["dice"], "iou": paper["iou"], "strict_dice": strict["positive_slice_dice"]}
 
 
 def _write_log(path: Path, history: list[dict]) -> None:

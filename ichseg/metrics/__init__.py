@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .chance import all_foreground_dice, chance_dice
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol
 
@@ -20,6 +21,8 @@ def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
 __all__ = [
     "PAPER_THRESHOLDS",
     "PROTOCOLS",
+    "all_foreground_dice",
+    "chance_dice",
     "evaluate",
     "hd95_slice",
     "lesion_volume_ml",

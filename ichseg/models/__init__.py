@@ -1,32 +1,44 @@
 """Networks of the study (issue 4): the diffusion U-Net, the two condition branches,
-cross-attention, the Table 2 variant registry, the loss of Eq. 4, and model cards.
+cross-attention, the Table 2 variant registry, the loss of Eq. 4, and model cards; and the
+Table 1 baselines (U-Net, TransUNet, U-KAN) as direct segmenters (``ichseg.models.baselines``).
 
     from ichseg.models import build_model
     model = build_model("full", image_size=64, base_channels=16, pretrained="none")
     out = model(x_t, t, image)          # ModelOutput(eps, anchor)
+    net = build_model("ukan", image_size=64, base_channels=8)
+    logits = net(image)                 # (B, 1, H, W)
 """
 
+from .baselines import DirectSegmenter, SegmenterConfig
 from .card import count_flops, format_card, model_card
 from .condition import ConditionFeatures
 from .config import ModelConfig
 from .losses import LossConfig, total_loss
 from .model import DiffusionSegmenter, ModelOutput, make_eps_fn
-from .registry import TABLE2_ROWS, VARIANTS, build_from_config, build_model, variant_config
+from .registry import (BASELINES, TABLE1_NAMES, TABLE2_ROWS, VARIANTS, build_from_config, build_model,
+                       build_segmenter, is_direct, segmenter_config, variant_config)
 
 __all__ = [
+    "BASELINES",
     "ConditionFeatures",
     "DiffusionSegmenter",
+    "DirectSegmenter",
     "LossConfig",
     "ModelConfig",
     "ModelOutput",
+    "SegmenterConfig",
+    "TABLE1_NAMES",
     "TABLE2_ROWS",
     "VARIANTS",
     "build_from_config",
     "build_model",
+    "build_segmenter",
     "count_flops",
     "format_card",
+    "is_direct",
     "make_eps_fn",
     "model_card",
+    "segmenter_config",
     "total_loss",
     "variant_config",
 ]

@@ -11,6 +11,11 @@
 "Reduce Layer" reading: the deepest level of the diffusion U-Net is dropped (``reduce_levels: 1``,
 channel_mult (1,1,2,2,4,4) → (1,1,2,2,4)), so at 256² its bottleneck is 16×16 instead of 8×8 —
 the resolution of ResNet18's layer3, whose tokens are the keys/values from the next row on.
+
+The Table 1 baselines that segment in one forward pass (``ichseg.models.baselines``) are named
+here too: ``BASELINES`` (``unet``, ``transunet``, ``ukan``, at their official sizes), built by
+``build_segmenter`` — and by ``build_model``, which dispatches on the name. ``VARIANTS`` stays the
+Table 2 diffusion variants only.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .baselines import DirectSegmenter, SegmenterConfig, segmenter_from_config
 from .config import ModelConfig
 from .model import DiffusionSegmenter
 
@@ -62,9 +68,63 @@ TABLE2_ROWS: Mapping[str, str] = MappingProxyType({
 })
 
 
+# -- Table 1: direct segmenters -------------------------------------------------------------------
+BASELINES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    # Ronneberger et al. 2015: 64 … 1024 over five levels (four poolings)
+    "unet": MappingProxyType({"arch": "unet", "base_channels": 64, "channel_mult": (1, 2, 4, 8, 16),
+                              "norm": "batch", "dropout": 0.0}),
+    # Chen et al. 2021, R50-ViT-B/16: root 64, stages 256/512/1024 with 3/4/9 units, ViT-B (768, 12
+    # layers, 12 heads, MLP 3072, dropout 0.1); ImageNet-21k weights unavailable -> random init
+    "transunet": MappingProxyType({"arch": "transunet", "base_channels": 64, "channel_mult": (4, 8, 16),
+                                   "resnet_units": (3, 4, 9), "norm": "batch", "dropout": 0.1,
+                                   "vit_hidden": 768, "vit_layers": 12, "vit_heads": 12, "vit_mlp": 3072,
+                                   "vit_weights": None}),
+    # Li et al. 2025, official training default embed_dims [128, 160, 256]: conv stages 16/32/128,
+    # tokenised KAN stages 160/256; grid 5, spline order 3, KAN lr 1e-2
+    "ukan": MappingProxyType({"arch": "ukan", "base_channels": 16, "channel_mult": (1, 2, 8),
+                              "kan_embed_dims": (160, 256), "norm": "batch", "dropout": 0.0,
+                              "kan_grid_size": 5, "kan_spline_order": 3, "kan_lr": 1e-2}),
+})
+"""Baseline name -> the SegmenterConfig fields of its official architecture."""
+
+TABLE1_NAMES: Mapping[str, str] = MappingProxyType({"unet": "U-Net", "transunet": "TransUNet", "ukan": "U-KAN"})
+
+
+def _known_names() -> str:
+    return f"Table 2 variants: {', '.join(VARIANTS)}; Table 1 baselines: {', '.join(BASELINES)}"
+
+
+def is_direct(name: str) -> bool:
+    """True for a Table 1 baseline that segments in one forward pass (no diffusion)."""
+    return name in BASELINES
+
+
+def segmenter_config(name: str, **overrides: Any) -> SegmenterConfig:
+    """The SegmenterConfig of a Table 1 baseline with ``overrides`` applied (validated)."""
+    if name not in BASELINES:
+        raise ValueError(f"baseline: unknown name {name!r}; known: {', '.join(BASELINES)}")
+    known = set(SegmenterConfig.field_names())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"overrides: unknown key(s) {', '.join(unknown)} for baseline {name!r}; "
+                         f"known: {', '.join(sorted(known))}")
+    if "arch" in overrides and overrides["arch"] != BASELINES[name]["arch"]:
+        raise ValueError(f"arch: baseline {name!r} is arch {BASELINES[name]['arch']!r}, got {overrides['arch']!r}")
+    return SegmenterConfig(**{**BASELINES[name], **overrides})
+
+
+def build_segmenter(name: str, **overrides: Any) -> DirectSegmenter:
+    """``build_segmenter("ukan", image_size=64, base_channels=8)``."""
+    return segmenter_from_config(segmenter_config(name, **overrides))
+
+
+# -- Table 2: diffusion variants --------------------------------------------------------------------
 def variant_config(name: str, **overrides: Any) -> ModelConfig:
     """The ModelConfig of a Table 2 variant with ``overrides`` applied (validated)."""
     if name not in VARIANTS:
+        if name in BASELINES:
+            raise ValueError(f"variant: {name!r} is a Table 1 baseline, not a diffusion variant; "
+                             f"use segmenter_config({name!r}); known variants: {', '.join(VARIANTS)}")
         raise ValueError(f"variant: unknown name {name!r}; known: {', '.join(VARIANTS)}")
     known = set(ModelConfig.field_names())
     unknown = sorted(set(overrides) - known)
@@ -73,11 +133,16 @@ def variant_config(name: str, **overrides: Any) -> ModelConfig:
     return ModelConfig(**{**VARIANTS[name], **overrides})
 
 
-def build_from_config(config: ModelConfig, load_pretrained: bool = True) -> DiffusionSegmenter:
-    """Build a network from a config (e.g. a checkpoint's). ``load_pretrained=False`` skips reading the
-    ImageNet file when trained weights will be loaded right after (the architecture is unchanged)."""
+def build_from_config(config: ModelConfig | SegmenterConfig,
+                      load_pretrained: bool = True) -> DiffusionSegmenter | DirectSegmenter:
+    """Build a network from a config (e.g. a checkpoint's): a ``ModelConfig`` gives a diffusion
+    segmenter, a ``SegmenterConfig`` a Table 1 baseline. ``load_pretrained=False`` skips reading the
+    ImageNet / ViT weights file when trained weights will be loaded right after (the architecture
+    is unchanged)."""
+    if isinstance(config, SegmenterConfig):
+        return segmenter_from_config(config, load_pretrained)
     if not isinstance(config, ModelConfig):
-        raise ValueError(f"config: expected a ModelConfig, got {type(config).__name__}")
+        raise ValueError(f"config: expected a ModelConfig or a SegmenterConfig, got {type(config).__name__}")
     if not load_pretrained and config.pretrained != "none":
         from dataclasses import replace
 
@@ -87,6 +152,11 @@ def build_from_config(config: ModelConfig, load_pretrained: bool = True) -> Diff
     return DiffusionSegmenter(config)
 
 
-def build_model(name: str, **overrides: Any) -> DiffusionSegmenter:
-    """``build_model("full", image_size=64, base_channels=16, pretrained="none")``."""
+def build_model(name: str, **overrides: Any) -> DiffusionSegmenter | DirectSegmenter:
+    """``build_model("full", image_size=64, base_channels=16, pretrained="none")`` (a Table 2
+    variant) or ``build_model("unet", image_size=64, base_channels=8)`` (a Table 1 baseline)."""
+    if name in BASELINES:
+        return build_segmenter(name, **overrides)
+    if name not in VARIANTS:
+        raise ValueError(f"model: unknown name {name!r}; known: {_known_names()}")
     return build_from_config(variant_config(name, **overrides))

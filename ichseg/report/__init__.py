@@ -28,12 +28,15 @@ from .collect import (
     study_stamp,
 )
 from .figures import convergence_figure, qualitative_figure, read_sampling_bench, sampling_figure, training_figure
-from .paper import DATASET_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
 from .tables import headline, headline_numbers, ours_label, protocol_table, strict_table, table1, table2, timings_table
 
 __all__ = [
     "DATASET_ORDER",
+    "METHOD_ORDER",
+    "TABLE1_ORDER",
     "STAMPS_DIR",
     "STUDY_FILE",
     "TIMINGS_FILE",
@@ -61,6 +64,7 @@ __all__ = [
     "read_sampling_bench",
     "read_stamp",
     "read_timings",
+    "run_summary",
     "sampling_figure",
     "slices_table",
     "strict_table",

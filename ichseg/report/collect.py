@@ -118,7 +118,8 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
     return Study(results_dir, manifest, runs)
 
 
-STRICT_KEYS = ("positive_slice_dice", "positive_slice_iou", "volume_dice", "hd95_mm", "volume_abs_error_ml")
+STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "positive_slice_iou", "volume_dice", "hd95_mm",
+               "volume_abs_error_ml")
 
 
 def evaluation_table(study: Study) -> pd.DataFrame:
@@ -136,7 +137,7 @@ def evaluation_table(study: Study) -> pd.DataFrame:
                 "iterations": run["info"].get("iterations"),
                 "train_wall_time_s": run["info"].get("wall_time_s"),
             }
-            row.update({k: strict.get(k, float("nan")) for k in STRICT_KEYS})
+            row.update({k: float("nan") if strict.get(k) is None else strict[k] for k in STRICT_KEYS})
             rows.append(row)
     cols = ["variant", "seed", "dataset", "dice", "iou", *STRICT_KEYS, "n_slices", "n_positive_slices",
             "seconds_per_slice", "best_iteration", "iterations", "train_wall_time_s"]

@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .paper import VARIANT_ORDER, dataset_title, variant_title
+from .paper import TABLE1_ORDER, VARIANT_ORDER, dataset_title, variant_title
 from .stats import ci_band
 
 BASELINE, FULL = "medsegdiffv2", "full"
@@ -57,12 +57,15 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     """Fig. 1: validation IoU (left) and Dice (right) vs iteration for every variant.
 
     Lines are means over seeds; with several seeds, bands are the 95% t-interval at each
-    validation point. The baseline (MedSegDiffv2) and the full model are drawn bold.
+    validation point. The baseline (MedSegDiffv2) and the full model are drawn bold. Only the Table 2
+    (diffusion) variants are drawn, as in the paper's Fig. 1; the baselines' own curves are on their
+    training pages.
     """
     import seaborn as sns
 
     plt = _plt()
-    variants = [v for v in VARIANT_ORDER if v in set(curves["variant"])] + sorted(set(curves["variant"]) - set(VARIANT_ORDER))
+    curves = curves[curves["variant"].isin(VARIANT_ORDER)]
+    variants = [v for v in VARIANT_ORDER if v in set(curves["variant"])]
     pal = _palette(variants)
     labels = {v: variant_title(v) for v in variants}
     data = curves.assign(model=curves["variant"].map(labels), IoU=100 * curves["iou"], Dice=100 * curves["dice"])
@@ -84,16 +87,20 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
-def qualitative_figure(items: Mapping[str, Mapping[str, np.ndarray]], dataset: str, uncertainty_of: str | None = None):
-    """Fig. 3 for one dataset: per slice, CT, ground truth, each variant's probability and the
+def qualitative_figure(items: Mapping[str, Mapping[str, np.ndarray]], dataset: str, uncertainty_of: str | None = None,
+                       order=TABLE1_ORDER):
+    """Fig. 3 for one dataset: per slice, CT, ground truth, each method's probability and the
     ensemble uncertainty (std over samples) of ``uncertainty_of`` (the full model by default).
 
-    ``items``: variant -> arrays of its ``qualitative.npz`` (rows, image, mask, probability,
-    uncertainty). Variants must share the same slices (the engine picks them from the ground
-    truth only); slices they do not share are left out.
+    ``items``: method -> arrays of its ``qualitative.npz`` (rows, image, mask, probability,
+    uncertainty). Methods must share the same slices (the engine picks them from the ground
+    truth only); slices they do not share are left out. ``order``: the methods shown, in this
+    order (default: the Table 1 models, as the paper's Fig. 3); ``None`` shows every method given.
     """
     plt = _plt()
-    variants = [v for v in VARIANT_ORDER if v in items] + sorted(set(items) - set(VARIANT_ORDER))
+    if order is None:
+        order = [v for v in VARIANT_ORDER if v in items] + sorted(set(items) - set(VARIANT_ORDER))
+    variants = [v for v in order if v in items] or sorted(items)
     if not variants:
         raise ValueError("qualitative_figure: no evaluations to show")
     common = set(map(int, items[variants[0]]["rows"]))

@@ -24,11 +24,23 @@ def dataset_title(name: str) -> str:
 
 
 def variant_title(variant: str) -> str:
-    """The Table 2 row title of one of our variants (the name itself for an unknown one)."""
-    return paper_numbers()["table2"].get(variant, {}).get("title", variant)
+    """The Table 2 row title of one of our variants, the Table 1 column title of a baseline, or the
+    name itself for an unknown one."""
+    p = paper_numbers()
+    if variant in p["table2"]:
+        return p["table2"][variant]["title"]
+    for model in p["models"].values():
+        if model.get("variant") == variant:
+            return model["title"]
+    return variant
 
 
+# Table 2 rows (the diffusion variants) and Table 1 columns (our methods standing for them), in the
+# paper's order; METHOD_ORDER orders every method of a study (ablation first, then baselines).
 VARIANT_ORDER = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full")
+TABLE1_ORDER = ("unet", "transunet", "nnunet", "ukan", "medsegdiffv2", "full")
+METHOD_ORDER = VARIANT_ORDER + tuple(v for v in TABLE1_ORDER if v not in VARIANT_ORDER)
 DATASET_ORDER = ("instance2022", "bhsd", "physionet")
 
-__all__ = ["DATASET_ORDER", "VARIANT_ORDER", "dataset_title", "paper_numbers", "variant_title"]
+__all__ = ["DATASET_ORDER", "METHOD_ORDER", "TABLE1_ORDER", "VARIANT_ORDER", "dataset_title", "paper_numbers",
+           "variant_title"]

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from .paper import DATASET_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .paper import DATASET_ORDER, METHOD_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
 from .stats import format_mean_ci, mean_ci, summarise
 
 NOT_RUN = "not run"
@@ -63,7 +63,9 @@ def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> 
     p = paper_numbers()
     ours = ours_label(_n_seeds(evals), profile)
     paper_head = "paper (single run)"
-    variants = _ordered(list(p["table2"]) + list(evals["variant"].unique()), VARIANT_ORDER)
+    # Table 2 rows only: the ablation's diffusion variants (the baselines belong to Table 1)
+    table2_rows = set(p["table2"]) | set(VARIANT_ORDER)
+    variants = _ordered([v for v in list(p["table2"]) + list(evals["variant"].unique()) if v in table2_rows], VARIANT_ORDER)
     rows, index = [], []
     for v in variants:
         ref = p["table2"].get(v, {})
@@ -86,6 +88,7 @@ def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> 
 STRICT_COLUMNS = {
     "dice": "Dice, paper protocol (%)",
     "positive_slice_dice": "Dice, lesion slices only (%)",
+    "chance_positive_slice_dice": "chance level of that Dice (%)",
     "volume_dice": "3D Dice per volume (%)",
     "hd95_mm": "HD95 (mm) ↓",
     "volume_abs_error_ml": "|volume error| (mL) ↓",
@@ -96,7 +99,7 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Ours only (the paper reports no strict metric): rows (dataset, variant), one column per metric."""
     ours = ours_label(_n_seeds(evals), profile)
     datasets = _ordered(evals["dataset"], DATASET_ORDER)
-    variants = _ordered(evals["variant"], VARIANT_ORDER)
+    variants = _ordered(evals["variant"], METHOD_ORDER)
     rows, index = [], []
     for ds in datasets:
         for v in variants:
@@ -105,7 +108,7 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
                 continue
             row = []
             for key in STRICT_COLUMNS:
-                pct = key in ("dice", "positive_slice_dice", "volume_dice")
+                pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice", "volume_dice")
                 row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a"))
             rows.append(row)
             index.append((dataset_title(ds), variant_title(v)))
@@ -116,7 +119,7 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
 def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Why the paper protocol flatters: its Dice split into empty and lesion slices, per dataset/variant."""
     datasets = _ordered(breakdown["dataset"], DATASET_ORDER)
-    variants = _ordered(breakdown["variant"], VARIANT_ORDER)
+    variants = _ordered(breakdown["variant"], METHOD_ORDER)
     spec = {
         "empty_fraction": "slices with empty ground truth (%)",
         "paper_dice": "paper Dice, all slices (%)",

@@ -137,7 +137,7 @@ class Study:
         self.description = base.get("description", "")
         settings = study_settings(self.profile)
         self.variants = list(spec.variants or settings["variants"])
-        from ..models import VARIANTS as KNOWN
+        from .profiles import METHODS as KNOWN
 
         unknown = [v for v in self.variants if v not in KNOWN]
         if unknown:

@@ -1,4 +1,7 @@
-"""Study-level settings per profile: which variants and seeds a full pass runs.
+"""Study-level settings per profile: which methods and seeds a full pass runs.
+
+A pass trains and evaluates the Table 2 variants (diffusion) and the Table 1 baselines (U-Net,
+TransUNet, U-KAN, nnU-Net); MedSegDiff-v2 and the full model are in both tables.
 
 These live here, not in the engine's profile YAML (``ichseg/profiles/*.yaml``), because they say
 what the *study* runs, not how one run trains; the engine rejects unknown profile sections.
@@ -7,21 +10,25 @@ Command-line options of ``ichseg study`` override them.
 
 from __future__ import annotations
 
+from ..models.registry import BASELINES as _BASELINES
 from ..models.registry import VARIANTS as _REGISTRY
 
 # The Table 2 variants, in the table's (cumulative) order: the model registry's order.
 VARIANTS = tuple(_REGISTRY)
+# The Table 1 baselines that are not Table 2 variants: direct networks, then nnU-Net (own package).
+BASELINES = (*_BASELINES, "nnunet")
+METHODS = VARIANTS + BASELINES
 
 STUDY_PROFILES: dict[str, dict] = {
     # phantom data on a 2-core CPU, inside `make book`'s budget: one seed
-    "smoke": {"variants": list(VARIANTS), "seeds": [0], "overrides": []},
+    "smoke": {"variants": list(METHODS), "seeds": [0], "overrides": []},
     # one GPU, ~20 min per run: three seeds so tables carry 95% intervals and curves bands
-    "gpu": {"variants": list(VARIANTS), "seeds": [0, 1, 2], "overrides": []},
+    "gpu": {"variants": list(METHODS), "seeds": [0, 1, 2], "overrides": []},
     # the paper's recipe; the paper reports single runs
-    "paper": {"variants": list(VARIANTS), "seeds": [0], "overrides": []},
+    "paper": {"variants": list(METHODS), "seeds": [0], "overrides": []},
 }
 
-DEFAULT = {"variants": list(VARIANTS), "seeds": [0], "overrides": []}
+DEFAULT = {"variants": list(METHODS), "seeds": [0], "overrides": []}
 
 
 def study_settings(profile: str) -> dict:
@@ -29,4 +36,4 @@ def study_settings(profile: str) -> dict:
     return {k: list(v) for k, v in STUDY_PROFILES.get(profile, DEFAULT).items()}
 
 
-__all__ = ["DEFAULT", "STUDY_PROFILES", "VARIANTS", "study_settings"]
+__all__ = ["BASELINES", "DEFAULT", "METHODS", "STUDY_PROFILES", "VARIANTS", "study_settings"]

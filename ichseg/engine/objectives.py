@@ -1,0 +1,117 @@
+"""What one training step optimises and how a network is validated, per kind of method.
+
+``DiffusionObjective``: Eq. 4 on a diffusion segmenter (x_t from the mask and a seeded ε, the
+ε-MSE plus the anchor loss every α-th iteration); validation samples masks with the profile's
+fast sampler. ``DirectObjective``: a Table 1 baseline's own loss (BCE + soft Dice on its logits);
+validation takes sigmoid(logits). The training loop (``train``) is the same for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..metrics import paper_protocol, strict_protocol
+from .config import TrainConfig
+from .inference import predict_direct, segment_slices
+
+
+class _DiffusionForward(nn.Module):
+    """The forward pass of one diffusion training step, returning only the outputs the loss uses.
+
+    Under DistributedDataParallel(find_unused_parameters=True) every returned tensor must reach
+    the loss: on iterations where Eq. 4's anchor term is off, the anchor logits are not returned,
+    so the anchor head counts as unused instead of stalling the gradient reduction.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t, t, image, with_anchor: bool):
+        out = self.model(x_t, t, image)
+        return out.eps, (out.anchor if with_anchor else None)
+
+
+class DiffusionObjective:
+    kind = "diffusion"
+    log_parts = ("eps", "anchor")
+
+    def __init__(self, cfg: Mapping[str, Any], device: torch.device):
+        from ..diffusion import DiffusionConfig, GaussianDiffusion
+        from ..models.losses import LossConfig
+
+        self.diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
+        self.loss_cfg = LossConfig.from_dict(cfg.get("loss") or {})
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return _DiffusionForward(model)
+
+    def loss(self, net: nn.Module, img, msk, it: int, generator: torch.Generator, shard: slice, global_batch: int,
+             device, amp) -> tuple[torch.Tensor, dict]:
+        from ..models import ModelOutput
+        from ..models.losses import total_loss
+
+        # t and ε are drawn for the whole global batch, then sharded: W ranks see what 1 rank would
+        t = self.diffusion.sample_timesteps(global_batch, generator=generator)
+        noise = torch.randn((global_batch,) + tuple(msk.shape[1:]), generator=generator)
+        t, noise = t[shard].to(device), noise[shard].to(device)
+        x_t, target = self.diffusion.training_pair(msk, t, noise)
+        with amp:
+            eps, anchor = net(x_t, t, img, self.loss_cfg.anchor_active(it))
+        return total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, self.loss_cfg)
+
+    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> torch.Tensor:
+        gen = torch.Generator(device=device).manual_seed(tcfg.seed)
+        prob, _ = segment_slices(model, self.diffusion, images, sampler=tcfg.val_sampler,
+                                 steps=None if tcfg.val_sampler == "ddpm" else tcfg.val_steps,
+                                 ensemble=tcfg.val_ensemble, generator=gen, device=device, amp=tcfg.amp)
+        return prob
+
+
+class DirectObjective:
+    kind = "direct"
+    log_parts = ("bce", "dice")
+
+    def __init__(self, cfg: Mapping[str, Any], device: torch.device):
+        from ..models.baselines import SegmentationLossConfig
+
+        self.loss_cfg = SegmentationLossConfig.from_dict(cfg.get("loss") or {})
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def loss(self, net: nn.Module, img, msk, it: int, generator: torch.Generator, shard: slice, global_batch: int,
+             device, amp) -> tuple[torch.Tensor, dict]:
+        from ..models.baselines import segmentation_loss
+
+        with amp:
+            logits = net(img)
+        return segmentation_loss(logits, msk, self.loss_cfg)
+
+    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> torch.Tensor:
+        prob, _ = predict_direct(model, images, device=device, amp=tcfg.amp)
+        return prob
+
+
+def make_objective(cfg: Mapping[str, Any], device: torch.device):
+    from .config import method_kind
+
+    kind = method_kind(cfg["variant"])
+    if kind == "diffusion":
+        return DiffusionObjective(cfg, device)
+    if kind == "direct":
+        return DirectObjective(cfg, device)
+    raise ValueError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind})")
+
+
+def validation_scores(prob: torch.Tensor, masks: torch.Tensor) -> dict:
+    """Paper-protocol Dice/IoU and strict positive-slice Dice of a validation pass."""
+    paper = paper_protocol(prob.numpy(), masks[:, 0].numpy())
+    strict = strict_protocol(prob.numpy(), masks[:, 0].numpy())
+    return {"dice": paper["dice"], "iou": paper["iou"], "strict_dice": strict["positive_slice_dice"]}
+
+
+__all__ = ["DiffusionObjective", "DirectObjective", "make_objective", "validation_scores"]

@@ -295,3 +295,32 @@ def test_bad_sampling_arguments_are_named():
         d.q_sample(cond, torch.tensor([100]), cond)
     with pytest.raises(ValueError, match="t: expected shape"):
         d.q_sample(cond, torch.tensor([1, 2]), cond)
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddim", 10), ("dpm-solver++", 5)])
+def test_x0_prediction_oracle_is_recovered_and_matches_the_eps_oracle(sampler, steps):
+    """``prediction="x0"``: a network that returns the true x0 gives the mask, on the same path as
+    the ε-oracle of an ε-network (the samplers turn either into the same (ε̂, x̂_0))."""
+    d_eps, d_x0 = make(), make(prediction="x0")
+    mask = toy_mask(2)
+    x0 = d_x0.encoding.encode(mask)
+    xT = torch.randn(2, 1, 12, 12, generator=torch.Generator().manual_seed(1), dtype=F64)
+    x0_oracle = lambda x, t, cond: x0  # noqa: E731
+    a = sample(d_x0, x0_oracle, mask, sampler=sampler, steps=steps, x_T=xT, generator=torch.Generator().manual_seed(2),
+               return_raw=True)
+    b = sample(d_eps, oracle_for(d_eps, x0, 1), mask, sampler=sampler, steps=steps, x_T=xT,
+               generator=torch.Generator().manual_seed(2), return_raw=True)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(a[:, 0], x0, rtol=0, atol=1e-6)
+
+
+def test_training_target_follows_the_prediction():
+    mask = toy_mask(2)
+    t = torch.tensor([10, 900])
+    noise = torch.randn(2, 1, 12, 12, generator=torch.Generator().manual_seed(0), dtype=F64)
+    x_eps, target_eps = make().training_pair(mask, t, noise)
+    x_x0, target_x0 = make(prediction="x0").training_pair(mask, t, noise)
+    torch.testing.assert_close(x_eps, x_x0)
+    assert torch.equal(target_eps, noise) and torch.equal(target_x0, 2 * mask - 1)
+    with pytest.raises(ValueError, match="prediction"):
+        DiffusionConfig(prediction="v")

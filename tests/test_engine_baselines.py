@@ -144,3 +144,46 @@ def test_direct_evaluation_and_prediction(unet_run, workdir, capsys):
     prob = nib.load(str(workdir / "pred" / "probability.nii.gz"))
     assert prob.shape == src.shape
     np.testing.assert_allclose(prob.affine, src.affine, atol=1e-5)
+
+
+# -- nnU-Net as a study method (the package itself is tested in test_engine_nnunet.py) -----------
+NNUNET_LOG = """2026-11-25 09:29:18.185987: Epoch 0 
+2026-11-25 09:29:18.186136: Current learning rate: 0.01 
+2026-11-25 09:30:07.713302: train_loss 0.5675 
+2026-11-25 09:30:07.713602: val_loss 0.1697 
+2026-11-25 09:30:07.713737: Pseudo dice [np.float32(0.072)] 
+2026-11-25 09:30:07.713898: Epoch time: 49.53 s 
+2026-11-25 09:30:10.089350: Epoch 1 
+2026-11-25 09:30:10.089525: Current learning rate: 0.0091 
+2026-11-25 09:31:00.806902: train_loss -0.071 
+"""
+RESUMED_LOG = """2026-11-25 10:00:00.000000: Epoch 1 
+2026-11-25 10:00:00.000001: Current learning rate: 0.0091 
+2026-11-25 10:00:40.000000: train_loss -0.05 
+2026-11-25 10:00:40.000001: val_loss -0.1 
+2026-11-25 10:00:40.000002: Pseudo dice [0.25] 
+2026-11-25 10:00:40.000003: Epoch time: 40.0 s 
+"""
+
+
+def test_nnunet_training_logs_become_the_engine_log(tmp_path):
+    """Epoch records of nnU-Net's text logs (an interrupted one, then the resumed one) -> rows."""
+    from ichseg.engine.nnunet_run import parse_training_logs
+
+    (tmp_path / "training_log_2026_11_25_09_29_17.txt").write_text(NNUNET_LOG)
+    (tmp_path / "training_log_2026_11_25_10_00_00.txt").write_text(RESUMED_LOG)
+    rows = parse_training_logs(tmp_path, iterations_per_epoch=20)
+    assert [r["iteration"] for r in rows] == [20, 40]
+    assert rows[0]["loss"] == 0.5675 and rows[0]["pseudo_dice"] == 0.072 and rows[0]["lr"] == 0.01
+    assert rows[1]["loss"] == -0.05 and rows[1]["pseudo_dice"] == 0.25  # the unfinished epoch 1 was redone
+    assert rows[1]["wall_time_s"] == pytest.approx(89.53)
+
+
+def test_nnunet_run_config():
+    cfg = resolve_run_config("smoke", "nnunet", seed=3)
+    assert cfg["nnunet"]["seed"] == 3 and "model" not in cfg and "diffusion" not in cfg
+    assert method_kind("nnunet") == "nnunet"
+    with pytest.raises(ValueError, match="epochs"):
+        resolve_run_config("smoke", "nnunet", iterations=10)
+    with pytest.raises(ValueError, match="nnunet: unknown key"):
+        resolve_run_config("smoke", "nnunet", ["nnunet.folds=5"])

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.study
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "smoke" / "eval"
 REQUIRED = os.environ.get("ICHSEG_REQUIRE_BOOK") == "1"
-# Measured on the smoke study (see the issue note): the full model's lesion-slice Dice minus its
-# chance level, averaged over the held-out lesion slices. Asserted with a margin below the
+# Measured on the smoke configuration (2-core CPU, 27 held-out lesion slices): lesion-slice Dice
+# 0.169 against a chance level of 0.007, a gain of 0.162 ± 0.055 (SEM). Asserted well below the
 # measured value so that thread-count / BLAS differences between machines do not flip it.
-MIN_MARGIN = 0.02
+MIN_MARGIN = 0.05
 
 
 def _eval_dir(method: str, dataset: str) -> Path:

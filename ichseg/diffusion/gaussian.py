@@ -114,9 +114,10 @@ class GaussianDiffusion(nn.Module):
         return torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=device)
 
     def training_pair(self, mask: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
-        """Encode a mask batch in [0,1] and noise it: returns (x_t, target ε)."""
+        """Encode a mask batch in [0,1] and noise it: returns (x_t, the network's regression
+        target): ε for ``prediction="eps"`` (Eq. 4's L_n), the encoded x_0 for ``"x0"``."""
         x0 = self.encoding.encode(mask)
-        return self.q_sample(x0, t, noise), noise
+        return self.q_sample(x0, t, noise), (noise if self.config.prediction == "eps" else x0)
 
     @staticmethod
     def eps_loss(eps_pred: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -57,11 +57,15 @@ class _Stepper:
             )
         eps, v = (out[:, : self.channels], out[:, self.channels :]) if self.learned else (out, None)
         a = self.d.np
-        # x̂_0 = √(1/ᾱ_t) x_t - √(1/ᾱ_t - 1) ε̂   (inverse of Eq. 1's closed form)
-        x0 = float(a["sqrt_recip_alphas_cumprod"][t]) * x - float(a["sqrt_recipm1_alphas_cumprod"][t]) * eps
+        if self.d.config.prediction == "x0":  # the network predicted x̂_0 itself
+            x0 = eps
+        else:
+            # x̂_0 = √(1/ᾱ_t) x_t - √(1/ᾱ_t - 1) ε̂   (inverse of Eq. 1's closed form)
+            x0 = float(a["sqrt_recip_alphas_cumprod"][t]) * x - float(a["sqrt_recipm1_alphas_cumprod"][t]) * eps
         if self.d.config.clip_x0:
             x0 = self.d.encoding.clip(x0)
-            # ε consistent with the clipped x̂_0 (guided-diffusion's DDIM does the same)
+        if self.d.config.clip_x0 or self.d.config.prediction == "x0":
+            # ε consistent with the (clipped or predicted) x̂_0 (guided-diffusion's DDIM does the same)
             eps = (float(a["sqrt_recip_alphas_cumprod"][t]) * x - x0) / float(a["sqrt_recipm1_alphas_cumprod"][t])
         return eps, x0, v
 

@@ -175,3 +175,31 @@ def write_evaluation(
                             uncertainty=unc[q])
         atomic_write_json(tmp / "metrics.json", summary)
     return summary
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    prepared: str | Path,
+    out_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    variant: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Evaluate a training run folder of any method: its best checkpoint (diffusion variants and
+    direct baselines, ``evaluate_checkpoint``) or its nnU-Net model (``evaluate_nnunet_run``)."""
+    import json
+
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    if info.get("engine") == "nnunet":
+        if variant is not None and variant != "nnunet":
+            raise IchsegError(f"{run_dir}: holds an nnU-Net run, not {variant!r}")
+        from .nnunet_run import evaluate_nnunet_run
+
+        return evaluate_nnunet_run(run_dir, prepared, out_dir, ecfg or EvalConfig(), dataset=dataset, split=split)
+    return evaluate_checkpoint(run_dir / "checkpoints" / "best.pt", prepared, out_dir, ecfg, dataset=dataset, split=split,
+                               device=device, variant=variant, progress=progress)

@@ -132,7 +132,7 @@ def train(
     from .data import ensure_prepared
 
     if method_kind(cfg["variant"]) == NNUNET:
-        from .nnunet import train_nnunet_run
+        from .nnunet_run import train_nnunet_run
 
         return train_nnunet_run(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume, progress=progress)
 

@@ -27,12 +27,17 @@ def training_figure(log: pd.DataFrame, title: str = ""):
     """One run's ``train_log.csv``: losses (left) and validation Dice/IoU (right) vs iteration."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
-    for col, label in (("loss", "total"), ("loss_eps", "noise (L_n)"), ("loss_anchor", "anchor (L_anc)")):
+    for col, label in (("loss", "total"), ("loss_eps", "noise (L_n)"), ("loss_anchor", "anchor (L_anc)"),
+                       ("loss_bce", "BCE"), ("loss_dice", "soft Dice"), ("val_loss", "validation (nnU-Net)")):
         if col in log and log[col].notna().any():
             a.plot(log["iteration"], log[col], marker="o", ms=3, label=label)
-    a.set(xlabel="iteration", ylabel="training loss (mean since last validation)", yscale="log")
+    # nnU-Net's loss (Dice + CE, with its Dice term negative) goes below 0: no log scale then
+    losses = log[[c for c in ("loss", "val_loss") if c in log]].to_numpy(dtype=float)
+    a.set(xlabel="iteration", ylabel="training loss (mean since last validation)",
+          yscale="log" if np.nanmin(losses, initial=1.0) > 0 else "linear")
     a.legend(frameon=False)
-    for col, label in (("dice", "Dice, paper protocol"), ("iou", "IoU, paper protocol"), ("strict_dice", "Dice, lesion slices")):
+    for col, label in (("dice", "Dice, paper protocol"), ("iou", "IoU, paper protocol"), ("strict_dice", "Dice, lesion slices"),
+                       ("pseudo_dice", "nnU-Net pseudo Dice (its own)")):
         if col in log and log[col].notna().any():
             b.plot(log["iteration"], 100 * log[col], marker="o", ms=3, label=label)
     b.set(xlabel="iteration", ylabel="validation score (%)", ylim=(0, 100))

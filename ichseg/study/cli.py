@@ -10,7 +10,7 @@ from .driver import StudySpec, Study, parse_overrides
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help="profile name (smoke, gpu, paper) or a YAML file")
-    p.add_argument("--variants", nargs="+", default=None, help="variants to train (default: all five of Table 2)")
+    p.add_argument("--variants", nargs="+", default=None, help="methods to train (default: the profile's: the Table 2 variants and the Table 1 baselines unet, transunet, ukan, nnunet)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the profile's; gpu: 0 1 2)")
     p.add_argument("--datasets", nargs="+", default=None, help="test datasets (default: the profile's data.test_datasets)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",

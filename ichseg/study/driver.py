@@ -214,7 +214,9 @@ class Study:
                     notebook=self.notebooks["train"], output=nb_dir / f"train-{rid}.ipynb",
                     upstream=[f"prep-{self.train_dataset}"],
                     inputs={"config": {k: x for k, x in cfg.items() if k != "evaluate"}},
-                    outputs=[run_dir / "run.json", run_dir / "train_log.csv", run_dir / "checkpoints" / "best.pt"],
+                    # nnU-Net's model lives in its own folder layout (ichseg.engine.nnunet_run)
+                    outputs=[run_dir / "run.json", run_dir / "train_log.csv",
+                             run_dir / "nnunet" if v == "nnunet" else run_dir / "checkpoints" / "best.pt"],
                     wipe=[run_dir],
                 ))
                 ev = {"sampler": "", "steps": 0, "ensemble": 0, **self.spec.evaluate}  # "" / 0: the profile's

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import torch
 import yaml
 
 from ichseg.cli import main as cli_main
-from ichseg.engine import EvalConfig, evaluate_checkpoint, predict_scan, resolve_run_config, train
+from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train
 from ichseg.engine.checkpoint import load_checkpoint
 from ichseg.errors import IchsegError
 

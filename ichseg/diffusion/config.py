@@ -3,11 +3,9 @@ through plain dicts and YAML (as diffusers' scheduler configs do), validated on 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-import yaml
-
+from ..utils.configs import DictRoundTrip
 from .encoding import MASK_ENCODINGS
 from .schedules import BETA_SCHEDULES
 
@@ -21,7 +19,7 @@ def _check_choice(name: str, value: str, known) -> None:
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(DictRoundTrip):
     """Everything that defines the diffusion process (not the network).
 
     timesteps:      T, the length of the forward chain (Eq. 1). MedSegDiff code: 1000.
@@ -42,6 +40,8 @@ class DiffusionConfig:
                     ``x0`` for that reason (measured: ε-prediction stays at chance level there).
     """
 
+    _what = "diffusion config"
+
     timesteps: int = 1000
     schedule: str = "linear"
     mask_encoding: str = "symmetric"
@@ -59,27 +59,3 @@ class DiffusionConfig:
         _check_choice("prediction", self.prediction, PREDICTIONS)
         if not isinstance(self.clip_x0, bool):
             raise ValueError(f"clip_x0: must be true or false, got {self.clip_x0!r}")
-
-    # -- round trips ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DiffusionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"diffusion config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> "DiffusionConfig":
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError("diffusion config: YAML must hold a mapping")
-        return cls.from_dict(data)

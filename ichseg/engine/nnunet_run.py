@@ -12,8 +12,6 @@ the study's metrics on the prepared slices every method is scored on.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from pathlib import Path
@@ -68,14 +66,6 @@ def parse_training_logs(fold_dir: str | Path, iterations_per_epoch: int) -> list
     return rows
 
 
-def _write_log(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
 def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path = "data",
                      prepared: str | Path | None = None, resume: bool = False, progress: bool = True):
     """Train the ``nnunet`` method of a resolved run config into ``out_dir`` (see the module doc)."""
@@ -83,7 +73,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     import torch
 
     from .nnunet import CHECKPOINT, NnunetConfig, resolve_device, train_nnunet
-    from .train import TrainResult
+    from .train import TrainResult, write_log
 
     ncfg = NnunetConfig.from_dict(cfg["nnunet"])
     out_dir = Path(out_dir)
@@ -109,7 +99,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     model_dir = train_nnunet(prepared, out_dir / "nnunet", ncfg, log=print if progress else None)
     fold_dir = model_dir / f"fold_{ncfg.fold}"
     history = parse_training_logs(fold_dir, ncfg.iterations_per_epoch)
-    _write_log(out_dir / "train_log.csv", history)
+    write_log(out_dir / "train_log.csv", history, LOG_COLUMNS)
     final = fold_dir / CHECKPOINT
     iterations = ncfg.epochs * ncfg.iterations_per_epoch
     info.update(status="complete", model_dir=str(model_dir), iterations=iterations,

@@ -281,7 +281,7 @@ def train(
                 if best_iter == done:
                     save_checkpoint(best_path, ckpt)
                 save_checkpoint(last_path, ckpt)
-                _write_log(out_dir / "train_log.csv", history)
+                write_log(out_dir / "train_log.csv", history)
             if world > 1:
                 dist.barrier()
             running = dict.fromkeys(keys, 0.0) | {"n": 0}
@@ -296,9 +296,10 @@ def train(
     return TrainResult(out_dir, last_path, best_path, history, best_dice, best_iter)
 
 
-def _write_log(path: Path, history: list[dict]) -> None:
+def write_log(path: Path, history: list[dict], columns: list[str] = LOG_COLUMNS) -> None:
+    """A run's ``train_log.csv`` (atomically): one row per validation point, missing values empty."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     w.writerows(history)
     atomic_write_text(path, buf.getvalue())

@@ -9,10 +9,9 @@ a checkpoint can carry the exact architecture it was trained with.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-import yaml
+from ..utils.configs import DictRoundTrip
 
 CONDITIONS = ("unet", "resnet18")
 RESNET_STEMS = ("rgb", "replace")
@@ -43,7 +42,7 @@ def _is_power_of_half(f: float) -> bool:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(DictRoundTrip):
     """Architecture of one diffusion segmenter (condition branch + diffusion U-Net).
 
     Input / output
@@ -98,6 +97,9 @@ class ModelConfig:
       cross_attention_bottleneck: on the deepest encoder output, before the bottleneck.
       cross_attention_up_fractions: up-path levels (as resolution fractions) that get it.
     """
+
+    _what = "model config"
+    _list_fields = tuple(_TUPLE_FIELDS)
 
     # input / output
     image_size: int = 256
@@ -214,36 +216,3 @@ class ModelConfig:
         while self.image_size % (2 ** (cap + 1)) == 0 and self.image_size // 2 ** (cap + 1) >= 4:
             cap += 1
         return min(self.condition_poolings, cap)
-
-    # -- round trips ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for name in _TUPLE_FIELDS:
-            d[name] = list(d[name])
-        return d
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        if not isinstance(data, Mapping):
-            raise ValueError(f"model config: expected a mapping, got {type(data).__name__}")
-        known = set(cls.field_names())
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"model config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> "ModelConfig":
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError("model config: YAML must hold a mapping")
-        return cls.from_dict(data)

@@ -44,10 +44,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-import yaml
+from ...utils.configs import DictRoundTrip
 
 ARCHS = ("unet", "transunet", "ukan")
 NORMS = ("batch", "group")
@@ -69,8 +68,11 @@ def _require(cond: bool, name: str, msg: str, value) -> None:
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
+class SegmenterConfig(DictRoundTrip):
     """Architecture of one direct segmenter (U-Net, TransUNet or U-KAN); see the module docstring."""
+
+    _what = "segmenter config"
+    _list_fields = _TUPLE_FIELDS
 
     arch: str = "unet"
     image_size: int = 256
@@ -170,39 +172,6 @@ class SegmenterConfig:
     def token_grid(self) -> int:
         """TransUNet: side of the ViT's token grid (image_size / 16 for the official R50)."""
         return self.image_size // self.divisor
-
-    # -- round trips ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for name in _TUPLE_FIELDS:
-            d[name] = list(d[name])
-        return d
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SegmenterConfig":
-        if not isinstance(data, Mapping):
-            raise ValueError(f"segmenter config: expected a mapping, got {type(data).__name__}")
-        known = set(cls.field_names())
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"segmenter config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> "SegmenterConfig":
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError("segmenter config: YAML must hold a mapping")
-        return cls.from_dict(data)
 
 
 def norm_groups(channels: int) -> int:

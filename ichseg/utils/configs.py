@@ -1,0 +1,50 @@
+"""Round trips of the study's flat, frozen config dataclasses through plain dicts and YAML."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, Mapping
+
+import yaml
+
+
+class DictRoundTrip:
+    """Mixin for a frozen dataclass: ``to_dict`` / ``from_dict`` / ``to_yaml`` / ``from_yaml`` /
+    ``field_names``. ``_what`` names the config in errors; ``_list_fields`` are tuple fields written
+    as lists (YAML-friendly); ``from_dict`` refuses unknown keys, listing the known ones."""
+
+    _what = "config"
+    _list_fields: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name in self._list_fields:
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{cls._what}: expected a mapping, got {type(data).__name__}")
+        known = set(cls.field_names())
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{cls._what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**dict(data))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_yaml(cls, text: str):
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls._what}: YAML must hold a mapping")
+        return cls.from_dict(data)
+
+
+__all__ = ["DictRoundTrip"]

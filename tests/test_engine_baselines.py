@@ -77,9 +77,18 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("baselines")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread here, restored afterwards: a thread count leaking into later modules
+    changes CPU reduction order, and with it the bit-exact resume comparisons there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def unet_run(workdir):
-    torch.set_num_threads(1)
     cfg = resolve_run_config("smoke", "unet", TINY + ["train.iterations=12", "train.eval_every=6"])
     return cfg, train(cfg, workdir / "unet", data_root=workdir / "data", progress=False)
 

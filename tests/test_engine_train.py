@@ -83,8 +83,10 @@ def test_training_writes_log_checkpoints_and_provenance(reference_run, workdir):
 def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
     profile, ref = reference_run
     out = workdir / "killed"
+    # the same intra-op thread count as this process (CPU reductions are bit-exact per thread count)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = run_cli("train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(out),
-                   "--data-root", str(workdir / "data"), "--no-progress")
+                   "--data-root", str(workdir / "data"), "--no-progress", env=env)
     last = out / "checkpoints" / "last.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:

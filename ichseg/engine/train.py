@@ -2,7 +2,7 @@
 
 The same loop trains the Table 1 direct baselines (U-Net, TransUNet, U-KAN) with their own
 optimiser, schedule and loss (``objectives.DirectObjective``; recipes in ``ichseg.models.baselines``);
-``train`` hands an ``nnunet`` run config to ``ichseg.engine.nnunet``.
+``train`` hands an ``nnunet`` run config to ``ichseg.engine.nnunet_run`` (nnU-Net v2 trains itself).
 
 Exact resume: every random draw of iteration i (batch rows, augmentation, timesteps, noise) comes
 from generators seeded by (seed, i), so a run needs no RNG stream position to continue; the

@@ -96,7 +96,7 @@ def profile_entry(book: Path, results_dir: Path, generated: Path) -> dict:
             if nb.is_file():
                 sections.append({"file": rel(nb), "title": f"{label}: {rid} ({profile})"})
     seeds = study["seeds"]
-    title = (f"Results: {profile} profile ({len(study['variants'])} variants × {len(seeds)} "
+    title = (f"Results: {profile} profile ({len(study['variants'])} methods × {len(seeds)} "
              f"seed{'s' if len(seeds) > 1 else ''})")
     return {"file": rel(results_dir / "results.ipynb"), "title": title, "sections": sections}
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -31,20 +31,13 @@ import yaml
 
 from ..errors import IchsegError
 from ..utils import config_hash
+from ..utils.configs import dataclass_from_dict
 
 SECTIONS = ("data", "model", "diffusion", "loss", "train", "evaluate")
 # profile-only section: sizes and recipe overrides of the Table 1 baselines (resolved away per run)
 PROFILE_SECTIONS = SECTIONS + ("baselines",)
 NNUNET = "nnunet"
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm-solver++")
-
-
-def _from_dict(cls, data: Mapping[str, Any], section: str):
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{section}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    return cls(**dict(data))
 
 
 @dataclass(frozen=True)
@@ -130,11 +123,11 @@ class EvalConfig:
 
 
 def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
-    return _from_dict(TrainConfig, cfg.get("train", {}), "train")
+    return dataclass_from_dict(TrainConfig, cfg.get("train", {}), "train")
 
 
 def eval_config(cfg: Mapping[str, Any]) -> EvalConfig:
-    return _from_dict(EvalConfig, cfg.get("evaluate", {}), "evaluate")
+    return dataclass_from_dict(EvalConfig, cfg.get("evaluate", {}), "evaluate")
 
 
 def available_profiles() -> list[str]:

@@ -96,7 +96,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -107,6 +107,7 @@ from ..data import SliceDataset
 from ..data.preparation import IMAGES, MANIFEST, MASKS
 from ..errors import IchsegError
 from ..utils import atomic_directory, atomic_write_json, config_hash
+from ..utils.configs import dataclass_from_dict
 
 #: the nnunetv2 release this module is written and tested against (``nnUNet_extTrainer`` needs 2.8)
 NNUNET_REQUIREMENT = "nnunetv2==2.8.1"
@@ -206,12 +207,7 @@ class NnunetConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "NnunetConfig":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"nnunet: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data or {}, "nnunet")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

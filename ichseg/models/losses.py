@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..diffusion.gaussian import GaussianDiffusion
+from ..utils.configs import dataclass_from_dict
 
 ANCHOR_LOSSES = ("dice_ce", "mse", "none")
 
@@ -51,11 +52,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LossConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"loss config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "loss config")
 
     def anchor_active(self, iteration: int) -> bool:
         """The indicator of Eq. 4."""

@@ -8,6 +8,18 @@ from typing import Any, Mapping
 import yaml
 
 
+def dataclass_from_dict(cls, data: Mapping[str, Any], what: str):
+    """``cls(**data)`` for a dataclass, refusing a non-mapping or unknown keys (listing the known
+    ones) in one line that starts with ``what``."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    return cls(**dict(data))
+
+
 class DictRoundTrip:
     """Mixin for a frozen dataclass: ``to_dict`` / ``from_dict`` / ``to_yaml`` / ``from_yaml`` /
     ``field_names``. ``_what`` names the config in errors; ``_list_fields`` are tuple fields written
@@ -28,13 +40,7 @@ class DictRoundTrip:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{cls._what}: expected a mapping, got {type(data).__name__}")
-        known = set(cls.field_names())
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{cls._what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, cls._what)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=True)
@@ -47,4 +53,4 @@ class DictRoundTrip:
         return cls.from_dict(data)
 
 
-__all__ = ["DictRoundTrip"]
+__all__ = ["DictRoundTrip", "dataclass_from_dict"]

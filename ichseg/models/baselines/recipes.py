@@ -17,13 +17,14 @@ study's foreground soft Dice per sample, the same Dice term as the other two.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
+from ...utils.configs import dataclass_from_dict
 from ..losses import soft_dice_loss
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -39,16 +40,6 @@ def _non_negative(obj, *names: str) -> None:
         v = getattr(obj, name)
         if not _is_num(v) or v < 0:
             raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
-
-
-def _from_dict(cls, data: Mapping[str, Any], what: str):
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{what}: expected a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    return cls(**dict(data))
 
 
 @dataclass(frozen=True)
@@ -104,7 +95,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
-        return _from_dict(cls, data, "recipe")
+        return dataclass_from_dict(cls, data, "recipe")
 
 
 RECIPES: Mapping[str, Recipe] = MappingProxyType({
@@ -164,7 +155,7 @@ class SegmentationLossConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SegmentationLossConfig":
-        return _from_dict(cls, data, "segmentation loss")
+        return dataclass_from_dict(cls, data, "segmentation loss")
 
 
 def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor,

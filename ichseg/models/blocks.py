@@ -1,4 +1,4 @@
-"""Small shared building blocks: normalisation, time-step and position codes, zero init."""
+"""Small shared building blocks: normalisation, time-step and position codes, zero init, input checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import math
 
 import torch
 from torch import nn
+
+
+def check_image(image: torch.Tensor, in_channels: int, divisor: int, network: str) -> None:
+    """One clear message instead of a shape error deep inside a conv: ``image`` must be
+    (B, in_channels, H, W) with H and W divisible by ``divisor`` (every down-sampling halves an even side)."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != in_channels:
+        raise ValueError(f"image: expected (B, {in_channels}, H, W), got {tuple(getattr(image, 'shape', ()))}")
+    h, w = image.shape[-2:]
+    if h % divisor or w % divisor:
+        raise ValueError(f"image: spatial size {h}×{w} must be divisible by {divisor} for {network}")
 
 
 def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .blocks import check_image
 from .condition import ConditionFeatures, build_condition
 from .config import ModelConfig
 from .unet import DiffusionUNet
@@ -60,16 +61,9 @@ class DiffusionSegmenter(nn.Module):
     # -- checks: one clear message instead of a shape error deep inside a conv ----------------
     def _check_image(self, image: torch.Tensor) -> None:
         c = self.config
-        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != c.in_channels:
-            raise ValueError(
-                f"image: expected (B, {c.in_channels}, H, W), got {tuple(getattr(image, 'shape', ()))}"
-            )
-        h, w = image.shape[-2:]
         # every down-sampling of either branch must halve an even side
         branch = 2 ** c.effective_condition_poolings if c.condition == "unet" else 16
-        need = max(2 ** (c.levels - 1), branch)
-        if h % need or w % need:
-            raise ValueError(f"image: spatial size {h}×{w} must be divisible by {need} for this network")
+        check_image(image, c.in_channels, max(2 ** (c.levels - 1), branch), "this network")
 
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor) -> None:
         c = self.config

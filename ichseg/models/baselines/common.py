@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..blocks import check_image
 from .config import SegmenterConfig, norm_groups
 
 
@@ -38,15 +39,7 @@ class DirectSegmenter(nn.Module):
     # -- checks: one clear message instead of a shape error deep inside a conv ----------------
     def _check_image(self, image: torch.Tensor) -> None:
         c = self.config
-        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != c.in_channels:
-            raise ValueError(
-                f"image: expected (B, {c.in_channels}, H, W), got {tuple(getattr(image, 'shape', ()))}"
-            )
-        h, w = image.shape[-2:]
-        need = c.divisor
-        if h % need or w % need:
-            raise ValueError(f"image: spatial size {h}×{w} must be divisible by {need} for this {c.arch} "
-                             f"({c.depth_note})")
+        check_image(image, c.in_channels, c.divisor, f"this {c.arch} ({c.depth_note})")
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -8,11 +8,13 @@ import torch
 
 from ichseg.metrics import (
     evaluate,
+    hd95,
     hd95_slice,
     lesion_volume_ml,
     paper_protocol,
     paper_slice_scores,
     strict_protocol,
+    volume_hd95,
 )
 
 H = W = 16
@@ -134,11 +136,67 @@ def test_hd95_translated_discs_is_bounded_by_the_offset():
     assert np.isnan(hd95_slice(a, np.zeros_like(a), (0.5, 0.5)))
 
 
-def test_strict_reports_hd95_in_mm():
+def test_strict_reports_hd95_per_slice_in_mm():
     a, b = disc(10.0), disc(14.0)
     r = strict_protocol(a[None].astype(float), b[None].astype(float), spacing=(0.5, 0.5, 5.0))
-    assert r["hd95_mm"] == pytest.approx(4.0, abs=0.5)
-    assert r["hd95_n_not_applicable"] == 0
+    assert r["hd95_per_slice_mm"] == pytest.approx(4.0, abs=0.5)
+    assert r["hd95_per_slice_n_not_applicable"] == 0
+    assert "hd95_mm" not in r  # the 3D metric needs the volume ids
+
+
+def ellipsoid(semi_mm, center_mm, shape, spacing) -> np.ndarray:
+    """Boolean (Z, H, W) ellipsoid on a grid of voxel size ``spacing`` (z, row, col) mm."""
+    grids = np.meshgrid(*[(np.arange(n) + 0.5) * s for n, s in zip(shape, spacing)], indexing="ij")
+    return sum(((g - c) / a) ** 2 for g, c, a in zip(grids, center_mm, semi_mm)) <= 1.0
+
+
+def test_hd95_3d_anisotropic_translation_along_z():
+    """A lesion shifted by 2 slices of 5 mm: every directed distance is at most 10 mm, the
+    caps facing the shift are 10 mm away; a wrong spacing order would give 2 x 0.5 mm."""
+    sp = (5.0, 0.5, 0.5)
+    a = ellipsoid((20.0, 8.0, 8.0), (40.0, 10.0, 10.0), (16, 40, 40), sp)
+    b = np.roll(a, 2, axis=0)
+    hd = hd95(a, b, sp)
+    assert 5.0 <= hd <= 10.0 + 1e-9
+    assert hd95(a, a, sp) == 0.0 and np.isnan(hd95(a, np.zeros_like(a), sp))
+
+
+def test_volume_hd95_restacks_slices_by_volume_and_slice_index():
+    sp = (0.5, 0.5, 5.0)  # (row, col, thickness) as strict_protocol takes it
+    a = ellipsoid((20.0, 8.0, 8.0), (40.0, 10.0, 10.0), (16, 40, 40), (5.0, 0.5, 0.5))
+    b = np.roll(a, 1, axis=0)  # one slice (5 mm) up
+    want = hd95(a, b, (5.0, 0.5, 0.5))
+    assert 2.5 < want <= 5.0
+    # two volumes interleaved and shuffled; the slice index puts them back in order
+    rng = np.random.default_rng(0)
+    pred, gt = np.concatenate([b, a]), np.concatenate([a, a])
+    ids = np.array(["v1"] * 16 + ["v0"] * 16)
+    z = np.concatenate([np.arange(16), np.arange(16)])
+    perm = rng.permutation(32)
+    got = volume_hd95(pred[perm], gt[perm], ids[perm], sp, z[perm])
+    assert got[0] == 0.0 and got[1] == pytest.approx(want)
+    r = strict_protocol(pred[perm].astype(float), gt[perm].astype(float), volume_ids=ids[perm], spacing=sp,
+                        slice_index=z[perm])
+    assert r["hd95_mm"] == pytest.approx(want / 2) and r["hd95_n_not_applicable"] == 0
+    np.testing.assert_allclose(r["per_volume"]["hd95_mm"], got)
+    # without the slice index the shuffled order would scramble the volume: a different number
+    assert volume_hd95(pred[perm], gt[perm], ids[perm], sp)[1] != pytest.approx(want)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_hd95_matches_medpy(case):
+    """Differential test against medpy's ``metric.binary.hd95`` (the reference definition)."""
+    binary = pytest.importorskip("medpy.metric.binary")
+    rng = np.random.default_rng(case)
+    shape, sp = [(12, 30, 30), (9, 24, 28), (40, 40), (10, 20, 20)][case], \
+        [(5.0, 0.45, 0.45), (2.5, 0.9, 0.7), (0.6, 0.8), (1.0, 1.0, 1.0)][case]
+    from scipy import ndimage
+
+    a = ndimage.binary_opening(rng.random(shape) > 0.55, iterations=1)
+    b = ndimage.binary_dilation(a, iterations=1) ^ (rng.random(shape) > 0.97)
+    assert a.any() and b.any()
+    assert hd95(a, b, sp) == pytest.approx(binary.hd95(a, b, voxelspacing=sp), rel=1e-12)
+    assert hd95(b, a, sp) == pytest.approx(binary.hd95(b, a, voxelspacing=sp), rel=1e-12)
 
 
 def test_accepts_torch_batches_with_channel_axis():

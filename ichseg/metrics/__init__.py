@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .chance import all_foreground_dice, chance_dice
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
-from .strict import hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol
+from .strict import (hd95, hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol, surface,
+                     volume_hd95)
 
 PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
 
@@ -24,6 +25,7 @@ __all__ = [
     "all_foreground_dice",
     "chance_dice",
     "evaluate",
+    "hd95",
     "hd95_slice",
     "lesion_volume_ml",
     "normalise_by_max",
@@ -32,4 +34,6 @@ __all__ = [
     "paper_slice_scores",
     "slice_scores",
     "strict_protocol",
+    "surface",
+    "volume_hd95",
 ]

@@ -25,18 +25,21 @@ def instance(tmp_path_factory):
 
 
 def _table(prepared):
-    return pd.read_csv(prepared / "slices.csv", keep_default_na=False, na_values=[""])
+    return pd.read_csv(prepared / "slices.csv", keep_default_na=False, na_values=[""], dtype={"patient": str})
 
 
 def test_split_is_patient_disjoint_train_balanced_counts_reconcile(instance):
     raw, out, prepared = instance
     t = _table(prepared)
-    train, test = set(t.loc[t.split == "train", "patient"]), set(t.loc[t.split == "test", "patient"])
-    assert train and test and not train & test
+    train, val, test = (set(t.loc[t.split == s, "patient"]) for s in ("train", "val", "test"))
+    assert train and val and test and not train & test and not val & (train | test)
+    assert set(t.split) == {"train", "val", "test"}
     kept_train = t[(t.split == "train") & (t.kept == 1)]
     assert (kept_train.positive == 1).sum() == (kept_train.positive == 0).sum() > 0  # 1:1
-    assert (t[t.split == "test"].kept == 1).all()  # test keeps every slice
+    assert (t[t.split.isin(["val", "test"])].kept == 1).all()  # validation and test keep every slice
     m = json.loads((prepared / "manifest.json").read_text())
+    assert {s: set(m["patients"][s]) for s in ("train", "val", "test")} == {"train": train, "val": val, "test": test}
+    assert m["counts"]["splits"]["val"]["patients"] == len(val) == 1  # 10% of the 11 training patients
     c = m["counts"]
     assert c["source_slices"] == len(t) == c["kept"] + sum(c["dropped"].values())
     assert c["dropped"] == {REASON_DOWNSAMPLED: int((t.kept == 0).sum())}
@@ -75,8 +78,9 @@ def test_slice_dataset(instance):
     assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
     assert item["mask"].shape == (1, 32, 32) and set(item["mask"].unique().tolist()) <= {0.0, 1.0}
     assert item["index"] == int(ds.table.index[0]) and ds.manifest["fingerprint"]
-    test = SliceDataset(prepared, split="test")
-    assert len(ds) + len(test) == ds.manifest["counts"]["kept"]
+    test, val = SliceDataset(prepared, split="test"), SliceDataset(prepared, split="val")
+    assert len(ds) + len(val) + len(test) == ds.manifest["counts"]["kept"] and len(val)
+    assert set(val.table["patient"]).isdisjoint(set(ds.table["patient"]) | set(test.table["patient"]))
     aug = SliceDataset(prepared, split="train", augment=True, seed=5)
     a, b = aug[3], aug[3]
     assert torch.equal(a["image"], b["image"])  # seeded: same draw for the same (seed, epoch, index)
@@ -84,7 +88,7 @@ def test_slice_dataset(instance):
     changed = any(not torch.equal(aug[i]["image"], ds[i]["image"]) for i in range(4))
     assert changed
     with pytest.raises(ValueError, match="split"):
-        SliceDataset(prepared, split="val")
+        SliceDataset(prepared, split="validation")
 
 
 @pytest.mark.parametrize("layout", ["bhsd", "physionet"])
@@ -107,6 +111,16 @@ def test_split_helpers():
     s = split_patients([f"p{i}" for i in range(100)], "train_test", 0.1, seed=0)
     assert list(s.values()).count("test") == 10
     assert s == split_patients([f"p{i}" for i in reversed(range(100))], "train_test", 0.1, seed=0)
+    # validation: carved from the training patients only, seeded; the test patients do not move
+    v = split_patients([f"p{i}" for i in range(100)], "train_test", 0.1, seed=0, val_fraction=0.2)
+    assert list(v.values()).count("val") == 18 and list(v.values()).count("train") == 72
+    assert {p for p, x in v.items() if x == "test"} == {p for p, x in s.items() if x == "test"}
+    assert {p for p, x in v.items() if x == "val"} <= {p for p, x in s.items() if x == "train"}
+    assert v == split_patients([f"p{i}" for i in reversed(range(100))], "train_test", 0.1, seed=0, val_fraction=0.2)
+    assert v != split_patients([f"p{i}" for i in range(100)], "train_test", 0.1, seed=1, val_fraction=0.2)
+    # a test-only dataset keeps every sampled patient in test
+    assert "val" not in split_patients([f"p{i}" for i in range(30)], "test_sample", 0.1, seed=0, val_fraction=0.5).values()
+    assert list(split_patients(["a", "b", "c"], "train_test", 0.3, 0, val_fraction=0.9).values()).count("train") == 1
     keep = downsample_negatives(np.array([1, 0, 0, 0, 1, 0, 0], bool), 1.0, 0)
     assert keep.sum() == 4 and keep[[0, 4]].all()
 
@@ -121,6 +135,9 @@ def test_config_validation():
         PrepConfig(mask_resize="bicubic")
     with pytest.raises(ValueError, match="test_fraction"):
         PrepConfig(test_fraction=1.5)
+    with pytest.raises(ValueError, match="val_fraction"):
+        PrepConfig(val_fraction=1.0)
+    assert PrepConfig(val_fraction=0).val_fraction == 0
     assert PrepConfig(size=64).hash() != PrepConfig().hash()
 
 
@@ -132,3 +149,74 @@ def test_parallel_workers_give_identical_output(instance, tmp_path):
     for name in ("images.npy", "masks.npy"):
         np.testing.assert_array_equal(np.load(prepared / name), np.load(other / name))
     assert (prepared / "slices.csv").read_text() == (other / "slices.csv").read_text()
+
+
+# -- physical units on the prepared grid ---------------------------------------------------------
+NATIVE_SPACING = (0.45, 0.5, 5.0)  # (x, y, z) mm: anisotropic in-plane, thick slices
+NATIVE_SHAPE = (96, 80, 12)
+SEMI_MM, CENTER_MM, SHIFT_MM = (12.0, 10.0, 15.0), (21.0, 20.0, 30.0), 3.0
+
+
+def _ellipsoid(center_mm) -> np.ndarray:
+    grids = np.meshgrid(*[(np.arange(n) + 0.5) * s for n, s in zip(NATIVE_SHAPE, NATIVE_SPACING)], indexing="ij")
+    return sum(((g - c) / a) ** 2 for g, c, a in zip(grids, center_mm, SEMI_MM)) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def ellipsoid_raw(tmp_path_factory):
+    """One INSTANCE-layout volume holding an ellipsoid lesion of known volume, plus a second mask
+    with the same lesion shifted by SHIFT_MM along x (a "prediction")."""
+    from ichseg.data import write_nifti
+
+    raw = tmp_path_factory.mktemp("ellipsoid")
+    affine = np.diag([*NATIVE_SPACING, 1.0])
+    lesion = _ellipsoid(CENTER_MM)
+    hu = np.where(lesion, 70.0, 30.0)
+    write_nifti(raw / "train_2" / "data" / "001.nii.gz", hu, affine)
+    write_nifti(raw / "train_2" / "label" / "001.nii.gz", lesion.astype(np.uint8), affine, dtype=np.uint8)
+    write_nifti(raw / "shifted.nii.gz", _ellipsoid((CENTER_MM[0] + SHIFT_MM, *CENTER_MM[1:])).astype(np.uint8),
+                affine, dtype=np.uint8)
+    return raw, lesion
+
+
+def _prepared_units(raw, out, size: int) -> dict:
+    """Lesion volume (mL) and 3D HD95 (mm) of the shifted mask, measured on the prepared slices."""
+    from ichseg.data import load_volume, prepared_spacing, preprocess_mask
+    from ichseg.metrics import lesion_volume_ml, strict_protocol
+
+    cfg = PrepConfig(size=size)
+    prepared = prepare_dataset("instance2022", raw, out, cfg)
+    ds = SliceDataset(prepared, "test")
+    t = ds.table
+    gt = np.load(prepared / "masks.npy")[t["row"].to_numpy()]
+    pred = preprocess_mask(load_volume(raw / "shifted.nii.gz", mask=True), cfg)
+    spacing = prepared_spacing(t)
+    r = strict_protocol(pred.astype(float), gt.astype(float), volume_ids=t["volume"].to_numpy(), spacing=spacing,
+                        slice_index=t["slice_index"].to_numpy())
+    native = t[["spacing_row_mm", "spacing_col_mm", "thickness_mm"]].to_numpy(float)
+    return {"ml": float(r["per_volume"]["gt_ml"][0]), "hd95": r["hd95_mm"], "pixel": spacing[0],
+            "ml_native_spacing": float(lesion_volume_ml(gt, native).sum())}
+
+
+def test_prepared_pixel_size_gives_physical_units_at_any_size(ellipsoid_raw, tmp_path):
+    """The lesion volume in mL and the 3D HD95 in mm of a prepared volume do not depend on
+    ``prep.size``: they use the prepared pixel (native spacing x native size / size), not the
+    scanner's spacing (which is off by the resize factor: x(size/native)² in mL)."""
+    from ichseg.metrics import hd95
+
+    raw, lesion = ellipsoid_raw
+    exact_ml = 4 / 3 * np.pi * np.prod(SEMI_MM) / 1000  # 7.54 mL
+    voxel_ml = lesion.sum() * np.prod(NATIVE_SPACING) / 1000
+    shifted = _ellipsoid((CENTER_MM[0] + SHIFT_MM, *CENTER_MM[1:]))
+    # 3D HD95 on the native grid, (z, row = y, col = x) axes
+    native_hd = hd95(lesion.transpose(2, 1, 0), shifted.transpose(2, 1, 0), NATIVE_SPACING[::-1])
+    assert 0.5 * SHIFT_MM < native_hd <= SHIFT_MM + 1e-9
+    sizes = {}
+    for size in (40, 128):  # a downsampled and an upsampled grid (native 96 x 80)
+        u = sizes[size] = _prepared_units(raw, tmp_path, size)
+        np.testing.assert_allclose(u["pixel"], [0.5 * 80 / size, 0.45 * 96 / size, 5.0])
+        assert u["ml"] == pytest.approx(voxel_ml, rel=0.04) and u["ml"] == pytest.approx(exact_ml, rel=0.05)
+        # the scanner's spacing on the resized pixels is wrong by the area ratio of the resize
+        assert u["ml_native_spacing"] == pytest.approx(u["ml"] * size**2 / (80 * 96), rel=1e-9)
+        assert u["hd95"] == pytest.approx(native_hd, abs=max(u["pixel"][:2]))
+    assert sizes[40]["hd95"] == pytest.approx(sizes[128]["hd95"], abs=0.5 * 96 / 40)

@@ -8,7 +8,7 @@ file's grid), ``preparation`` (``prepare_dataset``), ``dataset`` (``SliceDataset
 """
 
 from .config import WINDOWS, PrepConfig
-from .dataset import SliceDataset
+from .dataset import SliceDataset, prepared_spacing
 from .layouts import DATASETS, Case, get_layout
 from .preparation import prepare_dataset, prepared_dir, summary_table
 from .slices import preprocess_mask, preprocess_volume, volume_from_slices
@@ -16,6 +16,6 @@ from .volumes import Volume, load_pair, load_volume, write_nifti
 
 __all__ = [
     "DATASETS", "WINDOWS", "Case", "PrepConfig", "SliceDataset", "Volume", "get_layout", "load_pair",
-    "load_volume", "prepare_dataset", "prepared_dir", "preprocess_mask", "preprocess_volume",
+    "load_volume", "prepare_dataset", "prepared_dir", "prepared_spacing", "preprocess_mask", "preprocess_volume",
     "summary_table", "volume_from_slices", "write_nifti",
 ]

@@ -47,9 +47,15 @@ class PrepConfig:
     normalize:       intensity normalisation after windowing, see ``NORMALIZE``.
     test_fraction:   Instance2022: share of patients held out for test (paper: 90/10 split);
                      BHSD / PhysioNet: share of patients sampled for the test set (paper: 10%).
+    val_fraction:    Instance2022: share of the *training* patients set aside as a validation
+                     split for choosing checkpoints (best iteration) and nnU-Net's validation
+                     fold, so that no choice is made on the test patients. The paper names none
+                     (it reports its best iteration on the test split); 0 disables it. Unused
+                     for the test-only datasets (every sampled patient stays in test).
     negative_ratio:  negatives kept per positive slice in the *training* split (paper: 1:1);
-                     ``None`` keeps all. The test split always keeps every slice.
-    seed:            seeds the patient split, the test sample and the negative downsampling.
+                     ``None`` keeps all. The validation and test splits keep every slice.
+    seed:            seeds the patient split (test, then validation), the test sample and the
+                     negative downsampling.
     """
 
     size: int = 256
@@ -58,6 +64,7 @@ class PrepConfig:
     mask_resize: str = "nearest"
     normalize: str = "unit"
     test_fraction: float = 0.1
+    val_fraction: float = 0.1
     negative_ratio: float | None = 1.0
     seed: int = 0
 
@@ -71,6 +78,9 @@ class PrepConfig:
         if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
                 or not 0.0 < float(self.test_fraction) < 1.0:
             raise ValueError(f"test_fraction: must be a number in (0, 1), got {self.test_fraction!r}")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not 0.0 <= float(self.val_fraction) < 1.0:
+            raise ValueError(f"val_fraction: must be a number in [0, 1), got {self.val_fraction!r}")
         if self.negative_ratio is not None and (
                 isinstance(self.negative_ratio, bool) or not isinstance(self.negative_ratio, (int, float))
                 or float(self.negative_ratio) < 0):

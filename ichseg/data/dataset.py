@@ -21,7 +21,18 @@ from torch.utils.data import Dataset
 from ..errors import IchsegError
 from .preparation import IMAGES, MANIFEST, MASKS, SLICES
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+#: columns of ``slices.csv`` giving the size of one *prepared* voxel: (row mm, column mm, slice mm)
+PREPARED_SPACING = ("pixel_row_mm", "pixel_col_mm", "thickness_mm")
+
+
+def prepared_spacing(table: pd.DataFrame) -> np.ndarray | None:
+    """(N, 3) prepared voxel size (row mm, column mm, thickness mm) of the slices of ``table``,
+    for lengths and volumes measured on prepared slices; None when the table does not have it
+    (the scanner's ``spacing_*_mm`` would be wrong by the resize factor)."""
+    if not all(c in table for c in PREPARED_SPACING):
+        return None
+    return table[list(PREPARED_SPACING)].to_numpy(float)
 
 
 class SliceDataset(Dataset):

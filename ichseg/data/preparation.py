@@ -3,11 +3,12 @@
 Steps (paper §4.1; every choice is a ``PrepConfig`` field):
 
 1. find (image, mask) pairs with the dataset's layout and check every header;
-2. split *patients* with a recorded seed: Instance2022 90/10 train/test; BHSD and PhysioNet
-   sample 10% of patients for test (the rest are not used);
+2. split *patients* with a recorded seed: Instance2022 90/10 train/test, then ``val_fraction``
+   of the training patients become a validation split (checkpoint choice never looks at test);
+   BHSD and PhysioNet sample 10% of patients for test (the rest are not used);
 3. read, reorient, window, resize and normalise every volume of a used patient;
 4. in the training split only, downsample negative slices to ``negative_ratio`` per positive
-   (paper: 1:1); the test split keeps every slice;
+   (paper: 1:1); the validation and test splits keep every slice;
 5. write, atomically, ``images.npy`` (N, C, S, S) float32, ``masks.npy`` (N, S, S) uint8,
    ``slices.csv`` (one row per *source* slice: kept ones point at their array row, dropped ones
    say why) and ``manifest.json`` (config, sources with size and sha256, counts, fingerprint).
@@ -32,10 +33,10 @@ from ..utils.atomic import atomic_directory, atomic_write_json, atomic_write_tex
 from ..utils.hashing import config_hash, file_sha256
 from .config import PrepConfig
 from .layouts import ROLE_TEST_SAMPLE, Case, Discovery, get_layout
-from .slices import preprocess_mask, preprocess_volume
+from .slices import prepared_pixel_mm, preprocess_mask, preprocess_volume
 from .volumes import check_same_grid, load_pair, read_header
 
-PREP_VERSION = 1  # bump when the preparation code changes what it writes
+PREP_VERSION = 2  # bump when the preparation code changes what it writes
 MANIFEST, SLICES, IMAGES, MASKS = "manifest.json", "slices.csv", "images.npy", "masks.npy"
 BAD_FILES, SUMMARY = "bad_files.csv", "summary.txt"
 REASON_DOWNSAMPLED = "negative downsampled (training split)"
@@ -43,17 +44,20 @@ REASON_NOT_SAMPLED = "patient not in the test sample"
 REASON_BAD_FILE = "bad file (see bad_files.csv)"
 SLICE_COLUMNS = ["patient", "volume", "source_file", "mask_file", "slice_index", "source_slice", "split",
                  "kept", "row", "drop_reason", "positive", "subtype", "lesion_px", "lesion_voxels",
-                 "spacing_row_mm", "spacing_col_mm", "thickness_mm"]
+                 "spacing_row_mm", "spacing_col_mm", "thickness_mm", "pixel_row_mm", "pixel_col_mm"]
 
 
 # ----------------------------------------------------------------------------------------------
 # splitting
 # ----------------------------------------------------------------------------------------------
-def split_patients(patients, role: str, test_fraction: float, seed: int) -> dict[str, str]:
-    """Patient -> 'train' / 'test' / 'unused', seeded, independent of file order.
+def split_patients(patients, role: str, test_fraction: float, seed: int, val_fraction: float = 0.0) -> dict[str, str]:
+    """Patient -> 'train' / 'val' / 'test' / 'unused', seeded, independent of file order.
 
-    The share is rounded, with at least one test patient (and, for a train/test split, at
-    least one training patient when there are two or more).
+    The test share is rounded, with at least one test patient (and, for a train/test split, at
+    least one training patient when there are two or more). Then, for a train/test split only,
+    ``val_fraction`` of the remaining training patients (rounded, at least one, never all) become
+    the validation split, drawn with its own seeded generator so the test patients do not
+    depend on it.
     """
     patients = sorted(set(patients))
     n = len(patients)
@@ -63,7 +67,13 @@ def split_patients(patients, role: str, test_fraction: float, seed: int) -> dict
     order = np.random.default_rng(seed).permutation(n)
     test = {patients[i] for i in order[:n_test]}
     rest = "unused" if role == ROLE_TEST_SAMPLE else "train"
-    return {p: ("test" if p in test else rest) for p in patients}
+    out = {p: ("test" if p in test else rest) for p in patients}
+    train = [p for p in patients if out[p] == "train"]
+    if val_fraction > 0 and len(train) >= 2:
+        n_val = min(max(1, int(round(val_fraction * len(train)))), len(train) - 1)
+        for i in np.random.default_rng([seed, 2]).permutation(len(train))[:n_val]:
+            out[train[i]] = "val"
+    return out
 
 
 def downsample_negatives(positive: np.ndarray, ratio: float | None, seed: int) -> np.ndarray:
@@ -115,7 +125,7 @@ def _process_case(index: int, case: Case, split: str, discovery: Discovery, conf
     np.save(out, slices)
     lesion_vox = (mask.data > 0).sum(axis=(0, 1))
     lesion_px = masks.reshape(z, -1).sum(axis=1)
-    rows = _rows(case, split, root, z, image.source_slice(np.arange(z)), image.spacing)
+    rows = _rows(case, split, root, z, image.source_slice(np.arange(z)), image.spacing, image.shape, config.size)
     rows["positive"] = (lesion_px > 0).astype(int)
     rows["subtype"] = subtypes
     rows["lesion_px"] = lesion_px.astype(int)
@@ -123,7 +133,11 @@ def _process_case(index: int, case: Case, split: str, discovery: Discovery, conf
     return _CaseResult(case, rows, out, masks)
 
 
-def _rows(case: Case, split: str, root: Path, z: int, source_slice, spacing) -> pd.DataFrame:
+def _rows(case: Case, split: str, root: Path, z: int, source_slice, spacing, shape, size: int) -> pd.DataFrame:
+    """The table rows of one volume's slices. ``spacing_*``/``thickness_mm``: the source voxel size;
+    ``pixel_*_mm``: the size of one pixel of the prepared (resized) slice, the one every length and
+    volume computed on prepared slices must use."""
+    pixel_row, pixel_col = prepared_pixel_mm(spacing, shape, size)
     return pd.DataFrame({
         "patient": case.patient, "volume": case.volume,
         "source_file": _rel(case.image, root), "mask_file": _rel(case.mask, root),
@@ -134,6 +148,7 @@ def _rows(case: Case, split: str, root: Path, z: int, source_slice, spacing) -> 
         # slices are (rows = y, cols = x) of the RAS+ volume, see slices.axial_slices
         "spacing_row_mm": round(spacing[1], 6), "spacing_col_mm": round(spacing[0], 6),
         "thickness_mm": round(spacing[2], 6),
+        "pixel_row_mm": round(pixel_row, 6), "pixel_col_mm": round(pixel_col, 6),
     })
 
 
@@ -226,7 +241,8 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
     fingerprint = _fingerprint(dataset, config, skip_bad, sources)
 
     # 1. headers (cheap) for every case; 2. patient split over all discovered patients
-    split_of = split_patients([c.patient for c in discovery.cases], layout.role, config.test_fraction, config.seed)
+    split_of = split_patients([c.patient for c in discovery.cases], layout.role, config.test_fraction, config.seed,
+                              config.val_fraction)
     headers_ok: list[Case] = []
     header_of = {}
     tables: list[pd.DataFrame] = []
@@ -240,7 +256,8 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
             bad.append(_error_of(exc, case))
             continue
         if split_of[case.patient] == "unused":
-            t = _rows(case, "unused", root, ih.n_slices, _header_source_slice(ih), ih.canonical_spacing)
+            t = _rows(case, "unused", root, ih.n_slices, _header_source_slice(ih), ih.canonical_spacing,
+                      ih.canonical_shape, config.size)
             t["drop_reason"] = REASON_NOT_SAMPLED
             tables.append(t)
         else:
@@ -262,7 +279,7 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
                 bad.append(res.error)
                 h = header_of[res.case]  # its slices are accounted for as dropped
                 t = _rows(res.case, split_of[res.case.patient], root, h.n_slices, _header_source_slice(h),
-                          h.canonical_spacing)
+                          h.canonical_spacing, h.canonical_shape, config.size)
                 t["drop_reason"] = REASON_BAD_FILE
                 tables.append(t)
                 continue
@@ -280,7 +297,7 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
             "skip_bad": skip_bad, "fingerprint": fingerprint, "sources": sources, "counts": counts,
             "paper_counts": layout.paper_counts,
             "bad_files": [{"file": _rel(p, root), "error": msg} for p, msg in bad],
-            "patients": {s: sorted(p for p, v in split_of.items() if v == s) for s in ("train", "test", "unused")},
+            "patients": {s: sorted(p for p, v in split_of.items() if v == s) for s in ("train", "val", "test", "unused")},
             "arrays": {"images": [int(counts["kept"]), config.channels, config.size, config.size],
                        "masks": [int(counts["kept"]), config.size, config.size]},
             "seconds": round(time.perf_counter() - t0, 3),
@@ -343,7 +360,8 @@ def _finalise_table(tables: list[pd.DataFrame], config: PrepConfig) -> pd.DataFr
     table["positive"] = table["positive"].astype("Int8")
     train = np.flatnonzero(((table["split"] == "train") & (table["drop_reason"] == "")).to_numpy())
     keep = np.zeros(len(table), bool)
-    keep[np.flatnonzero(((table["split"] == "test") & (table["drop_reason"] == "")).to_numpy())] = True
+    # validation and test keep every slice: they are scored on the natural share of empty slices
+    keep[np.flatnonzero((table["split"].isin(("val", "test")) & (table["drop_reason"] == "")).to_numpy())] = True
     if train.size:
         pos = table["positive"].to_numpy(dtype=float, na_value=0)[train] > 0
         kt = downsample_negatives(pos, config.negative_ratio, config.seed)
@@ -386,7 +404,7 @@ def _counts(table: pd.DataFrame, bad, counts: dict) -> dict:
     if kept + sum(dropped.values()) != total:  # every source slice is kept or dropped with a reason
         raise RuntimeError(f"slice accounting failed: {kept} kept + {dropped} != {total}")
     splits = {}
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         part = table[table["split"] == split]
         k = part[part["kept"] == 1]
         pos = int((k["positive"] == 1).sum())
@@ -416,6 +434,10 @@ def summary_table(manifest: dict) -> pd.DataFrame:
                  ("  train positive", paper.get("train_positive"), tr["positive"]),
                  ("  train negative", paper.get("train_negative"), tr["negative"]),
                  ("train patients", None, tr["patients"])]
+        va = c["splits"].get("val")
+        if va and va["patients"]:  # carved from the training patients; the paper has none
+            rows += [("validation slices", None, va["slices"]), ("  validation positive", None, va["positive"]),
+                     ("validation patients", None, va["patients"])]
     rows += [("test slices", paper.get("test"), te["slices"]), ("  test positive", None, te["positive"]),
              ("  test negative", None, te["negative"]), ("test patients", None, te["patients"]),
              ("test volumes", None, te["volumes"])]

@@ -27,6 +27,17 @@ def from_axial_slices(slices: np.ndarray) -> np.ndarray:
     return slices[:, ::-1, ::-1].transpose(2, 1, 0)
 
 
+def prepared_pixel_mm(spacing, shape, size: int) -> tuple[float, float]:
+    """(row mm, column mm) of one pixel of the prepared ``size`` x ``size`` slice.
+
+    ``spacing`` and ``shape`` are the canonical (x, y, z) voxel size in mm and (X, Y, Z) shape of
+    the volume. ``preprocess_volume`` resizes the whole (Y, X) slice to (size, size) with no crop
+    or pad, so each prepared pixel covers ``Y / size`` source rows and ``X / size`` source columns
+    (the field of view is unchanged); a non-square slice gets a non-square prepared pixel.
+    """
+    return float(spacing[1]) * int(shape[1]) / size, float(spacing[0]) * int(shape[0]) / size
+
+
 def window(hu: np.ndarray, windows) -> np.ndarray:
     """HU (...) -> (C, ...) in [0, 1], one channel per (level, width) window."""
     out = np.empty((len(windows),) + hu.shape, dtype=np.float32)

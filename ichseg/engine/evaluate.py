@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.dataset import prepared_spacing
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
 from ..metrics import chance_dice, paper_slice_scores, strict_protocol
@@ -138,15 +139,16 @@ def write_evaluation(
     unc = np.zeros_like(p) if uncertainty is None else np.asarray(uncertainty, dtype=np.float32)
     table = ds.table.reset_index(drop=True)
     paper = paper_slice_scores(p, g)
-    spacing = table[["spacing_row_mm", "spacing_col_mm", "thickness_mm"]].to_numpy(float) if "thickness_mm" in table else None
+    spacing = prepared_spacing(table)  # the prepared pixel, not the scanner's: mm and mL of the scored grid
     volumes = table["volume"].astype(str).to_numpy() if "volume" in table else None
-    strict = strict_protocol(p, g, threshold=ecfg.threshold, volume_ids=volumes, spacing=spacing)
+    order = table["slice_index"].to_numpy(int) if "slice_index" in table else None
+    strict = strict_protocol(p, g, threshold=ecfg.threshold, volume_ids=volumes, spacing=spacing, slice_index=order)
 
     per_slice = table.copy()
     per_slice["paper_dice"], per_slice["paper_iou"] = paper["dice"], paper["iou"]
     per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
-    if "hd95_mm" in strict["per_slice"]:
-        per_slice["hd95_mm"] = strict["per_slice"]["hd95_mm"]
+    if "hd95_per_slice_mm" in strict["per_slice"]:
+        per_slice["hd95_per_slice_mm"] = strict["per_slice"]["hd95_per_slice_mm"]
     per_slice["mean_uncertainty"] = unc.reshape(len(unc), -1).mean(axis=1)
     per_slice["gt_pixels"] = (g > 0.5).reshape(len(g), -1).sum(axis=1)
     per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)

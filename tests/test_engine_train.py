@@ -78,6 +78,65 @@ def test_training_writes_log_checkpoints_and_provenance(reference_run, workdir):
     assert info["environment"]["git_commit"] and info["environment"]["torch"] == torch.__version__
     assert res.best_checkpoint.exists() and res.last_checkpoint.exists()
     assert load_checkpoint(res.best_checkpoint)["iteration"] == res.best_iteration
+    assert load_checkpoint(res.last_checkpoint)["ema_updates"] == 24  # the EMA warm-up resumes exactly
+
+
+def test_checkpoints_are_chosen_on_validation_patients_never_test(reference_run):
+    """The validation split is carved from the training patients: the engine validates on it,
+    it never trains on it, and the test patients are not looked at before evaluation."""
+    from ichseg.data import SliceDataset
+
+    _, res = reference_run
+    info = json.loads((res.run_dir / "run.json").read_text())
+    prepared = Path(info["data"]["prepared"])
+    train_ds, val_ds, test_ds = (SliceDataset(prepared, s) for s in ("train", "val", "test"))
+    patients = {s: set(d.table["patient"]) for s, d in (("train", train_ds), ("val", val_ds), ("test", test_ds))}
+    assert all(patients.values())
+    assert not patients["val"] & patients["train"] and not patients["val"] & patients["test"]
+    assert not patients["train"] & patients["test"]
+    assert info["data"]["val_split"] == "val" and info["data"]["train_slices"] == len(train_ds)
+    assert info["data"]["val_slices"] == min(4, len(val_ds))
+    with pytest.raises(ValueError, match="val_split"):
+        resolve_run_config("smoke", "medsegdiffv2", ["train.val_split=test"])
+
+
+def test_validation_reads_the_val_split(monkeypatch, tmp_path):
+    """``train`` loads its validation slices from the ``val`` split (and only that split)."""
+    import importlib
+
+    engine_train = importlib.import_module("ichseg.engine.train")  # the module, not the function
+    seen = []
+    real = engine_train.load_split
+    monkeypatch.setattr(engine_train, "load_split", lambda prepared, split: seen.append(split) or real(prepared, split))
+    profile = tiny_profile(tmp_path, 2, 2, extra=["train.augment=false"])
+    train(resolve_run_config(profile, "medsegdiffv2"), tmp_path / "run", data_root=tmp_path / "data", progress=False)
+    assert seen == ["val"]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.9, 0.9999])
+def test_ema_warmup_weight_on_the_initial_parameters(rate):
+    """After N updates toward constant weights θ1 the EMA is w·θ0 + (1 - w)·θ1 with
+    w = ∏ decay_k, decay_k = min(rate, (1 + k) / (10 + k)); no warm-up would leave rate**N."""
+    from ichseg.engine.ema import EMA, ema_decay
+
+    net = torch.nn.Linear(3, 2).double()
+    theta0 = {k: v.clone() for k, v in net.state_dict().items()}
+    ema = EMA(net, rate)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    n = 200
+    for _ in range(n):
+        ema.update(net)
+    w = float(np.prod([ema_decay(rate, k) for k in range(n)]))
+    assert ema.updates == n
+    for k, v in ema.state_dict().items():
+        torch.testing.assert_close(v, w * theta0[k] + (1 - w) * (theta0[k] + 1.0), rtol=0, atol=1e-12)
+    if rate == 0.9999:  # warm-up: the initialisation is forgotten, not kept at 0.9999**200 = 98 %
+        assert w < 0.05 < rate**n
+    resumed = EMA(net, rate)
+    resumed.load_state_dict(ema.state_dict(), updates=ema.updates)
+    assert resumed.decay == ema.decay == ema_decay(rate, n)
 
 
 def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
@@ -148,8 +207,9 @@ def test_evaluate_writes_both_protocols(reference_run, prepared, workdir):
     ecfg = EvalConfig(sampler="ddim", steps=3, ensemble=3, batch_slices=8, qualitative=2)
     s = evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "eval", ecfg, dataset="instance2022", progress=False)
     assert 0.0 <= s["paper"]["dice"] <= 1.0 and "positive_slice_dice" in s["strict"]
-    assert "volume_dice" in s["strict"] and "hd95_mm" in s["strict"]
+    assert "volume_dice" in s["strict"] and "hd95_mm" in s["strict"] and "hd95_per_slice_mm" in s["strict"]
     per_slice = pd.read_csv(workdir / "eval" / "slices.csv")
+    assert "hd95_per_slice_mm" in per_slice and "hd95_mm" not in per_slice
     assert len(per_slice) == s["n_slices"] and {"paper_dice", "strict_dice", "mean_uncertainty"} <= set(per_slice)
     q = np.load(workdir / "eval" / "qualitative.npz")
     assert q["probability"].shape == q["mask"].shape == (2, 32, 32)

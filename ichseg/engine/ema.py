@@ -8,26 +8,50 @@ import torch
 from torch import nn
 
 
+def ema_decay(rate: float, updates: int) -> float:
+    """Decay of the ``updates``-th update (0-based): ``min(rate, (1 + n) / (10 + n))``.
+
+    Without a warm-up, the average starts at the random initialisation and forgets it only as
+    ``rate**n``: at rate 0.9999 after 6,000 updates 0.9999**6000 = 55 % of the evaluated
+    weights are still the initialisation. The warm-up (the ``num_updates`` form of TensorFlow's
+    ``ExponentialMovingAverage``) averages the first updates with a short memory; its decay
+    reaches ``rate`` after about 9 / (1 - rate) updates.
+    """
+    return min(float(rate), (1.0 + updates) / (10.0 + updates))
+
+
 class EMA:
-    """θ_ema ← r·θ_ema + (1 - r)·θ after each optimiser step; buffers are copied."""
+    """θ_ema ← d_n·θ_ema + (1 - d_n)·θ after the n-th optimiser step, ``d_n = ema_decay(rate, n)``;
+    buffers are copied. ``updates`` (n) belongs to the state: a resumed run continues the warm-up."""
 
     def __init__(self, model: nn.Module, rate: float):
         self.rate = float(rate)
+        self.updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    @property
+    def decay(self) -> float:
+        """The decay the next update will use."""
+        return ema_decay(self.rate, self.updates)
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        d = self.decay
         ema_params = dict(self.model.named_parameters())
         for name, p in model.named_parameters():
-            ema_params[name].lerp_(p.detach(), 1.0 - self.rate)
+            ema_params[name].lerp_(p.detach(), 1.0 - d)
         ema_buffers = dict(self.model.named_buffers())
         for name, b in model.named_buffers():
             ema_buffers[name].copy_(b)
+        self.updates += 1
 
     def state_dict(self) -> dict:
+        """The averaged weights (what evaluation loads); the update count is ``updates``."""
         return self.model.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, updates: int | None = None) -> None:
         self.model.load_state_dict(state)
+        if updates is not None:
+            self.updates = int(updates)

@@ -93,7 +93,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dict(cfg), sort_keys=True))
     info = {"variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run_hash, "engine": "nnunet",
-            "data": {"prepared": str(prepared), "fingerprint": manifest.get("fingerprint"), "val_split": "test"},
+            "data": {"prepared": str(prepared), "fingerprint": manifest.get("fingerprint"), "val_split": "val"},
             "environment": environment(torch.device(resolve_device(ncfg.device))), "status": "running"}
     atomic_write_json(info_path, info)
     model_dir = train_nnunet(prepared, out_dir / "nnunet", ncfg, log=print if progress else None)

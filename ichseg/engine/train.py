@@ -187,7 +187,8 @@ def train(
     best_dice, best_iter = -1.0, -1
     if state is not None:
         model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
+        # one EMA update per iteration: older checkpoints without the count resume at the iteration
+        ema.load_state_dict(state["ema"], updates=state.get("ema_updates", state["iteration"]))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -208,6 +209,9 @@ def train(
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+        if tcfg.val_split == "val" and not ds.manifest["counts"]["splits"].get("val", {}).get("slices"):
+            raise IchsegError(f"{prepared}: no validation split to choose checkpoints on (prep.val_fraction is 0 "
+                              "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
         vi, vm, _ = load_split(prepared, tcfg.val_split)
         rows = validation_rows(len(vi), tcfg.val_slices)
         val_images, val_masks = vi[rows], vm[rows]
@@ -273,7 +277,8 @@ def train(
                 if row["dice"] > best_dice:
                     best_dice, best_iter = row["dice"], done
                 ckpt = {
-                    "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                    "model": model.state_dict(), "ema": ema.state_dict(), "ema_updates": ema.updates,
+                    "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": done,
                     "wall_time_s": wall, "history": history, "best_dice": best_dice, "best_iteration": best_iter,
                     "run_hash": run_hash, "variant": cfg["variant"], "config": cfg,

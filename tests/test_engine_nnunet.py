@@ -61,18 +61,23 @@ def test_export_is_the_prepared_slices_one_case_per_patient(trained):
     ds_json = json.loads((raw / "dataset.json").read_text())
     assert ds_json["channel_names"] == {"0": "noNorm"} and ds_json["labels"] == {"background": 0, "hemorrhage": 1}
     cases = pd.read_csv(raw / CASES, dtype={"case": str, "patient": str})
-    train, test = SliceDataset(prepared, "train").table, SliceDataset(prepared, "test").table
-    assert len(cases) == len(train) + len(test) and ds_json["numTraining"] == cases["case"].nunique()
+    train, val, test = (SliceDataset(prepared, s).table for s in ("train", "val", "test"))
+    assert len(cases) == len(train) + len(val) + len(test)
+    assert ds_json["numTraining"] == cases.loc[cases["split"] != "test", "case"].nunique()
     assert cases.groupby("case")["patient"].nunique().eq(1).all()  # a case is one patient
     images = np.load(prepared / "images.npy")
     masks = np.load(prepared / "masks.npy")
     for case, part in cases.groupby("case"):
+        is_test = part["split"].iloc[0] == "test"
+        assert (raw / "imagesTs" / f"{case}_0000.nii.gz").is_file() == is_test
+        assert (raw / "labelsTr" / f"{case}.nii.gz").is_file() == (not is_test)  # no test label for nnU-Net
+        if is_test:
+            continue
         img, props = _read(raw / "imagesTr" / f"{case}_0000.nii.gz")
         lab, _ = _read(raw / "labelsTr" / f"{case}.nii.gz")
         rows = part.sort_values("z")["row"].to_numpy()
         assert np.array_equal(img, images[rows, 0]) and np.array_equal(lab, masks[rows])  # same slices, same pixels
         assert props["spacing"][1:] == [1.0, 1.0]  # one prepared pixel: nnU-Net resamples nothing
-        assert (raw / "imagesTs" / f"{case}_0000.nii.gz").is_file() == (part["split"].iloc[0] == "test")
     before = (raw / "dataset.json").stat().st_mtime_ns
     assert export_raw_dataset(prepared, work / "nnUNet_raw") == raw  # same input: a no-op
     assert (raw / "dataset.json").stat().st_mtime_ns == before
@@ -88,7 +93,7 @@ def test_plan_preprocess_accepts_export_and_split_is_ours(trained):
     assert len(splits) == 1 and not set(splits[0]["train"]) & set(splits[0]["val"])
     cases = pd.read_csv(work / "nnUNet_raw" / "Dataset501_ICHinstance2022" / CASES, dtype={"case": str, "patient": str})
     patient_of = dict(zip(cases["case"], cases["patient"]))
-    for key, split in (("train", "train"), ("val", "test")):
+    for key, split in (("train", "train"), ("val", "val")):
         assert {patient_of[c] for c in splits[0][key]} == set(SliceDataset(prepared, split).table["patient"])
 
 
@@ -118,6 +123,25 @@ def test_cross_dataset_prediction_in_table_order(trained, data):
     _, bhsd = data
     prob = predict(model_dir, bhsd, "test", TINY)
     assert prob.shape == (len(SliceDataset(bhsd, "test")), 32, 32) and np.isfinite(prob).all()
+
+
+def test_export_and_splits_final_use_our_validation_patients(data, tmp_path):
+    """nnU-Net's fold 0: train = our train patients, val = our validation patients (the ones every
+    other model chooses its checkpoint on); the test patients are in neither and have no label."""
+    from ichseg.engine.nnunet import write_splits
+
+    prepared, _ = data
+    raw = export_raw_dataset(prepared, tmp_path / "raw")
+    splits = json.loads(write_splits(raw, tmp_path).read_text())
+    cases = pd.read_csv(raw / CASES, dtype={"case": str, "patient": str})
+    patient_of = dict(zip(cases["case"], cases["patient"]))
+    ours = {s: set(SliceDataset(prepared, s).table["patient"]) for s in ("train", "val", "test")}
+    assert len(splits) == 1 and ours["val"] and ours["train"]
+    assert {patient_of[c] for c in splits[0]["val"]} == ours["val"]
+    assert {patient_of[c] for c in splits[0]["train"]} == ours["train"]
+    labelled = {p.name.split(".")[0] for p in (raw / "labelsTr").iterdir()}
+    assert labelled == set(splits[0]["train"]) | set(splits[0]["val"])
+    assert not {patient_of[c] for c in labelled} & ours["test"]
 
 
 def test_probabilities_map_back_to_table_rows(data, tmp_path):

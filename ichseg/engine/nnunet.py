@@ -22,8 +22,11 @@ split does not have (negatives are downsampled, paper §4.1), so they are not pl
 pixel spacing, and every other model sees that grid. The in-plane spacing written to the NIfTI
 files is therefore 1 (one prepared pixel), the same for every case and every dataset, so nnU-Net
 resamples neither training cases nor test or cross-dataset cases and sees the same pixels as the
-other models (writing the source pixel spacing of ``slices.csv`` would be wrong for the resized
-pixels and would make nnU-Net rescale other datasets' slices). The z spacing is the slice
+other models. The scanner's spacing (``spacing_*_mm`` of ``slices.csv``) would be wrong for the
+resized pixels; their true size (``pixel_*_mm``) varies between patients and datasets, and
+writing it would make nnU-Net resample every case to its median spacing, i.e. train and predict
+on other pixels than the other models. No length is measured here: nnU-Net's predictions are
+scored by ``write_evaluation`` on the prepared grid, in mm and mL from ``pixel_*_mm``. The z spacing is the slice
 thickness from ``slices.csv`` (median of the case), at least 1: it is not used by the 2d
 configuration, but keeping it >= the in-plane spacing makes nnU-Net's planner keep z as the
 slicing axis.
@@ -34,16 +37,17 @@ z-scores with their mean/std: a data-driven window meant for raw HU. Our inputs 
 but the study's windowed and normalised values; ``CT`` would apply a second, lesion-derived
 window on top of the brain window (clipping away the grey/white matter and CSF contrast below
 the lesion percentiles; on phantom lesions of near-constant intensity the window collapses)
-and would compute its statistics from the test patients' lesions too, because our test
-patients are nnU-Net's validation cases. ``noNorm`` passes the prepared values through, so
+and would compute its statistics from the validation patients' lesions too (they are in
+``imagesTr``). ``noNorm`` passes the prepared values through, so
 nnU-Net sees exactly what every other model sees; a model trained on one dataset then gets the
 same fixed normalisation on the others. ``NnunetConfig.channel_name`` can select ``CT`` or
 ``zscore`` for an ablation. With ``multi`` windows the three channels are ``_0000`` .. ``_0002``.
 
 *Split.* Fold 0 of ``splits_final.json`` trains on our train-split patients and validates on our
-test-split patients (our diffusion models also validate on the test split: the paper reports
-its best iteration there, Table 2), so ``imagesTr``/``labelsTr`` hold the patients of both splits
-and ``imagesTs`` the test patients again (images only). nnU-Net predicts with
+validation-split patients (``prep.val_fraction`` of the training patients, the same ones every
+other model chooses its checkpoint on), so ``imagesTr``/``labelsTr`` hold exactly those two
+splits and ``imagesTs`` the test patients (images only): no nnU-Net step (its dataset
+fingerprint, planning, training or validation) sees a test label. nnU-Net predicts with
 ``checkpoint_final.pth`` (its default), so the validation cases do not select the model.
 
 *Trainer.* ``NnunetConfig.trainer = "nnUNetTrainer"`` is nnU-Net's unchanged default recipe
@@ -122,7 +126,7 @@ PLANS = "nnUNetPlans"
 CASES = "cases.csv"
 EXPORT_STAMP, PREPROCESS_STAMP, MODEL_STAMP, RUN_STAMP = (
     "ichseg_export.json", "ichseg_preprocess.json", "ichseg_nnunet.json", "ichseg_nnunet.json")
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 FILE_ENDING = ".nii.gz"
 CHECKPOINT = "checkpoint_final.pth"
 
@@ -338,7 +342,7 @@ def _case_ids(patients: list[str]) -> dict[str, str]:
     return out
 
 
-def case_table(prepared: str | Path, splits: tuple[str, ...] = ("train", "test")) -> pd.DataFrame:
+def case_table(prepared: str | Path, splits: tuple[str, ...] = ("train", "val", "test")) -> pd.DataFrame:
     """One row per kept slice of ``splits``: case, z (position in the case), split, patient,
     volume, row (of the prepared arrays), slice (index of ``slices.csv``), thickness_mm."""
     parts = []
@@ -392,7 +396,7 @@ def export_raw_dataset(prepared: str | Path, nnunet_raw: str | Path, *, dataset_
                        channel_name: str = "noNorm") -> Path:
     """Write the nnU-Net raw dataset ``nnunet_raw/DatasetXXX_<name>/`` of a prepared folder.
 
-    ``imagesTr``/``labelsTr``: one case per patient of the train and test splits (their kept
+    ``imagesTr``/``labelsTr``: one case per patient of the train and validation splits (their kept
     slices stacked along z); ``imagesTs``: the test patients' images; ``dataset.json``;
     ``cases.csv`` (case, z -> split, prepared row, slices.csv index). Built in a temporary folder
     and renamed into place; returns at once when the folder already holds this export.
@@ -416,6 +420,9 @@ def export_raw_dataset(prepared: str | Path, nnunet_raw: str | Path, *, dataset_
     if not (cases["split"] == "train").any():
         raise IchsegError(f"{prepared}: the train split has no slices; nnU-Net cannot be trained on "
                           f"{manifest.get('dataset')} (a test-only dataset: use `predict` with a trained model)")
+    if not (cases["split"] == "val").any():
+        raise IchsegError(f"{prepared}: the validation split has no slices; nnU-Net's validation fold would be "
+                          "empty (set prep.val_fraction > 0)")
     images = np.load(prepared / IMAGES, mmap_mode="r")
     masks = np.load(prepared / MASKS, mmap_mode="r")
     if masks.ndim == 4:  # (N, 1, H, W) also accepted
@@ -428,10 +435,11 @@ def export_raw_dataset(prepared: str | Path, nnunet_raw: str | Path, *, dataset_
             rows = part["row"].to_numpy(int)
             img, msk = images[rows], masks[rows]
             thick = float(np.median(part["thickness_mm"]))
-            _write_case(tmp / "imagesTr", case, img, thick, tmp / "labelsTr", msk)
-            if part["split"].iloc[0] == "test":
+            if part["split"].iloc[0] == "test":  # images only: no test label reaches nnU-Net
                 _write_case(tmp / "imagesTs", case, img, thick, None, None)
-        n_cases = int(cases["case"].nunique())
+            else:
+                _write_case(tmp / "imagesTr", case, img, thick, tmp / "labelsTr", msk)
+        n_cases = int(cases.loc[cases["split"] != "test", "case"].nunique())
         atomic_write_json(tmp / "dataset.json", {
             "name": name,
             "description": f"{manifest.get('title', manifest.get('dataset'))}: prepared slices "
@@ -460,16 +468,18 @@ def read_cases(raw_dataset: str | Path) -> pd.DataFrame:
 
 def write_splits(raw_dataset: str | Path, preprocessed_dataset: str | Path) -> Path:
     """``splits_final.json`` with one fold: train = our train-split patients' cases, val = our
-    test-split patients' cases (patient-disjoint by construction, checked)."""
+    validation-split patients' cases (patient-disjoint from each other and from the test
+    patients by construction, checked)."""
     cases = read_cases(raw_dataset)
     per_case = cases.groupby("case", sort=False).agg(split=("split", "unique"), patient=("patient", "unique"))
     if (per_case["split"].map(len) != 1).any() or (per_case["patient"].map(len) != 1).any():
         raise IchsegError(f"{Path(raw_dataset) / CASES}: a case spans several patients or splits")
     split_of = per_case["split"].map(lambda s: s[0])
-    train, val = sorted(split_of.index[split_of == "train"]), sorted(split_of.index[split_of == "test"])
-    patients = {s: set(cases.loc[cases["split"] == s, "patient"]) for s in ("train", "test")}
-    if patients["train"] & patients["test"] or not train or not val:
-        raise IchsegError(f"{raw_dataset}: the train/test split is not patient-disjoint or a split is empty")
+    train, val = sorted(split_of.index[split_of == "train"]), sorted(split_of.index[split_of == "val"])
+    patients = {s: set(cases.loc[cases["split"] == s, "patient"]) for s in ("train", "val", "test")}
+    if patients["train"] & patients["val"] or (patients["train"] | patients["val"]) & patients["test"] \
+            or not train or not val:
+        raise IchsegError(f"{raw_dataset}: the train/validation/test split is not patient-disjoint or a split is empty")
     path = Path(preprocessed_dataset) / "splits_final.json"
     atomic_write_json(path, [{"train": train, "val": val}])
     return path

@@ -32,6 +32,36 @@ def test_mean_ci_is_the_t_interval():
     assert report.ci_band([0.5]) == (0.5, 0.5)
 
 
+def test_failed_seeds_stay_visible():
+    """A seed without a number (NaN) is counted, never dropped silently from a mean nor shown as
+    "not run"."""
+    nan = float("nan")
+    assert report.summarise([0.9, nan, 0.8], scale=100) == report.summarise([0.9, 0.8], scale=100) + " (2/3 seeds)"
+    assert report.summarise([nan, None, nan]) == "failed (0/3 seeds)"
+    assert report.summarise([nan], failed="n/a") == "n/a (0/1 seeds)"
+    assert report.summarise([0.5, 0.7]) == report.format_mean_ci(*report.mean_ci([0.5, 0.7]))
+    assert report.summarise([]) == "not run"
+
+
+def test_tables_show_failed_seeds(tmp_path):
+    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "full"), seeds=(0, 1, 2), profile="gpu")
+    evals = report.evaluation_table(report.load_study(tmp_path / "gpu"))
+    metric_cols = ["dice", "iou", *report.collect.STRICT_KEYS]
+    one = (evals["variant"] == "full") & (evals["seed"] == 1)
+    evals.loc[one, metric_cols] = float("nan")  # seed 1 of the full model failed
+    evals.loc[evals["variant"] == "medsegdiffv2", metric_cols] = float("nan")  # every seed failed
+    head = "ours (gpu, mean ± 95% CI, 3 seeds)"
+    t2 = report.table2(evals, "gpu")
+    full, base = t2.loc["+ Transformer Block (Full Model) [full]"], t2.loc[f"{report.variant_title('medsegdiffv2')} [medsegdiffv2]"]
+    assert full[(head, "Dice (%)")].endswith("(2/3 seeds)") and "±" in full[(head, "Dice (%)")]
+    assert base[(head, "Dice (%)")] == "failed (0/3 seeds)"
+    t1 = report.table1(evals, "gpu")
+    assert t1.loc[("Instance2022", "MedSegDiffv2 [medsegdiffv2]")][(head, "Dice ↑ (%)")] == "failed (0/3 seeds)"
+    strict = report.strict_table(evals, "gpu")
+    row = strict.loc[("Instance2022", report.variant_title("medsegdiffv2"))]
+    assert row.iloc[0] == "failed (0/3 seeds)" and "not run" not in set(row)
+
+
 def test_paper_numbers_are_the_papers_tables():
     p = report.paper_numbers()
     assert p["table1"]["instance2022"]["ours"] == {"iou": 88.81, "dice": 90.70}
@@ -78,7 +108,8 @@ def test_table2_and_strict_tables_with_three_seeds(tmp_path):
     # variants not run keep the paper's row and say "not run" for ours
     assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
     strict = report.strict_table(evals, "gpu")
-    assert strict.shape == (3 * 2, 6) and "±" in strict.iloc[0, 1]
+    assert strict.shape == (3 * 2, 7) and "±" in strict.iloc[0, 1]
+    assert any("HD95, 3D per volume" in c[1] for c in strict.columns)
     breakdown = report.protocol_breakdown(report.slices_table(study))
     assert breakdown["empty_fraction"].eq(0.5).all()
     assert (breakdown["paper_dice_empty"] > breakdown["paper_dice_lesion"]).all()

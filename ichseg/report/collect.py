@@ -119,7 +119,7 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
 
 
 STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "positive_slice_iou", "volume_dice", "hd95_mm",
-               "volume_abs_error_ml")
+               "hd95_per_slice_mm", "volume_abs_error_ml")
 
 
 def evaluation_table(study: Study) -> pd.DataFrame:
@@ -249,7 +249,7 @@ def metrics_frame(summaries: dict[str, dict]) -> pd.DataFrame:
             "Dice, paper protocol (%)": 100 * m["paper"]["dice"], "IoU, paper protocol (%)": 100 * m["paper"]["iou"],
             "Dice, lesion slices (%)": 100 * strict.get("positive_slice_dice", math.nan),
             "3D Dice (%)": 100 * strict.get("volume_dice", math.nan),
-            "HD95 (mm)": strict.get("hd95_mm", math.nan),
+            "HD95 3D (mm)": strict.get("hd95_mm", math.nan),
             "|volume error| (mL)": strict.get("volume_abs_error_ml", math.nan),
             "s / slice": m.get("seconds_per_slice"),
         })

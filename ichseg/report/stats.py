@@ -50,10 +50,24 @@ def format_mean_ci(mean: float, half: float, n: int, *, scale: float = 1.0, digi
 
 
 def summarise(values: Iterable[float], *, scale: float = 1.0, digits: int = 2, missing: str = "not run",
-              confidence: float = 0.95) -> str:
-    """``format_mean_ci(*mean_ci(values))`` in one call."""
+              failed: str = "failed", confidence: float = 0.95) -> str:
+    """``format_mean_ci(*mean_ci(values))`` in one call, with failed seeds kept in sight.
+
+    ``values`` holds one entry per seed that was run; a NaN (or None) entry is a seed without a
+    number. When some are missing the cell says how many seeds the statistic covers
+    (``"88.81 ± 1.20 (2/3 seeds)"``); when none has a number it says ``failed (0/3 seeds)``
+    (``failed``: the word for that case, e.g. ``n/a`` for a metric that can be not applicable);
+    ``missing`` only when no seed was run at all.
+    """
+    values = [v for v in values]
     m, h, n = mean_ci(values, confidence)
-    return format_mean_ci(m, h, n, scale=scale, digits=digits, missing=missing)
+    total = len(values)
+    if total == 0:
+        return missing
+    if n == 0:
+        return f"{failed} (0/{total} seeds)"
+    text = format_mean_ci(m, h, n, scale=scale, digits=digits, missing=missing)
+    return text if n == total else f"{text} ({n}/{total} seeds)"
 
 
 __all__ = ["ci_band", "format_mean_ci", "mean_ci", "summarise"]

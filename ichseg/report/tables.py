@@ -3,7 +3,8 @@
 Every table keeps the paper's numbers and ours in separate columns under a top header that says
 which is which ("paper" = copied from the publication; "ours" = measured by this study). Our
 cells are ``mean ± half-width of the 95% t-interval`` over seeds when a variant has several
-seeds, the plain value for one seed, and ``not run`` where the study has no such model.
+seeds, the plain value for one seed, and ``not run`` where the study has no such model. A seed
+without a number is never dropped silently: the cell says ``(2/3 seeds)``, or ``failed (0/3 seeds)``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ STRICT_COLUMNS = {
     "positive_slice_dice": "Dice, lesion slices only (%)",
     "chance_positive_slice_dice": "chance level of that Dice (%)",
     "volume_dice": "3D Dice per volume (%)",
-    "hd95_mm": "HD95 (mm) ↓",
+    "hd95_mm": "HD95, 3D per volume (mm) ↓",
+    "hd95_per_slice_mm": "HD95, 2D per slice (mm) ↓",
     "volume_abs_error_ml": "|volume error| (mL) ↓",
 }
 
@@ -109,7 +111,8 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
             row = []
             for key in STRICT_COLUMNS:
                 pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice", "volume_dice")
-                row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a"))
+                row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a",
+                                     failed="failed" if key == "dice" else "n/a"))
             rows.append(row)
             index.append((dataset_title(ds), variant_title(v)))
     cols = pd.MultiIndex.from_tuples([(ours, c) for c in STRICT_COLUMNS.values()])
@@ -134,7 +137,8 @@ def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
             sel = breakdown[(breakdown["variant"] == v) & (breakdown["dataset"] == ds)]
             if sel.empty:
                 continue
-            rows.append([summarise(sel[k], scale=100, digits=1, missing="n/a") for k in spec])
+            rows.append([summarise(sel[k], scale=100, digits=1, missing="n/a",
+                                   failed="failed" if k == "paper_dice" else "n/a") for k in spec])
             index.append((dataset_title(ds), variant_title(v)))
     cols = pd.MultiIndex.from_tuples([(ours_label(int(breakdown["seed"].nunique()), profile), c) for c in spec.values()])
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model variant"]), columns=cols)

@@ -83,6 +83,8 @@ def predict_scan(
     mask_vol = (prob_vol >= threshold).astype(np.uint8)
 
     affine = vol.original_affine
+    # the mask is back on the scan's own voxel grid, so the scan's voxel size is the right unit
+    # here (on prepared slices it would be the prepared pixel: data.prepared_spacing)
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     src_axis = int(np.nonzero(vol.ornt[:, 0] == 2)[0][0])  # the file's axis that is axial
     other = tuple(a for a in range(3) if a != src_axis)

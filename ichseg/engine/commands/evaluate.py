@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prepared", type=Path, required=True, help="a prepared dataset folder (`ichseg prepare`)")
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, slices.csv, qualitative.npz")
     p.add_argument("--dataset", default=None, help="dataset name recorded in metrics.json")
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--variant", default=None, help="refuse a checkpoint of another variant")
     add_sampling_arguments(p)
     p.add_argument("--no-progress", action="store_true")

@@ -17,7 +17,7 @@ def run_summary(cfg: Mapping[str, Any], overrides: Iterable[str] = (), seed: int
         n = cfg["nnunet"]
         return (head + f"nnU-Net v2 `{n['configuration']}` configuration, trainer `{n['trainer']}`, "
                 f"{n['epochs']} epochs × {n['iterations_per_epoch']} iterations, normalisation `{n['channel_name']}`, "
-                f"fold 0 = our patient split (validation = our test patients)." + extra)
+                f"fold 0 = our patient split (validation = our validation patients, carved from the training patients)." + extra)
     t = cfg["train"]
     size = f"{cfg.get('model', {}).get('image_size')}² slices"
     schedule = f"{t['optimizer']} lr {t['lr']:g}" + (f" (momentum {t['momentum']:g})" if t["optimizer"] == "sgd" else "")
@@ -25,7 +25,7 @@ def run_summary(cfg: Mapping[str, Any], overrides: Iterable[str] = (), seed: int
     budget = f"{t['iterations']} iterations at batch {t['batch_size']}"
     val = f"validation every {t['eval_every']} iterations on {t['val_slices']} slices of the {t['val_split']} split"
     if "diffusion" in cfg:
-        return (head + f"{budget}, {schedule}, EMA {t['ema_rate']}, {size}; loss of Eq. 4; {val} "
+        return (head + f"{budget}, {schedule}, EMA {t['ema_rate']} (with warm-up), {size}; loss of Eq. 4; {val} "
                 f"({t['val_sampler']}, {t['val_steps']} steps, ensemble {t['val_ensemble']})." + extra)
     loss = cfg.get("loss", {})
     return (head + f"direct segmenter, {budget}, {schedule} (its official recipe), {size}; loss "

@@ -3,8 +3,6 @@ torchvision's own save_image / PIL read-back, which the released MedSegDiff code
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 

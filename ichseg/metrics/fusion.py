@@ -18,7 +18,7 @@ Named fusions (``FUSIONS``):
      (z-score over the slice, unbiased std as ``torch.std``) and always blended as
      ``clamp(cal + 0.25·z)``. (In the released code the tensor standardised on that path is
      the network's last output channel at the final time; the study standardises the sample.)
-     Without an anchor (direct baselines, nnU-Net) the member passes unchanged.
+     An ensemble without an anchor passes its members clamped to [0, 1].
   2. *STAPLE*: ``utils.staple`` runs one iteration of a re-weighted mean, which returns the
      ensemble mean multiplied by itself — the mean squared.
   3. *8-bit JPEG*: ``torchvision.utils.save_image`` writes x·255 + 0.5, clamped to [0, 255] and

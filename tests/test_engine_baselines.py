@@ -145,6 +145,9 @@ def test_direct_evaluation_and_prediction(unet_run, workdir, capsys):
     assert 0.0 <= s["paper"]["dice"] <= 1.0 and "positive_slice_dice" in s["strict"]
     per_slice = pd.read_csv(workdir / "eval" / "slices.csv")
     assert len(per_slice) == s["n_slices"] and (per_slice["mean_uncertainty"] == 0).all()
+    # no ensemble, no anchor: the paper protocol scores its probability through the 8-bit image only
+    np.testing.assert_allclose(per_slice["paper_dice_staple"], per_slice["paper_dice_mean"])
+    np.testing.assert_allclose(per_slice["paper_dice"], per_slice["paper_dice_jpeg8"])
     scan = sorted((next((workdir / "data" / "raw").iterdir()) / "train_2" / "data").glob("*.nii.gz"))[0]
     rc = cli_main(["predict", str(scan), "--checkpoint", str(res.best_checkpoint), "--out", str(workdir / "pred"),
                    "--no-progress"])

@@ -212,8 +212,36 @@ def test_evaluate_writes_both_protocols(reference_run, prepared, workdir):
     assert "hd95_per_slice_mm" in per_slice and "hd95_mm" not in per_slice
     assert len(per_slice) == s["n_slices"] and {"paper_dice", "strict_dice", "mean_uncertainty"} <= set(per_slice)
     q = np.load(workdir / "eval" / "qualitative.npz")
-    assert q["probability"].shape == q["mask"].shape == (2, 32, 32)
+    assert q["probability"].shape == q["mask"].shape == q["paper_map"].shape == (2, 32, 32)
     assert (q["uncertainty"] >= 0).all() and q["uncertainty"].max() > 0  # the ensemble members differ
+    # paper protocol: the released output path by default, every fusion and step recorded
+    assert s["paper"]["fusion"] == "medsegdiff"
+    assert set(s["paper_by_fusion"]) == {"mean", "medsegdiff", "medsegdiff-v2"}
+    assert s["paper"]["dice"] == pytest.approx(s["paper_by_fusion"]["medsegdiff"]["dice"])
+    steps = {"paper_dice_mean", "paper_dice_anchor_blend", "paper_dice_staple", "paper_dice_jpeg8",
+             "paper_dice_no_max_norm", "paper_dice_v2_raw"}
+    assert steps <= set(per_slice)
+    assert per_slice["paper_dice_jpeg8"].mean() == pytest.approx(s["paper"]["dice"])
+    assert per_slice["paper_dice_mean"].mean() == pytest.approx(s["paper_by_fusion"]["mean"]["dice"])
+    # the 8-bit JPEG holds multiples of 1/255 only
+    np.testing.assert_allclose(q["paper_map"] * 255, np.round(q["paper_map"] * 255), atol=1e-4)
+
+
+def test_evaluate_paper_fusion_mean_scores_the_plain_mean(reference_run, prepared, workdir):
+    from ichseg.metrics import paper_slice_scores
+
+    _, res = reference_run
+    ecfg = EvalConfig(sampler="dpm-solver++", steps=3, ensemble=2, batch_slices=8, qualitative=2, paper_fusion="mean")
+    s = evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "eval_mean", ecfg, dataset="instance2022",
+                            progress=False)
+    per_slice = pd.read_csv(workdir / "eval_mean" / "slices.csv")
+    assert s["paper"]["fusion"] == "mean" and s["paper"]["dice"] == pytest.approx(s["paper_by_fusion"]["mean"]["dice"])
+    np.testing.assert_allclose(per_slice["paper_dice"], per_slice["paper_dice_mean"])
+    q = np.load(workdir / "eval_mean" / "qualitative.npz")
+    ref = paper_slice_scores(q["probability"], q["mask"])["dice"]
+    np.testing.assert_allclose(per_slice["paper_dice"].to_numpy()[q["rows"]], ref, rtol=1e-6)
+    with pytest.raises(ValueError, match="paper_fusion"):
+        EvalConfig(paper_fusion="median")
 
 
 def test_evaluate_refuses_another_variant_or_image_size(reference_run, prepared, workdir):

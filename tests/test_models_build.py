@@ -63,12 +63,32 @@ def test_usable_as_sampler_eps_fn_with_cached_condition():
 
     model.encode_condition = counting
     g = torch.Generator().manual_seed(0)
-    masks = sample(d, make_eps_fn(model), image, sampler="ddim", steps=5, ensemble=3, generator=g)
+    masks = sample(d, make_eps_fn(model, image, 3), image, sampler="ddim", steps=5, ensemble=3, generator=g)
     assert masks.shape == (2, 3, 1, 32, 32)
     assert calls["n"] == 1  # the condition branch ran once for 5 steps
     g = torch.Generator().manual_seed(0)
     plain = sample(d, lambda x, t, c: model(x, t, c).eps, image, sampler="ddim", steps=5, ensemble=3, generator=g)
     torch.testing.assert_close(masks, plain)
+
+
+@pytest.mark.parametrize("name", ["medsegdiffv2", "full"])
+def test_cached_ensemble_eps_equals_the_uncached_model_call(name):
+    """B = 3 images, N = 2 members: the cached features repeated with each image's members
+    adjacent give the model's own output on the repeated condition, row by row."""
+    torch.manual_seed(0)
+    model = build_model(name, image_size=32, **TINY).eval()
+    B, N = 3, 2
+    _, _, image = inputs(B, 32, seed=1)
+    x_t, t, _ = inputs(B * N, 32, seed=2)
+    cond = image.repeat_interleave(N, dim=0)  # the samplers' layout
+    with torch.no_grad():
+        eps_fn = make_eps_fn(model, image, N)
+        cached = eps_fn(x_t, t, cond)
+        uncached = model(x_t, t, cond).eps
+    torch.testing.assert_close(cached, uncached)
+    assert eps_fn.features.anchor.shape == (B, 1, 32, 32)  # un-repeated, for the paper fusion
+    with pytest.raises(ValueError, match="3 images x 2 members"):
+        eps_fn(x_t[:4], t[:4], cond[:4])
 
 
 def test_paper_default_sizes():

@@ -103,3 +103,50 @@ def test_overfits_one_fixed_batch(name):
             break
     assert last["total"] <= first["total"] / 10, (name, first, last, it)
     assert last["eps"] <= first["eps"] / 10, (name, first, last, it)
+
+
+def _objective(variance: str, learn_sigma: bool):
+    from ichseg.engine.objectives import DiffusionObjective
+
+    cfg = {"diffusion": {"timesteps": 100, "variance": variance}, "model": {"learn_sigma": learn_sigma},
+           "loss": {"anchor_loss": "none"}}
+    return DiffusionObjective(cfg, torch.device("cpu"))
+
+
+class _MeanAndVariance(torch.nn.Module):
+    """ε̂ = a·x_t, v = tanh(b): one parameter for the mean, one for the variance channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.3))
+        self.b = torch.nn.Parameter(torch.tensor(0.2))
+
+    def forward(self, x_t, t, image, with_anchor):
+        return torch.cat([self.a * x_t, torch.tanh(self.b).expand_as(x_t)], dim=1), None
+
+
+def test_learned_variance_adds_the_bound_and_its_gradient_skips_the_mean():
+    obj = _objective("learned_range", True)
+    net = _MeanAndVariance()
+    image, mask = blobs(batch=4, size=16)
+    args = (image, mask, 1, torch.Generator().manual_seed(0), slice(0, 4), 4, "cpu", torch.autocast("cpu", enabled=False))
+    loss, parts = obj.loss(net, *args)
+    assert parts["vb"] > 0 and parts["total"] == pytest.approx(parts["eps"] + parts["vb"], rel=1e-6)
+    loss.backward()
+    grad_a, grad_b = float(net.a.grad), float(net.b.grad)
+    assert grad_b != 0.0  # the variance channel learns from the bound
+    # the mean's gradient is that of L_n alone: the bound does not reach it
+    net.zero_grad()
+    g = torch.Generator().manual_seed(0)
+    t = obj.diffusion.sample_timesteps(4, generator=g)
+    noise = torch.randn((4, 1, 16, 16), generator=g)
+    x_t, target = obj.diffusion.training_pair(mask, t, noise)
+    torch.mean((net.a * x_t - target) ** 2).backward()
+    assert float(net.a.grad) == pytest.approx(grad_a, rel=1e-6)
+
+
+def test_learn_sigma_and_learned_range_go_together():
+    with pytest.raises(ValueError, match="learn_sigma"):
+        _objective("learned_range", False)
+    with pytest.raises(ValueError, match="learn_sigma"):
+        _objective("fixed_small", True)

@@ -210,3 +210,30 @@ def test_generated_toc_lists_consistent_profiles_only(tmp_path):
     _fake_results_notebook(results / "smoke" / "results.ipynb", smoke["stamp"])
     _, listed = generate_toc(book, log=messages.append)
     assert listed == ["gpu", "smoke"]
+
+
+def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path():
+    import pandas as pd
+
+    n = 4
+    t = pd.DataFrame({"variant": "full", "seed": 0, "dataset": "instance2022", "positive": [True, True, False, False],
+                      "paper_dice": [0.5, 0.7, 1.0, 1.0], "strict_dice": [0.4, 0.6, float("nan"), float("nan")],
+                      "paper_dice_mean": [0.5, 0.7, 0.0, 0.0], "paper_dice_anchor_blend": [0.5, 0.7, 0.0, 1.0],
+                      "paper_dice_staple": [0.5, 0.6, 1.0, 1.0], "paper_dice_jpeg8": [0.5, 0.7, 1.0, 1.0],
+                      "paper_dice_no_max_norm": [0.4, 0.6, 1.0, 1.0], "paper_dice_v2_raw": [0.3, 0.3, 0.0, 1.0]})
+    b = report.protocol_breakdown(t)
+    assert len(b) == 1 and b["n_slices"].iloc[0] == n
+    assert b["step_mean"].iloc[0] == pytest.approx(0.3) and b["step_jpeg8"].iloc[0] == pytest.approx(0.8)
+    assert b["paper_dice_empty_mean"].iloc[0] == 0.0 and b["paper_dice_empty"].iloc[0] == 1.0
+    table = report.protocol_table(b, "smoke")
+    path = [c for c in table.columns if "released output path" in c[0]]
+    assert len(path) == 7 and table.iloc[0][path[0]] == "30.0"
+    # evaluations written before the steps were recorded: n/a, not an error
+    old = report.protocol_table(report.protocol_breakdown(t[["variant", "seed", "dataset", "positive", "paper_dice",
+                                                             "strict_dice"]]), "smoke")
+    assert (old.iloc[0][path] == "n/a").all()
+    from ichseg.report.tables import STRICT_COLUMNS
+
+    evals = pd.DataFrame(columns=["variant", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])
+    nums = report.headline_numbers(evals, b)
+    assert nums["full_instance2022_step_jpeg8"] == pytest.approx(80.0)

@@ -24,9 +24,14 @@ class MaskEncoding:
         """mask in [0,1] (B,C,H,W) -> diffusion space."""
         return mask * self.scale + self.shift
 
+    def to_mask_units(self, x: torch.Tensor) -> torch.Tensor:
+        """diffusion space -> mask units ({0,1} mask), not clamped: the space of the released
+        MedSegDiff code's samples, whatever this encoding (``binary``: unchanged)."""
+        return (x - self.shift) / self.scale
+
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """diffusion space -> mask space, clamped to [0,1] (a soft mask / probability)."""
-        return ((x - self.shift) / self.scale).clamp(0.0, 1.0)
+        return self.to_mask_units(x).clamp(0.0, 1.0)
 
     def clip(self, x0: torch.Tensor) -> torch.Tensor:
         return x0.clamp(*self.clip_range)

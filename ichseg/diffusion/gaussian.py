@@ -12,6 +12,8 @@ samplers) and exposes tensors in the ``dtype`` it was built with (float32 buffer
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +21,32 @@ from torch import nn
 from .config import DiffusionConfig
 from .encoding import MASK_ENCODINGS, MaskEncoding
 from .schedules import make_betas
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) per element, in nats."""
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def discretized_gaussian_log_likelihood(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
+                                        data_range: tuple[float, float] = (-1.0, 1.0),
+                                        bin_width: float = 2.0 / 255.0) -> torch.Tensor:
+    """log P(x) per element, in nats, of a Gaussian N(means, e^{2 log_scales}) integrated over the
+    bin of width ``bin_width`` around x, with the two outermost bins extended to ±∞ (Ho et al.
+    2020, Eq. 13; guided-diffusion's 8-bit bins of 2/255 on [-1, 1]). A mask value at an end of
+    ``data_range`` (the encoding's range: {-1, 1} for ``symmetric``; for ``binary`` 1 is an end
+    and 0 an interior bin, as guided-diffusion treats a {0, 1} mask) takes the open-ended bin.
+    Uses the exact normal CDF (guided-diffusion uses a tanh approximation of it)."""
+    centred = x - means
+    inv = torch.exp(-log_scales)
+    plus = inv * (centred + bin_width / 2.0)
+    minus = inv * (centred - bin_width / 2.0)
+    log_cdf_plus = torch.special.log_ndtr(plus)  # log P(X < x + w/2)
+    log_sf_minus = torch.special.log_ndtr(-minus)  # log P(X > x - w/2)
+    mid = torch.log((torch.special.ndtr(plus) - torch.special.ndtr(minus)).clamp(min=1e-12))
+    lo, hi = data_range
+    edge = 1e-3 * (hi - lo) / 2.0  # guided-diffusion's ±0.999 on [-1, 1]
+    return torch.where(x < lo + edge, log_cdf_plus, torch.where(x > hi - edge, log_sf_minus, mid))
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -118,6 +146,32 @@ class GaussianDiffusion(nn.Module):
         target): ε for ``prediction="eps"`` (Eq. 4's L_n), the encoded x_0 for ``"x0"``."""
         x0 = self.encoding.encode(mask)
         return self.q_sample(x0, t, noise), (noise if self.config.prediction == "eps" else x0)
+
+    # -- the variational bound of a learned variance (Nichol & Dhariwal 2021, §3.1) ------------
+    def p_mean_logvar(self, xt: torch.Tensor, t: torch.Tensor, pred: torch.Tensor, v: torch.Tensor):
+        """Mean and log-variance of p_θ(x_{t-1} | x_t) for ``learned_range``: μ_θ is the posterior
+        mean at x̂_0 (from ε̂ or x̂_0 per ``prediction``, not clipped, as in training), and
+        log Σ_θ = f log β_t + (1 - f) log β̃_t with f = (v + 1)/2 (Nichol & Dhariwal, Eq. 15)."""
+        x0 = pred if self.config.prediction == "x0" else self.x0_from_eps(xt, t, pred)
+        mean, _, _ = self.q_posterior(x0, xt, t)
+        frac = (v + 1.0) / 2.0
+        max_log = _gather(torch.log(self.betas), t, xt.ndim)
+        min_log = _gather(self.posterior_log_variance_clipped, t, xt.ndim)
+        return mean, frac * max_log + (1.0 - frac) * min_log
+
+    def vb_terms(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, pred: torch.Tensor,
+                 v: torch.Tensor) -> torch.Tensor:
+        """L_vlb's term for each row, in bits per pixel (Ho et al. 2020, Eq. 5; guided-diffusion's
+        ``_vb_terms_bpd``): KL(q(x_{t-1} | x_t, x_0) ‖ p_θ(x_{t-1} | x_t)) for t > 0, and the
+        discretised Gaussian decoder NLL of x_0 for t = 0. ``x0``: the encoded mask; ``pred``: the
+        network's ε̂ (or x̂_0), which the caller detaches so that only Σ_θ learns from this term."""
+        self._check_t(t, xt)
+        true_mean, _, true_logvar = self.q_posterior(x0, xt, t)
+        mean, logvar = self.p_mean_logvar(xt, t, pred, v)
+        dims = tuple(range(1, xt.ndim))
+        kl = normal_kl(true_mean, true_logvar, mean, logvar).mean(dim=dims) / math.log(2.0)
+        nll = -discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar, self.encoding.clip_range).mean(dim=dims)
+        return torch.where(t == 0, nll / math.log(2.0), kl)
 
     @staticmethod
     def eps_loss(eps_pred: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

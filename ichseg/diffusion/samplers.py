@@ -12,7 +12,14 @@ Samplers:
 - ``ddpm``:          ancestral sampling over all T steps (Ho et al. 2020, Alg. 2);
 - ``ddim``:          DDIM over K <= T respaced steps with stochasticity η (Song et al. 2021, Eq. 12);
 - ``dpm-solver++``:  DPM-Solver++(2M), second-order multistep in the data (x0) prediction
-                     (Lu et al. 2022, Alg. 2), the fast path of the MedSegDiff code, over K steps.
+                     (Lu et al. 2022, Alg. 2), the fast path of the MedSegDiff code, over K steps:
+                     K network calls on the K grid points, the first step at first order (no
+                     history yet), the steps between grid points at second order, and the last
+                     step, from the last grid point to σ = 0, at first order (x_0 = x̂_0). That is
+                     diffusers' ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++",
+                     solver_order=2, lower_order_final=True)`` with its default
+                     ``final_sigmas_type="zero"``, step for step (a test compares the two); for
+                     order 2, diffusers' ``lower_order_final`` at K < 15 lowers only that last step.
 """
 
 from __future__ import annotations

@@ -104,7 +104,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation: sampler, steps K, ensemble N (one batch of N·slices), slices per batch."""
+    """Evaluation: sampler, steps K, ensemble N (one batch of N·slices), slices per batch.
+
+    ``paper_fusion`` names the map the paper-protocol columns score (``ichseg.metrics.FUSIONS``):
+    ``medsegdiff`` (the released code's output path: anchor blend, STAPLE, 8-bit JPEG, then
+    ``eval_seg``'s max-normalisation), ``medsegdiff-v2`` (that path without the anchor blend, as
+    its sampling script runs the v2 network by default) or ``mean`` (the plain ensemble mean).
+    Every fusion is recorded in ``metrics.json`` either way; the strict metrics and the
+    uncertainty always use the plain mean.
+    """
 
     sampler: str = "dpm-solver++"
     steps: int = 20
@@ -114,8 +122,13 @@ class EvalConfig:
     qualitative: int = 4  # fixed slices saved for the qualitative figure
     seed: int = 0
     threshold: float = 0.5  # strict protocol's single threshold
+    paper_fusion: str = "medsegdiff"
 
     def __post_init__(self) -> None:
+        from ..metrics import FUSIONS
+
+        if self.paper_fusion not in FUSIONS:
+            raise ValueError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
         for name in ("steps", "ensemble", "batch_slices"):

@@ -18,7 +18,7 @@ import torch
 from ..data.dataset import prepared_spacing
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
-from ..metrics import chance_dice, paper_slice_scores, strict_protocol
+from ..metrics import FUSION_STAGES, chance_dice, fusion_maps, fusion_stages, paper_slice_scores, strict_protocol
 from ..utils import atomic_directory, atomic_write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig
@@ -90,10 +90,11 @@ def evaluate_checkpoint(
         bar = tqdm(total=len(images), desc=f"evaluate {cfg['variant']} on {dataset or Path(prepared).name}", unit="slice")
     gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
     t0 = time.perf_counter()
-    prob, unc = segment(model, diffusion, images, sampler=ecfg.sampler,
+    prob, unc, stages = segment(model, diffusion, images, sampler=ecfg.sampler,
                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
-                               device=dev, amp=cfg["train"].get("amp", "none"), progress=bar)
+                               device=dev, amp=cfg["train"].get("amp", "none"), progress=bar,
+                               paper_stages=True)
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -108,7 +109,8 @@ def evaluate_checkpoint(
     }
     return write_evaluation(prob.numpy(), unc.numpy(), images.numpy(), masks[:, 0].numpy(), ds, out_dir, ecfg,
                             dataset=dataset or Path(prepared).parent.name, split=split, meta=meta,
-                            seconds=seconds, device=dev)
+                            seconds=seconds, device=dev,
+                            paper_stages=None if stages is None else {k: v.numpy() for k, v in stages.items()})
 
 
 def write_evaluation(
@@ -125,12 +127,19 @@ def write_evaluation(
     meta: dict,
     seconds: float,
     device: torch.device | None = None,
+    paper_stages: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Score probability maps (N, H, W) in [0, 1] against the ground truth (N, H, W) of a prepared
     split with both protocols and write ``metrics.json``, ``slices.csv`` and ``qualitative.npz``
     atomically into ``out_dir``. Every model of the study (diffusion variants, direct segmenters,
     nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for models
-    without an ensemble (written as zeros)."""
+    without an ensemble (written as zeros).
+
+    The paper protocol scores the map of ``ecfg.paper_fusion``, made from ``paper_stages`` (an
+    ensemble's ``fusion_stages``) or, for a model without ensemble and anchor
+    (``paper_stages=None``), from ``prob`` through the same 8-bit image path. Every fusion and
+    every step of the released output path is recorded too (``paper_by_fusion``,
+    ``paper_stages``; ``slices.csv`` columns ``paper_dice_<step>``)."""
     p, g = np.asarray(prob, dtype=np.float32), np.asarray(gt, dtype=np.float32)
     if p.shape != g.shape:
         raise IchsegError(f"{dataset}: predictions of shape {p.shape} do not match the ground truth {g.shape}")
@@ -138,7 +147,12 @@ def write_evaluation(
         raise IchsegError(f"{dataset}: predictions must be finite probabilities in [0, 1]")
     unc = np.zeros_like(p) if uncertainty is None else np.asarray(uncertainty, dtype=np.float32)
     table = ds.table.reset_index(drop=True)
-    paper = paper_slice_scores(p, g)
+    # paper protocol: the released code's output path (ichseg.metrics.fusion), every step kept
+    stages = paper_stages if paper_stages is not None else fusion_stages(p[:, None], ensemble=False)
+    by_fusion = {name: paper_slice_scores(m, g) for name, m in fusion_maps(stages).items()}
+    paper = by_fusion[ecfg.paper_fusion]
+    step_dice = {name: paper_slice_scores(stages[name], g)["dice"] for name in FUSION_STAGES}
+    step_dice["no_max_norm"] = paper_slice_scores(stages["jpeg8"], g, normalise=False)["dice"]
     spacing = prepared_spacing(table)  # the prepared pixel, not the scanner's: mm and mL of the scored grid
     volumes = table["volume"].astype(str).to_numpy() if "volume" in table else None
     order = table["slice_index"].to_numpy(int) if "slice_index" in table else None
@@ -146,6 +160,9 @@ def write_evaluation(
 
     per_slice = table.copy()
     per_slice["paper_dice"], per_slice["paper_iou"] = paper["dice"], paper["iou"]
+    for name, scores in step_dice.items():  # mean, anchor_blend, staple, jpeg8 (= medsegdiff), no_max_norm
+        per_slice[f"paper_dice_{name}"] = scores
+    per_slice["paper_dice_v2_raw"] = by_fusion["medsegdiff-v2"]["dice"]
     per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
     if "hd95_per_slice_mm" in strict["per_slice"]:
         per_slice["hd95_per_slice_mm"] = strict["per_slice"]["hd95_per_slice_mm"]
@@ -164,7 +181,11 @@ def write_evaluation(
         "data_fingerprint": ds.manifest.get("fingerprint"),
         "n_slices": int(len(p)),
         "evaluate": ecfg.__dict__,
-        "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean())},
+        "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean()), "fusion": ecfg.paper_fusion},
+        "paper_by_fusion": {name: {"dice": float(sc["dice"].mean()), "iou": float(sc["iou"].mean())}
+                            for name, sc in by_fusion.items()},
+        # the released output path step by step (cumulative; "no_max_norm": the JPEG read back /255)
+        "paper_steps": {name: float(d.mean()) for name, d in step_dice.items()},
         "strict": {**{k: v for k, v in strict.items() if k not in ("per_slice", "per_volume")},
                    "chance_positive_slice_dice": float(per_slice["chance_dice"][positive].mean()) if positive.any() else None},
         "seconds": round(seconds, 3),
@@ -174,7 +195,7 @@ def write_evaluation(
     with atomic_directory(out_dir, replace=True) as tmp:
         per_slice.to_csv(tmp / "slices.csv", index=False)
         np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q], mask=g[q], probability=p[q],
-                            uncertainty=unc[q])
+                            uncertainty=unc[q], paper_map=np.asarray(fusion_maps(stages)[ecfg.paper_fusion])[q])
         atomic_write_json(tmp / "metrics.json", summary)
     return summary
 

@@ -1,8 +1,11 @@
 """Ensemble segmentation with a trained model: probability map and uncertainty per slice.
 
 The condition branch depends only on the image, so its features are computed once per slice and
-reused at every sampling step; the N ensemble members of a slice run as one batch.
-Probability = mean of the N sampled masks in [0,1]; uncertainty = their standard deviation.
+reused at every sampling step (``ichseg.models.make_eps_fn``); the N ensemble members of a slice
+run as one batch. Probability = mean of the N sampled masks in [0,1]; uncertainty = their
+standard deviation. Asked for (``paper_stages=True``), the same members also give the maps of
+the paper protocol's output path (``ichseg.metrics.fusion.fusion_stages``: anchor blend, STAPLE,
+8-bit JPEG), so every fusion is scored on the very same samples.
 """
 
 from __future__ import annotations
@@ -13,32 +16,14 @@ import torch
 from torch import nn
 
 from ..diffusion import GaussianDiffusion, sample
+from ..metrics.fusion import fusion_stages
+from ..models.model import make_eps_fn
 
 
 def _autocast(device: torch.device, amp: str):
     if device.type == "cuda" and amp == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
-
-
-def make_eps_fn(model: nn.Module, images: torch.Tensor, ensemble: int, amp: str = "none"):
-    """An ε-predictor for ``sample`` that encodes the condition once for all steps and members."""
-    device = images.device
-    if hasattr(model, "encode_condition") and hasattr(model, "denoise"):
-        with _autocast(device, amp):
-            feats = model.encode_condition(images)
-        feats = feats.repeat_interleave(ensemble)  # the samplers' layout: each slice's N members adjacent
-
-        def eps_fn(x, t, cond):
-            with _autocast(device, amp):
-                return model.denoise(x, t, feats).eps.float()
-    else:
-
-        def eps_fn(x, t, cond):
-            with _autocast(device, amp):
-                return model(x, t, cond).eps.float()
-
-    return eps_fn
 
 
 @torch.no_grad()
@@ -56,21 +41,38 @@ def segment_slices(
     device: torch.device | str = "cpu",
     amp: str = "none",
     progress=None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """images (N, C, H, W) -> (probability (N, H, W), uncertainty (N, H, W)) on the CPU, float32."""
+    paper_stages: bool = False,
+):
+    """images (N, C, H, W) -> (probability (N, H, W), uncertainty (N, H, W)) on the CPU, float32;
+    with ``paper_stages`` a third element: ``fusion_stages`` of the members (name -> (N, H, W)).
+
+    The members reach the fusions in mask units, as the released code's samples are: the raw
+    x̂_0 mapped by the encoding's inverse without clamping ({-1,1} -> {0,1}: m = (x + 1)/2;
+    {0,1} unchanged); the anchor is sigmoid of the condition branch's anchor logits."""
     device = torch.device(device)
     model.eval()
-    probs, stds = [], []
+    enc = diffusion.encoding
+    probs, stds, stages = [], [], []
     for start in range(0, len(images), batch_slices):
         img = images[start : start + batch_slices].to(device, torch.float32)
-        eps_fn = make_eps_fn(model, img, ensemble, amp)
-        masks = sample(diffusion, eps_fn, img, sampler=sampler, steps=steps, eta=eta, ensemble=ensemble,
-                       generator=generator)  # (B, N, 1, H, W)
-        probs.append(masks.mean(dim=1)[:, 0].float().cpu())
-        stds.append(masks.std(dim=1, unbiased=False)[:, 0].float().cpu())
+        eps_fn = make_eps_fn(model, img, ensemble, lambda: _autocast(device, amp))
+        raw = sample(diffusion, eps_fn, img, sampler=sampler, steps=steps, eta=eta, ensemble=ensemble,
+                     generator=generator, return_raw=True)  # (B, N, 1, H, W) diffusion space
+        units = enc.to_mask_units(raw.float())
+        masks = units.clamp(0.0, 1.0)  # = enc.decode(raw): the soft masks in [0, 1]
+        probs.append(masks.mean(dim=1)[:, 0].cpu())
+        stds.append(masks.std(dim=1, unbiased=False)[:, 0].cpu())
+        if paper_stages:
+            feats = eps_fn.features
+            anchor = None if feats is None or feats.anchor is None else torch.sigmoid(feats.anchor.float())[:, 0]
+            st = fusion_stages(units[:, :, 0].cpu().numpy(), None if anchor is None else anchor.cpu().numpy(), sampler)
+            stages.append({k: torch.from_numpy(v.astype("float32")) for k, v in st.items()})
         if progress is not None:
             progress.update(len(img))
-    return torch.cat(probs), torch.cat(stds)
+    out = (torch.cat(probs), torch.cat(stds))
+    if paper_stages:
+        out += ({k: torch.cat([s[k] for s in stages]) for k in stages[0]} if stages else {},)
+    return out
 
 
 @torch.no_grad()
@@ -84,7 +86,8 @@ def predict_direct(
     progress=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A direct segmenter (Table 1 baselines): probability = sigmoid(logits) of one forward pass;
-    its uncertainty is not defined (returned as zeros, so outputs keep one layout)."""
+    its uncertainty is not defined (returned as zeros, so outputs keep one layout). Its paper-
+    protocol map is its probability through the 8-bit image path (``write_evaluation`` makes it)."""
     device = torch.device(device)
     model.eval()
     probs = []
@@ -101,9 +104,13 @@ def predict_direct(
 
 def segment(model: nn.Module, diffusion: GaussianDiffusion | None, images: torch.Tensor, *, sampler: str,
             steps: int | None, ensemble: int, eta: float = 0.0, batch_slices: int = 16,
-            generator: torch.Generator | None = None, device="cpu", amp: str = "none", progress=None):
-    """``segment_slices`` for a diffusion model, ``predict_direct`` for a direct one (``diffusion=None``)."""
+            generator: torch.Generator | None = None, device="cpu", amp: str = "none", progress=None,
+            paper_stages: bool = False):
+    """``segment_slices`` for a diffusion model, ``predict_direct`` for a direct one (``diffusion=None``).
+    With ``paper_stages`` the third element is None for a direct model (no members, no anchor)."""
     if diffusion is None:
-        return predict_direct(model, images, batch_slices=batch_slices, device=device, amp=amp, progress=progress)
+        out = predict_direct(model, images, batch_slices=batch_slices, device=device, amp=amp, progress=progress)
+        return out + (None,) if paper_stages else out
     return segment_slices(model, diffusion, images, sampler=sampler, steps=steps, ensemble=ensemble, eta=eta,
-                          batch_slices=batch_slices, generator=generator, device=device, amp=amp, progress=progress)
+                          batch_slices=batch_slices, generator=generator, device=device, amp=amp, progress=progress,
+                          paper_stages=paper_stages)

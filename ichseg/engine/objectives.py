@@ -1,8 +1,10 @@
 """What one training step optimises and how a network is validated, per kind of method.
 
 ``DiffusionObjective``: Eq. 4 on a diffusion segmenter (x_t from the mask and a seeded ε, the
-ε-MSE plus the anchor loss every α-th iteration); validation samples masks with the profile's
-fast sampler. ``DirectObjective``: a Table 1 baseline's own loss (BCE + soft Dice on its logits);
+ε-MSE plus the anchor loss every α-th iteration), plus, with a learned variance
+(``variance: learned_range``, the network's ``learn_sigma`` channel), the variational bound's
+term with the mean detached (Nichol & Dhariwal 2021's hybrid loss, as the released MedSegDiff
+code trains); validation samples masks with the profile's fast sampler. ``DirectObjective``: a Table 1 baseline's own loss (BCE + soft Dice on its logits);
 validation takes sigmoid(logits). The training loop (``train``) is the same for both.
 """
 
@@ -45,6 +47,12 @@ class DiffusionObjective:
 
         self.diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
         self.loss_cfg = LossConfig.from_dict(cfg.get("loss") or {})
+        self.learned_variance = self.diffusion.config.variance == "learned_range"
+        learn_sigma = bool((cfg.get("model") or {}).get("learn_sigma", False))
+        if learn_sigma != self.learned_variance:
+            raise ValueError(
+                f"model.learn_sigma={str(learn_sigma).lower()} does not fit diffusion.variance="
+                f"{self.diffusion.config.variance!r}: the variance channel and learned_range go together")
 
     def wrap(self, model: nn.Module) -> nn.Module:
         return _DiffusionForward(model)
@@ -61,7 +69,14 @@ class DiffusionObjective:
         x_t, target = self.diffusion.training_pair(msk, t, noise)
         with amp:
             eps, anchor = net(x_t, t, img, self.loss_cfg.anchor_active(it))
-        return total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, self.loss_cfg)
+        extra = None
+        if self.learned_variance:
+            c = msk.shape[1]
+            # only Σ_θ learns from the bound: the mean's channel enters detached
+            vb = self.diffusion.vb_terms(self.diffusion.encoding.encode(msk).float(), x_t.float(), t,
+                                         eps[:, :c].detach().float(), eps[:, c:].float())
+            extra = {"vb": self.loss_cfg.vb_weight * vb.mean()}
+        return total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, self.loss_cfg, extra)
 
     def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> torch.Tensor:
         gen = torch.Generator(device=device).manual_seed(tcfg.seed)

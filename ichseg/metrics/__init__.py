@@ -1,4 +1,5 @@
-"""Evaluation metrics: the paper's protocol (MedSegDiff's ``eval_seg``) and strict ones.
+"""Evaluation metrics: the paper's protocol (MedSegDiff's ``eval_seg``, fed by a named ensemble
+fusion of ``fusion``) and strict ones.
 
 ``evaluate(protocol, pred, gt, **kw)`` picks a protocol by name from ``PROTOCOLS``.
 """
@@ -6,6 +7,7 @@
 from __future__ import annotations
 
 from .chance import all_foreground_dice, chance_dice
+from .fusion import FUSION_STAGES, FUSIONS, fuse, fusion_maps, fusion_stages
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import (hd95, hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol, surface,
                      volume_hd95)
@@ -20,11 +22,16 @@ def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
 
 
 __all__ = [
+    "FUSIONS",
+    "FUSION_STAGES",
     "PAPER_THRESHOLDS",
     "PROTOCOLS",
     "all_foreground_dice",
     "chance_dice",
     "evaluate",
+    "fuse",
+    "fusion_maps",
+    "fusion_stages",
     "hd95",
     "hd95_slice",
     "lesion_volume_ml",

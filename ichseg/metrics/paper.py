@@ -31,11 +31,14 @@ def normalise_by_max(pred: np.ndarray) -> np.ndarray:
     return pred / safe[:, None, None]
 
 
-def paper_slice_scores(pred, gt, thresholds=PAPER_THRESHOLDS) -> dict[str, np.ndarray]:
+def paper_slice_scores(pred, gt, thresholds=PAPER_THRESHOLDS, *, normalise: bool = True) -> dict[str, np.ndarray]:
     """Per-slice Dice and IoU under the paper protocol.
 
-    pred: (N, H, W) or (N, 1, H, W) non-negative soft prediction (e.g. ensemble mean in [0,1]).
+    pred: (N, H, W) or (N, 1, H, W) non-negative soft prediction: the map a fusion of
+          ``ichseg.metrics.fusion`` made (the released code's is an 8-bit image divided by 255).
     gt:   same shape, ground-truth mask (binary or soft; binarised at each threshold too).
+    normalise: divide each slice by its maximum first (``eval_seg`` does; ``False`` only to
+          measure what that step changes).
     Returns {"dice": (N,), "iou": (N,)} float64.
     """
     p, g = pair(pred, gt)
@@ -44,7 +47,8 @@ def paper_slice_scores(pred, gt, thresholds=PAPER_THRESHOLDS) -> dict[str, np.nd
     th = np.asarray(thresholds, dtype=np.float64)
     if th.ndim != 1 or th.size == 0:
         raise ValueError("thresholds: expected a non-empty sequence of floats")
-    p = normalise_by_max(p)
+    if normalise:
+        p = normalise_by_max(p)
     n = len(p)
     dice = np.zeros(n)
     iou = np.zeros(n)

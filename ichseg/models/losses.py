@@ -1,8 +1,10 @@
 """Training loss of §3.4 (Eq. 4): L_total = L_n + 1[iteration ≡ 0 (mod α)] · L_anc.
 
-- L_n: the ε-prediction MSE (``GaussianDiffusion.eps_loss``) on the ε channel(s) of the output
-  (the variance channel of ``learn_sigma`` is not part of L_n; a variational-bound term for it
-  needs x_t, t and the diffusion, and belongs to the engine — pass it through ``extra``).
+- L_n: the ε-prediction MSE (``GaussianDiffusion.eps_loss``) on the ε channel(s) of the output.
+  The variance channel of ``learn_sigma`` is not part of L_n: it learns from the variational
+  bound's term ``GaussianDiffusion.vb_terms`` with the mean detached (Nichol & Dhariwal 2021's
+  hybrid loss), which needs x_t, t and the diffusion; the engine adds it, times ``vb_weight``,
+  through ``extra`` (``DiffusionObjective``).
 - L_anc on the condition branch's anchor logits:
   ``dice_ce``: soft Dice + β·BCE-with-logits, every α-th iteration (the paper, Eq. 4; α=5, β=10);
   ``mse``:     w·MSE(sigmoid(anchor), mask), the released MedSegDiff code's calibration loss
@@ -31,13 +33,17 @@ class LossConfig:
     beta: float = 10.0  # L_anc = L_dice + β L_ce
     mse_weight: float = 10.0  # the code's 10 × MSE(sigmoid(anchor), mask)
     dice_smooth: float = 1.0
+    # weight of the per-timestep variational-bound term (learned variance only). 1, as the
+    # released MedSegDiff code (MSE loss type: the term is added unscaled): one sampled term L_t
+    # stands for the bound's sum of T terms, so this is Nichol & Dhariwal's λ = 1/T = 0.001.
+    vb_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.anchor_loss not in ANCHOR_LOSSES:
             raise ValueError(f"anchor_loss: unknown value {self.anchor_loss!r}; known: {', '.join(ANCHOR_LOSSES)}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int) or self.alpha < 1:
             raise ValueError(f"alpha: must be a positive integer, got {self.alpha!r}")
-        for name in ("beta", "mse_weight", "dice_smooth"):
+        for name in ("beta", "mse_weight", "dice_smooth", "vb_weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ValueError(f"{name}: must be a non-negative number, got {v!r}")

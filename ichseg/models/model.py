@@ -2,13 +2,14 @@
 
 forward(x_t, t, image) = denoise(x_t, t, encode_condition(image)). The condition branch depends
 on the image only, so a sampler can encode a slice once and call ``denoise`` at every step
-(``make_eps_fn`` does this automatically).
+(``make_eps_fn``, the one ε-predictor every sampling path uses, does this).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ContextManager
 
 import torch
 from torch import nn
@@ -78,18 +79,44 @@ class DiffusionSegmenter(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
-def make_eps_fn(model: DiffusionSegmenter) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A sampler ``eps_fn(x_t, t, cond)`` that encodes each distinct ``cond`` tensor once.
+def make_eps_fn(
+    model: nn.Module,
+    images: torch.Tensor,
+    ensemble: int = 1,
+    autocast: Callable[[], ContextManager] = nullcontext,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The one ε-predictor ``eps_fn(x_t, t, cond)`` the samplers call, for an ensemble of
+    ``ensemble`` members per image of ``images`` (B, C, H, W).
 
-    The samplers pass the same (repeated) conditioning tensor at every step, so the condition
-    branch runs once per sampling call instead of once per step.
+    A ``DiffusionSegmenter`` (anything with ``encode_condition`` and ``denoise``) has its
+    condition branch run once, on the B images, before any step; the features are repeated N
+    times along the batch with each image's members adjacent — the layout of the samplers'
+    ``cond = images.repeat_interleave(N)`` — and reused at every step. ``eps_fn.features`` holds
+    the un-repeated features (its ``anchor`` logits feed the paper-protocol fusion). Any other
+    model is called as ``model(x_t, t, cond).eps`` at every step (``eps_fn.features`` is None).
+    ``autocast`` is a context factory (mixed precision); the output is float32.
     """
-    cache: dict[str, object] = {"key": None, "feats": None}
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ValueError(f"ensemble: must be a positive integer, got {ensemble!r}")
+    rows = images.shape[0] * ensemble
+    if hasattr(model, "encode_condition") and hasattr(model, "denoise"):
+        with autocast():
+            feats = model.encode_condition(images)
+        repeated = feats.repeat_interleave(ensemble) if ensemble > 1 else feats
 
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        key = (id(cond), cond.data_ptr(), tuple(cond.shape), cond._version)
-        if cache["key"] != key:
-            cache["key"], cache["feats"] = key, model.encode_condition(cond)
-        return model.denoise(x_t, t, cache["feats"]).eps
+        def eps_fn(x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            if cond.shape[0] != rows or x_t.shape[0] != rows:
+                raise ValueError(f"eps_fn: made for {images.shape[0]} images x {ensemble} members = {rows} rows, "
+                                 f"called with {x_t.shape[0]}")
+            with autocast():
+                return model.denoise(x_t, t, repeated).eps.float()
 
+        eps_fn.features = feats
+    else:
+
+        def eps_fn(x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            with autocast():
+                return model(x_t, t, cond).eps.float()
+
+        eps_fn.features = None
     return eps_fn

@@ -194,13 +194,29 @@ def empty_slice_fraction(slices: pd.DataFrame) -> float:
     return float(1.0 - pos.mean()) if len(slices) else float("nan")
 
 
+# slices.csv columns (``write_evaluation``) of the paper-protocol Dice along the released output
+# path, each step cumulative, -> protocol_breakdown's column names
+PAPER_STEP_COLUMNS = {
+    "paper_dice_mean": "step_mean",  # plain ensemble mean, max-normalised
+    "paper_dice_anchor_blend": "step_anchor_blend",  # + each member blended with the anchor
+    "paper_dice_staple": "step_staple",  # + STAPLE (mean squared)
+    "paper_dice_jpeg8": "step_jpeg8",  # + 8-bit JPEG round trip: the released path
+    "paper_dice_no_max_norm": "step_no_max_norm",  # the released path without max-normalisation
+    "paper_dice_v2_raw": "step_v2_raw",  # the v2 script's default: no anchor blend
+}
+
+
 def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
     """Per (variant, seed, dataset): the paper-protocol Dice split into slices with and without lesion.
 
     Columns: ``empty_fraction``, ``paper_dice``, ``paper_dice_empty`` (mean over empty-GT slices),
     ``paper_dice_lesion`` (over lesion slices), ``strict_dice_lesion`` (unsmoothed, one threshold),
     ``empty_predictor_dice`` (what predicting nothing everywhere would score under the paper's
-    protocol: ~1 on every empty slice, ~0 elsewhere, i.e. ``empty_fraction``).
+    protocol: ~1 on every empty slice, ~0 elsewhere, i.e. ``empty_fraction``); the paper Dice of
+    the plain mean on the empty slices (``paper_dice_empty_mean``); and the paper Dice over all
+    slices after each step of the released output path (``PAPER_STEP_COLUMNS``: ``step_mean``,
+    ``step_anchor_blend``, ``step_staple``, ``step_jpeg8``, ``step_no_max_norm``, ``step_v2_raw``;
+    NaN for evaluations written before these were recorded).
     """
     rows = []
     for (variant, seed, ds), t in slices.groupby(["variant", "seed", "dataset"], sort=False):
@@ -211,14 +227,19 @@ def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
         else:
             pos = t["strict_dice"].notna()
         empty = float(1.0 - pos.mean())
-        rows.append({
+        row = {
             "variant": variant, "seed": int(seed), "dataset": ds, "n_slices": len(t), "empty_fraction": empty,
             "paper_dice": float(t["paper_dice"].mean()),
             "paper_dice_empty": float(t.loc[~pos, "paper_dice"].mean()) if (~pos).any() else math.nan,
             "paper_dice_lesion": float(t.loc[pos, "paper_dice"].mean()) if pos.any() else math.nan,
             "strict_dice_lesion": float(t.loc[pos, "strict_dice"].mean()) if pos.any() else math.nan,
             "empty_predictor_dice": empty,
-        })
+            "paper_dice_empty_mean": (float(t.loc[~pos, "paper_dice_mean"].mean())
+                                      if "paper_dice_mean" in t and (~pos).any() else math.nan),
+        }
+        for col, name in PAPER_STEP_COLUMNS.items():
+            row[name] = float(t[col].mean()) if col in t else math.nan
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -287,6 +308,7 @@ def read_timings(results_dir: str | Path) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "PAPER_STEP_COLUMNS",
     "STAMPS_DIR",
     "STUDY_FILE",
     "StaleResultsError",

@@ -119,18 +119,32 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model variant"]), columns=cols)
 
 
+PROTOCOL_COLUMNS = {
+    "empty_fraction": "slices with empty ground truth (%)",
+    "paper_dice": "paper Dice, all slices (%)",
+    "paper_dice_empty": "paper Dice, empty slices (%)",
+    "paper_dice_lesion": "paper Dice, lesion slices (%)",
+    "strict_dice_lesion": "Dice at 0.5, lesion slices (%)",
+    "empty_predictor_dice": "paper Dice of an all-empty prediction (%)",
+}
+# the paper Dice over all slices after each step of the released output path (cumulative)
+PROTOCOL_STEP_COLUMNS = {
+    "step_mean": "plain ensemble mean (%)",
+    "paper_dice_empty_mean": "plain mean, empty slices (%)",
+    "step_anchor_blend": "+ anchor blend (%)",
+    "step_staple": "+ STAPLE (%)",
+    "step_jpeg8": "+ 8-bit JPEG: released path (%)",
+    "step_no_max_norm": "released path without max-normalisation (%)",
+    "step_v2_raw": "v2 script default, no anchor blend (%)",
+}
+
+
 def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Why the paper protocol flatters: its Dice split into empty and lesion slices, per dataset/variant."""
+    """Why the paper protocol flatters: its Dice split into empty and lesion slices, per dataset/variant,
+    and how each step of the released MedSegDiff output path moves it (``protocol_breakdown``)."""
     datasets = _ordered(breakdown["dataset"], DATASET_ORDER)
     variants = _ordered(breakdown["variant"], METHOD_ORDER)
-    spec = {
-        "empty_fraction": "slices with empty ground truth (%)",
-        "paper_dice": "paper Dice, all slices (%)",
-        "paper_dice_empty": "paper Dice, empty slices (%)",
-        "paper_dice_lesion": "paper Dice, lesion slices (%)",
-        "strict_dice_lesion": "Dice at 0.5, lesion slices (%)",
-        "empty_predictor_dice": "paper Dice of an all-empty prediction (%)",
-    }
+    spec = {**PROTOCOL_COLUMNS, **PROTOCOL_STEP_COLUMNS}
     rows, index = [], []
     for ds in datasets:
         for v in variants:
@@ -138,9 +152,12 @@ def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
             if sel.empty:
                 continue
             rows.append([summarise(sel[k], scale=100, digits=1, missing="n/a",
-                                   failed="failed" if k == "paper_dice" else "n/a") for k in spec])
+                                   failed="failed" if k == "paper_dice" else "n/a") if k in sel else "n/a" for k in spec])
             index.append((dataset_title(ds), variant_title(v)))
-    cols = pd.MultiIndex.from_tuples([(ours_label(int(breakdown["seed"].nunique()), profile), c) for c in spec.values()])
+    ours = ours_label(int(breakdown["seed"].nunique()), profile)
+    cols = pd.MultiIndex.from_tuples(
+        [(f"{ours}: where the paper Dice comes from", c) for c in PROTOCOL_COLUMNS.values()]
+        + [(f"{ours}: paper Dice along the released output path", c) for c in PROTOCOL_STEP_COLUMNS.values()])
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model variant"]), columns=cols)
 
 
@@ -172,7 +189,8 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 
     Keys, for every variant ``v`` of Table 2 and dataset ``d`` of Table 1 (present or not, so a
     page citing them always builds): ``{v}_{d}_dice``, ``_iou``, ``_lesion_dice`` (strict, lesion
-    slices), ``_volume_dice``, ``_hd95``, ``_paper_dice_empty``, ``_paper_dice_lesion``; per
+    slices), ``_volume_dice``, ``_hd95``, ``_paper_dice_empty``, ``_paper_dice_lesion``,
+    ``_paper_dice_empty_mean`` and ``_step_<name>`` (the released output path's steps); per
     dataset ``empty_fraction_{d}`` and ``slices_{d}``; and ``n_seeds``, ``n_variants``.
     """
     out: dict[str, float] = {}
@@ -188,8 +206,8 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
             out[f"{v}_{d}_volume_dice"] = headline(evals, v, d, "volume_dice")
             out[f"{v}_{d}_hd95"] = headline(evals, v, d, "hd95_mm", scale=1.0)
             bv = b[b["variant"] == v] if len(b) else b
-            for k in ("paper_dice_empty", "paper_dice_lesion"):
-                out[f"{v}_{d}_{k}"] = 100 * float(bv[k].mean()) if len(bv) else math.nan
+            for k in ("paper_dice_empty", "paper_dice_lesion", "paper_dice_empty_mean", *PROTOCOL_STEP_COLUMNS):
+                out[f"{v}_{d}_{k}"] = 100 * float(bv[k].mean()) if len(bv) and k in bv else math.nan
     out["n_seeds"] = float(evals["seed"].nunique()) if len(evals) else 0.0
     out["n_variants"] = float(evals["variant"].nunique()) if len(evals) else 0.0
     return out
@@ -202,6 +220,8 @@ __all__ = [
     "format_mean_ci",
     "headline",
     "ours_label",
+    "PROTOCOL_COLUMNS",
+    "PROTOCOL_STEP_COLUMNS",
     "protocol_table",
     "strict_table",
     "table1",

@@ -231,7 +231,7 @@ def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path
     # evaluations written before the steps were recorded: n/a, not an error
     old = report.protocol_table(report.protocol_breakdown(t[["variant", "seed", "dataset", "positive", "paper_dice",
                                                              "strict_dice"]]), "smoke")
-    assert (old.iloc[0][path] == "n/a").all()
+    assert old.iloc[0][path].str.startswith("n/a").all()  # an evaluation from before the steps were recorded
     from ichseg.report.tables import STRICT_COLUMNS
 
     evals = pd.DataFrame(columns=["variant", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .chance import all_foreground_dice, chance_dice
+from .chance import all_foreground_dice, chance_dice, chance_dice_in_head, head_mask
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol
 
@@ -23,8 +23,10 @@ __all__ = [
     "PROTOCOLS",
     "all_foreground_dice",
     "chance_dice",
+    "chance_dice_in_head",
     "evaluate",
     "hd95_slice",
+    "head_mask",
     "lesion_volume_ml",
     "normalise_by_max",
     "overlap_scores",

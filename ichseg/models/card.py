@@ -68,7 +68,7 @@ def segmenter_row(name: str, image_size: int = 256, **overrides: Any) -> dict[st
     """One Table 1 baseline: parameters and GFLOPs of its single forward pass at ``image_size``²."""
     config = segmenter_config(name, image_size=image_size, **overrides)
     with torch.device("meta"):
-        model = build_from_config(config, load_pretrained=False)
+        model = build_from_config(config, load_pretrained=False).eval()  # an inference forward (no dropout)
         image = torch.zeros(1, config.in_channels, image_size, image_size)
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             model(image)

@@ -118,8 +118,8 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
     return Study(results_dir, manifest, runs)
 
 
-STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "chance_positive_slice_dice_in_head", "positive_slice_iou", "volume_dice", "hd95_mm",
-               "volume_abs_error_ml")
+STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "chance_positive_slice_dice_in_head",
+               "positive_slice_iou", "volume_dice", "hd95_mm", "volume_abs_error_ml")
 
 
 def evaluation_table(study: Study) -> pd.DataFrame:

@@ -50,8 +50,8 @@ def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
                 _paper(ref.get("iou")), _paper(ref.get("dice")),
                 summarise(sel["iou"], scale=100), summarise(sel["dice"], scale=100), _all_empty(evals, ds),
             ])
-    cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"), (ours, "Dice ↑ (%)"),
-                                      (ours, ALL_EMPTY_COLUMN)])
+    cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"),
+                                      (ours, "Dice ↑ (%)"), (ours, ALL_EMPTY_COLUMN)])
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model"]), columns=cols)
 
 
@@ -120,8 +120,8 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
                 continue
             row = []
             for key in STRICT_COLUMNS:
-                pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice", "chance_positive_slice_dice_in_head",
-                              "volume_dice")
+                pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice",
+                              "chance_positive_slice_dice_in_head", "volume_dice")
                 row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a"))
             rows.append(row)
             index.append((dataset_title(ds), variant_title(v)))

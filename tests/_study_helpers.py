@@ -1,18 +1,22 @@
-"""Synthetic study folders in the exact on-disk format of the engine and the study driver, for the
-report and driver tests (no training: numbers are drawn from a seeded generator)."""
+"""Synthetic study folders for the report and driver tests, written by the engine's own writers
+(``ichseg.engine.train.write_log`` for ``train_log.csv``, ``ichseg.engine.evaluate.write_evaluation``
+for ``metrics.json``, ``slices.csv`` and ``qualitative.npz``), so the fixtures cannot drift from the
+format the study produces. No training: the predictions are made up from a seeded generator."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from ichseg.engine.config import EvalConfig
+from ichseg.engine.evaluate import write_evaluation
+from ichseg.engine.train import write_log
 from ichseg.report.collect import STAMPS_DIR, STUDY_FILE, study_stamp
 from ichseg.utils import config_hash
-
-LOG_COLUMNS = ["iteration", "loss", "loss_eps", "loss_anchor", "lr", "dice", "iou", "strict_dice", "wall_time_s"]
 
 
 def write_run(run_dir: Path, variant: str, seed: int, iterations: int = 100, every: int = 25, quality: float = 0.5) -> str:
@@ -21,10 +25,10 @@ def write_run(run_dir: Path, variant: str, seed: int, iterations: int = 100, eve
     rng = np.random.default_rng([seed, len(variant)])
     its = np.arange(every, iterations + 1, every)
     dice = np.clip(quality * (1 - np.exp(-its / (iterations / 3))) + rng.normal(0, 0.02, its.size), 0, 1)
-    log = pd.DataFrame({"iteration": its, "loss": 1 / its, "loss_eps": 0.8 / its, "loss_anchor": 0.2 / its,
-                        "lr": 1e-4 * (1 - its / iterations), "dice": dice, "iou": dice * 0.9,
-                        "strict_dice": dice * 0.7, "wall_time_s": its * 0.1})
-    log[LOG_COLUMNS].to_csv(run_dir / "train_log.csv", index=False)
+    write_log(run_dir / "train_log.csv", [
+        {"iteration": int(i), "loss": 1 / i, "loss_eps": 0.8 / i, "loss_anchor": 0.2 / i, "lr": 1e-4 * (1 - i / iterations),
+         "dice": float(d), "iou": float(d) * 0.9, "strict_dice": float(d) * 0.7, "wall_time_s": i * 0.1}
+        for i, d in zip(its, dice)])
     run_hash = config_hash({"variant": variant, "seed": seed, "iterations": iterations})
     best = int(its[int(np.argmax(dice))])
     (run_dir / "run.json").write_text(json.dumps({
@@ -38,31 +42,55 @@ def write_run(run_dir: Path, variant: str, seed: int, iterations: int = 100, eve
     return run_hash
 
 
+def synthetic_split(n: int = 20, size: int = 32, per_volume: int = 5):
+    """A prepared test split as the engine holds it: (images (N, 1, S, S) in [0, 1], masks (N, S, S),
+    ds with ``table`` and ``manifest``). Every slice shows a head (skull ring, brain) in air; the
+    even slices carry a square lesion inside the brain, the odd ones are empty."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    head = np.where(r <= 0.45 * size, 1.0, 0.0) * np.where(r <= 0.38 * size, 0.45, 1.0)
+    images = np.repeat(head[None, None].astype(np.float32), n, axis=0)
+    masks = np.zeros((n, size, size), np.float32)
+    side = max(size // 8, 2)
+    for i in range(0, n, 2):
+        r0 = size // 2 - side + (i // 2) % 3
+        masks[i, r0:r0 + side, size // 2 - side:size // 2] = 1.0
+    images[:, 0][masks > 0] = 0.8  # blood is brighter than brain
+    table = pd.DataFrame({"volume": [f"{i // per_volume:03d}" for i in range(n)],
+                          "slice_index": [i % per_volume for i in range(n)],
+                          "positive": (masks.reshape(n, -1).sum(axis=1) > 0).astype(int),
+                          "lesion_px": masks.reshape(n, -1).sum(axis=1).astype(int),
+                          "spacing_row_mm": 1.0, "spacing_col_mm": 1.0, "pixel_row_mm": 1.0, "pixel_col_mm": 1.0,
+                          "thickness_mm": 5.0})
+    return images, masks, SimpleNamespace(table=table, manifest={"fingerprint": "fp-test"})
+
+
+def prediction(masks: np.ndarray, quality: float, rng) -> np.ndarray:
+    """Probabilities that cover the left ``quality`` share (jittered per slice) of each lesion's
+    columns, nothing on empty slices: lesion-slice Dice 2q/(1+q), rising with ``quality``."""
+    prob = np.zeros_like(masks)
+    for i, m in enumerate(masks):
+        cols = np.flatnonzero(m.any(axis=0))
+        if len(cols) == 0:
+            continue
+        q = float(np.clip(quality + rng.normal(0, 0.1), 0.05, 1.0))
+        keep = cols[: max(1, int(round(q * len(cols))))]
+        prob[i][:, keep] = m[:, keep] * 0.9
+    return prob
+
+
 def write_eval(eval_dir: Path, variant: str, dataset: str, run_hash: str, seed: int = 0, quality: float = 0.5,
-               n: int = 20, k: int = 3, size: int = 16) -> None:
-    """An ``evaluate_checkpoint`` output folder (metrics.json, slices.csv, qualitative.npz)."""
-    eval_dir.mkdir(parents=True, exist_ok=True)
+               n: int = 20, k: int = 3, size: int = 32, prob: np.ndarray | None = None) -> dict:
+    """An evaluation folder (metrics.json, slices.csv, qualitative.npz) written by ``write_evaluation``
+    on ``synthetic_split(n, size)``; ``prob`` replaces the made-up prediction. Returns metrics.json."""
+    images, masks, ds = synthetic_split(n, size)
     rng = np.random.default_rng([seed, len(variant), len(dataset)])
-    positive = np.arange(n) % 2 == 0
-    paper = np.where(positive, np.clip(quality + rng.normal(0, 0.05, n), 0, 1), 0.95)
-    strict = np.where(positive, np.clip(quality - 0.1 + rng.normal(0, 0.05, n), 0, 1), np.nan)
-    pd.DataFrame({"volume": np.arange(n) // 5, "positive": positive, "lesion_px": positive * 40,
-                  "paper_dice": paper, "paper_iou": paper * 0.9, "strict_dice": strict, "strict_iou": strict * 0.9}
-                 ).to_csv(eval_dir / "slices.csv", index=False)
-    metrics = {
-        "variant": variant, "dataset": dataset, "run_hash": run_hash, "n_slices": n,
-        "paper": {"dice": float(paper.mean()), "iou": float(paper.mean() * 0.9)},
-        "strict": {"positive_slice_dice": float(np.nanmean(strict)), "positive_slice_iou": float(np.nanmean(strict) * 0.9),
-                   "n_positive_slices": int(positive.sum()), "volume_dice": float(np.nanmean(strict) + 0.05),
-                   "hd95_mm": 4.0 + seed, "hd95_per_slice_mm": 3.0 + seed, "volume_abs_error_ml": 1.5},
-        "seconds_per_slice": 0.1,
-    }
-    (eval_dir / "metrics.json").write_text(json.dumps(metrics))
-    mask = np.zeros((k, size, size), np.uint8)
-    mask[:, 4:10, 5:11] = 1
-    np.savez_compressed(eval_dir / "qualitative.npz", rows=np.arange(k) * 2, image=rng.normal(size=(k, 1, size, size)).astype(np.float32),
-                        mask=mask, probability=np.clip(mask + rng.normal(0, 0.1, mask.shape), 0, 1).astype(np.float32),
-                        uncertainty=np.abs(rng.normal(0, 0.1, mask.shape)).astype(np.float32))
+    prob = prediction(masks, quality, rng) if prob is None else prob
+    unc = np.abs(rng.normal(0, 0.05, masks.shape)).astype(np.float32)
+    meta = {"variant": variant, "profile": "smoke", "checkpoint": "best.pt", "run_hash": run_hash,
+            "inference": "synthetic"}
+    return write_evaluation(prob, unc, images, masks, ds, eval_dir, EvalConfig(qualitative=k), dataset=dataset,
+                            split="test", meta=meta, seconds=0.1 * n)
 
 
 QUALITY = {"medsegdiffv2": 0.4, "cross_attention": 0.5, "reduce_layer": 0.55, "resnet18": 0.6, "full": 0.7}

@@ -1,6 +1,8 @@
 """The built book, opened in headless Chromium (Debian's chromium + chromedriver, driven by
 Selenium; nothing is downloaded): the smoke results page shows Tables 1 and 2 with paper and
-reproduction columns, and Figs. 1 and 3 as loaded images.
+reproduction columns, and Figs. 1 and 3 as loaded images; an "ours" cell of Table 1 and a number
+glued into the prose are the values of the ``metrics.json`` they come from (read here, rounded as
+the page rounds them, and found in the rendered HTML).
 
 Needs the book built with results (`make book`); `make test` builds it, then runs this test with
 ICHSEG_REQUIRE_BOOK=1 so that a missing book or browser fails instead of skipping.
@@ -8,17 +10,20 @@ ICHSEG_REQUIRE_BOOK=1 so that a missing book or browser fails instead of skippin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+browser_test = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 RESULTS_PAGE = HTML / "results" / "smoke" / "results.html"
+SMOKE = ROOT / "results" / "smoke"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--window-size=1400,1000"]
 REQUIRED = os.environ.get("ICHSEG_REQUIRE_BOOK") == "1"
@@ -31,6 +36,116 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
+# -- reading a rendered table and the numbers it should show ----------------------------------------
+class _TableGrid(HTMLParser):
+    """The first <table> of an HTML fragment as rows of cell texts (whitespace collapsed), with
+    row- and column-spans repeated into every row and column they cover."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._pending: dict[int, list] = {}  # column -> [rows still covered, text] of a rowspan
+        self._row: list | None = None
+        self._cell: list[str] | None = None
+        self._span = (1, 1)
+        self._done = False
+
+    def handle_starttag(self, tag, attrs):
+        if self._done:
+            return
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            a = dict(attrs)
+            self._cell, self._span = [], (int(a.get("rowspan") or 1), int(a.get("colspan") or 1))
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if self._done:
+            return
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append((" ".join("".join(self._cell).split()), *self._span))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._place(self._row))
+            self._row = None
+        elif tag == "table":
+            self._done = True
+
+    def _place(self, cells: list) -> list[str]:
+        out, col, i = [], 0, 0
+        while True:
+            if col in self._pending:
+                left, text = self._pending[col]
+                out.append(text)
+                if left <= 1:
+                    del self._pending[col]
+                else:
+                    self._pending[col][0] = left - 1
+                col += 1
+            elif i < len(cells):
+                text, rowspan, colspan = cells[i]
+                i += 1
+                for _ in range(colspan):
+                    out.append(text)
+                    if rowspan > 1:
+                        self._pending[col] = [rowspan - 1, text]
+                    col += 1
+            elif any(c > col for c in self._pending):
+                out.append("")
+                col += 1
+            else:
+                return out
+
+
+def table_cell(html: str, row: tuple[str, ...], column: tuple[str, ...]) -> str:
+    """The text of the cell whose leading row headers are ``row`` and whose column headers (top
+    down) are ``column``, in a table rendered from a DataFrame with MultiIndex rows and columns."""
+    parser = _TableGrid()
+    parser.feed(html)
+    grid = parser.rows
+    col = next((j for j in range(max(map(len, grid), default=0))
+                if [r[j] for r in grid[:len(column)] if j < len(r)] == list(column)), None)
+    assert col is not None, f"no column {column} in the table"
+    hit = next((r for r in grid if r[:len(row)] == list(row)), None)
+    assert hit is not None, f"no row {row} in the table"
+    return hit[col]
+
+
+def metrics_of(method: str, dataset: str, seed: int = 0, root: Path = SMOKE) -> dict:
+    """The evaluation ``metrics.json`` of one run of a study folder."""
+    return json.loads((root / "eval" / f"{method}-s{seed}" / dataset / "metrics.json").read_text())
+
+
+def ours_cells(metrics: dict) -> dict[str, str]:
+    """Table 1's "ours" IoU and Dice of a single-seed run, as the table rounds them (percent, 2 decimals)."""
+    return {"IoU ↑ (%)": f"{100 * metrics['paper']['iou']:.2f}", "Dice ↑ (%)": f"{100 * metrics['paper']['dice']:.2f}"}
+
+
+def test_table_cell_reads_table1_as_pandas_renders_it(tmp_path):
+    """The helpers the browser test relies on, on Table 1 of a synthetic study (no browser)."""
+    from _study_helpers import write_study
+
+    from ichseg import report
+
+    write_study(tmp_path / "smoke")
+    study = report.load_study(tmp_path / "smoke")
+    html = report.table1(report.evaluation_table(study), "smoke", study.datasets).to_html()
+    ours = report.ours_label(1, "smoke")
+    for dataset, title in (("instance2022", "Instance2022"), ("bhsd", "BHSD*")):
+        expected = ours_cells(metrics_of("full", dataset, root=tmp_path / "smoke"))
+        for column, value in expected.items():
+            assert table_cell(html, (title, "Ours [full]"), (ours, column)) == value
+    assert table_cell(html, ("Instance2022", "Ours [full]"), ("paper (single run)", "Dice ↑ (%)")) == "90.70"
+    assert table_cell(html, ("BHSD*", "U-Net [unet]"), (ours, "Dice ↑ (%)")) == "not run"
+    with pytest.raises(AssertionError, match="no row"):
+        table_cell(html, ("PhysioNet*", "Ours [full]"), (ours, "Dice ↑ (%)"))
+
+
+# -- the browser ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -66,6 +181,7 @@ def _images_loaded(browser, selector: str) -> list[dict]:
         "  shown: i.getBoundingClientRect().width > 0}))", selector)
 
 
+@browser_test
 def test_results_page_shows_tables_and_figures(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -83,6 +199,15 @@ def test_results_page_shows_tables_and_figures(browser, tmp_path):
         assert model in table1, model
     assert "not run" not in table1
     assert "90.70" in table1  # the paper's own number, in its own column
+    # an "ours" cell is the value of the metrics.json it comes from, rounded as the table rounds it
+    _need((SMOKE / "study.json").is_file(), f"{SMOKE}/study.json missing: run `make book` first")
+    n_seeds = len(json.loads((SMOKE / "study.json").read_text())["seeds"])
+    assert n_seeds == 1, "ours_cells reads single-seed runs (the smoke profile's)"
+    from ichseg.report import ours_label
+
+    html = next(t.get_attribute("outerHTML") for t in tables if t.text == table1)
+    for column, value in ours_cells(metrics_of("full", "instance2022")).items():
+        assert table_cell(html, ("Instance2022", "Ours [full]"), (ours_label(n_seeds, "smoke"), column)) == value, column
     table2 = next((h for h in headers if "Best iteration" in h), None)
     assert table2 is not None and "+ Transformer Block (Full Model)" in table2 and "85K" in table2
     assert "ours (smoke" in table2
@@ -96,6 +221,7 @@ def test_results_page_shows_tables_and_figures(browser, tmp_path):
     print(f"screenshot: {shot}")
 
 
+@browser_test
 def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -104,6 +230,10 @@ def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
     assert "paper-protocol Dice of" in text and "nan%" not in text
     assert browser.find_elements(By.CSS_SELECTOR, "main table")  # the glued protocol table
     _open(browser, HTML / "results.html")
+    # the full model's paper-protocol Dice glued into the prose (`:.1f`, percent) is its metrics.json's
+    text = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
+    dice = metrics_of("full", "instance2022")["paper"]["dice"]
+    assert f"paper-protocol Dice of {100 * dice:.1f}%" in text
     assert [i for i in _images_loaded(browser, "main img") if i["w"] > 0]  # Fig. 1 pasted from the smoke run
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
     assert any(h and h.endswith("results/smoke/results.html") for h in links)

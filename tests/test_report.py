@@ -1,4 +1,5 @@
-"""The report layer on synthetic study folders: CI arithmetic, tables (paper numbers only in paper
+"""The report layer on synthetic study folders (written by the engine's own writers, see
+``_study_helpers``): CI arithmetic, tables (paper numbers only in paper
 columns), stale-result refusal, figures and the generated table of contents."""
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
     assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
     ours = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
     assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.2f}"
+    # beside it, the paper-protocol Dice of predicting nothing on the same slices, read from metrics.json
+    metrics = json.loads((tmp_path / "smoke" / "eval" / "full-s0" / "instance2022" / "metrics.json").read_text())
+    assert row[("ours (smoke, 1 seed)", report.ALL_EMPTY_COLUMN)] == f"{100 * metrics['paper']['all_empty_dice']:.2f}"
     # a Table 1 model this study did not run says so in its "ours" cells
     unet = t1.loc[("Instance2022", "U-Net [unet]")]
     assert unet[("ours (smoke, 1 seed)", "IoU ↑ (%)")] == "not run" and unet[("paper (single run)", "IoU ↑ (%)")] == "76.92"
@@ -108,8 +112,13 @@ def test_table2_and_strict_tables_with_three_seeds(tmp_path):
     # variants not run keep the paper's row and say "not run" for ours
     assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
     strict = report.strict_table(evals, "gpu")
-    assert strict.shape == (3 * 2, 7) and "±" in strict.iloc[0, 1]
+    assert strict.shape == (3 * 2, len(report.STRICT_COLUMNS)) and "±" in strict.iloc[0, 1]
     assert any("HD95, 3D per volume" in c[1] for c in strict.columns)
+    # both chance levels, the one inside the head the higher (the head is a part of the slice)
+    cols = [c[1] for c in strict.columns]
+    for_slice, in_head = (strict.iloc[:, cols.index(report.STRICT_COLUMNS[k])] for k in
+                          ("chance_positive_slice_dice", "chance_positive_slice_dice_in_head"))
+    assert all(float(h.split(" ")[0]) > float(s.split(" ")[0]) for s, h in zip(for_slice, in_head))
     breakdown = report.protocol_breakdown(report.slices_table(study))
     assert breakdown["empty_fraction"].eq(0.5).all()
     assert (breakdown["paper_dice_empty"] > breakdown["paper_dice_lesion"]).all()

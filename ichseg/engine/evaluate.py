@@ -18,7 +18,8 @@ import torch
 from ..data.dataset import prepared_spacing
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
-from ..metrics import FUSION_STAGES, chance_dice, fusion_maps, fusion_stages, paper_slice_scores, strict_protocol
+from ..metrics import (FUSION_STAGES, chance_dice, chance_dice_in_head, fusion_maps, fusion_stages, head_mask,
+                       paper_slice_scores, strict_protocol)
 from ..utils import atomic_directory, atomic_write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig
@@ -171,6 +172,10 @@ def write_evaluation(
     per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)
     # chance level: the same number of predicted pixels placed at random (ichseg.metrics.chance)
     per_slice["chance_dice"] = chance_dice(per_slice["gt_pixels"], per_slice["pred_pixels"], g[0].size if len(g) else 1)
+    # ... and placed inside the head only (a head mask from the prepared image), the stricter reference
+    per_slice["head_pixels"] = head_mask(images).reshape(len(g), -1).sum(axis=1)
+    per_slice["chance_dice_in_head"] = chance_dice_in_head(per_slice["gt_pixels"], per_slice["pred_pixels"],
+                                                           per_slice["head_pixels"])
     positive = per_slice["gt_pixels"].to_numpy() > 0
 
     q = qualitative_rows(table, g, ecfg.qualitative)
@@ -181,13 +186,17 @@ def write_evaluation(
         "data_fingerprint": ds.manifest.get("fingerprint"),
         "n_slices": int(len(p)),
         "evaluate": ecfg.__dict__,
-        "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean()), "fusion": ecfg.paper_fusion},
+        "paper": {"dice": float(paper["dice"].mean()), "iou": float(paper["iou"].mean()), "fusion": ecfg.paper_fusion,
+                  # the reference a model must beat: an all-empty prediction scored on the same slices
+                  "all_empty_dice": float(paper_slice_scores(np.zeros_like(g), g)["dice"].mean()) if len(g) else None},
         "paper_by_fusion": {name: {"dice": float(sc["dice"].mean()), "iou": float(sc["iou"].mean())}
                             for name, sc in by_fusion.items()},
         # the released output path step by step (cumulative; "no_max_norm": the JPEG read back /255)
         "paper_steps": {name: float(d.mean()) for name, d in step_dice.items()},
         "strict": {**{k: v for k, v in strict.items() if k not in ("per_slice", "per_volume")},
-                   "chance_positive_slice_dice": float(per_slice["chance_dice"][positive].mean()) if positive.any() else None},
+                   "chance_positive_slice_dice": float(per_slice["chance_dice"][positive].mean()) if positive.any() else None,
+                   "chance_positive_slice_dice_in_head":
+                       float(per_slice["chance_dice_in_head"][positive].mean()) if positive.any() else None},
         "seconds": round(seconds, 3),
         "seconds_per_slice": round(seconds / max(len(p), 1), 4),
         "environment": environment(device or torch.device("cpu")),

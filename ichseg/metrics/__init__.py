@@ -6,7 +6,7 @@ fusion of ``fusion``) and strict ones.
 
 from __future__ import annotations
 
-from .chance import all_foreground_dice, chance_dice
+from .chance import all_foreground_dice, chance_dice, chance_dice_in_head, head_mask
 from .fusion import FUSION_STAGES, FUSIONS, fuse, fusion_maps, fusion_stages
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import (hd95, hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol, surface,
@@ -28,12 +28,14 @@ __all__ = [
     "PROTOCOLS",
     "all_foreground_dice",
     "chance_dice",
+    "chance_dice_in_head",
     "evaluate",
     "fuse",
     "fusion_maps",
     "fusion_stages",
     "hd95",
     "hd95_slice",
+    "head_mask",
     "lesion_volume_ml",
     "normalise_by_max",
     "overlap_scores",

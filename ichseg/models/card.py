@@ -4,7 +4,11 @@ FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convoluti
 scaled-dot-product attention; 2 FLOPs per multiply-add; norms and activations not counted) on a
 ``meta``-device copy, so a paper-size card costs no compute or memory. The condition branch runs
 once per slice, the diffusion U-Net once per sampling step: both are reported, and
-``forward`` = condition + one denoising step (= one training forward).
+``forward`` = condition + one denoising step (= one training forward). The Table 1 baselines
+(``segmenter_row``) segment in one forward pass: their card has one FLOP count.
+
+The book's architecture and baselines pages are executed at build time and print these cards, so
+no parameter or FLOP count in them is typed in.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Iterable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import TABLE2_ROWS, VARIANTS, build_from_config, variant_config
+from .registry import BASELINES, TABLE1_NAMES, TABLE2_ROWS, VARIANTS, build_from_config, segmenter_config, variant_config
 
 
 def count_flops(model, image_size: int, batch: int = 1) -> dict[str, int]:
@@ -58,6 +62,28 @@ def card_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, An
         "denoise_GFLOPs": flops["denoise"] / 1e9,
         "forward_GFLOPs": flops["forward"] / 1e9,
     }
+
+
+def segmenter_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, Any]:
+    """One Table 1 baseline: parameters and GFLOPs of its single forward pass at ``image_size``²."""
+    config = segmenter_config(name, image_size=image_size, **overrides)
+    with torch.device("meta"):
+        model = build_from_config(config, load_pretrained=False).eval()  # an inference forward (no dropout)
+        image = torch.zeros(1, config.in_channels, image_size, image_size)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(image)
+    return {
+        "method": name,
+        "table1_name": TABLE1_NAMES[name],
+        "image_size": image_size,
+        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+        "forward_GFLOPs": fc.get_total_flops() / 1e9,
+    }
+
+
+def baseline_card(names: Iterable[str] | None = None, image_size: int = 256, **overrides: Any) -> list[dict[str, Any]]:
+    """Rows for every (or the named) Table 1 baseline(s)."""
+    return [segmenter_row(name, image_size, **overrides) for name in (names or BASELINES)]
 
 
 def model_card(variants: Iterable[str] | None = None, image_size: int = 256, **overrides: Any) -> list[dict[str, Any]]:

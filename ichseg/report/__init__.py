@@ -31,13 +31,16 @@ from .figures import convergence_figure, qualitative_figure, read_sampling_bench
 from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
 from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
-from .tables import headline, headline_numbers, ours_label, protocol_table, strict_table, table1, table2, timings_table
+from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, headline, headline_numbers, ours_label, protocol_table, strict_table, table1,
+                     table2, timings_table)
 
 __all__ = [
+    "ALL_EMPTY_COLUMN",
     "DATASET_ORDER",
     "METHOD_ORDER",
     "TABLE1_ORDER",
     "STAMPS_DIR",
+    "STRICT_COLUMNS",
     "STUDY_FILE",
     "TIMINGS_FILE",
     "StaleResultsError",

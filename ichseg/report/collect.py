@@ -118,8 +118,8 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
     return Study(results_dir, manifest, runs)
 
 
-STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "positive_slice_iou", "volume_dice", "hd95_mm",
-               "hd95_per_slice_mm", "volume_abs_error_ml")
+STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "chance_positive_slice_dice_in_head",
+               "positive_slice_iou", "volume_dice", "hd95_mm", "hd95_per_slice_mm", "volume_abs_error_ml")
 
 
 def evaluation_table(study: Study) -> pd.DataFrame:
@@ -130,7 +130,7 @@ def evaluation_table(study: Study) -> pd.DataFrame:
             strict = m.get("strict", {})
             row = {
                 "variant": run["variant"], "seed": int(run["seed"]), "dataset": ds,
-                "dice": m["paper"]["dice"], "iou": m["paper"]["iou"],
+                "dice": m["paper"]["dice"], "iou": m["paper"]["iou"], "all_empty_dice": m["paper"].get("all_empty_dice"),
                 "n_slices": m.get("n_slices"), "n_positive_slices": strict.get("n_positive_slices"),
                 "seconds_per_slice": m.get("seconds_per_slice"),
                 "best_iteration": run["info"].get("best_iteration"),
@@ -139,10 +139,10 @@ def evaluation_table(study: Study) -> pd.DataFrame:
             }
             row.update({k: float("nan") if strict.get(k) is None else strict[k] for k in STRICT_KEYS})
             rows.append(row)
-    cols = ["variant", "seed", "dataset", "dice", "iou", *STRICT_KEYS, "n_slices", "n_positive_slices",
+    cols = ["variant", "seed", "dataset", "dice", "iou", "all_empty_dice", *STRICT_KEYS, "n_slices", "n_positive_slices",
             "seconds_per_slice", "best_iteration", "iterations", "train_wall_time_s"]
     df = pd.DataFrame(rows, columns=cols)
-    return df.astype({k: float for k in ("dice", "iou", *STRICT_KEYS)})
+    return df.astype({k: float for k in ("dice", "iou", "all_empty_dice", *STRICT_KEYS)})
 
 
 def curves_table(study: Study) -> pd.DataFrame:

@@ -49,10 +49,21 @@ def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
             index.append((dataset_title(ds) + ("*" if p["datasets"].get(ds, {}).get("cross_dataset") else ""), title))
             rows.append([
                 _paper(ref.get("iou")), _paper(ref.get("dice")),
-                summarise(sel["iou"], scale=100), summarise(sel["dice"], scale=100),
+                summarise(sel["iou"], scale=100), summarise(sel["dice"], scale=100), _all_empty(evals, ds),
             ])
-    cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"), (ours, "Dice ↑ (%)")])
+    cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"),
+                                      (ours, "Dice ↑ (%)"), (ours, ALL_EMPTY_COLUMN)])
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model"]), columns=cols)
+
+
+#: the reference every model must beat under the paper protocol: nothing predicted on the same slices
+ALL_EMPTY_COLUMN = "Dice of an all-empty prediction (%)"
+
+
+def _all_empty(evals: pd.DataFrame, dataset: str) -> str:
+    """The paper-protocol Dice of an all-empty prediction on ``dataset``'s slices (the same for every model)."""
+    v = evals.loc[evals["dataset"] == dataset, "all_empty_dice"].dropna() if "all_empty_dice" in evals else ()
+    return f"{100 * float(v.iloc[0]):.2f}" if len(v) else "n/a"
 
 
 def _paper(v) -> str:
@@ -90,6 +101,7 @@ STRICT_COLUMNS = {
     "dice": "Dice, paper protocol (%)",
     "positive_slice_dice": "Dice, lesion slices only (%)",
     "chance_positive_slice_dice": "chance level of that Dice (%)",
+    "chance_positive_slice_dice_in_head": "chance level inside the head (%)",
     "volume_dice": "3D Dice per volume (%)",
     "hd95_mm": "HD95, 3D per volume (mm) ↓",
     "hd95_per_slice_mm": "HD95, 2D per slice (mm) ↓",
@@ -110,7 +122,8 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
                 continue
             row = []
             for key in STRICT_COLUMNS:
-                pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice", "volume_dice")
+                pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice",
+                              "chance_positive_slice_dice_in_head", "volume_dice")
                 row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a",
                                      failed="failed" if key == "dice" else "n/a"))
             rows.append(row)
@@ -214,6 +227,7 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 
 
 __all__ = [
+    "ALL_EMPTY_COLUMN",
     "headline_numbers",
     "NOT_RUN",
     "STRICT_COLUMNS",

@@ -1,4 +1,4 @@
-"""Dataset folders as their publishers ship them (reference notes §3), in a registry by name.
+"""Dataset folders as their publishers ship them (their download pages and papers), in a registry by name.
 
 Each layout finds (image, mask) pairs under a ``--raw`` root, groups them by patient, says what
 role the dataset plays in the study (paper §4.1: Instance2022 is split 90/10 for training and
@@ -204,7 +204,7 @@ class BHSD(Layout):
         return any((root / f"images{s}").is_dir() and (root / f"labels{s}").is_dir() for s in ("Tr", "Ts"))
 
     def patient_of(self, vid: str) -> str:
-        """Group series of one patient (RSNA ids: ``ID_<patient>_ID_<series>``, reference notes §3)."""
+        """Group series of one patient (RSNA ids: ``ID_<patient>_ID_<series>``, as BHSD names its files)."""
         m = self._ID.match(vid)
         return m.group(1) if m else vid
 

@@ -1,6 +1,6 @@
 """Synthetic head CT with intracerebral hemorrhage, written in a real dataset's folder layout.
 
-The real datasets cannot be fetched here (reference notes §3), so the whole pipeline is exercised
+The real datasets need registration and may not be redistributed, so the whole pipeline is exercised
 on phantoms that go through the same ingestion path: NIfTI files in the Instance2022, BHSD or
 PhysioNet layout, read back by ``prepare_dataset``.
 
@@ -37,7 +37,7 @@ from scipy import ndimage
 from .layouts import SUBTYPES
 from .volumes import write_nifti
 
-#: label codes as BHSD's dataset.json (reference notes §3)
+#: label codes as BHSD's dataset.json (Wu et al. 2023: 1 epidural ... 5 subdural)
 SUBTYPE_CODE = {"epidural": 1, "intraparenchymal": 2, "intraventricular": 3, "subarachnoid": 4, "subdural": 5}
 BLOOD_HU = (50.0, 90.0)  # acute blood
 CSF_HU, WHITE_HU, GREY_HU, SCALP_HU, AIR_HU = 7.0, 25.0, 35.0, 30.0, -1000.0
@@ -294,7 +294,7 @@ def write_phantom(out: str | Path, layout: str, cases: int = 10, seed: int = 0, 
         if layout == "instance2022":
             img_p, msk_p = out / "train_2" / "data" / f"{i + 1:03d}.nii.gz", out / "train_2" / "label" / f"{i + 1:03d}.nii.gz"
         elif layout == "bhsd":
-            # about one patient in five has a second series (groups by the first id, reference notes §3)
+            # about one patient in five has a second series (RSNA ids: the first id is the patient)
             if patient is None or ids_rng.random() > 0.2:
                 patient = f"ID_{_hex(ids_rng, 9)}"
             name = f"{patient}_ID_{_hex(ids_rng, 10)}.nii.gz"

@@ -26,7 +26,7 @@ class DiffusionConfig(DictRoundTrip):
     schedule:       beta schedule name, see ``ichseg.diffusion.schedules.BETA_SCHEDULES``.
     mask_encoding:  how a binary mask maps to diffusion space: ``symmetric`` ({0,1} -> {-1,1})
                     or ``binary`` (kept in {0,1}, as the released MedSegDiff code does;
-                    reference notes §1).
+                    github.com/KidsWithTokens/MedSegDiff).
     clip_x0:        clip the predicted x0 to the encoding's range while sampling.
     variance:       Σ_θ of Eq. 2 for ancestral sampling: ``fixed_small`` (posterior variance
                     β̃_t), ``fixed_large`` (β_t), or ``learned_range`` (the network outputs a

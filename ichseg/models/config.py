@@ -50,9 +50,9 @@ class ModelConfig(DictRoundTrip):
       in_channels:      CT channels of the conditioning image (1 for one window).
       mask_channels:    channels of the mask being diffused (1: hemorrhage vs background).
       learn_sigma:      also output the variance channel(s) (guided-diffusion ``learn_sigma``;
-                        reference notes §1: effectively required by the released MedSegDiff UNet).
+                        effectively required by the released MedSegDiff UNet).
 
-    Diffusion U-Net (the diffusion branch, §3.3; sizes of the MedSegDiff code at 256², notes §1)
+    Diffusion U-Net (the diffusion branch, §3.3; sizes of the released MedSegDiff code at 256²)
       base_channels:    width of the first level (128).
       channel_mult:     per-level width multipliers, one level per entry ((1,1,2,2,4,4)).
       num_res_blocks:   residual blocks per level on the way down (2; one more on the way up).
@@ -73,7 +73,7 @@ class ModelConfig(DictRoundTrip):
       fuse_first_level: add the condition branch's full-resolution features to the output of
                         the diffusion U-Net's first block (the released MedSegDiff-v2 fusion).
       detach_fusion:    detach those features first, so the diffusion loss does not train the
-                        condition branch through the fusion (the released code; notes §1).
+                        condition branch through the fusion (the released MedSegDiff-v2 code).
       resnet_stem:      how the 32-map 3×3 stem meets ResNet18 (the paper does not say):
                         ``rgb``: a learned 1×1 conv 32→3 feeds ResNet18's own (pretrained) 7×7/2
                         conv + max-pool, so every pretrained tensor is used (strides 4/8/16);
@@ -82,7 +82,7 @@ class ModelConfig(DictRoundTrip):
       pretrained:       ``imagenet`` (torchvision ResNet18_Weights.IMAGENET1K_V1 from the local
                         hub cache or ``weights_path``; never downloaded) or ``none``. It concerns
                         the resnet18 branch only: the MedSegDiff-v2 U-Net has no pretrained
-                        weights (trained from scratch, notes §1), so for ``condition: unet`` it
+                        weights (trained from scratch, as released), so for ``condition: unet`` it
                         has no effect — one profile-wide setting then serves every Table 2 row.
       weights_path:     explicit ResNet18 state-dict file (overrides the hub cache).
       verify_weights:   check the sha256 prefix of an ``imagenet`` file (f37072fd).

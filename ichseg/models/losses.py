@@ -6,7 +6,7 @@
 - L_anc on the condition branch's anchor logits:
   ``dice_ce``: soft Dice + β·BCE-with-logits, every α-th iteration (the paper, Eq. 4; α=5, β=10);
   ``mse``:     w·MSE(sigmoid(anchor), mask), the released MedSegDiff code's calibration loss
-               (w=10, on every step: use ``LossConfig.medsegdiff_code()``; reference notes §1);
+               (w=10, on every step: use ``LossConfig.medsegdiff_code()``);
   ``none``:    no anchor loss.
 """
 

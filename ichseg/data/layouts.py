@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from .volumes import Volume, is_nifti_name, volume_id
 
 ROLE_TRAIN_TEST = "train_test"  # patient-level train/test split (Instance2022)
@@ -93,7 +93,7 @@ class Layout:
             raise IchsegError(f"{raw}: raw folder not found (expected a {self.title} folder: {self.expected})")
         if image_glob or mask_glob:
             if not (image_glob and mask_glob):
-                raise ValueError("image_glob and mask_glob: give both or neither")
+                raise ConfigError("image_glob and mask_glob: give both or neither")
             found = self._from_globs(raw, image_glob, mask_glob)
         else:
             root = self._locate(raw)
@@ -301,4 +301,4 @@ def get_layout(name: str) -> Layout:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"dataset: unknown value {name!r}; known: {', '.join(DATASETS)}") from None
+        raise ConfigError(f"dataset: unknown value {name!r}; known: {', '.join(DATASETS)}") from None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .chance import all_foreground_dice, chance_dice
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol
@@ -14,7 +15,7 @@ PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
 
 def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol: unknown value {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"protocol: unknown value {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[protocol](pred, gt, **kwargs)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..utils.configs import DictRoundTrip
 
 CONDITIONS = ("unet", "resnet18")
@@ -30,7 +31,7 @@ def _is_int(v) -> bool:
 
 def _require(cond: bool, name: str, msg: str, value) -> None:
     if not cond:
-        raise ValueError(f"{name}: {msg}, got {value!r}")
+        raise ConfigError(f"{name}: {msg}, got {value!r}")
 
 
 def _is_power_of_half(f: float) -> bool:
@@ -139,11 +140,11 @@ class ModelConfig(DictRoundTrip):
         for name, kind in _TUPLE_FIELDS.items():
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{name}: must be a list of numbers, got {value!r}")
+                raise ConfigError(f"{name}: must be a list of numbers, got {value!r}")
             try:
                 conv = tuple(kind(v) if kind is float else v for v in value)
             except (TypeError, ValueError):
-                raise ValueError(f"{name}: must be a list of numbers, got {value!r}") from None
+                raise ConfigError(f"{name}: must be a list of numbers, got {value!r}") from None
             object.__setattr__(self, name, conv)
         self._validate()
 
@@ -167,11 +168,11 @@ class ModelConfig(DictRoundTrip):
         for name, known in (("condition", CONDITIONS), ("resnet_stem", RESNET_STEMS), ("pretrained", PRETRAINED)):
             v = getattr(self, name)
             if v not in known:
-                raise ValueError(f"{name}: unknown value {v!r}; known: {', '.join(known)}")
+                raise ConfigError(f"{name}: unknown value {v!r}; known: {', '.join(known)}")
         _require(len(self.channel_mult) >= 1 and all(_is_int(m) and m >= 1 for m in self.channel_mult),
                  "channel_mult", "must be a non-empty list of positive integers", self.channel_mult)
         if self.reduce_levels >= len(self.channel_mult):
-            raise ValueError(
+            raise ConfigError(
                 f"reduce_levels: {self.reduce_levels} would remove every level of channel_mult "
                 f"{self.channel_mult}; at most {len(self.channel_mult) - 1}"
             )
@@ -183,14 +184,14 @@ class ModelConfig(DictRoundTrip):
             _require(isinstance(self.weights_path, str) and self.weights_path != "", "weights_path",
                      "must be a file path", self.weights_path)
             if self.pretrained == "none":
-                raise ValueError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
+                raise ConfigError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
         if self.transformer and self.condition != "resnet18":
-            raise ValueError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
+            raise ConfigError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
                              "set condition: resnet18")
         # every down-sampling must halve an even side
         need = max(2 ** (self.levels - 1), 16 if self.condition == "resnet18" else 1)
         if self.image_size % need:
-            raise ValueError(
+            raise ConfigError(
                 f"image_size: {self.image_size} is not divisible by {need} "
                 f"({self.levels} diffusion levels{', resnet18 stride 16' if self.condition == 'resnet18' else ''})"
             )

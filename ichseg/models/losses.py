@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..diffusion.gaussian import GaussianDiffusion
 from ..utils.configs import dataclass_from_dict
 
@@ -34,13 +35,13 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.anchor_loss not in ANCHOR_LOSSES:
-            raise ValueError(f"anchor_loss: unknown value {self.anchor_loss!r}; known: {', '.join(ANCHOR_LOSSES)}")
+            raise ConfigError(f"anchor_loss: unknown value {self.anchor_loss!r}; known: {', '.join(ANCHOR_LOSSES)}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int) or self.alpha < 1:
-            raise ValueError(f"alpha: must be a positive integer, got {self.alpha!r}")
+            raise ConfigError(f"alpha: must be a positive integer, got {self.alpha!r}")
         for name in ("beta", "mse_weight", "dice_smooth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
+                raise ConfigError(f"{name}: must be a non-negative number, got {v!r}")
 
     @classmethod
     def medsegdiff_code(cls) -> "LossConfig":

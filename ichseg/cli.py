@@ -3,7 +3,9 @@
 Subcommands are listed in ``COMMANDS`` as (name, module, help); each module provides
 ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its command runs, so
 ``ichseg --help`` stays fast and one broken command cannot break the others.
-User errors (``IchsegError``, ``ValueError``, missing files) print one line and exit 2.
+User errors (``IchsegError`` and its subclasses, e.g. ``ConfigError``) print one line and exit 2;
+any other exception is a bug and prints its traceback (exit 1). ``--debug`` shows the traceback of
+user errors too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 from . import __version__
 from .errors import IchsegError
@@ -32,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ichseg", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ichseg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -41,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    debug = "--debug" in argv[:1]
+    if debug:
+        argv = argv[1:]
     if not argv or argv[0] not in COMMANDS:
         parser.parse_args(argv or ["--help"])  # prints help / errors for unknown commands
         return 2
@@ -51,9 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     args = sub.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
-    except (IchsegError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except IchsegError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"ichseg {name}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:  # a bug, not the user's input: keep everything needed to find it
+        traceback.print_exc()
+        print(f"ichseg {name}: internal error (the traceback above); please report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

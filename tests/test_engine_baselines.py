@@ -19,6 +19,9 @@ from ichseg.engine.checkpoint import load_checkpoint
 from ichseg.engine.config import method_kind, run_config_hash
 from ichseg.models.baselines import RECIPES
 
+# one thread: a count leaking into later modules would change their bit-exact resume comparisons
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
+
 TINY = ["data.prep={size: 32}", "data.phantom={cases: 6, seed: 0, in_plane: 64, slices: [8, 10]}",
         "train.batch_size=4", "train.val_slices=4", "train.log_every=1",
         "baselines.unet.model={base_channels: 4, channel_mult: [1, 2, 4]}"]
@@ -72,21 +75,6 @@ def test_unknown_method_lists_variants_and_baselines():
 
 
 # -- training ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("baselines")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread here, restored afterwards: a thread count leaking into later modules
-    changes CPU reduction order, and with it the bit-exact resume comparisons there."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def unet_run(workdir):
     cfg = resolve_run_config("smoke", "unet", TINY + ["train.iterations=12", "train.eval_every=6"])

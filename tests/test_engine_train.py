@@ -54,11 +54,6 @@ def state_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("engine")
-
-
-@pytest.fixture(scope="module")
 def reference_run(workdir):
     """An uninterrupted 24-iteration run (checkpoint every 6) in this process."""
     profile = tiny_profile(workdir, 24, 6)

@@ -24,7 +24,7 @@ from ichseg.models.baselines.transunet import npz_mapping
 from ichseg.models.baselines.ukan import uniform_knots
 from ichseg.models.losses import soft_dice_loss
 
-from test_models_common import single_thread  # noqa: F401
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 NAMES = list(BASELINES)
 # every structure kept (levels, ResNet stages, ViT, tokenised KAN stages), widths shrunk

@@ -8,7 +8,9 @@ import torch
 from ichseg.diffusion import DiffusionConfig, GaussianDiffusion, sample
 from ichseg.models import VARIANTS, ModelConfig, ModelOutput, build_model, make_eps_fn, variant_config
 
-from test_models_common import TINY, inputs, single_thread  # noqa: F401 (autouse fixture)
+from _model_helpers import TINY, inputs
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 SIZES = [32, 64, 256]
 

@@ -10,7 +10,9 @@ from ichseg.errors import IchsegError
 from ichseg.models import build_model
 from ichseg.models.pretrained import RESNET18_FILE, hub_checkpoint_dir, sha256_prefix
 
-from test_models_common import TINY, single_thread  # noqa: F401
+from _model_helpers import TINY
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 SMALL = {k: v for k, v in TINY.items() if k != "pretrained"}
 

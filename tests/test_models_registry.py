@@ -9,7 +9,9 @@ from ichseg.cli import main
 from ichseg.models import VARIANTS, ModelConfig, ModelOutput, build_model, model_card, variant_config
 from ichseg.models.losses import LossConfig, anchor_loss, soft_dice_loss, total_loss
 
-from test_models_common import TINY, single_thread  # noqa: F401
+from _model_helpers import TINY
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def test_unknown_variant_lists_the_known_ones():

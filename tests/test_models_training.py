@@ -9,7 +9,9 @@ from ichseg.diffusion import GaussianDiffusion
 from ichseg.models import VARIANTS, ConditionFeatures, build_model
 from ichseg.models.losses import LossConfig, total_loss
 
-from test_models_common import TINY, TINY_SHALLOW, blobs, inputs, single_thread, unzero  # noqa: F401
+from _model_helpers import TINY, TINY_SHALLOW, blobs, inputs, unzero
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 CROSS = [n for n, v in VARIANTS.items() if v["cross_attention"]]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from ..errors import ConfigError
 from ..utils.hashing import config_hash
 
 #: HU windows as (level, width). ``brain`` (L40/W80) is the usual reading window for acute blood;
@@ -33,7 +34,7 @@ NORMALIZE = ("unit", "symmetric", "zscore")
 
 def _choice(name: str, value: Any, known) -> None:
     if value not in known:
-        raise ValueError(f"{name}: unknown value {value!r}; known: {', '.join(known)}")
+        raise ConfigError(f"{name}: unknown value {value!r}; known: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -70,23 +71,23 @@ class PrepConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 8 <= self.size <= 2048:
-            raise ValueError(f"size: must be an integer in [8, 2048], got {self.size!r}")
+            raise ConfigError(f"size: must be an integer in [8, 2048], got {self.size!r}")
         _choice("window", self.window, tuple(WINDOWS))
         _choice("image_resize", self.image_resize, IMAGE_RESIZE)
         _choice("mask_resize", self.mask_resize, MASK_RESIZE)
         _choice("normalize", self.normalize, NORMALIZE)
         if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
                 or not 0.0 < float(self.test_fraction) < 1.0:
-            raise ValueError(f"test_fraction: must be a number in (0, 1), got {self.test_fraction!r}")
+            raise ConfigError(f"test_fraction: must be a number in (0, 1), got {self.test_fraction!r}")
         if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
                 or not 0.0 <= float(self.val_fraction) < 1.0:
-            raise ValueError(f"val_fraction: must be a number in [0, 1), got {self.val_fraction!r}")
+            raise ConfigError(f"val_fraction: must be a number in [0, 1), got {self.val_fraction!r}")
         if self.negative_ratio is not None and (
                 isinstance(self.negative_ratio, bool) or not isinstance(self.negative_ratio, (int, float))
                 or float(self.negative_ratio) < 0):
-            raise ValueError(f"negative_ratio: must be a number >= 0 or null, got {self.negative_ratio!r}")
+            raise ConfigError(f"negative_ratio: must be a number >= 0 or null, got {self.negative_ratio!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
+            raise ConfigError(f"seed: must be an integer >= 0, got {self.seed!r}")
 
     @property
     def windows(self) -> tuple[tuple[float, float], ...]:
@@ -104,7 +105,7 @@ class PrepConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"prep config: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"prep config: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**dict(data))
 
     def hash(self) -> str:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from .preparation import IMAGES, MANIFEST, MASKS, SLICES
 
 SPLITS = ("train", "val", "test")
@@ -45,7 +45,7 @@ class SliceDataset(Dataset):
     def __init__(self, prepared_dir: str | Path, split: str = "train", augment: bool = False, seed: int = 0,
                  flip_prob: float = 0.5, max_rotation_deg: float = 10.0):
         if split not in SPLITS:
-            raise ValueError(f"split: unknown value {split!r}; known: {', '.join(SPLITS)}")
+            raise ConfigError(f"split: unknown value {split!r}; known: {', '.join(SPLITS)}")
         self.dir = Path(prepared_dir)
         manifest_path = self.dir / MANIFEST
         if not manifest_path.is_file():

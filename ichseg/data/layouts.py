@@ -1,4 +1,4 @@
-"""Dataset folders as their publishers ship them (reference notes §3), in a registry by name.
+"""Dataset folders as their publishers ship them (their download pages and papers), in a registry by name.
 
 Each layout finds (image, mask) pairs under a ``--raw`` root, groups them by patient, says what
 role the dataset plays in the study (paper §4.1: Instance2022 is split 90/10 for training and
@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from .volumes import Volume, is_nifti_name, volume_id
 
 ROLE_TRAIN_TEST = "train_test"  # patient-level train/test split (Instance2022)
@@ -93,7 +93,7 @@ class Layout:
             raise IchsegError(f"{raw}: raw folder not found (expected a {self.title} folder: {self.expected})")
         if image_glob or mask_glob:
             if not (image_glob and mask_glob):
-                raise ValueError("image_glob and mask_glob: give both or neither")
+                raise ConfigError("image_glob and mask_glob: give both or neither")
             found = self._from_globs(raw, image_glob, mask_glob)
         else:
             root = self._locate(raw)
@@ -204,7 +204,7 @@ class BHSD(Layout):
         return any((root / f"images{s}").is_dir() and (root / f"labels{s}").is_dir() for s in ("Tr", "Ts"))
 
     def patient_of(self, vid: str) -> str:
-        """Group series of one patient (RSNA ids: ``ID_<patient>_ID_<series>``, reference notes §3)."""
+        """Group series of one patient (RSNA ids: ``ID_<patient>_ID_<series>``, as BHSD names its files)."""
         m = self._ID.match(vid)
         return m.group(1) if m else vid
 
@@ -301,4 +301,4 @@ def get_layout(name: str) -> Layout:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"dataset: unknown value {name!r}; known: {', '.join(DATASETS)}") from None
+        raise ConfigError(f"dataset: unknown value {name!r}; known: {', '.join(DATASETS)}") from None

@@ -1,6 +1,6 @@
 """Synthetic head CT with intracerebral hemorrhage, written in a real dataset's folder layout.
 
-The real datasets cannot be fetched here (reference notes §3), so the whole pipeline is exercised
+The real datasets need registration and may not be redistributed, so the whole pipeline is exercised
 on phantoms that go through the same ingestion path: NIfTI files in the Instance2022, BHSD or
 PhysioNet layout, read back by ``prepare_dataset``.
 
@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..errors import ConfigError
 from .layouts import SUBTYPES
 from .volumes import write_nifti
 
-#: label codes as BHSD's dataset.json (reference notes §3)
+#: label codes as BHSD's dataset.json (Wu et al. 2023: 1 epidural ... 5 subdural)
 SUBTYPE_CODE = {"epidural": 1, "intraparenchymal": 2, "intraventricular": 3, "subarachnoid": 4, "subdural": 5}
 BLOOD_HU = (50.0, 90.0)  # acute blood
 CSF_HU, WHITE_HU, GREY_HU, SCALP_HU, AIR_HU = 7.0, 25.0, 35.0, 30.0, -1000.0
@@ -237,7 +238,7 @@ def _lesion(sub, rng, xr, yr, z, d, theta, C, B, pw, sulci, sas, vent):
         hz = rng.uniform(15, 40)
         sector = _ramp((half - np.abs(dth)) * 40, pw) * _ramp(hz - np.abs(z - z0), pw)
         return np.maximum(sulci, sas * _ramp(d + 0.5, pw)) * sector, None
-    raise ValueError(f"phantom: unknown subtype {sub!r}")
+    raise ConfigError(f"phantom: unknown subtype {sub!r}")
 
 
 def _store(vol: PhantomVolume, domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -272,18 +273,18 @@ def write_phantom(out: str | Path, layout: str, cases: int = 10, seed: int = 0, 
     (min, max) range (default: the layout's own range, 24-36).
     """
     if layout not in DOMAINS:
-        raise ValueError(f"layout: unknown value {layout!r}; known: {', '.join(DOMAINS)}")
+        raise ConfigError(f"layout: unknown value {layout!r}; known: {', '.join(DOMAINS)}")
     if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
-        raise ValueError(f"cases: must be an integer >= 1, got {cases!r}")
+        raise ConfigError(f"cases: must be an integer >= 1, got {cases!r}")
     if not 16 <= int(in_plane) <= 1024:
-        raise ValueError(f"in_plane: must be in [16, 1024], got {in_plane!r}")
+        raise ConfigError(f"in_plane: must be in [16, 1024], got {in_plane!r}")
     domain = DOMAINS[layout]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids_rng = np.random.default_rng([seed, 7])
     lo, hi = (slices, slices) if isinstance(slices, (int, np.integer)) else (slices or domain.slices)
     if not 2 <= lo <= hi <= 512:
-        raise ValueError(f"slices: need 2 <= min <= max <= 512, got {slices!r}")
+        raise ConfigError(f"slices: need 2 <= min <= max <= 512, got {slices!r}")
     csv_rows = []
     patient = None
     for i in range(int(cases)):
@@ -294,7 +295,7 @@ def write_phantom(out: str | Path, layout: str, cases: int = 10, seed: int = 0, 
         if layout == "instance2022":
             img_p, msk_p = out / "train_2" / "data" / f"{i + 1:03d}.nii.gz", out / "train_2" / "label" / f"{i + 1:03d}.nii.gz"
         elif layout == "bhsd":
-            # about one patient in five has a second series (groups by the first id, reference notes §3)
+            # about one patient in five has a second series (RSNA ids: the first id is the patient)
             if patient is None or ids_rng.random() > 0.2:
                 patient = f"ID_{_hex(ids_rng, 9)}"
             name = f"{patient}_ID_{_hex(ids_rng, 10)}.nii.gz"

@@ -1,6 +1,6 @@
 """Reading CT volumes and masks from NIfTI, checked and in one canonical orientation.
 
-Every volume is read the same way whatever dataset it comes from (reference notes §3: all three
+Every volume is read the same way whatever dataset it comes from (all three
 datasets ship NIfTI):
 
 1. the header is checked before any voxel is read: a readable NIfTI, 3 dimensions (a 4th of
@@ -13,7 +13,7 @@ datasets ship NIfTI):
 4. non-finite voxels are refused.
 
 Masks go through the same path; any label > 0 is hemorrhage, the label values themselves are
-kept (BHSD stores the subtype as 1-5, reference notes §3).
+kept (BHSD stores the subtype as 1-5, Wu et al. 2023).
 """
 
 from __future__ import annotations

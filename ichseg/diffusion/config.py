@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..utils.configs import DictRoundTrip
 from .encoding import MASK_ENCODINGS
 from .schedules import BETA_SCHEDULES
@@ -15,7 +16,7 @@ PREDICTIONS = ("eps", "x0")
 
 def _check_choice(name: str, value: str, known) -> None:
     if value not in known:
-        raise ValueError(f"{name}: unknown value {value!r}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{name}: unknown value {value!r}; known: {', '.join(sorted(known))}")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class DiffusionConfig(DictRoundTrip):
     schedule:       beta schedule name, see ``ichseg.diffusion.schedules.BETA_SCHEDULES``.
     mask_encoding:  how a binary mask maps to diffusion space: ``symmetric`` ({0,1} -> {-1,1})
                     or ``binary`` (kept in {0,1}, as the released MedSegDiff code does;
-                    reference notes §1).
+                    github.com/KidsWithTokens/MedSegDiff).
     clip_x0:        clip the predicted x0 to the encoding's range while sampling.
     variance:       Σ_θ of Eq. 2 for ancestral sampling: ``fixed_small`` (posterior variance
                     β̃_t), ``fixed_large`` (β_t), or ``learned_range`` (the network outputs a
@@ -51,11 +52,11 @@ class DiffusionConfig(DictRoundTrip):
 
     def __post_init__(self) -> None:
         if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 2:
-            raise ValueError(f"timesteps: must be an integer >= 2, got {self.timesteps!r}")
+            raise ConfigError(f"timesteps: must be an integer >= 2, got {self.timesteps!r}")
         _check_choice("schedule", self.schedule, BETA_SCHEDULES)
         BETA_SCHEDULES[self.schedule](self.timesteps)  # schedule-specific limits on T raise here
         _check_choice("mask_encoding", self.mask_encoding, MASK_ENCODINGS)
         _check_choice("variance", self.variance, VARIANCE_TYPES)
         _check_choice("prediction", self.prediction, PREDICTIONS)
         if not isinstance(self.clip_x0, bool):
-            raise ValueError(f"clip_x0: must be true or false, got {self.clip_x0!r}")
+            raise ConfigError(f"clip_x0: must be true or false, got {self.clip_x0!r}")

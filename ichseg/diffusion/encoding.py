@@ -2,8 +2,8 @@
 
 ``symmetric`` maps {0,1} to {-1,1} (Ho et al. / most diffusion segmenters);
 ``binary`` keeps {0,1}, as the released MedSegDiff code does. In both, the predicted x0 is
-clipped to [-1, 1] while sampling: that is the code's behaviour for ``binary`` (reference notes
-§1) and the data range for ``symmetric``.
+clipped to [-1, 1] while sampling: the released code's behaviour for ``binary``
+(github.com/KidsWithTokens/MedSegDiff) and the data range for ``symmetric``.
 """
 
 from __future__ import annotations

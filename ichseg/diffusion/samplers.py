@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .gaussian import GaussianDiffusion
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,9 +39,9 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def respaced_timesteps(num_timesteps: int, steps: int) -> np.ndarray:
     """K evenly spaced timestep indices from 0 to T-1 inclusive, ascending (K=T gives all)."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps: must be a positive integer, got {steps!r}")
+        raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
     if steps > num_timesteps:
-        raise ValueError(f"steps: K={steps} exceeds the number of diffusion timesteps T={num_timesteps}")
+        raise ConfigError(f"steps: K={steps} exceeds the number of diffusion timesteps T={num_timesteps}")
     if steps == 1:
         return np.array([num_timesteps - 1])
     return np.round(np.linspace(0, num_timesteps - 1, steps)).astype(np.int64)
@@ -84,7 +85,7 @@ def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def ddpm_loop(d: GaussianDiffusion, step: _Stepper, x: torch.Tensor, generator, steps=None, eta=None) -> torch.Tensor:
     T = d.num_timesteps
     if steps not in (None, T):
-        raise ValueError(f"steps: ddpm runs all T={T} steps (got {steps}); use 'ddim' (eta=1) or 'dpm-solver++' for fewer")
+        raise ConfigError(f"steps: ddpm runs all T={T} steps (got {steps}); use 'ddim' (eta=1) or 'dpm-solver++' for fewer")
     a = d.np
     for t in range(T - 1, -1, -1):
         eps, x0, v = step(x, t)
@@ -182,13 +183,13 @@ def sample(
     ``return_raw``).
     """
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler: unknown value {sampler!r}; known: {', '.join(SAMPLERS)}")
+        raise ConfigError(f"sampler: unknown value {sampler!r}; known: {', '.join(SAMPLERS)}")
     if not isinstance(cond, torch.Tensor) or cond.ndim != 4:
         raise ValueError(f"cond: expected a (B, C, H, W) tensor, got shape {tuple(getattr(cond, 'shape', ()))}")
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ValueError(f"ensemble: must be a positive integer, got {ensemble!r}")
+        raise ConfigError(f"ensemble: must be a positive integer, got {ensemble!r}")
     if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta: must lie in [0, 1], got {eta!r}")
+        raise ConfigError(f"eta: must lie in [0, 1], got {eta!r}")
     B, _, H, W = cond.shape
     cond_n = cond.repeat_interleave(ensemble, dim=0)  # (B·N, C, H, W), sample-major within an image
     shape = (B * ensemble, mask_channels, H, W)

@@ -12,11 +12,13 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def linear_betas(timesteps: int) -> np.ndarray:
     scale = 1000.0 / timesteps
     if scale * 0.02 >= 1.0:  # β_T would reach 1 and ᾱ_T = 0: the chain is no longer a diffusion
-        raise ValueError(f"timesteps: the linear schedule scales β by 1000/T and needs T >= 21, got {timesteps}")
+        raise ConfigError(f"timesteps: the linear schedule scales β by 1000/T and needs T >= 21, got {timesteps}")
     return np.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=np.float64)
 
 
@@ -39,5 +41,5 @@ def make_betas(name: str, timesteps: int) -> np.ndarray:
     try:
         fn = BETA_SCHEDULES[name]
     except KeyError:
-        raise ValueError(f"schedule: unknown value {name!r}; known: {', '.join(sorted(BETA_SCHEDULES))}") from None
+        raise ConfigError(f"schedule: unknown value {name!r}; known: {', '.join(sorted(BETA_SCHEDULES))}") from None
     return fn(timesteps)

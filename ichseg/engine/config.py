@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from ..utils import config_hash
 from ..utils.configs import dataclass_from_dict
 
@@ -81,25 +81,25 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "eval_every", "val_slices", "val_steps", "val_ensemble", "log_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"train.{name}: must be a positive integer, got {v!r}")
+                raise ConfigError(f"train.{name}: must be a positive integer, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"train.lr: must be a positive number, got {self.lr!r}")
+            raise ConfigError(f"train.lr: must be a positive number, got {self.lr!r}")
         if not 0.0 <= float(self.ema_rate) < 1.0:
-            raise ValueError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
+            raise ConfigError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
         if self.val_sampler not in SAMPLER_NAMES:
-            raise ValueError(f"train.val_sampler: unknown value {self.val_sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+            raise ConfigError(f"train.val_sampler: unknown value {self.val_sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"train.device: unknown value {self.device!r}; known: auto, cpu, cuda")
+            raise ConfigError(f"train.device: unknown value {self.device!r}; known: auto, cpu, cuda")
         if self.amp not in ("none", "bf16"):
-            raise ValueError(f"train.amp: unknown value {self.amp!r}; known: none, bf16")
+            raise ConfigError(f"train.amp: unknown value {self.amp!r}; known: none, bf16")
         if self.optimizer not in ("adamw", "adam", "sgd"):
-            raise ValueError(f"train.optimizer: unknown value {self.optimizer!r}; known: adamw, adam, sgd")
+            raise ConfigError(f"train.optimizer: unknown value {self.optimizer!r}; known: adamw, adam, sgd")
         if self.lr_schedule not in ("linear", "poly", "cosine", "constant"):
-            raise ValueError(f"train.lr_schedule: unknown value {self.lr_schedule!r}; known: linear, poly, cosine, constant")
+            raise ConfigError(f"train.lr_schedule: unknown value {self.lr_schedule!r}; known: linear, poly, cosine, constant")
         if not 0.0 <= float(self.min_lr) < float(self.lr):
-            raise ValueError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
+            raise ConfigError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
         if self.val_split not in ("val", "train"):  # never "test": no choice may look at the test patients
-            raise ValueError(f"train.val_split: unknown value {self.val_split!r}; known: val, train")
+            raise ConfigError(f"train.val_split: unknown value {self.val_split!r}; known: val, train")
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,13 @@ class EvalConfig:
         from ..metrics import FUSIONS
 
         if self.paper_fusion not in FUSIONS:
-            raise ValueError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
+            raise ConfigError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
         if self.sampler not in SAMPLER_NAMES:
-            raise ValueError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+            raise ConfigError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
         for name in ("steps", "ensemble", "batch_slices"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"evaluate.{name}: must be a positive integer, got {v!r}")
+                raise ConfigError(f"evaluate.{name}: must be a positive integer, got {v!r}")
 
 
 def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
@@ -174,17 +174,17 @@ def load_profile(name_or_path: str | Path) -> dict:
 def apply_override(cfg: dict, assignment: str) -> None:
     """Apply one ``section.key[.sub]=value`` (value parsed as YAML: 50, 1e-4, true, [a, b])."""
     if "=" not in assignment:
-        raise ValueError(f"--set: expected key=value, got {assignment!r}")
+        raise ConfigError(f"--set: expected key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
     if parts[0] not in PROFILE_SECTIONS + (NNUNET,) or len(parts) < 2:
-        raise ValueError(f"--set: key {key!r} must start with one of {', '.join(PROFILE_SECTIONS + (NNUNET,))} and name a field "
+        raise ConfigError(f"--set: key {key!r} must start with one of {', '.join(PROFILE_SECTIONS + (NNUNET,))} and name a field "
                          "(e.g. train.iterations)")
     node = cfg
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise ValueError(f"--set: {key!r} goes through a non-mapping value")
+            raise ConfigError(f"--set: {key!r} goes through a non-mapping value")
     node[parts[-1]] = _parse_value(raw)
 
 
@@ -209,7 +209,7 @@ def method_kind(name: str) -> str:
         return "direct"
     if name == NNUNET:
         return NNUNET
-    raise ValueError(f"variant: unknown name {name!r}; known: {', '.join([*VARIANTS, *BASELINES, NNUNET])}")
+    raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join([*VARIANTS, *BASELINES, NNUNET])}")
 
 
 def _merge(*parts: Mapping[str, Any] | None) -> dict:
@@ -227,7 +227,7 @@ def _direct_sections(cfg: dict, name: str) -> None:
     own = base.get(name) or {}
     unknown = set(own) - {"model", "train", "loss"}
     if unknown:
-        raise ValueError(f"baselines.{name}: unknown key(s) {', '.join(sorted(unknown))}; known: loss, model, train")
+        raise ConfigError(f"baselines.{name}: unknown key(s) {', '.join(sorted(unknown))}; known: loss, model, train")
     recipe = RECIPES[name]
     image_size = (cfg.get("model") or {}).get("image_size")
     cfg["model"] = _merge({"image_size": image_size} if image_size else {}, base.get("model"), own.get("model"))
@@ -278,7 +278,7 @@ def resolve_run_config(
             apply_override(cfg, assignment)
     if iterations is not None:
         if kind == NNUNET:
-            raise ValueError("--iterations: nnU-Net trains by epochs; set nnunet.epochs / nnunet.iterations_per_epoch")
+            raise ConfigError("--iterations: nnU-Net trains by epochs; set nnunet.epochs / nnunet.iterations_per_epoch")
         cfg["train"]["iterations"] = int(iterations)
     if seed is not None:
         cfg["train"]["seed"] = int(seed)

@@ -109,7 +109,7 @@ import pandas as pd
 
 from ..data import SliceDataset
 from ..data.preparation import IMAGES, MANIFEST, MASKS
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from ..utils import atomic_directory, atomic_write_json, config_hash
 from ..utils.configs import dataclass_from_dict
 
@@ -136,7 +136,7 @@ CHECKPOINT = "checkpoint_final.pth"
 # ----------------------------------------------------------------------------------------------
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"nnunet.{name}: must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"nnunet.{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -182,27 +182,27 @@ class NnunetConfig:
 
     def __post_init__(self) -> None:
         if self.configuration != "2d":
-            raise ValueError(f"nnunet.configuration: only '2d' is supported, got {self.configuration!r}")
+            raise ConfigError(f"nnunet.configuration: only '2d' is supported, got {self.configuration!r}")
         if self.trainer not in TRAINERS:
-            raise ValueError(f"nnunet.trainer: unknown value {self.trainer!r}; known: {', '.join(TRAINERS)}")
+            raise ConfigError(f"nnunet.trainer: unknown value {self.trainer!r}; known: {', '.join(TRAINERS)}")
         for name in DEFAULT_LENGTH:
             _positive_int(name, getattr(self, name))
             if self.trainer == "nnUNetTrainer" and getattr(self, name) != DEFAULT_LENGTH[name]:
-                raise ValueError(f"nnunet.{name}: nnUNetTrainer has nnU-Net's fixed length ({name} = "
+                raise ConfigError(f"nnunet.{name}: nnUNetTrainer has nnU-Net's fixed length ({name} = "
                                  f"{DEFAULT_LENGTH[name]}); use trainer nnUNetTrainerIchseg to change it")
         _positive_int("dataset_id", self.dataset_id)
         if self.dataset_id > 999:
-            raise ValueError(f"nnunet.dataset_id: must be in [1, 999], got {self.dataset_id!r}")
+            raise ConfigError(f"nnunet.dataset_id: must be in [1, 999], got {self.dataset_id!r}")
         if isinstance(self.fold, bool) or self.fold != 0:
-            raise ValueError(f"nnunet.fold: only fold 0 (our train/test patient split) exists, got {self.fold!r}")
+            raise ConfigError(f"nnunet.fold: only fold 0 (our train/test patient split) exists, got {self.fold!r}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"nnunet.device: unknown value {self.device!r}; known: auto, cpu, cuda")
+            raise ConfigError(f"nnunet.device: unknown value {self.device!r}; known: auto, cpu, cuda")
         _positive_int("seed", self.seed, 0)
         if self.channel_name not in CHANNEL_NAMES:
-            raise ValueError(f"nnunet.channel_name: unknown value {self.channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
+            raise ConfigError(f"nnunet.channel_name: unknown value {self.channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
         for name in ("tta", "validate"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"nnunet.{name}: must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(f"nnunet.{name}: must be true or false, got {getattr(self, name)!r}")
         _positive_int("processes", self.processes)
         if self.da_workers is not None:
             _positive_int("da_workers", self.da_workers, 0)
@@ -317,7 +317,7 @@ def run_step(display: str, argv: list[str], env: Mapping[str, str], log_path: Pa
 # ----------------------------------------------------------------------------------------------
 def dataset_name(dataset_id: int, name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
-        raise ValueError(f"nnunet dataset name: use letters, digits, '_' and '-' only, got {name!r}")
+        raise ConfigError(f"nnunet dataset name: use letters, digits, '_' and '-' only, got {name!r}")
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
@@ -405,7 +405,7 @@ def export_raw_dataset(prepared: str | Path, nnunet_raw: str | Path, *, dataset_
     manifest = _manifest(prepared)
     name = name or f"ICH{manifest.get('dataset', 'data')}"
     if channel_name not in CHANNEL_NAMES:
-        raise ValueError(f"nnunet.channel_name: unknown value {channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
+        raise ConfigError(f"nnunet.channel_name: unknown value {channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
     folder_name = dataset_name(dataset_id, name)
     target = nnunet_raw / folder_name
     stamp = _export_stamp(manifest, dataset_id, name, channel_name)

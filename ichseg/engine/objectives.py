@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..metrics import paper_protocol, strict_protocol
 from .config import TrainConfig
 from .inference import predict_direct, segment_slices
@@ -119,7 +120,7 @@ def make_objective(cfg: Mapping[str, Any], device: torch.device):
         return DiffusionObjective(cfg, device)
     if kind == "direct":
         return DirectObjective(cfg, device)
-    raise ValueError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind})")
+    raise ConfigError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind})")
 
 
 def validation_scores(prob: torch.Tensor, masks: torch.Tensor) -> dict:

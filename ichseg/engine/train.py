@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from ..utils import atomic_write_json, atomic_write_text
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, run_config_hash, train_config
@@ -139,7 +139,7 @@ def train(
     tcfg: TrainConfig = train_config(cfg)
     rank, world, device = _dist_setup(tcfg.device)
     if tcfg.batch_size % world:
-        raise ValueError(f"train.batch_size: the global batch {tcfg.batch_size} must divide by the {world} ranks")
+        raise ConfigError(f"train.batch_size: the global batch {tcfg.batch_size} must divide by the {world} ranks")
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"

@@ -6,6 +6,7 @@ fusion of ``fusion``) and strict ones.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .chance import all_foreground_dice, chance_dice, chance_dice_in_head, head_mask
 from .fusion import FUSION_STAGES, FUSIONS, fuse, fusion_maps, fusion_stages
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
@@ -17,7 +18,7 @@ PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
 
 def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol: unknown value {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"protocol: unknown value {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[protocol](pred, gt, **kwargs)
 
 

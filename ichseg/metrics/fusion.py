@@ -46,6 +46,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ConfigError
+
 BLEND_DICE_THRESHOLD = 0.65  # the released DDPM path's switch between the two blends
 JPEG_QUALITY = 75  # PIL's default, which torchvision.utils.save_image uses for a .jpg
 
@@ -194,7 +196,7 @@ def fuse(name: str, samples, cal=None, sampler: str = "ddpm", *, ensemble: bool 
     a direct segmenter's single probability map (one member): ``medsegdiff`` then applies the
     8-bit image path only (it has neither an ensemble to fuse nor an anchor to blend)."""
     if name not in FUSIONS:
-        raise ValueError(f"fusion: unknown value {name!r}; known: {', '.join(FUSIONS)}")
+        raise ConfigError(f"fusion: unknown value {name!r}; known: {', '.join(FUSIONS)}")
     if not ensemble:
         return fusion_maps(fusion_stages(samples, ensemble=False))[name]
     return FUSIONS[name](samples, cal, sampler)

@@ -1,4 +1,4 @@
-"""The paper's evaluation protocol: MedSegDiff's ``eval_seg`` (paper §4.1; reference notes §2).
+"""The paper's evaluation protocol: MedSegDiff's ``eval_seg`` (paper §4.1; its released code).
 
 For each 2D slice: the prediction is divided by its own maximum, prediction **and** ground truth
 are binarised at each threshold (> th), Dice = (2|A∩B| + 1e-4) / (|A| + |B| + 1e-4) and

@@ -1,4 +1,4 @@
-"""Strict metrics the paper does not report: an empty/empty case is
+"""Strict metrics the paper does not report (scored like nnU-Net's evaluator): an empty/empty case is
 "not applicable" (NaN, counted separately), never a perfect score.
 
 - Dice / IoU at one threshold on slices whose ground truth is positive;

@@ -1,4 +1,4 @@
-"""Networks of the study (issue 4): the diffusion U-Net, the two condition branches,
+"""Networks of the study: the diffusion U-Net, the two condition branches,
 cross-attention, the Table 2 variant registry, the loss of Eq. 4, and model cards; and the
 Table 1 baselines (U-Net, TransUNet, U-KAN) as direct segmenters (``ichseg.models.baselines``).
 

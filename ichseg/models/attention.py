@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .blocks import from_tokens, group_norm, to_tokens, zero_module
 
 
@@ -41,7 +42,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, dim: int, heads: int, context_dim: int | None = None, zero_out: bool = False):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"heads: {heads} does not divide the width {dim}")
+            raise ConfigError(f"heads: {heads} does not divide the width {dim}")
         self.heads = heads
         self.to_q = nn.Linear(dim, dim)
         self.to_kv = nn.Linear(context_dim or dim, 2 * dim)

@@ -6,6 +6,7 @@ import argparse
 
 import yaml
 
+from ..errors import ConfigError
 from .card import format_card, model_card
 from .registry import VARIANTS
 
@@ -16,7 +17,7 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set: expected key=value, got {item!r}")
+            raise ConfigError(f"--set: expected key=value, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if "image_size" in overrides:
-        raise ValueError("--set: use --image-size for image_size")
+        raise ConfigError("--set: use --image-size for image_size")
     rows = model_card(args.variant, image_size=args.image_size, **overrides)
     print(f"Model card at {args.image_size}x{args.image_size}, batch 1 (GF = GFLOPs; FlopCounterMode, "
           f"2 FLOPs per multiply-add; 'step' = one denoising step, 'fwd' = condition + one step)")

@@ -7,7 +7,7 @@ Both return ``ConditionFeatures``:
 
 - ``ConditionUNet``: MedSegDiff-v2's released condition network, an nnU-Net-v1-style 2D U-Net
   (Generic_UNet: 32 base features doubling per pooling up to 480, two conv-InstanceNorm-LeakyReLU
-  per stage, strided-conv pooling, transposed-conv up-sampling), trained from scratch (notes §1).
+  per stage, strided-conv pooling, transposed-conv up-sampling), trained from scratch (as released).
   ``fusion`` is its last decoder stage (the first level, full resolution), ``context`` its
   bottleneck — the deepest features, the only global ones it has (used by the "+ Cross-Attention"
   row of Table 2, before the Transformer exists).

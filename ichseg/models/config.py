@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..utils.configs import DictRoundTrip
 
 CONDITIONS = ("unet", "resnet18")
@@ -30,7 +31,7 @@ def _is_int(v) -> bool:
 
 def _require(cond: bool, name: str, msg: str, value) -> None:
     if not cond:
-        raise ValueError(f"{name}: {msg}, got {value!r}")
+        raise ConfigError(f"{name}: {msg}, got {value!r}")
 
 
 def _is_power_of_half(f: float) -> bool:
@@ -50,9 +51,9 @@ class ModelConfig(DictRoundTrip):
       in_channels:      CT channels of the conditioning image (1 for one window).
       mask_channels:    channels of the mask being diffused (1: hemorrhage vs background).
       learn_sigma:      also output the variance channel(s) (guided-diffusion ``learn_sigma``;
-                        reference notes §1: effectively required by the released MedSegDiff UNet).
+                        effectively required by the released MedSegDiff UNet).
 
-    Diffusion U-Net (the diffusion branch, §3.3; sizes of the MedSegDiff code at 256², notes §1)
+    Diffusion U-Net (the diffusion branch, §3.3; sizes of the released MedSegDiff code at 256²)
       base_channels:    width of the first level (128).
       channel_mult:     per-level width multipliers, one level per entry ((1,1,2,2,4,4)).
       num_res_blocks:   residual blocks per level on the way down (2; one more on the way up).
@@ -73,7 +74,7 @@ class ModelConfig(DictRoundTrip):
       fuse_first_level: add the condition branch's full-resolution features to the output of
                         the diffusion U-Net's first block (the released MedSegDiff-v2 fusion).
       detach_fusion:    detach those features first, so the diffusion loss does not train the
-                        condition branch through the fusion (the released code; notes §1).
+                        condition branch through the fusion (the released MedSegDiff-v2 code).
       resnet_stem:      how the 32-map 3×3 stem meets ResNet18 (the paper does not say):
                         ``rgb``: a learned 1×1 conv 32→3 feeds ResNet18's own (pretrained) 7×7/2
                         conv + max-pool, so every pretrained tensor is used (strides 4/8/16);
@@ -82,7 +83,7 @@ class ModelConfig(DictRoundTrip):
       pretrained:       ``imagenet`` (torchvision ResNet18_Weights.IMAGENET1K_V1 from the local
                         hub cache or ``weights_path``; never downloaded) or ``none``. It concerns
                         the resnet18 branch only: the MedSegDiff-v2 U-Net has no pretrained
-                        weights (trained from scratch, notes §1), so for ``condition: unet`` it
+                        weights (trained from scratch, as released), so for ``condition: unet`` it
                         has no effect — one profile-wide setting then serves every Table 2 row.
       weights_path:     explicit ResNet18 state-dict file (overrides the hub cache).
       verify_weights:   check the sha256 prefix of an ``imagenet`` file (f37072fd).
@@ -139,11 +140,11 @@ class ModelConfig(DictRoundTrip):
         for name, kind in _TUPLE_FIELDS.items():
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{name}: must be a list of numbers, got {value!r}")
+                raise ConfigError(f"{name}: must be a list of numbers, got {value!r}")
             try:
                 conv = tuple(kind(v) if kind is float else v for v in value)
             except (TypeError, ValueError):
-                raise ValueError(f"{name}: must be a list of numbers, got {value!r}") from None
+                raise ConfigError(f"{name}: must be a list of numbers, got {value!r}") from None
             object.__setattr__(self, name, conv)
         self._validate()
 
@@ -167,11 +168,11 @@ class ModelConfig(DictRoundTrip):
         for name, known in (("condition", CONDITIONS), ("resnet_stem", RESNET_STEMS), ("pretrained", PRETRAINED)):
             v = getattr(self, name)
             if v not in known:
-                raise ValueError(f"{name}: unknown value {v!r}; known: {', '.join(known)}")
+                raise ConfigError(f"{name}: unknown value {v!r}; known: {', '.join(known)}")
         _require(len(self.channel_mult) >= 1 and all(_is_int(m) and m >= 1 for m in self.channel_mult),
                  "channel_mult", "must be a non-empty list of positive integers", self.channel_mult)
         if self.reduce_levels >= len(self.channel_mult):
-            raise ValueError(
+            raise ConfigError(
                 f"reduce_levels: {self.reduce_levels} would remove every level of channel_mult "
                 f"{self.channel_mult}; at most {len(self.channel_mult) - 1}"
             )
@@ -183,14 +184,14 @@ class ModelConfig(DictRoundTrip):
             _require(isinstance(self.weights_path, str) and self.weights_path != "", "weights_path",
                      "must be a file path", self.weights_path)
             if self.pretrained == "none":
-                raise ValueError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
+                raise ConfigError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
         if self.transformer and self.condition != "resnet18":
-            raise ValueError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
+            raise ConfigError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
                              "set condition: resnet18")
         # every down-sampling must halve an even side
         need = max(2 ** (self.levels - 1), 16 if self.condition == "resnet18" else 1)
         if self.image_size % need:
-            raise ValueError(
+            raise ConfigError(
                 f"image_size: {self.image_size} is not divisible by {need} "
                 f"({self.levels} diffusion levels{', resnet18 stride 16' if self.condition == 'resnet18' else ''})"
             )

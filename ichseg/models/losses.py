@@ -8,7 +8,7 @@
 - L_anc on the condition branch's anchor logits:
   ``dice_ce``: soft Dice + β·BCE-with-logits, every α-th iteration (the paper, Eq. 4; α=5, β=10);
   ``mse``:     w·MSE(sigmoid(anchor), mask), the released MedSegDiff code's calibration loss
-               (w=10, on every step: use ``LossConfig.medsegdiff_code()``; reference notes §1);
+               (w=10, on every step: use ``LossConfig.medsegdiff_code()``);
   ``none``:    no anchor loss.
 """
 
@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..diffusion.gaussian import GaussianDiffusion
 from ..utils.configs import dataclass_from_dict
 
@@ -40,13 +41,13 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.anchor_loss not in ANCHOR_LOSSES:
-            raise ValueError(f"anchor_loss: unknown value {self.anchor_loss!r}; known: {', '.join(ANCHOR_LOSSES)}")
+            raise ConfigError(f"anchor_loss: unknown value {self.anchor_loss!r}; known: {', '.join(ANCHOR_LOSSES)}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int) or self.alpha < 1:
-            raise ValueError(f"alpha: must be a positive integer, got {self.alpha!r}")
+            raise ConfigError(f"alpha: must be a positive integer, got {self.alpha!r}")
         for name in ("beta", "mse_weight", "dice_smooth", "vb_weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
+                raise ConfigError(f"{name}: must be a non-negative number, got {v!r}")
 
     @classmethod
     def medsegdiff_code(cls) -> "LossConfig":

@@ -51,7 +51,7 @@ class DiffusionSegmenter(nn.Module):
         fusion = cond.fusion
         if fusion is not None and self.config.detach_fusion:
             # released MedSegDiff-v2: the fused features are detached, so the diffusion loss does
-            # not train the condition branch through this path (reference notes §1)
+            # not train the condition branch through this path (github.com/KidsWithTokens/MedSegDiff)
             fusion = fusion.detach()
         eps = self.diffusion(x_t, t, cond.image, fusion=fusion, context=cond.context)
         return ModelOutput(eps=eps, anchor=cond.anchor)

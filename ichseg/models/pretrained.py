@@ -4,7 +4,7 @@
 ``resnet18-f37072fd.pth`` (the first 8 hex digits of its sha256 are in the name). It is looked up
 in ``weights_path`` when given, else in the torch hub cache (``torch.hub.get_dir()/checkpoints``,
 i.e. ``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``). Nothing is ever
-downloaded (the study's machines have no internet, reference notes §3) and nothing falls back to
+downloaded (the study's machines have no internet) and nothing falls back to
 random initialisation: a missing, unreadable, truncated or foreign file raises ``IchsegError``.
 """
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from ..errors import ConfigError
 from .baselines import DirectSegmenter, SegmenterConfig, segmenter_from_config
 from .config import ModelConfig
 from .model import DiffusionSegmenter
@@ -102,14 +103,14 @@ def is_direct(name: str) -> bool:
 def segmenter_config(name: str, **overrides: Any) -> SegmenterConfig:
     """The SegmenterConfig of a Table 1 baseline with ``overrides`` applied (validated)."""
     if name not in BASELINES:
-        raise ValueError(f"baseline: unknown name {name!r}; known: {', '.join(BASELINES)}")
+        raise ConfigError(f"baseline: unknown name {name!r}; known: {', '.join(BASELINES)}")
     known = set(SegmenterConfig.field_names())
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"overrides: unknown key(s) {', '.join(unknown)} for baseline {name!r}; "
+        raise ConfigError(f"overrides: unknown key(s) {', '.join(unknown)} for baseline {name!r}; "
                          f"known: {', '.join(sorted(known))}")
     if "arch" in overrides and overrides["arch"] != BASELINES[name]["arch"]:
-        raise ValueError(f"arch: baseline {name!r} is arch {BASELINES[name]['arch']!r}, got {overrides['arch']!r}")
+        raise ConfigError(f"arch: baseline {name!r} is arch {BASELINES[name]['arch']!r}, got {overrides['arch']!r}")
     return SegmenterConfig(**{**BASELINES[name], **overrides})
 
 
@@ -123,13 +124,13 @@ def variant_config(name: str, **overrides: Any) -> ModelConfig:
     """The ModelConfig of a Table 2 variant with ``overrides`` applied (validated)."""
     if name not in VARIANTS:
         if name in BASELINES:
-            raise ValueError(f"variant: {name!r} is a Table 1 baseline, not a diffusion variant; "
+            raise ConfigError(f"variant: {name!r} is a Table 1 baseline, not a diffusion variant; "
                              f"use segmenter_config({name!r}); known variants: {', '.join(VARIANTS)}")
-        raise ValueError(f"variant: unknown name {name!r}; known: {', '.join(VARIANTS)}")
+        raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join(VARIANTS)}")
     known = set(ModelConfig.field_names())
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"overrides: unknown key(s) {', '.join(unknown)} for variant {name!r}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"overrides: unknown key(s) {', '.join(unknown)} for variant {name!r}; known: {', '.join(sorted(known))}")
     return ModelConfig(**{**VARIANTS[name], **overrides})
 
 
@@ -158,5 +159,5 @@ def build_model(name: str, **overrides: Any) -> DiffusionSegmenter | DirectSegme
     if name in BASELINES:
         return build_segmenter(name, **overrides)
     if name not in VARIANTS:
-        raise ValueError(f"model: unknown name {name!r}; known: {_known_names()}")
+        raise ConfigError(f"model: unknown name {name!r}; known: {_known_names()}")
     return build_from_config(variant_config(name, **overrides))

@@ -1,13 +1,13 @@
 """The diffusion branch: a guided-diffusion style U-Net predicting ε (§3.3).
 
-Layout as the MedSegDiff code's UNetModel (reference notes §1): sinusoidal time-step embedding →
+Layout as the released MedSegDiff code's ``UNetModel``: sinusoidal time-step embedding →
 MLP; residual blocks with scale-shift GroupNorm (FiLM by the time embedding); ``num_res_blocks``
 blocks per level down and ``num_res_blocks + 1`` up (each up block concatenates one skip);
 strided-conv down-sampling, nearest + conv up-sampling; self-attention at the configured
 resolution fractions and in the middle block; zero-initialised output convolution.
 
-Its input is the noisy mask x_t concatenated with the CT image (notes §1: "the image is
-concatenated to the noisy mask at every step"). Two optional inputs come from the condition
+Its input is the noisy mask x_t concatenated with the CT image (the released code concatenates the
+image to the noisy mask at every step). Two optional inputs come from the condition
 branch: ``fusion`` (full-resolution features added to the output of the first block, the
 released MedSegDiff-v2 fusion) and ``context`` (tokens used as keys/values of the
 cross-attention of §3.3, before the bottleneck and on chosen up levels).

@@ -139,6 +139,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="generated toc (default BOOK/_toc.generated.yml)")
     p.add_argument("--require", nargs="*", default=[], metavar="PROFILE",
                    help="fail unless these profiles' results are listed (consistent and complete)")
+    p.add_argument("--require-any", action="store_true",
+                   help="fail unless at least one profile's results are listed (a book built from committed results only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,4 +148,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.require if p not in listed]
     if missing:
         raise StaleResultsError(f"no consistent results for profile(s) {', '.join(missing)}: run `ichseg study --profile {missing[0]}`")
+    if args.require_any and not listed:
+        raise StaleResultsError(f"{args.book / 'results'}: no profile has consistent results; run `ichseg study --profile "
+                                "PROFILE` and commit results/PROFILE")
     return 0

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 from ..report.collect import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 from ..utils import atomic_write_json, config_hash, file_sha256
 from .profiles import study_settings
@@ -115,7 +115,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, list[str]]:
     for item in items:
         key, sep, _ = item.partition("=")
         if not sep:
-            raise ValueError(f"--set: expected [VARIANT:]KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set: expected [VARIANT:]KEY=VALUE, got {item!r}")
         if ":" in key:
             variant, assignment = item.split(":", 1)
             out.setdefault(variant.strip(), []).append(assignment)
@@ -141,11 +141,11 @@ class Study:
 
         unknown = [v for v in self.variants if v not in KNOWN]
         if unknown:
-            raise ValueError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
+            raise ConfigError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
         self.seeds = [int(s) for s in (spec.seeds if spec.seeds is not None else settings["seeds"])]
         unknown = set(spec.overrides) - {"*"} - set(self.variants)
         if unknown:
-            raise ValueError(f"--set: variant(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.variants)})")
+            raise ConfigError(f"--set: variant(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.variants)})")
         self.global_overrides = list(settings["overrides"]) + spec.overrides.get("*", [])
         self.overrides = {v: self.global_overrides + spec.overrides.get(v, []) for v in self.variants}
         self.results_dir = (Path(spec.results_root) if spec.results_root else self.root / "results").resolve() / self.profile

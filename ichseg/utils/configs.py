@@ -7,16 +7,18 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..errors import ConfigError
+
 
 def dataclass_from_dict(cls, data: Mapping[str, Any], what: str):
     """``cls(**data)`` for a dataclass, refusing a non-mapping or unknown keys (listing the known
     ones) in one line that starts with ``what``."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{what}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{what}: expected a mapping, got {type(data).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     return cls(**dict(data))
 
 
@@ -49,7 +51,7 @@ class DictRoundTrip:
     def from_yaml(cls, text: str):
         data = yaml.safe_load(text) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{cls._what}: YAML must hold a mapping")
+            raise ConfigError(f"{cls._what}: YAML must hold a mapping")
         return cls.from_dict(data)
 
 

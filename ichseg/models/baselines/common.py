@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ..blocks import check_image
 from .config import SegmenterConfig, norm_groups
 
@@ -15,7 +16,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(norm_groups(channels), channels)
-    raise ValueError(f"norm: unknown value {kind!r}; known: batch, group")
+    raise ConfigError(f"norm: unknown value {kind!r}; known: batch, group")
 
 
 class ConvNormReLU(nn.Sequential):

@@ -46,6 +46,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from ...errors import ConfigError
 from ...utils.configs import DictRoundTrip
 
 ARCHS = ("unet", "transunet", "ukan")
@@ -64,7 +65,7 @@ def _is_num(v) -> bool:
 
 def _require(cond: bool, name: str, msg: str, value) -> None:
     if not cond:
-        raise ValueError(f"{name}: {msg}, got {value!r}")
+        raise ConfigError(f"{name}: {msg}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,9 @@ class SegmenterConfig(DictRoundTrip):
 
     def _validate(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"arch: unknown value {self.arch!r}; known: {', '.join(ARCHS)}")
+            raise ConfigError(f"arch: unknown value {self.arch!r}; known: {', '.join(ARCHS)}")
         if self.norm not in NORMS:
-            raise ValueError(f"norm: unknown value {self.norm!r}; known: {', '.join(NORMS)}")
+            raise ConfigError(f"norm: unknown value {self.norm!r}; known: {', '.join(NORMS)}")
         for name in ("image_size", "in_channels", "out_channels", "base_channels", "vit_hidden", "vit_layers",
                      "vit_heads", "vit_mlp", "kan_grid_size", "kan_spline_order"):
             v = getattr(self, name)
@@ -126,21 +127,21 @@ class SegmenterConfig(DictRoundTrip):
             _require(isinstance(self.vit_weights, str) and self.vit_weights != "", "vit_weights",
                      "must be a file path or null", self.vit_weights)
             if self.arch != "transunet":
-                raise ValueError(f"vit_weights: only TransUNet loads ViT weights, but arch is {self.arch!r}")
+                raise ConfigError(f"vit_weights: only TransUNet loads ViT weights, but arch is {self.arch!r}")
         if self.arch == "transunet" and len(self.resnet_units) != len(self.channel_mult):
-            raise ValueError(
+            raise ConfigError(
                 f"resnet_units: one entry per ResNet stage of channel_mult {self.channel_mult}, "
                 f"got {self.resnet_units!r}"
             )
         if self.arch == "transunet" and min(self.widths) < 8:
-            raise ValueError(
+            raise ConfigError(
                 f"channel_mult: TransUNet's ResNet stages need widths of at least 8 (their bottleneck is a quarter "
                 f"as wide, and a weight-standardised conv from a single channel is constant), got widths "
                 f"{self.widths} from base_channels {self.base_channels} × channel_mult {self.channel_mult}"
             )
         need = self.divisor
         if self.image_size % need:
-            raise ValueError(f"image_size: {self.image_size} is not divisible by {need} "
+            raise ConfigError(f"image_size: {self.image_size} is not divisible by {need} "
                              f"(the total stride of this {self.arch}: {self.depth_note})")
 
     # -- derived -------------------------------------------------------------------------------

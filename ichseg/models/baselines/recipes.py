@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from ...errors import ConfigError
 from ...utils.configs import dataclass_from_dict
 from ..losses import soft_dice_loss
 
@@ -39,7 +40,7 @@ def _non_negative(obj, *names: str) -> None:
     for name in names:
         v = getattr(obj, name)
         if not _is_num(v) or v < 0:
-            raise ValueError(f"{name}: must be a non-negative number, got {v!r}")
+            raise ConfigError(f"{name}: must be a non-negative number, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,18 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: unknown value {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"optimizer: unknown value {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule: unknown value {self.lr_schedule!r}; known: {', '.join(SCHEDULES)}")
+            raise ConfigError(f"lr_schedule: unknown value {self.lr_schedule!r}; known: {', '.join(SCHEDULES)}")
         if not _is_num(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
+            raise ConfigError(f"lr: must be a positive number, got {self.lr!r}")
         _non_negative(self, "momentum", "weight_decay", "poly_power", "min_lr", "bce_weight", "dice_weight")
         if self.min_lr >= self.lr:
-            raise ValueError(f"min_lr: must be below lr ({self.lr}), got {self.min_lr!r}")
+            raise ConfigError(f"min_lr: must be below lr ({self.lr}), got {self.min_lr!r}")
         if self.bce_weight + self.dice_weight <= 0:
-            raise ValueError("bce_weight: bce_weight and dice_weight are both 0 (no loss)")
+            raise ConfigError("bce_weight: bce_weight and dice_weight are both 0 (no loss)")
         if not isinstance(self.source, str):
-            raise ValueError(f"source: must be a string, got {self.source!r}")
+            raise ConfigError(f"source: must be a string, got {self.source!r}")
 
     def loss_config(self, dice_smooth: float = 1.0) -> "SegmentationLossConfig":
         return SegmentationLossConfig(self.bce_weight, self.dice_weight, dice_smooth)
@@ -148,7 +149,7 @@ class SegmentationLossConfig:
     def __post_init__(self) -> None:
         _non_negative(self, "bce_weight", "dice_weight", "dice_smooth")
         if self.bce_weight + self.dice_weight <= 0:
-            raise ValueError("bce_weight: bce_weight and dice_weight are both 0 (no loss)")
+            raise ConfigError("bce_weight: bce_weight and dice_weight are both 0 (no loss)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,11 +180,11 @@ def as_recipe(recipe_like: Recipe | str | Mapping[str, Any]) -> Recipe:
         return recipe_like
     if isinstance(recipe_like, str):
         if recipe_like not in RECIPES:
-            raise ValueError(f"recipe: unknown name {recipe_like!r}; known: {', '.join(RECIPES)}")
+            raise ConfigError(f"recipe: unknown name {recipe_like!r}; known: {', '.join(RECIPES)}")
         return RECIPES[recipe_like]
     if isinstance(recipe_like, Mapping):
         return Recipe.from_dict(recipe_like)
-    raise ValueError(f"recipe: expected a Recipe, a name or a mapping, got {type(recipe_like).__name__}")
+    raise ConfigError(f"recipe: expected a Recipe, a name or a mapping, got {type(recipe_like).__name__}")
 
 
 def build_optimizer(model: torch.nn.Module, recipe_like: Recipe | str | Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -208,13 +209,13 @@ def lr_lambda(schedule: str, iterations: int, power: float = 0.9, floor: float =
     s = (1 - x)^power (poly), (1 + cos πx) / 2 (cosine), 1 - x (linear) or 1 (constant);
     iterations past the end keep the final value."""
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: unknown value {schedule!r}; known: {', '.join(SCHEDULES)}")
+        raise ConfigError(f"schedule: unknown value {schedule!r}; known: {', '.join(SCHEDULES)}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations: must be a positive integer, got {iterations!r}")
+        raise ConfigError(f"iterations: must be a positive integer, got {iterations!r}")
     if not _is_num(power) or power < 0:
-        raise ValueError(f"power: must be a non-negative number, got {power!r}")
+        raise ConfigError(f"power: must be a non-negative number, got {power!r}")
     if not _is_num(floor) or not 0.0 <= floor <= 1.0:
-        raise ValueError(f"floor: must lie in [0, 1], got {floor!r}")
+        raise ConfigError(f"floor: must lie in [0, 1], got {floor!r}")
 
     def shape(x: float) -> float:
         if schedule == "poly":

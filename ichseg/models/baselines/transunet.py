@@ -28,7 +28,7 @@ root conv takes ``in_channels`` directly, and when ImageNet weights are loaded i
 the RGB kernel is summed over its input channels, which gives exactly the official repeat-to-RGB.
 
 Pretrained weights: the official model starts from ``R50+ViT-B_16.npz`` (ImageNet-21k), which cannot
-be fetched here (reference notes §4). ``vit_weights=None`` means random initialisation (the study's
+be fetched on the study's offline machines. ``vit_weights=None`` means random initialisation (the study's
 runs); a path loads that file's encoder, embedding and Transformer (the decoder is always trained
 from scratch, as officially). Nothing is downloaded and nothing falls back silently: a missing,
 unreadable or mismatching file raises ``IchsegError``.

@@ -1,8 +1,7 @@
-"""Shared tiny configurations for the model tests (CPU, seconds); holds no tests itself."""
+"""Tiny configurations and inputs shared by the model tests (CPU, seconds); a helper module, not tests."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 # Tiny widths: every variant keeps its structure (levels, attention, fusion, cross-attention),
@@ -39,17 +38,6 @@ def blobs(batch: int = 4, size: int = 32, seed: int = 0):
     mask = torch.stack(masks)[:, None]
     image = 0.8 * mask + 0.1 * torch.randn(mask.shape, generator=g)
     return image, mask
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run the model tests on one intra-op thread (restored afterwards). On this shared 2-core
-    machine two OpenMP threads competing with other processes made a tiny forward ~100× slower
-    (4.6 s instead of 0.05 s); one thread is stable. Import this fixture into each test module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def unzero(model: torch.nn.Module, std: float = 0.05, seed: int = 0) -> torch.nn.Module:

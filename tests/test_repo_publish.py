@@ -1,0 +1,111 @@
+"""Publishing the book as Jupyter Books are: `make publish` (ghp-import onto a local gh-pages
+branch), the GitHub Actions workflow that builds from the lock file and the committed results, and
+`ichseg report toc --require-any` that the committed-results build relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from _study_helpers import write_study
+
+from ichseg.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+
+
+def test_book_workflow_builds_from_the_lock_and_committed_results_and_deploys():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "push" in triggers and wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
+    build, deploy = wf["jobs"]["build"], wf["jobs"]["deploy"]
+    uses = [s.get("uses", "") for s in build["steps"]]
+    runs = " ".join(s.get("run", "") for s in build["steps"])
+    assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
+    assert next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))["with"]["path"] == "_build/html"
+    assert "requirements/lock.txt" in WORKFLOW.read_text()
+    assert re.findall(r"\bmake (\S+)", runs) == ["venv", "book-committed"] and "ichseg" not in runs  # no study, no training
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_book_committed_target_requires_a_profile_but_runs_no_study():
+    if not shutil.which("make"):
+        pytest.skip("make is needed")
+    dry = subprocess.run(["make", "-n", "book-committed", "STAMP="], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "report toc --require-any" in dry and "jupyter-book build" in dry
+    assert "ichseg study" not in dry and "papermill" not in dry
+
+
+@pytest.fixture
+def git_env(tmp_path):
+    if not shutil.which("git") or not shutil.which("make"):
+        pytest.skip("git and make are needed")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.org", GIT_CONFIG_GLOBAL=str(tmp_path / "gitconfig"), GIT_CONFIG_NOSYSTEM="1")
+    return env
+
+
+def test_make_publish_puts_the_built_html_on_a_local_gh_pages_branch(tmp_path, git_env):
+    bindir = Path(sys.executable).parent
+    if not (bindir / "ghp-import").exists():
+        pytest.skip("ghp-import (the book extra) is not installed beside this Python")
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, env=git_env, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    git("init", "-q", "-b", "main")
+    shutil.copy(ROOT / "Makefile", repo / "Makefile")
+    git("add", "Makefile")
+    git("commit", "-q", "-m", "source")
+    run = lambda: subprocess.run(["make", "publish", "STAMP=", f"BIN={bindir}"], cwd=repo, env=git_env,  # noqa: E731
+                                 capture_output=True, text=True)
+
+    refused = run()  # nothing built yet
+    assert refused.returncode != 0 and "no book in _build/html" in refused.stderr
+    html = repo / "_build" / "html"
+    (html / "_static").mkdir(parents=True)
+    (html / "index.html").write_text("<html><body>tiny book</body></html>")
+    (html / "_static" / "style.css").write_text("body {}")
+    done = run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "git push origin gh-pages" in done.stdout
+    files = set(git("ls-tree", "-r", "--name-only", "gh-pages").split())
+    assert files == {".nojekyll", "index.html", "_static/style.css"}
+    assert git("show", "gh-pages:index.html") == "<html><body>tiny book</body></html>"
+    head = git("rev-parse", "--short", "main").strip()
+    assert git("log", "-1", "--format=%s", "gh-pages").strip() == f"Book built from {head}"
+    assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"  # the source branch stays checked out
+    assert not git("remote")  # nothing was pushed anywhere
+
+
+def _book_with_results(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: results\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    (book / "results").symlink_to(results, target_is_directory=True)
+    return book, results
+
+
+def test_toc_require_any_fails_without_committed_results_and_passes_with_one(tmp_path, capsys):
+    book, results = _book_with_results(tmp_path)
+    assert main(["report", "toc", "--book", str(book)]) == 0  # nothing required: an empty results chapter
+    assert main(["report", "toc", "--book", str(book), "--require-any"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no profile has consistent results" in err[0]
+
+    study = write_study(results / "gpu", profile="gpu")
+    (results / "gpu" / "results.ipynb").write_text(json.dumps(
+        {"cells": [], "metadata": {"papermill": {"parameters": {"study_stamp": study["stamp"]}, "exception": False}},
+         "nbformat": 4, "nbformat_minor": 5}))
+    assert main(["report", "toc", "--book", str(book), "--require-any"]) == 0
+    assert main(["report", "toc", "--book", str(book), "--require", "smoke"]) == 2  # the smoke run is not committed

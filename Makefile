@@ -34,7 +34,7 @@ book: $(STAMP)
 
 # papermill runs of every stage whose stamp changed; prints and writes a timing table
 study: $(STAMP)
-	$(BIN)/ichseg study --profile $(STUDY_PROFILE)
+	$(BIN)/ichseg study --profile $(STUDY_PROFILE) $(if $(STUDY_JOBS),--jobs $(STUDY_JOBS))
 
 # the toc gets one results section per consistent profile under results/ (stale ones are left out);
 # --all: prose pages paste glued numbers from the results notebooks, and an incremental Sphinx

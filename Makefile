@@ -13,7 +13,7 @@ JB_FLAGS := -W -n --keep-going
 # the profile `make book` runs; any other profile's committed results/ are rendered beside it
 STUDY_PROFILE ?= smoke
 
-.PHONY: test book book-html study browser chromium venv clean
+.PHONY: test book book-html study gpu-check browser chromium venv clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ book-html: $(STAMP)
 	$(BIN)/ichseg report toc --require $(STUDY_PROFILE)
 	$(BIN)/jupyter-book build book --config _config.yml --toc $(abspath book/_toc.generated.yml) --path-output . --all $(JB_FLAGS)
 	@echo "Book: $(abspath _build/html/index.html)"
+
+# on a CUDA machine, ≤ 8 minutes: throughput, bf16 MFU and ensemble seconds per slice -> bench/out/
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python bash bench/gpu_check.sh
 
 browser: $(STAMP) chromium
 	ICHSEG_REQUIRE_BOOK=1 $(BIN)/python -m pytest -m browser tests/test_book_browser.py

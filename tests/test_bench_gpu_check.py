@@ -33,7 +33,7 @@ def test_gpu_check_dry_run_writes_its_json(tmp_path):
     (row,) = written["sampling"]
     assert row["ensemble"] == 5 and row["steps"] == 2 and row["s_per_slice"] > 0
     s = written["summary"]
-    assert s["dry_run"] and s["best_full_mfu"] is None and s["goals"] == {"mfu": 0.4, "s_per_slice": 0.1}
+    assert s["complete"] and s["dry_run"] and s["best_full_mfu"] is None and s["goals"] == {"mfu": 0.4, "s_per_slice": 0.1}
     for name in ("train_gpu.json", "sampling_gpu.json"):
         assert json.loads((tmp_path / name).read_text())["rows"]
 

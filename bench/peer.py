@@ -66,6 +66,27 @@ def peer_train_step(diff, batch: int, size: int, in_channels: int, seed: int = 0
     return step
 
 
+def forward_gflops(peer, ours, size: int, in_channels: int) -> tuple[float, float, float]:
+    """Forward GFLOPs per image (torch's FlopCounterMode): the peer's network (its condition
+    encoder included, as at every step of its sampler), our condition branch, our denoiser."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, in_channels, size, size)
+    m = torch.zeros(1, 1, size, size)
+    t = torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as f:
+            peer.model(m, t, x)
+        p = f.get_total_flops()
+        with FlopCounterMode(display=False) as f:
+            feats = ours.encode_condition(x)
+        c = f.get_total_flops()
+        with FlopCounterMode(display=False) as f:
+            ours.denoise(m, t, feats)
+        d = f.get_total_flops()
+    return p / 1e9, c / 1e9, d / 1e9
+
+
 def matched_base(target: int, size: int, profile: str, lo: int = 8, hi: int = 128) -> tuple[int, int]:
     best = None
     for base in range(lo, hi + 1, 8):
@@ -104,6 +125,8 @@ def main() -> None:
     ratio = n_ours / n_peer
     print(f"peer Unet dim {args.peer_dim}: {n_peer / 1e6:.2f} M parameters; ours base {base}: {n_ours / 1e6:.2f} M ({ratio:.2f}x)")
 
+    peer_gf, cond_gf, den_gf = forward_gflops(peer, ours, args.size, ch)
+
     # -- training, interleaved
     train = interleave({"peer": peer_train_step(peer, args.batch, args.size, ch),
                         "ours": train_step(ours, diffusion, args.batch, dev)}, rounds=args.rounds, warmup=1)
@@ -130,6 +153,7 @@ def main() -> None:
     row = {
         "size": args.size, "batch": args.batch, "threads": args.threads, "peer_dim": args.peer_dim, "base_channels": base,
         "peer_params_M": n_peer / 1e6, "ours_params_M": n_ours / 1e6, "param_ratio": ratio,
+        "peer_forward_GFLOPs": peer_gf, "ours_condition_GFLOPs": cond_gf, "ours_denoise_GFLOPs": den_gf,
         "peer_train_images_per_s": args.batch / train["peer"]["median"],
         "ours_train_images_per_s": args.batch / train["ours"]["median"],
         "train_speedup": train["peer"]["median"] / train["ours"]["median"],
@@ -143,6 +167,8 @@ def main() -> None:
           f"medians of {args.rounds} interleaved rounds")
     print(f"{'':<28}{'peer':>12}{'ours':>12}{'ours/peer':>11}")
     print(f"{'parameters (M)':<28}{n_peer / 1e6:>12.2f}{n_ours / 1e6:>12.2f}{ratio:>10.2f}x")
+    print(f"{'forward GFLOP/image':<28}{peer_gf:>12.2f}{cond_gf + den_gf:>12.2f}{(cond_gf + den_gf) / peer_gf:>10.2f}x")
+    print(f"{'  per denoising step':<28}{peer_gf:>12.2f}{den_gf:>12.2f}{den_gf / peer_gf:>10.2f}x")
     print(f"{'training images/s':<28}{row['peer_train_images_per_s']:>12.2f}{row['ours_train_images_per_s']:>12.2f}"
           f"{row['train_speedup']:>10.2f}x")
     print(f"{'ensemble s/slice':<28}{peer_total:>12.1f}{ours_total:>12.2f}{100 * row['ensemble_time_fraction']:>10.2f}%")

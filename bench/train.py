@@ -27,13 +27,15 @@ from ichseg.models import VARIANTS, build_model, count_flops
 from ichseg.models.losses import LossConfig, total_loss
 
 
-def bench_variant(variant: str, cfg: dict, batch: int, steps: int, device: torch.device, bf16: bool) -> dict:
+def bench_variant(variant: str, cfg: dict, batch: int, steps: int, device: torch.device, bf16: bool,
+                  compile: bool = False) -> dict:
     model_cfg = {**cfg["model"], "pretrained": "none"}
     model = build_model(variant, **model_cfg).to(device)
     size, ch = model.config.image_size, model.config.in_channels
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     d = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
+    net = torch.compile(model) if compile else model  # TrainConfig.compile
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator(device=device).manual_seed(0)
     img = torch.randn(batch, ch, size, size, device=device, generator=g)
@@ -45,13 +47,14 @@ def bench_variant(variant: str, cfg: dict, batch: int, steps: int, device: torch
         noise = torch.randn(msk.shape, device=device, generator=g)
         x_t, target = d.training_pair(msk, t, noise)
         with amp:
-            out = model(x_t, t, img)
+            out = net(x_t, t, img)
         loss, _ = total_loss(out, target, msk, i, LossConfig())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    step(0)  # warm-up (allocations, kernels)
+    step(0)  # warm-up (allocations, kernels, compilation)
+    step(0)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -64,7 +67,7 @@ def bench_variant(variant: str, cfg: dict, batch: int, steps: int, device: torch
     with torch.device("meta"):
         meta = build_model(variant, **model_cfg)
     fwd = count_flops(meta, size)["forward"]
-    return {"variant": variant, "image_size": size, "batch": batch, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+    return {"variant": variant, "image_size": size, "compile": compile, "batch": batch, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
             "s_per_step": sec, "images_per_s": batch / sec, "forward_GFLOPs_per_image": fwd / 1e9,
             "achieved_TFLOPs": 3 * fwd * batch / sec / 1e12,
             "peak_mem_GiB": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}

@@ -122,3 +122,19 @@ def write_study(results_dir: Path, variants=("medsegdiffv2", "full"), seeds=(0,)
     manifest["created"] = "2026-01-01T00:00:00+00:00"
     (results_dir / STUDY_FILE).write_text(json.dumps(manifest))
     return manifest
+
+
+def record_span(spans_dir: Path, stage: str, seconds: float = 0.0) -> None:
+    """A stand-in stage's wall-clock span and thread settings: spans_dir/<stage>.json with
+    start/end (time.time()), the kernel's OMP_NUM_THREADS and torch's thread count."""
+    import os
+    import time
+
+    import torch
+
+    start = time.time()
+    time.sleep(seconds)
+    spans_dir.mkdir(parents=True, exist_ok=True)
+    (spans_dir / f"{stage}.json").write_text(json.dumps({
+        "start": start, "end": time.time(), "omp": os.environ.get("OMP_NUM_THREADS"),
+        "torch_threads": torch.get_num_threads()}))

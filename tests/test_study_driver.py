@@ -1,10 +1,12 @@
 """The study driver with tiny stand-in notebooks run by papermill in tmp_path: stamps make a second
 pass skip everything, one variant's changed parameter re-runs only that variant and the results
-page, and a failing notebook stops the study naming the executed notebook."""
+page, a failing notebook stops the study naming the executed notebook, and with ``jobs=2``
+independent stages overlap in time while each stage still starts after its upstream stages."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ichseg.study import Study, StudyFailed, StudySpec, parse_overrides
+from ichseg.study.driver import default_jobs, format_timings, threads_per_job
 
 HELPERS = Path(__file__).with_name("_study_helpers.py")
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
@@ -30,7 +33,12 @@ EVAL_PARAMS = (TRAIN_PARAMS.replace('out_dir: str = "x"', 'run_dir: str = "r"\no
 RESULTS_PARAMS = 'profile: str = "smoke"\nresults_dir: str = "r"\nstudy_stamp: str = ""\nbench_file: str = ""'
 
 
-def _fake_notebooks(root: Path) -> dict[str, Path]:
+SPAN = "from _study_helpers import record_span\nrecord_span(Path('spans'), {stage}, {seconds})\n"
+
+
+def _fake_notebooks(root: Path, seconds: float = 0.0) -> dict[str, Path]:
+    """Stand-ins for the four notebooks; with ``seconds`` > 0 each also records its wall-clock span
+    (``record_span``) under root/spans after sleeping that long."""
     shutil.copy(HELPERS, root / "_study_helpers.py")  # the kernel runs in root, so it imports from there
     nbs = root / "nbs"
     nbs.mkdir()
@@ -39,14 +47,17 @@ def _fake_notebooks(root: Path) -> dict[str, Path]:
         "train": _notebook(nbs / "train.ipynb", TRAIN_PARAMS, (
             "from pathlib import Path\nfrom _study_helpers import write_run\n"
             "lr = [o for o in overrides if o.startswith('train.lr=')]\n"
-            "write_run(Path(out_dir), variant, seed, quality=0.3 + 0.1 * len(lr))\n")),
+            + (SPAN.format(stage="f'train-{variant}-s{seed}'", seconds=seconds) if seconds else "")
+            + "write_run(Path(out_dir), variant, seed, quality=0.3 + 0.1 * len(lr))\n")),
         "evaluate": _notebook(nbs / "evaluate.ipynb", EVAL_PARAMS, (
             "import json\nfrom pathlib import Path\nfrom _study_helpers import write_eval\n"
             "h = json.loads((Path(run_dir) / 'run.json').read_text())['run_hash']\n"
-            "for ds in datasets:\n    write_eval(Path(out_dir) / ds, variant, ds, h, seed=seed)\n")),
+            + (SPAN.format(stage="f'evaluate-{variant}-s{seed}'", seconds=seconds) if seconds else "")
+            + "for ds in datasets:\n    write_eval(Path(out_dir) / ds, variant, ds, h, seed=seed)\n")),
         "results": _notebook(nbs / "results.ipynb", RESULTS_PARAMS, (
-            "from ichseg import report\n"
-            "study = report.load_study(results_dir, expected_stamp=study_stamp or None)\n"
+            "from pathlib import Path\nfrom ichseg import report\n"
+            + (SPAN.format(stage="'results'", seconds=0.0) if seconds else "")
+            + "study = report.load_study(results_dir, expected_stamp=study_stamp or None)\n"
             "print(report.table1(report.evaluation_table(study), profile, study.datasets))\n")),
     }
 
@@ -194,3 +205,74 @@ def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     Study(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
     assert ("marker", False) in seen
     assert seen.count("train-full-s0") == 1 and "evaluate-full-s0" in seen and "results" in seen
+
+
+def test_jobs_2_overlaps_independent_stages_in_dependency_order(tmp_path):
+    """Two jobs: the two trainings (independent) overlap in time; each evaluation starts after its
+    training ended, the results page after everything; each kernel gets the stage's thread count."""
+    nbs = _fake_notebooks(tmp_path, seconds=2.0)
+    messages = []
+    record = Study(_spec(tmp_path, nbs, jobs=2, threads=3), log=messages.append).run()
+    spans = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "spans").glob("*.json")}
+    assert set(spans) == {"train-medsegdiffv2-s0", "train-full-s0", "evaluate-medsegdiffv2-s0", "evaluate-full-s0", "results"}
+    a, b = spans["train-medsegdiffv2-s0"], spans["train-full-s0"]
+    assert a["start"] < b["end"] and b["start"] < a["end"]  # the two trainings ran at the same time
+    for v in ("medsegdiffv2", "full"):
+        assert spans[f"evaluate-{v}-s0"]["start"] >= spans[f"train-{v}-s0"]["end"]
+    assert spans["results"]["start"] >= max(s["end"] for k, s in spans.items() if k != "results")
+    assert {s["omp"] for s in spans.values()} == {"3"}  # the stage's own setting, not this process's
+    assert {s["torch_threads"] for s in spans.values()} == {min(3, os.cpu_count())}  # torch caps it at the cores
+    # the timing record: plan order, per-stage start/end on the pass's clock, wall < sum of stages
+    assert record["jobs"] == 2 and record["threads_per_job"] == 3
+    assert [r["id"] for r in record["stages"]] == [s.id for s in Study(_spec(tmp_path, nbs), log=lambda m: None).stages] + ["results"]
+    rows = {r["id"]: r for r in record["stages"]}
+    assert rows["train-full-s0"]["start"] < rows["train-medsegdiffv2-s0"]["end"]
+    assert record["total_seconds"] < record["stage_seconds"]
+    table = format_timings(record)
+    assert "2 at a time" in table and "start" in table.splitlines()[1]
+    assert all(s["status"] == "ran" for s in record["stages"])
+
+
+def test_jobs_2_failure_starts_nothing_more_and_names_the_notebook(tmp_path):
+    nbs = _fake_notebooks(tmp_path, seconds=1.0)
+    _notebook(nbs["train"], TRAIN_PARAMS, "if variant == 'medsegdiffv2':\n    raise RuntimeError('boom in training')\n"
+              "import time\ntime.sleep(2)\nfrom pathlib import Path\nfrom _study_helpers import write_run\n"
+              "write_run(Path(out_dir), variant, seed)\n")
+    with pytest.raises(StudyFailed) as info:
+        Study(_spec(tmp_path, nbs, jobs=2), log=lambda m: None).run()
+    assert "results/smoke/notebooks/train-medsegdiffv2-s0.ipynb" in str(info.value) and "boom in training" in str(info.value)
+    results = tmp_path / "results" / "smoke"
+    timings = json.loads((results / "timings.json").read_text())
+    status = {s["id"]: s["status"] for s in timings["stages"]}
+    # the other training was already running: it finishes (and is recorded); nothing else starts
+    assert status["train-medsegdiffv2-s0"] == "failed" and status["train-full-s0"] == "ran"
+    assert "evaluate-full-s0" not in status and "evaluate-medsegdiffv2-s0" not in status
+    assert timings["status"] == "failed" and not (results / "study.json").exists()
+
+
+def test_a_kernel_that_dies_starting_is_started_again(study_root, monkeypatch):
+    import papermill
+
+    root, nbs = study_root
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kw):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    messages = []
+    spec = _spec(root, nbs)
+    spec.variants = ["full"]
+    Study(spec, log=messages.append).run()
+    assert calls[0] == calls[1] and any("starting it again" in m for m in messages)
+
+
+def test_default_jobs_are_sized_to_the_machine():
+    assert default_jobs(2, cuda=False) == 2 and threads_per_job(2, 2) == 1
+    assert default_jobs(16, cuda=False) == 4 and threads_per_job(4, 16) == 4
+    assert default_jobs(1, cuda=False) == 1 and default_jobs(16, cuda=True) == 1
+    with pytest.raises(ValueError, match="--jobs"):
+        Study(StudySpec(profile="smoke", variants=["full"], jobs=0), log=lambda m: None)

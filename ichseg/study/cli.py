@@ -1,11 +1,11 @@
-"""``ichseg study --profile smoke|gpu|paper [--variants ...] [--seeds ...] [--datasets ...] [--set [VARIANT:]K=V]``"""
+"""``ichseg study --profile smoke|gpu|paper [--variants ...] [--seeds ...] [--datasets ...] [--set [VARIANT:]K=V] [--jobs N]``"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .driver import StudySpec, Study, parse_overrides
+from .driver import StudySpec, Study, default_jobs, parse_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("."), help="repository root (notebooks are read from here)")
     p.add_argument("--results", type=Path, default=None, help="results folder (default ROOT/results); the profile's folder goes inside")
     p.add_argument("--data-root", type=Path, default=None, help="raw phantoms and prepared data (default ROOT/data)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="stages run at once, each after its upstream stages (default: sized to the machine, "
+                        "e.g. 2 on a 2-core CPU, 1 on a CUDA machine)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads per stage (default: cores // jobs)")
     p.add_argument("--force", action="store_true", help="re-run every stage even when its stamp matches")
     p.add_argument("--dry-run", action="store_true", help="print which stages would run, run nothing")
 
@@ -29,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     evaluate = {k: getattr(args, k) for k in ("sampler", "steps", "ensemble") if getattr(args, k) is not None}
     spec = StudySpec(profile=args.profile, variants=args.variants, seeds=args.seeds, datasets=args.datasets,
                      overrides=parse_overrides(args.overrides), evaluate=evaluate, root=args.root,
-                     results_root=args.results, data_root=args.data_root, force=args.force)
+                     results_root=args.results, data_root=args.data_root, force=args.force,
+                     jobs=args.jobs or default_jobs(), threads=args.threads)
     study = Study(spec)
     if args.dry_run:
         for stage, action in study.dry_run():

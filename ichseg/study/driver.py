@@ -1,15 +1,21 @@
 """The study driver: prep -> train (variant x seed) -> evaluate -> results, as papermill runs.
 
 Every stage is a parameterised notebook executed with papermill's Python API (kernel ``python3``,
-one at a time, working directory = the repository root) into ``results/<profile>/notebooks/``.
+working directory = the repository root) into ``results/<profile>/notebooks/``. Up to ``jobs``
+independent stages run at once (``StudySpec.jobs``; a stage starts when all its upstream stages
+have completed, in plan order), each kernel with ``cores // jobs`` BLAS/OpenMP threads
+(``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` in its environment), so the cores are busy without
+oversubscription. A kernel that dies while starting (e.g. a port taken between its choice and the
+kernel's bind: jupyter_client's port cache only guards kernels of one process) is started again.
 A stage is skipped when its *stamp* matches the last completed one: the stamp hashes the stage's
 parameters, the notebook file, the resolved run config, the source of the ``ichseg`` packages it
 depends on, and the stamps (and recorded outputs, e.g. the prepared data's fingerprint) of its
 upstream stages. So re-running with nothing changed runs nothing, and changing one variant's
 parameters re-runs that variant's training and evaluation and the results page only.
 
-A failing notebook stops the study at once with a ``StudyFailed`` naming the executed notebook
-(papermill writes it, with the traceback, before raising). ``study.json`` (the run set and all
+A failing notebook stops the study with a ``StudyFailed`` naming the executed notebook (papermill
+writes it, with the traceback, before raising): no further stage starts, stages already running
+finish (their stamps are recorded), then the first failure is raised. ``study.json`` (the run set and all
 stage stamps) is written only when every upstream stage has completed, and the results notebook
 refuses a run set whose stamps no longer match (``ichseg.report.load_study``), so a report never
 shows numbers from a mix of passes.
@@ -27,6 +33,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +60,44 @@ NOTEBOOKS = {
 }
 # parameters the driver can give a preparation notebook; only those it declares are passed
 PREP_PARAMETER_CANDIDATES = ("profile", "dataset", "data_root", "overrides")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# what a kernel that died while starting leaves in the message (nbclient / jupyter_client / zmq)
+KERNEL_START_FAILURES = ("kernel died before replying", "kernel didn't respond", "address already in use")
+KERNEL_START_ATTEMPTS = 3
+
+
+def default_jobs(cores: int | None = None, cuda: bool | None = None) -> int:
+    """Concurrent stages for this machine: one per two cores up to 4 (small CPU stages scale
+    poorly past a few threads each), at least 2 on a multi-core CPU; one on a CUDA machine, whose
+    stages share the GPU."""
+    cores = cores or os.cpu_count() or 1
+    if cuda is None:
+        try:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        except ImportError:  # pragma: no cover - torch is a dependency
+            cuda = False
+    if cuda or cores < 2:
+        return 1
+    return max(2, min(4, cores // 2))
+
+
+def threads_per_job(jobs: int, cores: int | None = None) -> int:
+    return max(1, (cores or os.cpu_count() or 1) // max(1, jobs))
+
+
+def _kernel_manager_class(env: dict[str, str]):
+    """An AsyncKernelManager whose kernels get ``env`` on top of this process's environment
+    (papermill passes no environment of its own to the kernel it starts)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StageKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):  # noqa: D401 - jupyter_client's signature
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **env}
+            return await AsyncKernelManager.start_kernel(self, **kw)
+
+    return StageKernelManager
 
 
 class StudyFailed(IchsegError):
@@ -61,6 +106,7 @@ class StudyFailed(IchsegError):
     def __init__(self, message: str, stage: str, notebook: Path | None):
         super().__init__(message)
         self.stage, self.notebook = stage, notebook
+        self.timing: dict | None = None  # the stage's row of the timing table
 
 
 def code_hash(parts: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
@@ -107,6 +153,8 @@ class StudySpec:
     notebooks: dict[str, Path] = field(default_factory=dict)  # kind -> notebook (default NOTEBOOKS)
     prepare: Callable[[dict, str, Path], Path] | None = None  # default ichseg.engine.data.ensure_prepared
     force: bool = False
+    jobs: int = 1  # stages run at once (the CLI's default: ``default_jobs()``)
+    threads: int | None = None  # BLAS/OpenMP threads per stage kernel; default cores // jobs
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, list[str]]:
@@ -161,6 +209,11 @@ class Study:
         self.datasets = list(spec.datasets or first["data"].get("test_datasets") or [self.train_dataset])
         self.stages = self._plan()
         self.timings: list[dict] = []
+        if isinstance(spec.jobs, bool) or not isinstance(spec.jobs, int) or spec.jobs < 1:
+            raise ValueError(f"--jobs: must be a positive integer, got {spec.jobs!r}")
+        self.jobs = spec.jobs
+        self.threads = int(spec.threads) if spec.threads else threads_per_job(self.jobs)
+        self._started = time.perf_counter()
 
     # -- paths as notebooks see them (relative to the repository root when inside it) -----------
     def rel(self, path: Path) -> str:
@@ -292,15 +345,24 @@ class Study:
         from papermill.exceptions import PapermillExecutionError
 
         stage.output.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            papermill.execute_notebook(
-                str(stage.notebook), str(stage.output), parameters=stage.parameters, kernel_name="python3",
-                cwd=str(self.root), progress_bar=False, log_output=False,
-            )
-        except PapermillExecutionError as exc:
-            raise StudyFailed(
-                f"stage {stage.id} failed in notebook {self.rel(stage.output)} (cell {exc.exec_count}: "
-                f"{exc.ename}: {exc.evalue})", stage.id, stage.output) from None
+        env = {k: str(self.threads) for k in THREAD_VARIABLES}
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                papermill.execute_notebook(
+                    str(stage.notebook), str(stage.output), parameters=stage.parameters, kernel_name="python3",
+                    cwd=str(self.root), progress_bar=False, log_output=False,
+                    kernel_manager_class=_kernel_manager_class(env),
+                )
+                return
+            except PapermillExecutionError as exc:
+                raise StudyFailed(
+                    f"stage {stage.id} failed in notebook {self.rel(stage.output)} (cell {exc.exec_count}: "
+                    f"{exc.ename}: {exc.evalue})", stage.id, stage.output) from None
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                if attempt == KERNEL_START_ATTEMPTS or not _kernel_start_failure(exc):
+                    raise
+                self.log(f"{stage.id}: kernel start failed ({type(exc).__name__}: {exc}); starting it again")
+                time.sleep(0.5 * attempt)
 
     def _run_stage(self, stage: Stage, index: int, total: int) -> dict:
         stamp = self.stamp_of(stage)
@@ -308,8 +370,9 @@ class Study:
         label = f"[{index}/{total}] {stage.id}"
         if self.is_current(stage, stamp):
             self.log(f"{label}: up to date (stamp {stamp}), skipped")
+            now = self._clock()
             return {"id": stage.id, "kind": stage.kind, "status": "skipped", "seconds": 0.0,
-                    "last_run_seconds": prev.get("seconds"), "notebook": self._nb(stage)}
+                    "last_run_seconds": prev.get("seconds"), "notebook": self._nb(stage), "start": now, "end": now}
         resumed = prev.get("status") == "running" and prev.get("stamp") == stamp and not self.spec.force
         # Outputs this driver made for *other* inputs are removed; a run folder it has no record of
         # (e.g. trained beforehand with torchrun into the same folder) is kept, and the notebook
@@ -321,16 +384,18 @@ class Study:
         self.log(f"{label}: {'resuming' if resumed else 'running'} {self._nb(stage) or '(in-process)'}")
         atomic_write_json(self.stamp_path(stage.id), {"stamp": stamp, "status": "running", "kind": stage.kind,
                                                       "started": _now(), "parameters": stage.parameters})
+        start = self._clock()
         t0 = time.perf_counter()
         try:
             self.execute(stage)
             outputs = stage.collect() if stage.collect else {}
-        except StudyFailed:
-            self._record_failure(stage, stamp, time.perf_counter() - t0)
+        except StudyFailed as exc:
+            exc.timing = self._record_failure(stage, stamp, time.perf_counter() - t0, start)
             raise
         except Exception as exc:
-            self._record_failure(stage, stamp, time.perf_counter() - t0)
-            raise StudyFailed(f"stage {stage.id} failed: {type(exc).__name__}: {exc}", stage.id, stage.output) from exc
+            failed = StudyFailed(f"stage {stage.id} failed: {type(exc).__name__}: {exc}", stage.id, stage.output)
+            failed.timing = self._record_failure(stage, stamp, time.perf_counter() - t0, start)
+            raise failed from exc
         seconds = time.perf_counter() - t0
         atomic_write_json(self.stamp_path(stage.id), {
             "stamp": stamp, "status": "complete", "kind": stage.kind, "finished": _now(),
@@ -339,35 +404,77 @@ class Study:
         })
         self.log(f"{label}: done in {seconds:.1f} s")
         return {"id": stage.id, "kind": stage.kind, "status": "resumed" if resumed else "ran",
-                "seconds": round(seconds, 3), "last_run_seconds": round(seconds, 3), "notebook": self._nb(stage)}
+                "seconds": round(seconds, 3), "last_run_seconds": round(seconds, 3), "notebook": self._nb(stage),
+                "start": start, "end": self._clock()}
 
-    def _record_failure(self, stage: Stage, stamp: str, seconds: float) -> None:
+    def _record_failure(self, stage: Stage, stamp: str, seconds: float, start: float) -> dict:
         atomic_write_json(self.stamp_path(stage.id), {"stamp": stamp, "status": "failed", "kind": stage.kind,
                                                       "finished": _now(), "seconds": round(seconds, 3),
                                                       "notebook": self._nb(stage)})
-        self.timings.append({"id": stage.id, "kind": stage.kind, "status": "failed", "seconds": round(seconds, 3),
-                             "last_run_seconds": None, "notebook": self._nb(stage)})
+        return {"id": stage.id, "kind": stage.kind, "status": "failed", "seconds": round(seconds, 3),
+                "last_run_seconds": None, "notebook": self._nb(stage), "start": start, "end": self._clock()}
+
+    def _clock(self) -> float:
+        """Seconds since this pass started (the timing table's start / end columns)."""
+        return round(time.perf_counter() - self._started, 3)
 
     def _nb(self, stage: Stage) -> str | None:
         return self.rel(stage.output) if stage.output is not None else None
 
-    def _write_timings(self, status: str, started: float) -> dict:
+    def _write_timings(self, status: str) -> dict:
+        order = {s.id: i for i, s in enumerate(self.stages)}
+        stages = sorted(self.timings, key=lambda r: order.get(r["id"], len(order)))  # plan order
         record = {"profile": self.profile, "status": status, "finished": _now(),
-                  "total_seconds": round(time.perf_counter() - started, 3), "cpu_count": os.cpu_count(),
-                  "stages": self.timings}
+                  "total_seconds": self._clock(), "stage_seconds": round(sum(r["seconds"] for r in stages), 3),
+                  "jobs": self.jobs, "threads_per_job": self.threads, "cpu_count": os.cpu_count(), "stages": stages}
         atomic_write_json(self.results_dir / TIMINGS_FILE, record)
         return record
 
+    def _run_stages(self) -> None:
+        """Every stage of the plan, up to ``jobs`` at once, each after its upstream stages; at the
+        first failure no further stage starts, running ones finish, and the failure is raised."""
+        total = len(self.stages) + 1
+        index = {s.id: i for i, s in enumerate(self.stages, 1)}
+        pending = list(self.stages)
+        done: set[str] = set()
+        running: dict[Future, Stage] = {}
+        failure: StudyFailed | None = None
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage") as pool:
+            while pending or running:
+                while failure is None and len(running) < self.jobs:
+                    ready = next((s for s in pending if all(u in done for u in s.upstream)), None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    running[pool.submit(self._run_stage, ready, index[ready.id], total)] = ready
+                if not running:
+                    if failure is None and pending:  # an upstream id that no stage provides
+                        raise StudyFailed(f"stage {pending[0].id}: upstream {pending[0].upstream} never completes",
+                                          pending[0].id, None)
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    stage = running.pop(fut)
+                    try:
+                        self.timings.append(fut.result())
+                        done.add(stage.id)
+                    except StudyFailed as exc:
+                        self.timings.append(exc.timing)
+                        failure = failure or exc
+                    self._write_timings("running")
+        if failure is not None:
+            raise failure
+
     def run(self) -> dict:
         """Execute the plan; returns the timing record (also written to timings.json)."""
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         self.timings = []
         self.results_dir.mkdir(parents=True, exist_ok=True)
         total = len(self.stages) + 1
+        self.log(f"study {self.profile}: {len(self.stages) + 1} stages, {self.jobs} at a time, "
+                 f"{self.threads} thread(s) each")
         try:
-            for i, stage in enumerate(self.stages, 1):
-                self.timings.append(self._run_stage(stage, i, total))
-                self._write_timings("running", started)
+            self._run_stages()
             manifest = self.run_set()
             manifest["stages"] = {s.id: read_stamp(self.results_dir, s.id)["stamp"] for s in self.stages}
             manifest["stamp"] = study_stamp(manifest)
@@ -375,12 +482,16 @@ class Study:
             old = _read_json(self.results_dir / STUDY_FILE)
             if old.get("stamp") != manifest["stamp"]:
                 atomic_write_json(self.results_dir / STUDY_FILE, manifest)
-            self.timings.append(self._run_stage(self.results_stage(manifest["stamp"]), total, total))
+            try:
+                self.timings.append(self._run_stage(self.results_stage(manifest["stamp"]), total, total))
+            except StudyFailed as exc:
+                self.timings.append(exc.timing)
+                raise
         except StudyFailed:
-            record = self._write_timings("failed", started)
+            record = self._write_timings("failed")
             self.log(format_timings(record))
             raise
-        record = self._write_timings("complete", started)
+        record = self._write_timings("complete")
         self.log(format_timings(record))
         return record
 
@@ -397,6 +508,17 @@ class Study:
             plan.append((stage.id, "run" if will else "skip"))
         plan.append(("results", "run" if changed or not (self.results_dir / "results.ipynb").is_file() else "skip?"))
         return plan
+
+
+def _kernel_start_failure(exc: BaseException) -> bool:
+    """Did the kernel fail to *start* (worth another start), rather than die running a cell?"""
+    try:
+        from nbclient.exceptions import DeadKernelError
+    except ImportError:  # pragma: no cover
+        DeadKernelError = ()  # noqa: N806
+    if DeadKernelError and isinstance(exc, DeadKernelError):
+        return False
+    return any(m in str(exc).lower() for m in KERNEL_START_FAILURES)
 
 
 def _prepared_still_there(outputs: dict) -> bool:
@@ -420,12 +542,16 @@ def _now() -> str:
 
 def format_timings(record: dict) -> str:
     """The timing table the driver prints (seconds this pass; seconds when the stage last ran)."""
-    lines = [f"study {record['profile']}: {record['status']} in {record['total_seconds']:.1f} s",
-             f"{'stage':<34} {'kind':<9} {'status':<8} {'this pass':>10} {'last run':>10}"]
+    jobs = record.get("jobs", 1)
+    head = f"study {record['profile']}: {record['status']} in {record['total_seconds']:.1f} s wall"
+    if "stage_seconds" in record:
+        head += f" ({record['stage_seconds']:.1f} s of stages, {jobs} at a time, {record.get('threads_per_job', '?')} thread(s) each)"
+    lines = [head, f"{'stage':<34} {'kind':<9} {'status':<8} {'this pass':>10} {'last run':>10} {'start':>8} {'end':>8}"]
     for s in record["stages"]:
         last = s.get("last_run_seconds")
+        span = (f"{s['start']:>7.1f}s {s['end']:>7.1f}s" if s.get("start") is not None else f"{'-':>8} {'-':>8}")
         lines.append(f"{s['id']:<34} {s['kind']:<9} {s['status']:<8} {s['seconds']:>9.1f}s "
-                     f"{(f'{last:.1f}s' if last is not None else '-'):>10}")
+                     f"{(f'{last:.1f}s' if last is not None else '-'):>10} {span}")
     return "\n".join(lines)
 
 
@@ -433,5 +559,5 @@ def run_study(spec: StudySpec, log: Callable[[str], None] = print) -> dict:
     return Study(spec, log=log).run()
 
 
-__all__ = ["CODE_DEPS", "NOTEBOOKS", "Stage", "Study", "StudyFailed", "StudySpec", "code_hash", "format_timings",
-           "parse_overrides", "run_study"]
+__all__ = ["CODE_DEPS", "NOTEBOOKS", "Stage", "Study", "StudyFailed", "StudySpec", "code_hash", "default_jobs",
+           "format_timings", "parse_overrides", "run_study", "threads_per_job"]

@@ -144,7 +144,7 @@ def _draw_patient(rng: np.random.Generator) -> _Patient:
     deg = math.pi / 180
     rot = _rotation(rng.uniform(-8, 8) * deg, rng.uniform(-5, 20) * deg, rng.uniform(-5, 5) * deg)
     inv = np.linalg.inv(rot * scale[None, :])
-    shift = np.array([rng.uniform(-6, 6), rng.uniform(-6, 6) + 12.0, 0.0])  # the head sits a bit anterior
+    shift = np.array([rng.uniform(-6, 6), rng.uniform(-6, 6) - 17.0, 0.0])  # MNI y of the head's centre
     elastic = []
     for comp in range(3):
         for _ in range(2):
@@ -152,14 +152,14 @@ def _draw_patient(rng: np.random.Generator) -> _Patient:
             elastic.append((comp, rng.uniform(0.8, 2.2), w, rng.uniform(0, 2 * math.pi, 3)))
     calcs = []
     if rng.random() < 0.6:  # pineal
-        calcs.append(((0.0, -30.0, 2.0) + rng.normal(0, 1.0, 3), rng.uniform(1.5, 3.5), rng.uniform(150, 500)))
+        calcs.append(((0.0, -30.0, 2.0) + rng.normal(0, 1.0, 3), rng.uniform(1.2, 3.0), rng.uniform(150, 500)))
     if rng.random() < 0.5:  # choroid plexus glomera, in the atria of the lateral ventricles
         for side in (-1, 1):
-            calcs.append(((side * 27.0, -40.0, 15.0) + rng.normal(0, 1.5, 3), rng.uniform(2, 4), rng.uniform(80, 300)))
+            calcs.append(((side * 27.0, -40.0, 15.0) + rng.normal(0, 1.5, 3), rng.uniform(1.2, 2.8), rng.uniform(80, 250)))
     if rng.random() < 0.3:  # falx plaque
         calcs.append(((0.0, rng.uniform(-30, 40), rng.uniform(35, 60)), rng.uniform(1.5, 4), rng.uniform(150, 600)))
-    return _Patient(grey, white, csf, atrophy, inv, shift, elastic, rng.uniform(5.0, 8.0), rng.uniform(4.0, 7.0),
-                    rng.uniform(450, 800), rng.uniform(1300, 1900), rng.uniform(25, 45), calcs)
+    return _Patient(grey, white, csf, atrophy, inv, shift, elastic, rng.uniform(3.5, 5.5), rng.uniform(4.0, 7.0),
+                    rng.uniform(400, 800), rng.uniform(1800, 2400), rng.uniform(25, 45), calcs)
 
 
 # -- the atlas at the composition step (1 mm, or 2 mm for coarse outputs), with what no patient changes --
@@ -179,6 +179,7 @@ class _Level:
     skull_pattern: np.ndarray  # skull thickness (mm) added to the patient's base thickness
     scalp_pattern: np.ndarray  # temporalis muscles: thicker soft tissue laterally and low
     air: tuple  # (box, fraction): air cells of the skull base and the frontal sinus (where bone is)
+    face: tuple  # (box, HU, fraction): orbits (globes, fat, walls), ethmoid cells, soft tissue of the face
     falx: tuple  # (box, fraction)
 
     @property
@@ -224,7 +225,32 @@ def _level(step: int) -> _Level:
     falx = (_ramp(F32(0.6) - np.abs(fx), float(step)) * (fz > -5) * np.clip(csf[falx_box] * 2, 0, 1)
             * (vent[falx_box] < 0.2)).astype(F32)
     return _Level(step, origin, gm, wm, csf, vent, gm + wm + csf, d_out, d_in, d_cav, surface, skull_pattern,
-                  scalp_pattern, (air_box, air), (falx_box, falx))
+                  scalp_pattern, (air_box, air), _face(gm.shape, lv, d_out), (falx_box, falx))
+
+
+def _face(shape, lv, d_out) -> tuple:
+    """Orbits and the ethmoid labyrinth in front of the anterior cranial fossa (MNI mm, approximate)."""
+    box = _box((0, 58, -34), (50, 38, 20), shape, lv)
+    x, y, z = _grid(box, lv)
+    ell = lambda c, r: ((x - F32(c[0])) / F32(r[0])) ** 2 + ((y - F32(c[1])) / F32(r[1])) ** 2 + ((z - F32(c[2])) / F32(r[2])) ** 2
+    w = float(lv["step"])
+    soft = _ramp((F32(1) - ell((0, 52, -36), (50, 36, 18))) * F32(15), w)
+    hu = np.full(soft.shape, 35.0, F32)
+    for side in (-1, 1):
+        wall = _ramp((F32(1) - ell((side * 28, 46, -32), (17, 26, 15))) * F32(15), w)
+        fat = _ramp((F32(1) - ell((side * 28, 46, -32), (14.5, 23, 12.5))) * F32(13), w)
+        globe = _ramp((F32(1) - ell((side * 32, 62, -31), (11.5, 11.5, 11.5))) * F32(11.5), w)
+        lens = _ramp((F32(1) - ell((side * 32, 72.5, -31), (4, 1.8, 4))) * F32(2), w)
+        hu = hu * (1 - wall) + F32(1000.0) * wall
+        hu = hu * (1 - fat) + F32(-85.0) * fat
+        hu = hu * (1 - globe) + F32(12.0) * globe
+        hu = hu * (1 - lens) + F32(95.0) * lens
+        soft = np.maximum(soft, wall)
+    eth = _ramp((F32(1) - ell((0, 44, -34), (9, 20, 11))) * F32(9), w)
+    cells = _ramp(F32(0.7) - np.abs(np.cos(x * F32(1.4)) * np.cos(y * F32(1.2)) * np.cos(z * F32(1.3) + F32(0.4))) * F32(3), w)
+    hu = hu * (1 - eth) + (F32(-950.0) * cells + F32(700.0) * (1 - cells)) * eth
+    frac = soft * (d_out[box] > 4.0)
+    return box, hu.astype(F32), frac.astype(F32)
 
 
 # -- lesions -----------------------------------------------------------------------------------------
@@ -523,11 +549,16 @@ def _compose(lv: _Level, box, pat: _Patient, c_ea: float) -> np.ndarray:
     depth_in = np.maximum(d_out - F32(c_ea), 0)
     depth_out = np.maximum(T - d_cav, 0)
     u = F32(2) * depth_in / (depth_in + depth_out + F32(1e-3)) - F32(1)
-    bone = F32(pat.diploe_hu) + F32(pat.table_hu - pat.diploe_hu) * np.abs(u * u * u)
+    bone = F32(pat.diploe_hu) + F32(pat.table_hu - pat.diploe_hu) * (u * u)
     # scalp: skin and galea over a fat layer
     v = np.clip((d_cav - T) / scalp_t, 0, 1) - F32(0.55)
     scalp = F32(pat.scalp_hu) - F32(110.0) * np.exp(v * v * F32(-1 / 0.18**2))
     out = F32(AIR_HU) * (1 - head) + scalp * (head - skull) + bone * (skull - inner) + F32(pat.csf) * inner
+    face_box, face_hu, face = lv.face
+    ov = _sub_box(face_box, box)
+    if ov is not None:  # the face in front of the skull base, outside the cranial cavity
+        f = face[ov[1]] * (1 - inner[ov[0]])
+        out[ov[0]] = out[ov[0]] * (1 - f) + face_hu[ov[1]] * f
     air_box, air = lv.air
     ov = _sub_box(air_box, box)
     if ov is not None:  # air cells, only where there is bone
@@ -555,7 +586,7 @@ def _tissue_maps(lv: _Level, box, c_ea: float, pat: _Patient) -> dict[str, np.nd
     """Fractions of the tissue classes on a level box (sampled like the image, thresholded at 0.5)."""
     *_, head, skull, inner = _bone_geometry(lv, box, pat, c_ea)
     brain = lv.brain[box]
-    return {"parenchyma": lv.gm[box] + lv.wm[box], "csf": lv.csf[box] + (inner - brain).clip(0, 1),
+    return {"grey": lv.gm[box], "white": lv.wm[box], "parenchyma": lv.gm[box] + lv.wm[box], "csf": lv.csf[box] + (inner - brain).clip(0, 1),
             "ventricles": lv.vent[box], "bone": (skull - inner) * (1 - brain), "skull": (skull - inner) * (1 - brain),
             "brain": np.maximum(brain, inner), "head": head}
 

@@ -8,7 +8,7 @@ intensities is an established way to train models that must transfer to real sca
 
 Anatomy (``ichseg.data.atlas``): the MNI ICBM152 2009a template's grey/white/CSF fractions
 (gyri, sulci, deep grey nuclei, ventricles, cerebellum, brainstem as they are in a real brain).
-Per patient: tissue HU with partial volumes (grey 35-42, white 22-30, CSF 2-10 HU), a random affine
+Per patient: tissue HU with partial volumes (grey 36-42, white 24-30, CSF 2-10 HU), a random affine
 (head size, yaw, roll, the tilt of the scan plane) and a smooth elastic deformation, ventricle
 enlargement and widened sulci for the atrophic part of the cohort; outside the brain an
 extra-axial CSF space, a skull with inner and outer tables and a lighter diploe whose thickness
@@ -74,16 +74,16 @@ class Domain:
 
 DOMAINS: dict[str, Domain] = {
     # INSTANCE 2022: ~0.43 mm pixels at 512, 5 mm slices, DICOM-like (LPS) storage, labels 0/1
-    "instance2022": Domain(220.0, 5.0, (24, 34), 3.5, 0.0, 4.0, 0.35,
+    "instance2022": Domain(220.0, 5.0, (24, 34), 4.5, 0.0, 4.0, 0.35,
                            {"intraparenchymal": .40, "subdural": .15, "epidural": .10, "intraventricular": .15,
                             "subarachnoid": .20}, 0.30, (True, True, False), "int16", 1.0, 0.0, "binary"),
     # BHSD: larger field of view, thinner slices, noisier, +5 HU, stored unsigned with an intercept,
     # labels carry the subtype; its voxel-labelled volumes are nearly all positive
-    "bhsd": Domain(240.0, 4.5, (26, 36), 5.0, 5.0, 8.0, 0.3,
+    "bhsd": Domain(240.0, 4.5, (26, 36), 6.0, 5.0, 8.0, 0.3,
                    {s: .2 for s in SUBTYPES}, 0.10, (False, False, True), "uint16", 1.0, -1024.0, "subtype"),
     # PhysioNet CT-ICH: a traumatic-injury cohort (more extra-axial blood), ~half without hemorrhage,
     # older-looking images (smoother kernel, more noise and cupping, -4 HU), uncompressed .nii
-    "physionet": Domain(205.0, 5.0, (24, 32), 7.0, -4.0, 12.0, 0.55,
+    "physionet": Domain(205.0, 5.0, (24, 32), 8.0, -4.0, 12.0, 0.55,
                         {"subdural": .30, "epidural": .20, "intraparenchymal": .20, "subarachnoid": .20,
                          "intraventricular": .10}, 0.50, (False, False, False), "int16", 1.0, 0.0, "binary",
                         ".nii"),
@@ -136,8 +136,8 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 def _draw_patient(rng: np.random.Generator) -> _Patient:
-    grey = rng.uniform(35, 42)
-    white = min(rng.uniform(22, 30), grey - 6)
+    grey = rng.uniform(36, 42)
+    white = min(rng.uniform(24, 30), grey - 7)
     csf = rng.uniform(2, 10)
     atrophy = rng.uniform(0.35, 1.0) if rng.random() < 0.35 else rng.uniform(0.0, 0.2)
     scale = rng.uniform(0.92, 1.08) * rng.uniform(0.96, 1.04, 3)  # head size, per axis
@@ -159,7 +159,7 @@ def _draw_patient(rng: np.random.Generator) -> _Patient:
     if rng.random() < 0.3:  # falx plaque
         calcs.append(((0.0, rng.uniform(-30, 40), rng.uniform(35, 60)), rng.uniform(1.5, 4), rng.uniform(150, 600)))
     return _Patient(grey, white, csf, atrophy, inv, shift, elastic, rng.uniform(3.5, 5.5), rng.uniform(4.0, 7.0),
-                    rng.uniform(400, 800), rng.uniform(1800, 2400), rng.uniform(25, 45), calcs)
+                    rng.uniform(550, 950), rng.uniform(1900, 2500), rng.uniform(25, 45), calcs)
 
 
 # -- the atlas at the composition step (1 mm, or 2 mm for coarse outputs), with what no patient changes --
@@ -201,6 +201,13 @@ def _level(step: int) -> _Level:
         maps = [_block_mean(m).astype(F32) for m in (a.gm, a.wm, a.csf, a.vent, a.d_out, a.d_in, a.d_cav)]
         surface = np.unique(a.surface // 2, axis=0)
     gm, wm, csf, vent, d_out, d_in, d_cav = maps
+    # the template is an average of 152 brains, so its sulci are shallower and blurrier than one
+    # patient's: stretch the CSF fraction (0.1 -> 0, 0.7 -> 1), taking the difference from grey matter
+    delta = np.clip((csf - F32(0.1)) / F32(0.6), 0, 1) - csf
+    more, less = np.clip(delta, 0, None), np.clip(-delta, 0, None)
+    take_gm = np.minimum(more, gm)
+    take_wm = np.minimum(more - take_gm, wm)
+    gm, wm, csf = gm - take_gm + less, wm - take_wm, csf + take_gm + take_wm - less
     origin = ORIGIN_MM + (step - 1) / 2.0
     lv = dict(step=step, origin=origin)
     full = tuple(slice(0, n) for n in gm.shape)

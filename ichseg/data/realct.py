@@ -15,8 +15,9 @@ the untouched slices serve as negatives:
   right hemisphere (the image's left half), away from the collection.
 
 Insertion (in HU, on the real pixels): a lesion's blood fraction ``f`` (partial volume over one
-pixel, and through the 5 mm slice for lesions thinner than it) replaces the local mean of the real
-image, ``hu + f * (blood - smooth(hu))``, so the real noise texture stays; intraparenchymal lesions
+pixel, and through the 5 mm slice for lesions thinner than it) blends the real pixel with blood
+plus the real image's own fine texture, ``(1 - f) hu + f (blood + hu' - smooth(hu'))`` with ``hu'``
+the HU clipped to soft tissue, so the real noise stays; intraparenchymal lesions
 get a faint oedema rim. Subtypes: intraparenchymal (irregular, in parenchyma), subdural (crescent
 along the inner table), epidural (lens against the inner table).
 
@@ -43,7 +44,7 @@ REAL_SLICES = {
     "J2K_pixelrep_mismatch.dcm": ("pydicom", True, None),
     "693_UNCR.dcm": ("pydicom-data", False, "left"),
 }
-INSTALL_HINT = "pip install 'ichseg[realct]' (pydicom, pydicom-data and a JPEG 2000 decoder)"
+INSTALL_HINT = "pip install 'ichseg[realct]' (pydicom, pydicom-data; Pillow decodes the JPEG 2000 slice)"
 INSERTED = ("intraparenchymal", "subdural", "epidural")
 
 
@@ -161,8 +162,10 @@ def _insert(rs: RealSlice, sub: str, rng: np.random.Generator) -> tuple[np.ndarr
     if frac.sum() < 4:
         return None
     blood = rng.uniform(55, 85)
-    local = ndimage.gaussian_filter(hu, 1.5 / px)
-    out = hu + frac * depth * (blood - local)
+    soft = np.clip(hu, -20, 100)  # the real noise, measured on soft tissue (bone would leak into it)
+    texture = soft - ndimage.gaussian_filter(soft, 1.5 / px)
+    f = frac * depth
+    out = hu * (1 - f) + f * (blood + texture)
     if edema is not None:
         out -= rng.uniform(4, 8) * np.clip(edema - frac, 0, 1)
     mask = (frac * depth >= 0.5) if depth >= 0.5 else (frac >= 0.5)

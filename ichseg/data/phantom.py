@@ -140,7 +140,7 @@ def _draw_patient(rng: np.random.Generator) -> _Patient:
     white = min(rng.uniform(24, 30), grey - 7)
     csf = rng.uniform(2, 10)
     atrophy = rng.uniform(0.35, 1.0) if rng.random() < 0.35 else rng.uniform(0.0, 0.2)
-    scale = rng.uniform(0.92, 1.08) * rng.uniform(0.96, 1.04, 3)  # head size, per axis
+    scale = rng.uniform(0.86, 1.0) * rng.uniform(0.96, 1.04, 3)  # head size, per axis (the template is a large brain)
     deg = math.pi / 180
     rot = _rotation(rng.uniform(-8, 8) * deg, rng.uniform(-5, 20) * deg, rng.uniform(-5, 5) * deg)
     inv = np.linalg.inv(rot * scale[None, :])
@@ -366,13 +366,13 @@ def _draw_lesion(sub: str, rng: np.random.Generator, lv: _Level, z_range: tuple[
             T, L = math.exp(rng.uniform(math.log(4.0), math.log(22.0))), rng.uniform(18, 36)
         box = _box(c, L + 2, lv.shape, lv)
         x, y, z = _grid(box, lv)
-        s = np.sqrt((x - F32(c[0])) ** 2 + (y - F32(c[1])) ** 2 + ((z - F32(c[2])) * F32(1.3)) ** 2) / F32(L)
+        s = np.sqrt((x - F32(c[0])) ** 2 + (y - F32(c[1])) ** 2 + ((z - F32(c[2])) * F32(1.8)) ** 2) / F32(L)  # longer than tall
         if sub == "subdural":  # thin and long: nearly uniform thickness, tapering at the ends
             t = F32(T) * np.sqrt(np.clip(1 - s**4, 0, 1))
         else:  # lens: thickest in the middle
             t = F32(T) * np.sqrt(np.clip(1 - s**2, 0, 1))
         side = math.copysign(1.0, c[0])
-        frac = _ramp(t - lv.d_in[box], lv.step) * _ramp(F32(c_ea + 0.5) - lv.d_out[box], lv.step) * (t > 0.5) * _ramp(x * F32(side) - 3)
+        frac = _ramp(t - lv.d_in[box], lv.step) * _ramp(F32(c_ea + 0.5) - lv.d_out[box], lv.step) * (t > 0.5) * _ramp(x * F32(side) - 12, 8.0)  # lateral: off the vertex and the falx
         return _Lesion(sub, "convexity", box, frac.astype(F32), rng.uniform(58, 88))
     raise ValueError(f"phantom: unknown subtype {sub!r}")
 

@@ -355,8 +355,12 @@ def _phantom_batch(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     cfg = PrepConfig(size=size)
     ornt = np.array([[0, 1], [1, 1], [2, 1]])
     images, masks = [], []
-    for index in (20, 11, 19, 0):
+    for index in range(40):
+        if len(images) == 4:
+            break
         ph = phantom_case("instance2022", seed=0, index=index, in_plane=size)
+        if not ph.labels.any():
+            continue
 
         def vol(data):
             return Volume(Path(f"phantom{index}.nii.gz"), data, ph.affine, ph.affine, data.shape, ornt, ph.spacing)
@@ -364,6 +368,8 @@ def _phantom_batch(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         img = preprocess_volume(vol(ph.hu), cfg)
         msk = preprocess_mask(vol(ph.labels.astype(np.float32)), cfg)
         k = int(msk.reshape(len(msk), -1).sum(1).argmax())
+        if msk[k].sum() < 90:  # the first four patients whose largest lesion slice has >= 90 pixels
+            continue
         images.append(img[k])
         masks.append(msk[k][None])
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks).astype(np.float32))

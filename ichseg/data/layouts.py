@@ -286,6 +286,27 @@ class PhysioNet(Layout):
         return [table.get((int(case.volume), int(s)), "") for s in src]
 
 
+class RealCT(PhysioNet):
+    """Real head CT slices with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder
+    format plus ``realct.json``. All its volumes are lesion draws on a handful of real slices, so they
+    form one test sample (one "patient": sampling 10% of them would leave almost nothing)."""
+
+    name, title, role = "realct", "Real CT, inserted lesions", ROLE_TEST_SAMPLE
+    expected = "ct_scans/NNN.nii, masks/NNN.nii, hemorrhage_diagnosis_raw_ct.csv and realct.json (ichseg.data.realct)"
+    paper_counts = {}
+
+    def signature(self, root: Path) -> bool:
+        return super().signature(root) and (root / "realct.json").is_file()
+
+    def patient_of(self, vid: str) -> str:
+        return "realct"
+
+    def _add_aux(self, root: Path, found: Discovery) -> None:
+        super()._add_aux(root, found)
+        if (root / "realct.json").is_file():
+            found.extra_files.append(root / "realct.json")
+
+
 def subtypes_from_labels(mask: Volume, names: dict[int, str]) -> list[str]:
     """Per axial slice, the names of the labels present, joined with '+' (sorted)."""
     labels = sorted(names)
@@ -294,7 +315,7 @@ def subtypes_from_labels(mask: Volume, names: dict[int, str]) -> list[str]:
     return ["+".join(names[labels[i]] for i in order if present[i, k]) for k in range(mask.n_slices)]
 
 
-DATASETS: dict[str, Layout] = {lay.name: lay for lay in (Instance2022(), BHSD(), PhysioNet())}
+DATASETS: dict[str, Layout] = {lay.name: lay for lay in (Instance2022(), BHSD(), PhysioNet(), RealCT())}
 
 
 def get_layout(name: str) -> Layout:

@@ -1,12 +1,16 @@
-"""Where a run's data comes from: the real dataset folder named in the profile, or a phantom.
+"""Where a run's data comes from: the real dataset folder named in the profile, or a generated one.
 
 ``ensure_prepared`` returns the prepared folder of one dataset for a run config, generating the
-synthetic phantom (in that dataset's own layout, read back by the real ingestion path) when the
-profile names no raw folder for it. Both steps are no-ops when their outputs exist.
+synthetic head CT (in that dataset's own layout, read back by the real ingestion path) when the
+profile names no raw folder for it; for ``realct`` (real CT slices with inserted lesions,
+``ichseg.data.realct``) the folder is written from the pydicom test slices the same way. Both steps
+are no-ops when their outputs exist.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,12 +28,24 @@ def raw_folder(cfg: Mapping[str, Any], dataset: str, data_root: Path) -> Path:
         if not path.is_dir():
             raise IchsegError(f"{path}: raw folder for {dataset} not found (profile data.raw.{dataset})")
         return path
+    if dataset == "realct":
+        from ..data.realct import write_realct
+
+        rc = dict(data.get("realct") or {})
+        draws, seed = int(rc.get("draws", 6)), int(rc.get("seed", 0))
+        out = data_root / "raw" / f"realct-d{draws}-s{seed}"
+        if not (out / ".complete").exists():
+            write_realct(out, draws=draws, seed=seed)
+            (out / ".complete").touch()
+        return out
     from ..data.phantom import write_phantom
 
     ph = dict(data.get("phantom") or {})
     cases = int(ph.pop("cases", 16))
     seed = int(ph.pop("seed", 0)) + PHANTOM_SEED_OFFSET.get(dataset, 3000)
-    out = data_root / "raw" / f"phantom-{dataset}-n{cases}-s{seed}"
+    # the folder name says which generator and options made it (an older phantom folder is not reused)
+    opts = hashlib.sha256(json.dumps(ph, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    out = data_root / "raw" / f"atlas-{dataset}-n{cases}-s{seed}-{opts}"
     if not (out / ".complete").exists():
         write_phantom(out, layout=dataset, cases=cases, seed=seed, **ph)
         (out / ".complete").touch()

@@ -290,14 +290,15 @@ def study_banner(study: Study) -> str:
     raw = ((cfg or {}).get("data") or {}).get("raw") or {}
     m = study.manifest
     datasets = list(dict.fromkeys([m.get("train_dataset"), *study.datasets]))
-    source = ", ".join(f"{dataset_title(d)}: {'real data' if raw.get(d) else 'synthetic phantom'}" for d in datasets if d)
+    kind = lambda d: "real data" if raw.get(d) else ("real CT slices, inserted lesions" if d == "realct" else "synthetic phantom")
+    source = ", ".join(f"{dataset_title(d)}: {kind(d)}" for d in datasets if d)
     env = first["info"].get("environment", {})
     text = (f"**Profile `{study.profile}`** — {m.get('description', '')}. Variants: "
             f"{', '.join(f'`{v}`' for v in study.variants)}; seeds: {', '.join(map(str, study.seeds))}; data: {source}. "
             f"Device: {env.get('device', '?')}; commit `{str(env.get('git_commit', '?'))[:12]}`; run set `{m.get('stamp')}` "
             f"(created {m.get('created', '?')}).")
     if not any(raw.get(d) for d in datasets):
-        text += (" **Every dataset here is the synthetic phantom, so these numbers measure the code path, "
+        text += (" **Every dataset here is synthetic (or, for realct, real slices with synthetic lesions), so these numbers measure the code path, "
                  "not the method: they are not comparable to the paper's.**")
     return text
 

@@ -40,7 +40,7 @@ def variant_title(variant: str) -> str:
 VARIANT_ORDER = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full")
 TABLE1_ORDER = ("unet", "transunet", "nnunet", "ukan", "medsegdiffv2", "full")
 METHOD_ORDER = VARIANT_ORDER + tuple(v for v in TABLE1_ORDER if v not in VARIANT_ORDER)
-DATASET_ORDER = ("instance2022", "bhsd", "physionet")
+DATASET_ORDER = ("instance2022", "bhsd", "physionet", "realct")  # realct: real CT, inserted lesions (no paper number)
 
 __all__ = ["DATASET_ORDER", "METHOD_ORDER", "TABLE1_ORDER", "VARIANT_ORDER", "dataset_title", "paper_numbers",
            "variant_title"]

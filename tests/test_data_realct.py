@@ -1,0 +1,139 @@
+"""The realct domain (real pydicom head CT slices with inserted hemorrhages) and the realism
+statistics: written in the PhysioNet format, read by the same ingestion path, lesions in real
+parenchyma with blood HU, negatives untouched; a one-line error when pydicom is missing."""
+
+from __future__ import annotations
+
+import builtins
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ichseg.data import PrepConfig, get_layout, load_pair, prepare_dataset
+from ichseg.data import realism, realct
+from ichseg.engine.data import raw_folder
+from ichseg.errors import IchsegError
+
+
+def _have_pydicom() -> bool:
+    try:
+        realct.read_real_slice("J2K_pixelrep_mismatch.dcm")
+        realct.read_real_slice("693_UNCR.dcm")
+    except IchsegError:
+        return False
+    return True
+
+
+needs_real = pytest.mark.skipif(not _have_pydicom(), reason="the realct extra (pydicom, pydicom-data) is not installed")
+
+
+def test_missing_pydicom_is_one_line_error(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_pydicom(name, *args, **kwargs):
+        if name.startswith("pydicom"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    with pytest.raises(IchsegError, match=r"pip install 'ichseg\[realct\]'") as err:
+        realct.write_realct("/nonexistent/realct", draws=1)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("realct")
+    return realct.write_realct(root / "raw", draws=3, seed=0), root
+
+
+@needs_real
+def test_real_slices_decode_with_head_ct_hu():
+    for rs in realct.available_slices():
+        assert rs.hu.shape == (512, 512) and 0.4 < rs.pixel_mm < 0.5
+        assert 20 <= np.median(rs.hu[rs.parenchyma]) <= 45  # brain
+        assert rs.bone.sum() > 5000 and rs.cavity.sum() > 50_000
+
+
+@needs_real
+def test_written_in_physionet_format_and_prepared_by_the_same_path(written):
+    raw, root = written
+    meta = json.loads((raw / "realct.json").read_text())
+    cases = meta["cases"]
+    # J2K: 1 negative + 3 lesions; 693: 3 lesions only (its untouched slice is not a normal head)
+    assert len(cases) == 7
+    assert [c["inserted"] for c in cases.values()].count(None) == 1
+    assert all(c["blood_voxels"] > 0 for c in cases.values() if c["inserted"])
+    found = get_layout("realct").discover(raw)
+    assert len(found.cases) == 7 and {c.patient for c in found.cases} == {"realct"}
+    assert get_layout("physionet").signature(raw)  # the same folder format
+    prepared = prepare_dataset("realct", raw, root / "prepared", PrepConfig(size=32))
+    t = pd.read_csv(prepared / "slices.csv", keep_default_na=False, na_values=[""])
+    assert set(t.split) == {"test"} and len(t) == 7  # every one-slice volume is a test slice
+    assert t.positive.sum() == 6
+    pos = t[t.positive == 1]
+    assert set(pos.subtype) == {"intraparenchymal", "subdural", "epidural"}
+
+
+@needs_real
+def test_inserted_blood_is_blood_in_real_parenchyma_and_the_rest_is_untouched(written):
+    raw, _ = written
+    orig = {rs.name: rs for rs in realct.available_slices()}
+    meta = json.loads((raw / "realct.json").read_text())["cases"]
+    for vid, info in meta.items():
+        image, mask = load_pair(raw / "ct_scans" / f"{vid}.nii", raw / "masks" / f"{vid}.nii")
+        rs = orig[info["source"]]
+        hu, m = image.data[:, :, 0], mask.data[:, :, 0] > 0
+        ref = np.rint(rs.hu)
+        # the canonical (RAS+) grid flips the DICOM frame: compare in the DICOM frame
+        hu_dcm = np.flipud(np.fliplr(hu)).T if hu.shape == ref.shape else None
+        m_dcm = np.flipud(np.fliplr(m)).T
+        assert hu_dcm is not None
+        if info["inserted"] is None:
+            assert not m.any() and np.array_equal(hu_dcm, ref)
+            continue
+        assert 45 <= np.median(hu_dcm[m_dcm]) <= 90
+        assert (m_dcm & rs.cavity).sum() >= 0.95 * m_dcm.sum()  # inside the skull
+        far = ~np.asarray(__import__("scipy.ndimage", fromlist=["x"]).binary_dilation(m_dcm, iterations=25))
+        assert np.array_equal(hu_dcm[far], ref[far])  # away from the lesion the real pixels stay
+        if rs.side == "left":  # 693: only the patient's right hemisphere (image left), away from the collection
+            assert not m_dcm[:, 256:].any()
+
+
+def test_engine_writes_realct_through_the_raw_folder_path(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(realct, "write_realct", lambda out, draws, seed: calls.append((out, draws, seed)) or out.mkdir(parents=True))
+    out = raw_folder({"data": {"realct": {"draws": 2, "seed": 5}}}, "realct", tmp_path)
+    assert calls == [(out, 2, 5)] and (out / ".complete").exists()
+    raw_folder({"data": {"realct": {"draws": 2, "seed": 5}}}, "realct", tmp_path)
+    assert len(calls) == 1  # a no-op once written
+
+
+def test_tissue_stats_and_threshold_classes():
+    hu = np.full((40, 40), -1000.0, np.float32)
+    hu[5:35, 5:35] = 1200  # bone
+    hu[8:32, 8:32] = 30  # parenchyma
+    hu[12:16, 12:28] = 5  # CSF
+    hu[20:26, 18:26] = 70  # blood
+    blood = hu == 70
+    inside = np.zeros_like(blood)
+    inside[8:32, 8:32] = True
+    c = realism.threshold_classes(hu, inside, blood, pixel_mm=0.5)
+    t = realism.tissue_stats(hu, c, "toy").set_index("tissue")
+    assert t.loc["bone", "median"] == 1200 and t.loc["blood", "median"] == 70
+    assert t.loc["parenchyma", "median"] == 30 and t.loc["csf", "median"] <= 15
+    assert not (c["parenchyma"] & c["blood"]).any()
+
+
+@needs_real
+def test_realism_compare_synthetic_and_real():
+    table, images = realism.compare(seed=1, in_plane=128)
+    assert set(table.source) == {"synthetic", "real J2K_pixelrep_mismatch.dcm", "real 693_UNCR.dcm"}
+    for src, g in table.groupby("source"):
+        g = g.set_index("tissue")
+        assert 20 <= g.loc["parenchyma", "median"] <= 45, src
+        assert g.loc["bone", "median"] > 300, src
+        assert 45 <= g.loc["blood", "median"] <= 90, src
+    assert len(images) == 3

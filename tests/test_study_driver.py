@@ -151,9 +151,9 @@ def test_overrides_and_plan():
     study = Study(StudySpec(profile="gpu", variants=["full", "medsegdiffv2"]), log=lambda m: None)
     assert study.seeds == [0, 1, 2]  # the gpu profile's study settings: three seeds
     ids = [s.id for s in study.stages]
-    assert ids[:3] == ["prep-instance2022", "prep-bhsd", "prep-physionet"]
-    assert ids[3:5] == ["train-full-s0", "evaluate-full-s0"] and len(ids) == 3 + 2 * 3 * 2
-    train = study.stages[3]
+    assert ids[:4] == ["prep-instance2022", "prep-bhsd", "prep-physionet", "prep-realct"]
+    assert ids[4:6] == ["train-full-s0", "evaluate-full-s0"] and len(ids) == 4 + 2 * 3 * 2
+    train = study.stages[4]
     assert train.parameters["out_dir"] == "results/gpu/runs/full-s0" and train.notebook.name == "train.ipynb"
 
 

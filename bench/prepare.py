@@ -1,6 +1,6 @@
 """Benchmark: Instance2022-sized phantom volumes prepared per second.
 
-Goal (issue 3): 100 volumes of 512 x 512 x ~30 (the real Instance2022 size, reference notes §3)
+Goal: 100 volumes of 512 x 512 x ~30 (the real INSTANCE 2022 size)
 prepared in <= 60 s on this 2-core machine. The phantom folder holds ``--unique`` generated
 volumes copied under new names up to ``--volumes`` (generation is not what is measured);
 preparation then reads, hashes, checks, reorients, windows, resizes to 256 and writes every one.

@@ -68,23 +68,19 @@ def peer_train_step(diff, batch: int, size: int, in_channels: int, seed: int = 0
 
 def forward_gflops(peer, ours, size: int, in_channels: int) -> tuple[float, float, float]:
     """Forward GFLOPs per image (torch's FlopCounterMode): the peer's network (its condition
-    encoder included, as at every step of its sampler), our condition branch, our denoiser."""
+    encoder included, as at every step of its sampler), our condition branch, our denoiser
+    (``ichseg.models.card.count_flops``, the count the architecture page shows)."""
     from torch.utils.flop_counter import FlopCounterMode
+
+    from ichseg.models.card import count_flops
 
     x = torch.zeros(1, in_channels, size, size)
     m = torch.zeros(1, 1, size, size)
     t = torch.zeros(1, dtype=torch.long)
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as f:
-            peer.model(m, t, x)
-        p = f.get_total_flops()
-        with FlopCounterMode(display=False) as f:
-            feats = ours.encode_condition(x)
-        c = f.get_total_flops()
-        with FlopCounterMode(display=False) as f:
-            ours.denoise(m, t, feats)
-        d = f.get_total_flops()
-    return p / 1e9, c / 1e9, d / 1e9
+    with torch.no_grad(), FlopCounterMode(display=False) as f:
+        peer.model(m, t, x)
+    ours_flops = count_flops(ours, size)
+    return f.get_total_flops() / 1e9, ours_flops["condition"] / 1e9, ours_flops["denoise"] / 1e9
 
 
 def matched_base(target: int, size: int, profile: str, lo: int = 8, hi: int = 128) -> tuple[int, int]:

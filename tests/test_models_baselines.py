@@ -284,7 +284,8 @@ def test_recipes_as_published():
     t, u, n = RECIPES["transunet"], RECIPES["ukan"], RECIPES["unet"]
     assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.lr_schedule, t.poly_power) == ("sgd", 0.01, 0.9, 1e-4,
                                                                                             "poly", 0.9)
-    assert (t.bce_weight, t.dice_weight) == (0.5, 0.5)
+    assert (t.bce_weight, t.dice_weight, t.dice_over) == (0.5, 0.5, "batch")  # trainer.py's DiceLoss: whole batch
+    assert u.dice_over == n.dice_over == "sample"  # BCEDiceLoss: one Dice per sample
     assert (u.optimizer, u.lr, u.weight_decay, u.lr_schedule, u.min_lr) == ("adam", 1e-4, 1e-4, "cosine", 1e-5)
     assert (u.bce_weight, u.dice_weight) == (0.5, 1.0)
     assert n.optimizer == "adam" and "Ronneberger" in n.source
@@ -346,6 +347,30 @@ def test_segmentation_loss():
         segmentation_loss(logits, mask[:, :, :4])
     with pytest.raises(ValueError, match="dice_weight: must be a non-negative"):
         SegmentationLossConfig(dice_weight=-1)
+    with pytest.raises(ValueError, match="dice_over: unknown value 'pixel'"):
+        SegmentationLossConfig(dice_over="pixel")
+
+
+def test_batch_dice_is_one_dice_over_the_batch():
+    """A batch of one lesion slice and one empty slice: per-sample Dice averages a lesion term and
+    an empty-slice term (which punishes any positive mass on the empty slice by itself); the batch
+    Dice pools both slices into one overlap ratio, by hand."""
+    logits = torch.full((2, 1, 4, 4), -2.0)
+    logits[0, 0, :2, :2] = 3.0
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, 0, :2, :3] = 1.0
+    p = torch.sigmoid(logits)
+    inter = float((p * mask).sum())
+    expected = 1 - (2 * inter + 1) / (float(p.sum()) + float(mask.sum()) + 1)
+    assert float(soft_dice_loss(logits, mask, over="batch")) == pytest.approx(expected)
+    per = [1 - (2 * float((p[i] * mask[i]).sum()) + 1) / (float(p[i].sum() + mask[i].sum()) + 1) for i in range(2)]
+    assert float(soft_dice_loss(logits, mask)) == pytest.approx(sum(per) / 2)
+    assert float(soft_dice_loss(logits, mask, over="batch")) != pytest.approx(sum(per) / 2)
+    cfg = RECIPES["transunet"].loss_config()
+    assert cfg.dice_over == "batch"
+    loss, _ = segmentation_loss(logits, mask, cfg)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, mask)
+    assert float(loss) == pytest.approx(0.5 * float(bce) + 0.5 * expected)
 
 
 # -- each baseline overfits one batch of phantom slices ---------------------------------------------

@@ -157,6 +157,21 @@ def test_overrides_and_plan():
     assert train.parameters["out_dir"] == "results/gpu/runs/full-s0" and train.notebook.name == "train.ipynb"
 
 
+def test_method_seeds_of_a_profile_and_seeds_override():
+    """The cpu profile runs three seeds of the two models both tables compare, one of the others;
+    ``--seeds`` applies to every method."""
+    study = Study(StudySpec(profile="cpu", variants=["medsegdiffv2", "unet", "full"]), log=lambda m: None)
+    assert study.seeds_of == {"medsegdiffv2": [0, 1, 2], "unet": [0], "full": [0, 1, 2]}
+    trains = [s.id for s in study.stages if s.kind == "train"]
+    assert trains == ["train-medsegdiffv2-s0", "train-medsegdiffv2-s1", "train-medsegdiffv2-s2", "train-unet-s0",
+                      "train-full-s0", "train-full-s1", "train-full-s2"]
+    runs = study.run_set()["runs"]
+    assert [(r["variant"], r["seed"]) for r in runs if r["variant"] == "unet"] == [("unet", 0)]
+    assert study.run_set()["seeds"] == [0, 1, 2]
+    one = Study(StudySpec(profile="cpu", variants=["medsegdiffv2", "unet"], seeds=[4]), log=lambda m: None)
+    assert one.seeds_of == {"medsegdiffv2": [4], "unet": [4]}
+
+
 def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     """Stamp status 'running' with the same stamp -> resume (folder kept); another stamp -> wipe;
     no record at all (e.g. trained beforehand with torchrun) -> kept. No kernel: execute is faked."""

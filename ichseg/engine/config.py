@@ -238,7 +238,8 @@ def _direct_sections(cfg: dict, name: str) -> None:
         "weight_decay": recipe.weight_decay, "lr_schedule": recipe.lr_schedule, "poly_power": recipe.poly_power,
         "min_lr": recipe.min_lr, "ema_rate": 0.0,
     }, base.get("train"), own.get("train"))
-    cfg["loss"] = _merge({"bce_weight": recipe.bce_weight, "dice_weight": recipe.dice_weight},
+    cfg["loss"] = _merge({"bce_weight": recipe.bce_weight, "dice_weight": recipe.dice_weight,
+                          "dice_over": recipe.dice_over},
                          base.get("loss"), own.get("loss"))
     cfg.pop("diffusion", None)
 

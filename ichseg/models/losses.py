@@ -66,11 +66,19 @@ class LossConfig:
         return self.anchor_loss != "none" and iteration % self.alpha == 0
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - (2Σpg + s)/(Σp + Σg + s) per sample and channel, averaged; p = sigmoid(logits)."""
+#: what one soft Dice sums over: each sample (and channel) separately, averaged; or the whole batch
+DICE_OVER = ("sample", "batch")
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, over: str = "sample") -> torch.Tensor:
+    """1 - (2Σpg + s)/(Σp + Σg + s), p = sigmoid(logits): per sample and channel, averaged
+    (``over="sample"``), or one Dice per channel over the whole batch (``over="batch"``, the
+    TransUNet code's form, in which the empty slices of a batch only add to Σp)."""
+    if over not in DICE_OVER:
+        raise ValueError(f"over: unknown value {over!r}; known: {', '.join(DICE_OVER)}")
     p = torch.sigmoid(logits.float())
     g = target.float()
-    dims = tuple(range(2, p.ndim))
+    dims = tuple(range(2, p.ndim)) if over == "sample" else (0, *range(2, p.ndim))
     inter = (p * g).sum(dims)
     denom = p.sum(dims) + g.sum(dims)
     return (1.0 - (2.0 * inter + smooth) / (denom + smooth)).mean()

@@ -24,20 +24,29 @@ def _ordered(values, order) -> list:
     return [v for v in order if v in values] + [v for v in values if v not in order]
 
 
-def ours_label(n_seeds: int, profile: str) -> str:
+def ours_label(n_seeds: int, profile: str, fewest: int | None = None) -> str:
+    """Column head of our numbers: seeds per model (``fewest``..``n_seeds`` when models differ)."""
+    fewest = n_seeds if fewest is None else fewest
     if n_seeds <= 1:
         return f"ours ({profile}, 1 seed)"
+    if fewest < n_seeds:
+        return f"ours ({profile}, mean ± 95% CI where {n_seeds} seeds, else {fewest} seed{'s' * (fewest > 1)})"
     return f"ours ({profile}, mean ± 95% CI, {n_seeds} seeds)"
 
 
-def _n_seeds(evals: pd.DataFrame) -> int:
-    return int(evals.groupby(["variant", "dataset"])["seed"].nunique().max()) if len(evals) else 0
+def _n_seeds(evals: pd.DataFrame) -> tuple[int, int]:
+    """(most, fewest) seeds of one model on one dataset."""
+    if not len(evals):
+        return 0, 0
+    counts = evals.groupby(["variant", "dataset"])["seed"].nunique()
+    return int(counts.max()), int(counts.min())
 
 
 def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
     """Table 1: rows (dataset, model), columns paper IoU/Dice | ours IoU/Dice, in percent."""
     p = paper_numbers()
-    ours = ours_label(_n_seeds(evals), profile)
+    most, fewest = _n_seeds(evals)
+    ours = ours_label(most, profile, fewest)
     paper_head = "paper (single run)"
     datasets = _ordered(datasets or [d for d in DATASET_ORDER if d in set(evals["dataset"])] or DATASET_ORDER, DATASET_ORDER)
     rows, index = [], []
@@ -73,7 +82,8 @@ def _paper(v) -> str:
 def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> pd.DataFrame:
     """Table 2 (ablation on ``dataset``): paper Dice/IoU/best iteration | ours, one row per variant."""
     p = paper_numbers()
-    ours = ours_label(_n_seeds(evals), profile)
+    most, fewest = _n_seeds(evals)
+    ours = ours_label(most, profile, fewest)
     paper_head = "paper (single run)"
     # Table 2 rows only: the ablation's diffusion variants (the baselines belong to Table 1)
     table2_rows = set(p["table2"]) | set(VARIANT_ORDER)
@@ -111,7 +121,8 @@ STRICT_COLUMNS = {
 
 def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Ours only (the paper reports no strict metric): rows (dataset, variant), one column per metric."""
-    ours = ours_label(_n_seeds(evals), profile)
+    most, fewest = _n_seeds(evals)
+    ours = ours_label(most, profile, fewest)
     datasets = _ordered(evals["dataset"], DATASET_ORDER)
     variants = _ordered(evals["variant"], METHOD_ORDER)
     rows, index = [], []

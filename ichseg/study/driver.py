@@ -191,6 +191,11 @@ class Study:
         if unknown:
             raise ConfigError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
         self.seeds = [int(s) for s in (spec.seeds if spec.seeds is not None else settings["seeds"])]
+        # seeds per method: --seeds applies to every method; otherwise the profile's method_seeds
+        # replace its seeds for the methods they name
+        per_method = {} if spec.seeds is not None else settings["method_seeds"]
+        self.seeds_of = {v: [int(s) for s in per_method.get(v, self.seeds)] for v in self.variants}
+        self.seeds = sorted({s for v in self.variants for s in self.seeds_of[v]})
         unknown = set(spec.overrides) - {"*"} - set(self.variants)
         if unknown:
             raise ConfigError(f"--set: variant(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.variants)})")
@@ -200,7 +205,7 @@ class Study:
         self.data_root = (Path(spec.data_root) if spec.data_root else self.root / "data").resolve()
         self.notebooks = {k: (self.root / v) for k, v in NOTEBOOKS.items()}
         self.notebooks.update({k: Path(v).resolve() for k, v in spec.notebooks.items()})
-        self.configs = {(v, s): resolve_run_config(spec.profile, v, self.overrides[v], seed=s) for v in self.variants for s in self.seeds}
+        self.configs = {(v, s): resolve_run_config(spec.profile, v, self.overrides[v], seed=s) for v in self.variants for s in self.seeds_of[v]}
         # data preparation depends on the overrides shared by all variants only, so that one
         # variant's override does not re-run every variant's stages through the prep stamps
         self.prep_config = resolve_run_config(spec.profile, self.variants[0], self.global_overrides)
@@ -255,7 +260,7 @@ class Study:
             stage.verify = _prepared_still_there
             stages.append(stage)
         for v in self.variants:
-            for s in self.seeds:
+            for s in self.seeds_of[v]:
                 rid = f"{v}-s{s}"
                 cfg = self.configs[(v, s)]
                 run_dir = self.results_dir / "runs" / rid
@@ -298,7 +303,7 @@ class Study:
             "train_dataset": self.train_dataset,
             "runs": [{"variant": v, "seed": s, "run_dir": f"runs/{v}-s{s}", "eval_dir": f"eval/{v}-s{s}",
                       "train_stage": f"train-{v}-s{s}", "evaluate_stage": f"evaluate-{v}-s{s}",
-                      "overrides": self.overrides[v]} for v in self.variants for s in self.seeds],
+                      "overrides": self.overrides[v]} for v in self.variants for s in self.seeds_of[v]],
         }
 
     def results_stage(self, stamp: str) -> Stage:

@@ -26,14 +26,23 @@ STUDY_PROFILES: dict[str, dict] = {
     "gpu": {"variants": list(METHODS), "seeds": [0, 1, 2], "overrides": []},
     # the paper's recipe; the paper reports single runs
     "paper": {"variants": list(METHODS), "seeds": [0], "overrides": []},
+    # the 2-core CPU evidence profile: three seeds for the two models both tables compare (the
+    # MedSegDiff-v2 baseline and the full model), one for the others (the budget's limit)
+    "cpu": {"variants": list(METHODS), "seeds": [0], "overrides": [],
+            "method_seeds": {"medsegdiffv2": [0, 1, 2], "full": [0, 1, 2]}},
 }
 
 DEFAULT = {"variants": list(METHODS), "seeds": [0], "overrides": []}
 
 
 def study_settings(profile: str) -> dict:
-    """Variants, seeds and study-wide overrides of a profile (defaults for a profile file)."""
-    return {k: list(v) for k, v in STUDY_PROFILES.get(profile, DEFAULT).items()}
+    """Variants, seeds and study-wide overrides of a profile (defaults for a profile file).
+
+    ``method_seeds`` (method -> seeds) replaces ``seeds`` for the methods it names."""
+    settings = STUDY_PROFILES.get(profile, DEFAULT)
+    out = {k: list(v) for k, v in settings.items() if k != "method_seeds"}
+    out["method_seeds"] = {m: list(s) for m, s in settings.get("method_seeds", {}).items()}
+    return out
 
 
 __all__ = ["BASELINES", "DEFAULT", "METHODS", "STUDY_PROFILES", "VARIANTS", "study_settings"]

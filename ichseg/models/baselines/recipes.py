@@ -11,7 +11,8 @@ One-logit losses: all three are trained with ``bce_weight · BCE + dice_weight �
 hemorrhage logit (``segmentation_loss``). For two classes, TransUNet's softmax cross-entropy over
 (background, hemorrhage) equals BCE on the logit difference, so its CE term is kept exactly; its
 Dice (official: averaged over both classes, background included, over the whole batch) becomes the
-study's foreground soft Dice per sample, the same Dice term as the other two.
+foreground soft Dice over the whole batch (``dice_over: batch``); U-Net and U-KAN (the UNeXt /
+U-KAN ``BCEDiceLoss``) take one Dice per sample (``dice_over: sample``), as their code does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError
 from ...utils.configs import dataclass_from_dict
-from ..losses import soft_dice_loss
+from ..losses import DICE_OVER, soft_dice_loss
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("poly", "cosine", "linear", "constant")
@@ -59,6 +60,7 @@ class Recipe:
     min_lr:        the learning rate every group decays to (an absolute floor, as
                    ``CosineAnnealingLR(eta_min)``); 0 decays to zero.
     bce_weight / dice_weight: the loss ``bce_weight · BCE + dice_weight · soft Dice``.
+    dice_over:     ``sample`` (one soft Dice per slice, averaged) or ``batch`` (one over the batch).
     source:        where the values come from and what was chosen where the source is silent.
     """
 
@@ -71,6 +73,7 @@ class Recipe:
     min_lr: float = 0.0
     bce_weight: float = 1.0
     dice_weight: float = 1.0
+    dice_over: str = "sample"
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -78,6 +81,8 @@ class Recipe:
             raise ConfigError(f"optimizer: unknown value {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"lr_schedule: unknown value {self.lr_schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.dice_over not in DICE_OVER:
+            raise ConfigError(f"dice_over: unknown value {self.dice_over!r}; known: {', '.join(DICE_OVER)}")
         if not _is_num(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr: must be a positive number, got {self.lr!r}")
         _non_negative(self, "momentum", "weight_decay", "poly_power", "min_lr", "bce_weight", "dice_weight")
@@ -89,7 +94,7 @@ class Recipe:
             raise ConfigError(f"source: must be a string, got {self.source!r}")
 
     def loss_config(self, dice_smooth: float = 1.0) -> "SegmentationLossConfig":
-        return SegmentationLossConfig(self.bce_weight, self.dice_weight, dice_smooth)
+        return SegmentationLossConfig(self.bce_weight, self.dice_weight, dice_smooth, self.dice_over)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,11 +119,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     ),
     "transunet": Recipe(
         optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, lr_schedule="poly", poly_power=0.9,
-        bce_weight=0.5, dice_weight=0.5,
+        bce_weight=0.5, dice_weight=0.5, dice_over="batch",
         source=(
             "TransUNet official code (Chen et al. 2021, train/trainer.py): SGD lr 0.01, momentum 0.9, "
             "weight decay 1e-4, lr = 0.01 (1 - iter/max_iter)^0.9 per iteration, loss 0.5 CE + 0.5 Dice "
-            "(batch 24, 14k iterations on Synapse: replaced by the study's budget)."
+            "with the Dice summed over the whole batch (batch 24, 14k iterations on Synapse: replaced by "
+            "the study's budget)."
         ),
     ),
     "ukan": Recipe(
@@ -138,15 +144,18 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
 # -- loss ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SegmentationLossConfig:
-    """``bce_weight · BCE-with-logits + dice_weight · soft Dice`` (soft Dice on sigmoid, per sample
-    and channel, averaged; ``dice_smooth`` in numerator and denominator, so an empty mask asks for
-    an empty prediction instead of giving 0/0)."""
+    """``bce_weight · BCE-with-logits + dice_weight · soft Dice`` (soft Dice on sigmoid over
+    ``dice_over``: each sample and channel, averaged, or the whole batch; ``dice_smooth`` in
+    numerator and denominator, so an empty mask asks for an empty prediction instead of giving 0/0)."""
 
     bce_weight: float = 0.5
     dice_weight: float = 1.0
     dice_smooth: float = 1.0
+    dice_over: str = "sample"
 
     def __post_init__(self) -> None:
+        if self.dice_over not in DICE_OVER:
+            raise ConfigError(f"dice_over: unknown value {self.dice_over!r}; known: {', '.join(DICE_OVER)}")
         _non_negative(self, "bce_weight", "dice_weight", "dice_smooth")
         if self.bce_weight + self.dice_weight <= 0:
             raise ConfigError("bce_weight: bce_weight and dice_weight are both 0 (no loss)")
@@ -168,7 +177,7 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor,
         raise ValueError(f"mask: shape {tuple(getattr(mask, 'shape', ()))} differs from the logits "
                          f"{tuple(getattr(logits, 'shape', ()))}")
     bce = F.binary_cross_entropy_with_logits(logits.float(), mask.float())
-    dice = soft_dice_loss(logits, mask, config.dice_smooth)
+    dice = soft_dice_loss(logits, mask, config.dice_smooth, config.dice_over)
     total = config.bce_weight * bce + config.dice_weight * dice
     return total, {"bce": float(bce.detach()), "dice": float(dice.detach()), "total": float(total.detach())}
 

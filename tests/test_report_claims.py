@@ -120,3 +120,15 @@ def test_convergence_claim_reads_the_training_logs(study):
     full = per_run[per_run["variant"] == "full"]["dice: iterations to 90%"]
     assert claim.iloc[0]["ours: full model (per seed)"] == ", ".join(f"{x:.0f}" for x in full)
     assert claim.iloc[0]["verdict"] in (SUPPORTS, CONTRADICTS, UNDECIDED)
+
+
+def test_profile_checks_read_the_references_from_the_metrics(study):
+    from ichseg.report.claims import profile_checks
+
+    evals, curves = collect.evaluation_table(study), collect.curves_table(study)
+    checks = profile_checks(evals, curves).set_index("method")
+    full = checks.loc["+ Transformer Block (Full Model)"]
+    sel = evals[(evals["variant"] == "full") & (evals["dataset"] == "instance2022")]
+    assert full["seeds"] == 3 and full["paper-protocol Dice (%)"] == round(100 * sel["dice"].mean(), 2)
+    assert full["beats all-empty"] and full["beats chance"]  # nothing on empty slices, part of every lesion
+    assert not checks["curves flat at the end"].any()  # four validation points: too few to call flat

@@ -227,6 +227,36 @@ def convergence_claim(curves: pd.DataFrame, fraction: float = 0.9) -> pd.DataFra
     return pd.DataFrame(out)
 
 
+# -- what a profile must show before its claims mean anything ------------------------------------------
+def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "instance2022") -> pd.DataFrame:
+    """Per method on ``dataset``: does it beat the trivial references, and has its training settled?
+
+    - paper-protocol Dice above that of an all-empty prediction on the same slices;
+    - lesion-slice Dice (0.5 threshold) above its chance level inside the head (the Dice of the
+      same number of lesion pixels placed at random inside the head);
+    - validation curves (both scores) flat at the end (``is_flat``) for every seed.
+    Means over seeds; a check holds only when it holds for the mean."""
+    from .paper import variant_title
+
+    rows = []
+    sel = evals[evals["dataset"] == dataset]
+    flat = convergence_table(curves)
+    for variant, runs in sel.groupby("variant", sort=False):
+        f = flat[flat["variant"] == variant]
+        flat_cols = [c for c in f if c.endswith(": flat")]
+        dice, empty = runs["dice"].mean(), runs["all_empty_dice"].mean()
+        lesion, chance = runs["positive_slice_dice"].mean(), runs["chance_positive_slice_dice_in_head"].mean()
+        rows.append({
+            "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
+            "paper-protocol Dice (%)": round(100 * dice, 2), "all-empty (%)": round(100 * empty, 2),
+            "beats all-empty": bool(dice > empty),
+            "lesion-slice Dice (%)": round(100 * lesion, 2), "in-head chance (%)": round(100 * chance, 2),
+            "beats chance": bool(lesion > chance),
+            "curves flat at the end": bool(len(f) and f[flat_cols].all(axis=None)) if flat_cols else False,
+        })
+    return pd.DataFrame(rows)
+
+
 __all__ = ["CONTRADICTS", "SCORES", "SUPPORTS", "UNDECIDED", "comparison_claims", "convergence_claim",
            "convergence_table", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
-           "paired_bootstrap_difference", "verdict"]
+           "paired_bootstrap_difference", "profile_checks", "verdict"]

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ichseg.engine.commands.train", "train one variant under a profile (resumable, torchrun-ready)"),
     "evaluate": ("ichseg.engine.commands.evaluate", "evaluate a checkpoint on a prepared dataset (both metric protocols)"),
     "predict": ("ichseg.engine.commands.predict", "segment a head CT NIfTI: mask, probability, uncertainty, summary"),
+    "export": ("ichseg.engine.commands.export", "the EMA weights of a trained run, small (float16) and without optimiser state, to hand out"),
     "study": ("ichseg.study.cli", "run the study's notebooks with papermill: prep, train, evaluate, results (skips current stages)"),
     "report": ("ichseg.report.toc", "report helpers: `ichseg report toc` writes the book's toc with every profile's results"),
 }

@@ -27,6 +27,7 @@ from .collect import (
     study_banner,
     study_stamp,
 )
+from .claims import comparison_claims, convergence_claim, convergence_table
 from .figures import convergence_figure, qualitative_figure, read_sampling_bench, sampling_figure, training_figure
 from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
 from .runs import run_summary
@@ -47,6 +48,9 @@ __all__ = [
     "Study",
     "VARIANT_ORDER",
     "ci_band",
+    "comparison_claims",
+    "convergence_claim",
+    "convergence_table",
     "convergence_figure",
     "curves_table",
     "dataset_title",

@@ -26,7 +26,7 @@ from ..utils import atomic_write_text
 from .collect import STUDY_FILE, StaleResultsError, load_study, read_timings
 from .tables import timings_table
 
-PROFILE_ORDER = ("paper", "gpu", "smoke")
+PROFILE_ORDER = ("paper", "gpu", "cpu", "smoke")
 RESULTS_ENTRY = "results"
 
 

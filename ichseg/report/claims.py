@@ -1,0 +1,262 @@
+"""Which of the paper's claims a profile's runs support, contradict or cannot decide.
+
+Three kinds of claim are checked, each against the paper's own numbers (``paper_numbers.yaml``):
+
+(a) **Ablation** (Table 2): each row changes the test Dice of the row above by the paper's amount.
+(b) **Convergence** (§4.3, Fig. 1): the full model reaches a fixed fraction of its final validation
+    Dice in fewer iterations than the MedSegDiff-v2 baseline.
+(c) **Cross-dataset generalisation** (Table 1): trained on INSTANCE 2022, the full model beats the
+    MedSegDiff-v2 baseline on the other test sets.
+
+Intervals for a difference of two models (a, c) come from a *paired, two-level bootstrap*: test
+patients are resampled with replacement (slices of one patient are not independent, so the patient
+is the unit), and within each resample every model's seeds are resampled too, so the interval
+carries both the test-set and the training-seed variation (with one seed only the former). Both
+models are scored on the same resampled patients (paired). Verdict: **supports** when the 95%
+interval excludes zero on the side of the paper's claim, **contradicts** when it excludes zero on
+the other side, **cannot decide** otherwise.
+
+Convergence (b) compares iterations per seed, where a bootstrap over three numbers says little; the
+verdict is the ordering of the seeds: **supports** when every full-model seed gets there before every
+baseline seed, **contradicts** for the reverse, **cannot decide** otherwise (with three seeds each, a
+complete separation has probability 1/20 under exchangeability: a one-sided rank test at 5%).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .paper import dataset_title, paper_numbers
+
+SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "cannot decide"
+#: the two per-slice scores a difference is measured on: the paper's protocol, and Dice at 0.5 on
+#: the slices with a lesion (where a trivial predictor scores 0)
+SCORES = {"paper_dice": "paper-protocol Dice", "strict_dice": "lesion-slice Dice"}
+BASELINE, FULL = "medsegdiffv2", "full"
+
+
+def _cluster_means(scores: np.ndarray, clusters: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, n_seeds) weighted means: ``scores`` (n_seeds, n_slices) NaN-free, ``weights`` (B, n_clusters)."""
+    n_clusters = weights.shape[1]
+    sums = np.stack([np.bincount(clusters, weights=row, minlength=n_clusters) for row in scores])  # (S, K)
+    counts = np.bincount(clusters, minlength=n_clusters).astype(float)  # (K,)
+    return (weights @ sums.T) / np.maximum(weights @ counts, 1e-12)[:, None]
+
+
+def paired_bootstrap_difference(a: np.ndarray, b: np.ndarray, clusters: Sequence, *, n_boot: int = 2000,
+                                confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Mean score of ``a`` minus that of ``b`` and its percentile interval (two-level bootstrap).
+
+    a, b: (seeds, slices) per-slice scores of two models on the same slices (columns aligned);
+    clusters: (slices,) the patient of each slice. Returns (difference, low, high); the difference
+    is of the plain means (mean over seeds of the mean over slices).
+    """
+    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    if a.shape[1] != b.shape[1] or a.shape[1] != len(clusters):
+        raise ValueError(f"scores: {a.shape[1]} and {b.shape[1]} slices for {len(clusters)} cluster labels")
+    if a.shape[1] == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores: need at least one slice and finite scores")
+    _, idx = np.unique(np.asarray(clusters), return_inverse=True)
+    k = int(idx.max()) + 1
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)  # patients drawn per resample
+    ma, mb = _cluster_means(a, idx, weights), _cluster_means(b, idx, weights)  # (B, seeds)
+    pick = lambda m: m[np.arange(n_boot)[:, None], rng.integers(0, m.shape[1], size=m.shape)].mean(axis=1)  # noqa: E731
+    diffs = pick(ma) - pick(mb)
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(diffs, [tail, 100 - tail])
+    return float(a.mean() - b.mean()), float(lo), float(hi)
+
+
+def verdict(low: float, high: float, claimed_sign: float) -> str:
+    """``supports`` / ``contradicts`` / ``cannot decide`` for an interval and the sign the paper claims."""
+    if not (math.isfinite(low) and math.isfinite(high)) or claimed_sign == 0:
+        return UNDECIDED
+    if (low > 0 and claimed_sign > 0) or (high < 0 and claimed_sign < 0):
+        return SUPPORTS
+    if (low > 0 and claimed_sign < 0) or (high < 0 and claimed_sign > 0):
+        return CONTRADICTS
+    return UNDECIDED
+
+
+def _score_matrix(slices: pd.DataFrame, variant: str, dataset: str, score: str, keys=None):
+    """(seeds, slices) of ``score`` for one model on one dataset, one column per test slice (keyed by
+    volume and slice index, in ``keys``' order when given), and the patient of each column."""
+    sel = slices[(slices["variant"] == variant) & (slices["dataset"] == dataset)]
+    if score == "strict_dice":
+        sel = sel[sel["positive"] > 0]
+    if sel.empty:
+        return None, None, None
+    sel = sel.assign(_key=sel["volume"].astype(str) + "/" + sel["slice_index"].astype(str))
+    wide = sel.pivot_table(index="seed", columns="_key", values=score, aggfunc="first", dropna=False)
+    unit = "patient" if "patient" in sel else "volume"  # the resampling unit: a patient's slices go together
+    patients = sel.drop_duplicates("_key").set_index("_key")[unit]
+    if keys is not None:
+        wide = wide.reindex(columns=keys)
+    wide = wide.dropna(axis=0, how="any")  # a seed without every slice's score is left out
+    return wide.to_numpy(float), list(wide.columns), patients.reindex(wide.columns).astype(str).to_numpy()
+
+
+def difference(slices: pd.DataFrame, a: str, b: str, dataset: str, score: str, **boot) -> dict:
+    """{"delta", "low", "high", "seeds_a", "seeds_b", "patients"} of model ``a`` minus ``b`` (NaN when either is missing)."""
+    ma, keys, patients = _score_matrix(slices, a, dataset, score)
+    mb = _score_matrix(slices, b, dataset, score, keys)[0] if ma is not None else None
+    nan = {"delta": math.nan, "low": math.nan, "high": math.nan, "seeds_a": 0, "seeds_b": 0, "patients": 0}
+    if ma is None or mb is None or not len(ma) or not len(mb):
+        return nan
+    delta, lo, hi = paired_bootstrap_difference(ma, mb, patients, **boot)
+    return {"delta": delta, "low": lo, "high": hi, "seeds_a": len(ma), "seeds_b": len(mb),
+            "patients": int(len(set(patients)))}
+
+
+def _cell(d: Mapping, scale: float = 100.0) -> str:
+    if not math.isfinite(d["delta"]):
+        return "not run"
+    return f"{scale * d['delta']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]"
+
+
+def comparison_claims(slices: pd.DataFrame, dataset: str = "instance2022", *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Claims (a) and (c) as one table: one row per claim, the paper's difference and ours per score."""
+    p = paper_numbers()
+    t2 = p["table2"]
+    pairs = []
+    rows = list(t2)
+    for prev, row in zip(rows, rows[1:]):  # (a) each Table 2 row against the row above
+        pairs.append(("(a) ablation", f"{t2[row]['title']} vs {t2[prev]['title']}", row, prev, dataset,
+                      t2[row]["dice"] - t2[prev]["dice"]))
+    pairs.append(("(a) ablation", f"full model vs {t2[BASELINE]['title']} (all rows)", FULL, BASELINE, dataset,
+                  t2[FULL]["dice"] - t2[BASELINE]["dice"]))
+    t1 = p["table1"]
+    for ds in [d for d in p["datasets"] if p["datasets"][d].get("cross_dataset")]:  # (c) cross-dataset
+        ref = t1.get(ds, {})
+        claimed = (ref["ours"]["dice"] - ref["medsegdiffv2"]["dice"]) if "ours" in ref and "medsegdiffv2" in ref else None
+        pairs.append(("(c) cross-dataset", f"full model vs MedSegDiffv2 on {dataset_title(ds)}", FULL, BASELINE, ds, claimed))
+    out = []
+    for kind, claim, a, b, ds, claimed in pairs:
+        row = {"claim": kind, "comparison": claim,
+               "paper Δ Dice (points)": "–" if claimed is None else f"{claimed:+.2f}"}
+        # where the paper has no number (real CT), the claim is the direction of its other cross-dataset rows
+        sign = np.sign(claimed) if claimed is not None else 1.0
+        for score, label in SCORES.items():
+            d = difference(slices, a, b, ds, score, n_boot=n_boot, seed=seed)
+            row[f"ours Δ {label} (points, 95% CI)"] = _cell(d)
+            row[f"verdict ({label})"] = verdict(d["low"], d["high"], sign) if math.isfinite(d["delta"]) else "not run"
+            if score == "paper_dice":
+                row["seeds"] = f"{d['seeds_a']} vs {d['seeds_b']}"
+                row["test patients"] = d["patients"]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# -- (b) convergence ---------------------------------------------------------------------------------
+def iterations_to_fraction(log: pd.DataFrame, fraction: float = 0.9, column: str = "dice") -> float:
+    """First validation iteration whose ``column`` reaches ``fraction`` of the final value (NaN if none)."""
+    curve = log[["iteration", column]].dropna().sort_values("iteration")
+    if curve.empty:
+        return math.nan
+    final = float(curve[column].iloc[-1])
+    if final <= 0:
+        return math.nan
+    hit = curve[curve[column] >= fraction * final]
+    return float(hit["iteration"].iloc[0])
+
+
+def is_flat(log: pd.DataFrame, column: str = "dice", points: int = 3, tolerance: float = 0.03) -> bool:
+    """True when the mean of the last ``points`` validation values differs from the mean of the
+    ``points`` before them by at most ``tolerance`` (absolute): the curve has stopped rising."""
+    curve = log[["iteration", column]].dropna().sort_values("iteration")[column].to_numpy(float)
+    if len(curve) < 2 * points:
+        return False
+    return abs(curve[-points:].mean() - curve[-2 * points:-points].mean()) <= tolerance
+
+
+def convergence_table(curves: pd.DataFrame, fraction: float = 0.9, columns: Iterable[str] = ("dice", "strict_dice")) -> pd.DataFrame:
+    """Per run: iterations to ``fraction`` of the final validation value, the final value, and
+    whether the curve is flat at the end, for each validation ``column`` that the run logs."""
+    rows = []
+    for (variant, seed), log in curves.groupby(["variant", "seed"], sort=False):
+        row = {"variant": variant, "seed": int(seed)}
+        for col in columns:
+            if col not in log or log[col].dropna().empty:
+                continue
+            row[f"{col}: iterations to {fraction:.0%}"] = iterations_to_fraction(log, fraction, col)
+            row[f"{col}: final"] = float(log[col].dropna().iloc[-1])
+            row[f"{col}: flat"] = is_flat(log, col)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ordering_verdict(faster: Sequence[float], slower: Sequence[float]) -> str:
+    """``supports`` when every value of ``faster`` is below every value of ``slower``, ``contradicts``
+    for the reverse, ``cannot decide`` otherwise (or when either side has no value)."""
+    f = [x for x in faster if math.isfinite(x)]
+    s = [x for x in slower if math.isfinite(x)]
+    if not f or not s:
+        return UNDECIDED
+    if max(f) < min(s):
+        return SUPPORTS
+    if min(f) > max(s):
+        return CONTRADICTS
+    return UNDECIDED
+
+
+def convergence_claim(curves: pd.DataFrame, fraction: float = 0.9) -> pd.DataFrame:
+    """Claim (b): the full model's iterations to ``fraction`` of its final validation Dice against the
+    baseline's, per validation score, with the ordering verdict."""
+    p = paper_numbers()
+    table = convergence_table(curves, fraction)
+    out = []
+    for col, label in (("dice", "paper-protocol Dice"), ("strict_dice", "lesion-slice Dice")):
+        key = f"{col}: iterations to {fraction:.0%}"
+        if key not in table:
+            continue
+        its = {v: table.loc[table["variant"] == v, key].tolist() for v in (FULL, BASELINE)}
+        fmt = lambda xs: ", ".join("never" if not math.isfinite(x) else f"{x:.0f}" for x in xs) or "not run"  # noqa: E731
+        out.append({
+            "claim": "(b) convergence",
+            "comparison": f"iterations to {fraction:.0%} of the final validation {label}: full model vs MedSegDiffv2",
+            "paper": (f"full model {p['text']['full_35k']['dice']:.2f}% Dice at {p['text']['full_35k']['iteration'] // 1000}K; "
+                      f"baseline stabilises after {p['text']['baseline_stabilises_after'] // 1000}K"),
+            "ours: full model (per seed)": fmt(its[FULL]), "ours: MedSegDiffv2 (per seed)": fmt(its[BASELINE]),
+            "verdict": ordering_verdict(its[FULL], its[BASELINE]),
+        })
+    return pd.DataFrame(out)
+
+
+# -- what a profile must show before its claims mean anything ------------------------------------------
+def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "instance2022") -> pd.DataFrame:
+    """Per method on ``dataset``: does it beat the trivial references, and has its training settled?
+
+    - paper-protocol Dice above that of an all-empty prediction on the same slices;
+    - lesion-slice Dice (0.5 threshold) above its chance level inside the head (the Dice of the
+      same number of lesion pixels placed at random inside the head);
+    - validation curves (both scores) flat at the end (``is_flat``) for every seed.
+    Means over seeds; a check holds only when it holds for the mean."""
+    from .paper import variant_title
+
+    rows = []
+    sel = evals[evals["dataset"] == dataset]
+    flat = convergence_table(curves)
+    for variant, runs in sel.groupby("variant", sort=False):
+        f = flat[flat["variant"] == variant]
+        flat_cols = [c for c in f if c.endswith(": flat")]
+        dice, empty = runs["dice"].mean(), runs["all_empty_dice"].mean()
+        lesion, chance = runs["positive_slice_dice"].mean(), runs["chance_positive_slice_dice_in_head"].mean()
+        rows.append({
+            "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
+            "paper-protocol Dice (%)": round(100 * dice, 2), "all-empty (%)": round(100 * empty, 2),
+            "beats all-empty": bool(dice > empty),
+            "lesion-slice Dice (%)": round(100 * lesion, 2), "in-head chance (%)": round(100 * chance, 2),
+            "beats chance": bool(lesion > chance),
+            "curves flat at the end": bool(len(f) and f[flat_cols].all(axis=None)) if flat_cols else False,
+        })
+    return pd.DataFrame(rows)
+
+
+__all__ = ["CONTRADICTS", "SCORES", "SUPPORTS", "UNDECIDED", "comparison_claims", "convergence_claim",
+           "convergence_table", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
+           "paired_bootstrap_difference", "profile_checks", "verdict"]

@@ -1,0 +1,57 @@
+"""The trained model the repository carries (README, "Segmenting your own scan"): the README's two
+commands, run as written on a fresh clone, segment the synthetic scan's hemorrhage."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ichseg.cli import main as cli_main
+from ichseg.engine.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "results" / "cpu" / "model" / "full.pt"
+
+
+def readme_commands() -> list[list[str]]:
+    """The ``ichseg`` command lines of the README's section on segmenting a scan, as argv lists."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Segmenting your own scan"):]
+    section = section[: section.index("\n## ", 4)] if "\n## " in section[4:] else section
+    block = section[section.index("```console") + len("```console"): section.index("```", section.index("```console") + 3)]
+    return [shlex.split(line)[1:] for line in block.strip().splitlines() if line.startswith(".venv/bin/ichseg ")]
+
+
+def test_the_committed_weights_are_small_ema_only_and_say_what_they_are():
+    assert WEIGHTS.is_file(), f"{WEIGHTS}: missing (ichseg export of the best cpu full model)"
+    assert WEIGHTS.stat().st_size <= 15e6
+    state = load_checkpoint(WEIGHTS)
+    assert "optimizer" not in state and state["config"]["variant"] == "full" and state["config"]["profile"] == "cpu"
+    assert "synthetic" in state["note"] and "not for clinical use" in state["note"]
+
+
+def test_readme_example_segments_the_hemorrhage(tmp_path, monkeypatch, capsys):
+    commands = readme_commands()
+    assert [c[0] for c in commands] == ["phantom", "predict"]
+    monkeypatch.chdir(tmp_path)  # the README's relative outputs land here; the weights path is the repo's
+    for argv in commands:
+        argv = [str(WEIGHTS) if a == "results/cpu/model/full.pt" else a for a in argv]
+        if argv[0] == "predict":
+            argv.append("--no-progress")
+        assert cli_main(argv) == 0, capsys.readouterr().err
+    scan = next(a for a in commands[1] if a.endswith(".nii.gz"))
+    label = np.asarray(nib.load(str(tmp_path / scan.replace("/data/", "/label/"))).dataobj) > 0
+    out = tmp_path / commands[1][commands[1].index("--out") + 1]
+    mask = np.asarray(nib.load(str(out / "mask.nii.gz")).dataobj) > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert label.any(), "the README's demo patient has no hemorrhage: pick another --seed"
+    dice = 2 * (mask & label).sum() / (mask.sum() + label.sum())
+    assert dice >= 0.5, f"3D Dice {dice:.2f} of the committed model on the README's demo scan"
+    assert summary["hemorrhage_volume_ml"] > 0

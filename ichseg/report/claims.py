@@ -231,7 +231,9 @@ def convergence_claim(curves: pd.DataFrame, fraction: float = 0.9) -> pd.DataFra
 def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "instance2022") -> pd.DataFrame:
     """Per method on ``dataset``: does it beat the trivial references, and has its training settled?
 
-    - paper-protocol Dice above that of an all-empty prediction on the same slices;
+    - paper-protocol Dice (the profile's ``evaluate.paper_fusion``) above that of an all-empty
+      prediction on the same slices; the Dice under the released v2 script's default fusion is
+      shown beside it;
     - lesion-slice Dice (0.5 threshold) above its chance level inside the head (the Dice of the
       same number of lesion pixels placed at random inside the head);
     - validation curves (both scores) flat at the end (``is_flat``) for every seed.
@@ -246,9 +248,12 @@ def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "in
         flat_cols = [c for c in f if c.endswith(": flat")]
         dice, empty = runs["dice"].mean(), runs["all_empty_dice"].mean()
         lesion, chance = runs["positive_slice_dice"].mean(), runs["chance_positive_slice_dice_in_head"].mean()
+        # the released v2 script's default fusion (raw samples, no anchor blend), when recorded
+        v2 = runs["dice_medsegdiff-v2"].mean() if "dice_medsegdiff-v2" in runs else float("nan")
         rows.append({
             "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
-            "paper-protocol Dice (%)": round(100 * dice, 2), "all-empty (%)": round(100 * empty, 2),
+            "paper-protocol Dice (%)": round(100 * dice, 2),
+            "same, v2 script's fusion (%)": round(100 * v2, 2), "all-empty (%)": round(100 * empty, 2),
             "beats all-empty": bool(dice > empty),
             "lesion-slice Dice (%)": round(100 * lesion, 2), "in-head chance (%)": round(100 * chance, 2),
             "beats chance": bool(lesion > chance),

@@ -138,9 +138,12 @@ def evaluation_table(study: Study) -> pd.DataFrame:
                 "train_wall_time_s": run["info"].get("wall_time_s"),
             }
             row.update({k: float("nan") if strict.get(k) is None else strict[k] for k in STRICT_KEYS})
+            # the paper-protocol Dice under every recorded fusion (``dice`` is the profile's own)
+            row.update({f"dice_{name}": v.get("dice") for name, v in (m.get("paper_by_fusion") or {}).items()})
             rows.append(row)
     cols = ["variant", "seed", "dataset", "dice", "iou", "all_empty_dice", *STRICT_KEYS, "n_slices", "n_positive_slices",
             "seconds_per_slice", "best_iteration", "iterations", "train_wall_time_s"]
+    cols += sorted({k for r in rows for k in r if k.startswith("dice_")})
     df = pd.DataFrame(rows, columns=cols)
     return df.astype({k: float for k in ("dice", "iou", "all_empty_dice", *STRICT_KEYS)})
 

@@ -12,10 +12,10 @@ from ..config import NnunetConfig
 from .pipeline import (CASES, CHECKPOINT, NNUNET_REQUIREMENT, case_table, dataset_name, evaluate_nnunet, export_images,
                        export_raw_dataset, nnunet_device, nnunet_version, predict, read_cases, train_nnunet,
                        write_splits)
-from .run import LOG_COLUMNS, evaluate_nnunet_run, parse_training_logs, train_nnunet_run
+from .run import NNUNET_LOG_COLUMNS, evaluate_nnunet_run, parse_training_logs, train_nnunet_run
 
 __all__ = [
-    "CASES", "CHECKPOINT", "LOG_COLUMNS", "NNUNET_REQUIREMENT", "NnunetConfig", "case_table", "dataset_name",
+    "CASES", "CHECKPOINT", "NNUNET_LOG_COLUMNS", "NNUNET_REQUIREMENT", "NnunetConfig", "case_table", "dataset_name",
     "evaluate_nnunet", "evaluate_nnunet_run", "export_images", "export_raw_dataset", "nnunet_device",
     "nnunet_version", "parse_training_logs", "predict", "read_cases", "train_nnunet", "train_nnunet_run",
     "write_splits",

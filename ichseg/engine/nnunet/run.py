@@ -28,7 +28,9 @@ from ..provenance import environment
 from ..runlog import RUN_INFO, TrainResult, read_run_info, write_log
 from .pipeline import CHECKPOINT, evaluate_nnunet, train_nnunet
 
-LOG_COLUMNS = ["iteration", "epoch", "loss", "val_loss", "pseudo_dice", "lr", "dice", "iou", "strict_dice", "wall_time_s"]
+# train_log.csv of an nnU-Net run (the engine's columns where they apply; runlog.LOG_COLUMNS for networks)
+NNUNET_LOG_COLUMNS = ["iteration", "epoch", "loss", "val_loss", "pseudo_dice", "lr", "dice", "iou", "strict_dice",
+                      "wall_time_s"]
 _PATTERNS = {
     "epoch": re.compile(r": Epoch (\d+)\s*$"),
     "lr": re.compile(r": Current learning rate: ([-+0-9.eE]+)"),
@@ -71,7 +73,8 @@ def parse_training_logs(fold_dir: str | Path, iterations_per_epoch: int) -> list
 
 
 def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path = "data",
-                     prepared: str | Path | None = None, resume: bool = False, progress: bool = True):
+                     prepared: str | Path | None = None, resume: bool = False,
+                     progress: bool = True) -> TrainResult:
     """Train the ``nnunet`` method of a resolved run config into ``out_dir`` (see the module doc)."""
     ncfg = NnunetConfig.from_dict(cfg["nnunet"])
     out_dir = Path(out_dir)
@@ -97,7 +100,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     model_dir = train_nnunet(prepared, out_dir / "nnunet", ncfg, log=print if progress else None)
     fold_dir = model_dir / f"fold_{ncfg.fold}"
     history = parse_training_logs(fold_dir, ncfg.iterations_per_epoch)
-    write_log(out_dir / "train_log.csv", history, LOG_COLUMNS)
+    write_log(out_dir / "train_log.csv", history, NNUNET_LOG_COLUMNS)
     final = fold_dir / CHECKPOINT
     iterations = ncfg.epochs * ncfg.iterations_per_epoch
     info.update(status="complete", model_dir=str(model_dir), iterations=iterations,
@@ -125,4 +128,4 @@ def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str 
                            cfg=cfg["nnunet"])
 
 
-__all__ = ["LOG_COLUMNS", "evaluate_nnunet_run", "parse_training_logs", "train_nnunet_run"]
+__all__ = ["NNUNET_LOG_COLUMNS", "evaluate_nnunet_run", "parse_training_logs", "train_nnunet_run"]

@@ -21,7 +21,8 @@ import torch
 from ichseg.engine.evaluate import load_trained_model
 from ichseg.engine.inference import segment_slices
 from ichseg.engine.provenance import environment
-from ichseg.engine.train import load_split, resolve_device
+from ichseg.engine.data import load_split
+from ichseg.engine.devices import resolve_device
 from ichseg.metrics import paper_slice_scores, strict_protocol
 
 

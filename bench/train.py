@@ -22,7 +22,7 @@ import torch
 from ichseg.diffusion import DiffusionConfig, GaussianDiffusion
 from ichseg.engine.config import resolve_run_config
 from ichseg.engine.provenance import environment
-from ichseg.engine.train import resolve_device
+from ichseg.engine.devices import resolve_device
 from ichseg.models import VARIANTS, build_model, count_flops
 from ichseg.models.losses import LossConfig, total_loss
 

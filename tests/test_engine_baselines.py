@@ -168,7 +168,7 @@ RESUMED_LOG = """2026-11-25 10:00:00.000000: Epoch 1
 
 def test_nnunet_training_logs_become_the_engine_log(tmp_path):
     """Epoch records of nnU-Net's text logs (an interrupted one, then the resumed one) -> rows."""
-    from ichseg.engine.nnunet_run import parse_training_logs
+    from ichseg.engine.nnunet import parse_training_logs
 
     (tmp_path / "training_log_2026_11_25_09_29_17.txt").write_text(NNUNET_LOG)
     (tmp_path / "training_log_2026_11_25_10_00_00.txt").write_text(RESUMED_LOG)

@@ -21,8 +21,9 @@ from ichseg.data import PrepConfig, SliceDataset, prepare_dataset  # noqa: E402
 from ichseg.data.phantom import write_phantom  # noqa: E402
 from ichseg.engine.config import EvalConfig  # noqa: E402
 from ichseg.engine.nnunet import (  # noqa: E402
-    CASES, NnunetConfig, _collect_probabilities, case_table, evaluate_nnunet, export_raw_dataset, predict, train_nnunet,
+    CASES, NnunetConfig, case_table, evaluate_nnunet, export_raw_dataset, predict, train_nnunet,
 )
+from ichseg.engine.nnunet.pipeline import _collect_probabilities  # noqa: E402
 from ichseg.errors import IchsegError  # noqa: E402
 
 PREP = PrepConfig(size=32)

@@ -1,10 +1,19 @@
-"""The engine: training, evaluation and prediction on top of data, diffusion, models, metrics."""
+"""The engine: training, evaluation and prediction on top of data, diffusion, models, metrics.
+
+Its modules import one way (enforced by ``.importlinter``, acyclic_siblings contract), bottom up:
+``devices``, ``provenance``, ``checkpoint``, ``ema``, ``runlog``, ``data``; ``config`` (run
+configs, method kinds); ``scoring`` (``write_evaluation``), ``inference``, ``objectives``;
+``train`` (the network training loop), ``evaluate``, ``predict``; ``nnunet`` (the nnU-Net
+adapter); ``methods`` (kind -> train / evaluate functions: ``train``, ``evaluate_run``);
+``commands`` (the CLI).
+"""
 
 from .config import EvalConfig, TrainConfig, load_profile, resolve_run_config, run_config_hash
-from .evaluate import evaluate_checkpoint, evaluate_run, load_trained_model
+from .evaluate import evaluate_checkpoint, load_trained_model
 from .inference import segment_slices
+from .methods import evaluate_run, train
 from .predict import predict_scan
-from .train import TrainResult, train
+from .runlog import TrainResult
 
 __all__ = [
     "EvalConfig",

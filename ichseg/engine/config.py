@@ -15,7 +15,12 @@ Three kinds of method share the profiles (``method_kind``):
   ``baselines.train`` / ``baselines.<name>.train|loss`` and ``--set`` override it. Only the
   iteration budget, batch, validation and seed are shared with the diffusion variants (as in the
   paper's comparison); no EMA (the official recipes keep none). No diffusion section.
-- ``nnunet``: nnU-Net v2 run through its own package; section ``nnunet`` (``baselines.nnunet``).
+- ``nnunet``: nnU-Net v2 run through its own package; section ``nnunet`` (``baselines.nnunet``),
+  validated by ``NnunetConfig`` here; the adapter that runs it is ``ichseg.engine.nnunet``.
+
+This module is the bottom of the engine: it imports no other engine module but ``devices``, so
+every part of the engine (and the method adapters in ``ichseg.engine.nnunet``) can import it.
+Which function trains and evaluates each kind is decided in one place, ``ichseg.engine.methods``.
 """
 
 from __future__ import annotations
@@ -29,15 +34,27 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..diffusion import SAMPLERS, DiffusionConfig
 from ..errors import ConfigError, IchsegError
+from ..metrics import FUSIONS
+from ..models.baselines import RECIPES, SegmentationLossConfig
+from ..models.baselines.recipes import OPTIMIZERS, SCHEDULES
+from ..models.registry import BASELINES, VARIANTS
 from ..utils import config_hash
 from ..utils.configs import dataclass_from_dict
+from .devices import AMP_MODES, DEVICES
 
 SECTIONS = ("data", "model", "diffusion", "loss", "train", "evaluate")
 # profile-only section: sizes and recipe overrides of the Table 1 baselines (resolved away per run)
 PROFILE_SECTIONS = SECTIONS + ("baselines",)
-NNUNET = "nnunet"
-SAMPLER_NAMES = ("ddpm", "ddim", "dpm-solver++")
+# the three kinds of method (``method_kind``); ``ichseg.engine.methods`` maps each to its functions
+DIFFUSION, DIRECT, NNUNET = "diffusion", "direct", "nnunet"
+METHOD_KINDS = (DIFFUSION, DIRECT, NNUNET)
+SAMPLER_NAMES = tuple(SAMPLERS)  # ddpm, ddim, dpm-solver++ (ichseg.diffusion.samplers)
+NNUNET_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerIchseg")
+#: nnU-Net's default run length (nnUNetTrainer.__init__)
+NNUNET_DEFAULT_LENGTH = {"epochs": 1000, "iterations_per_epoch": 250, "val_iterations": 50}
+NNUNET_CHANNEL_NAMES = ("noNorm", "CT", "zscore")
 
 
 @dataclass(frozen=True)
@@ -64,16 +81,16 @@ class TrainConfig:
     val_ensemble: int = 2
     seed: int = 0
     augment: bool = True
-    device: str = "auto"  # auto | cpu | cuda
-    amp: str = "none"  # none | bf16 (CUDA only)
+    device: str = "auto"  # one of devices.DEVICES: auto | cpu | cuda
+    amp: str = "none"  # one of devices.AMP_MODES: none | bf16 (CUDA only)
     channels_last: bool = False
     compile: bool = False
     log_every: int = 10
     grad_clip: float = 0.0  # 0 disables
     # optimiser and schedule (paper §4.2: AdamW + linear decay to 0; baselines: their own recipe)
-    optimizer: str = "adamw"  # adamw | adam | sgd
+    optimizer: str = "adamw"  # one of ichseg.models.baselines.recipes.OPTIMIZERS
     momentum: float = 0.0  # SGD only
-    lr_schedule: str = "linear"  # linear | poly | cosine | constant, per iteration over the run
+    lr_schedule: str = "linear"  # one of recipes.SCHEDULES, per iteration over the run
     poly_power: float = 0.9
     min_lr: float = 0.0
 
@@ -88,14 +105,10 @@ class TrainConfig:
             raise ConfigError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
         if self.val_sampler not in SAMPLER_NAMES:
             raise ConfigError(f"train.val_sampler: unknown value {self.val_sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"train.device: unknown value {self.device!r}; known: auto, cpu, cuda")
-        if self.amp not in ("none", "bf16"):
-            raise ConfigError(f"train.amp: unknown value {self.amp!r}; known: none, bf16")
-        if self.optimizer not in ("adamw", "adam", "sgd"):
-            raise ConfigError(f"train.optimizer: unknown value {self.optimizer!r}; known: adamw, adam, sgd")
-        if self.lr_schedule not in ("linear", "poly", "cosine", "constant"):
-            raise ConfigError(f"train.lr_schedule: unknown value {self.lr_schedule!r}; known: linear, poly, cosine, constant")
+        for name, known in (("device", DEVICES), ("amp", AMP_MODES), ("optimizer", OPTIMIZERS),
+                            ("lr_schedule", SCHEDULES)):
+            if getattr(self, name) not in known:
+                raise ConfigError(f"train.{name}: unknown value {getattr(self, name)!r}; known: {', '.join(known)}")
         if not 0.0 <= float(self.min_lr) < float(self.lr):
             raise ConfigError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
         if self.val_split not in ("val", "train"):  # never "test": no choice may look at the test patients
@@ -125,8 +138,6 @@ class EvalConfig:
     paper_fusion: str = "medsegdiff"
 
     def __post_init__(self) -> None:
-        from ..metrics import FUSIONS
-
         if self.paper_fusion not in FUSIONS:
             raise ConfigError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
         if self.sampler not in SAMPLER_NAMES:
@@ -135,6 +146,94 @@ class EvalConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"evaluate.{name}: must be a positive integer, got {v!r}")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"nnunet.{name}: must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NnunetConfig:
+    """Settings of the nnU-Net baseline.
+
+    configuration:  nnU-Net configuration; only ``2d`` (see ``ichseg.engine.nnunet.pipeline``).
+    trainer:        ``nnUNetTrainer`` (nnU-Net's default recipe, 1000 x 250 iterations; the
+                    length fields must keep their defaults) or ``nnUNetTrainerIchseg`` (the same
+                    recipe with the run length below).
+    epochs, iterations_per_epoch, val_iterations: run length (nnU-Net: 1000, 250, 50).
+    dataset_id:     nnU-Net dataset id (1-999) of the exported dataset.
+    fold:           always 0: the one fold of our train/test patient split.
+    device:         ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``.
+    seed:           seeds Python, NumPy and torch in the training process.
+    channel_name:   nnU-Net channel name, i.e. its normalisation: ``noNorm`` (default: the
+                    prepared values unchanged), ``CT`` or ``zscore``.
+    tta:            mirroring test-time augmentation at prediction (nnU-Net's default: on).
+    processes:      worker processes of nnU-Net's planning and preprocessing.
+    threads:        torch threads of training and prediction; ``None`` = what nnU-Net's commands
+                    set (all cores on CPU, 1 with CUDA). On a small shared CPU use 1: two
+                    threads on two busy cores made a training step 4x slower here.
+    da_workers:     augmentation workers during training; ``None`` = nnU-Net's default pool
+                    (nondeterministic), 0 = in the training process (repeatable on CPU).
+    validate:       after training, run nnU-Net's own validation of fold 0 (our test patients).
+    """
+
+    configuration: str = "2d"
+    trainer: str = "nnUNetTrainer"
+    epochs: int = 1000
+    iterations_per_epoch: int = 250
+    val_iterations: int = 50
+    dataset_id: int = 501
+    fold: int = 0
+    device: str = "auto"
+    seed: int = 0
+    channel_name: str = "noNorm"
+    tta: bool = True
+    processes: int = 2
+    threads: int | None = None
+    da_workers: int | None = None
+    validate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.configuration != "2d":
+            raise ConfigError(f"nnunet.configuration: only '2d' is supported, got {self.configuration!r}")
+        if self.trainer not in NNUNET_TRAINERS:
+            raise ConfigError(f"nnunet.trainer: unknown value {self.trainer!r}; known: {', '.join(NNUNET_TRAINERS)}")
+        for name in NNUNET_DEFAULT_LENGTH:
+            _positive_int(name, getattr(self, name))
+            if self.trainer == "nnUNetTrainer" and getattr(self, name) != NNUNET_DEFAULT_LENGTH[name]:
+                raise ConfigError(f"nnunet.{name}: nnUNetTrainer has nnU-Net's fixed length ({name} = "
+                                 f"{NNUNET_DEFAULT_LENGTH[name]}); use trainer nnUNetTrainerIchseg to change it")
+        _positive_int("dataset_id", self.dataset_id)
+        if self.dataset_id > 999:
+            raise ConfigError(f"nnunet.dataset_id: must be in [1, 999], got {self.dataset_id!r}")
+        if isinstance(self.fold, bool) or self.fold != 0:
+            raise ConfigError(f"nnunet.fold: only fold 0 (our train/test patient split) exists, got {self.fold!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"nnunet.device: unknown value {self.device!r}; known: {', '.join(DEVICES)}")
+        _positive_int("seed", self.seed, 0)
+        if self.channel_name not in NNUNET_CHANNEL_NAMES:
+            raise ConfigError(f"nnunet.channel_name: unknown value {self.channel_name!r}; known: {', '.join(NNUNET_CHANNEL_NAMES)}")
+        for name in ("tta", "validate"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"nnunet.{name}: must be true or false, got {getattr(self, name)!r}")
+        _positive_int("processes", self.processes)
+        if self.da_workers is not None:
+            _positive_int("da_workers", self.da_workers, 0)
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "NnunetConfig":
+        return dataclass_from_dict(cls, data or {}, "nnunet")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def training_key(self) -> dict[str, Any]:
+        """The fields that determine the trained weights (not where or how fast they run)."""
+        skip = {"device", "tta", "processes", "threads", "da_workers", "validate"}
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
 
 def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
@@ -201,12 +300,10 @@ def _parse_value(raw: str):
 
 def method_kind(name: str) -> str:
     """``diffusion`` (a Table 2 variant), ``direct`` (a Table 1 baseline network) or ``nnunet``."""
-    from ..models.registry import BASELINES, VARIANTS
-
     if name in VARIANTS:
-        return "diffusion"
+        return DIFFUSION
     if name in BASELINES:
-        return "direct"
+        return DIRECT
     if name == NNUNET:
         return NNUNET
     raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join([*VARIANTS, *BASELINES, NNUNET])}")
@@ -221,8 +318,6 @@ def _merge(*parts: Mapping[str, Any] | None) -> dict:
 
 def _direct_sections(cfg: dict, name: str) -> None:
     """Replace the diffusion model's sections by the baseline's (recipe, then profile overrides)."""
-    from ..models.baselines import RECIPES
-
     base = cfg.get("baselines") or {}
     own = base.get(name) or {}
     unknown = set(own) - {"model", "train", "loss"}
@@ -266,7 +361,7 @@ def resolve_run_config(
     for assignment in overrides:
         if assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)
-    if kind == "direct":
+    if kind == DIRECT:
         _direct_sections(cfg, variant)
     elif kind == NNUNET:
         cfg[NNUNET] = dict((cfg.get("baselines") or {}).get(NNUNET) or {})
@@ -286,20 +381,14 @@ def resolve_run_config(
     # validate and normalise the engine's own sections (defaults filled in, so the hash is explicit)
     cfg["evaluate"] = asdict(eval_config(cfg))
     if kind == NNUNET:
-        from .nnunet import NnunetConfig
-
         # one seed per run, as for every method: the study's seed is nnU-Net's
         cfg[NNUNET]["seed"] = int(cfg["train"]["seed"])
         cfg[NNUNET] = NnunetConfig.from_dict(cfg[NNUNET]).to_dict()
         return cfg
     cfg["train"] = asdict(train_config(cfg))
-    if kind == "direct":
-        from ..models.baselines import SegmentationLossConfig
-
+    if kind == DIRECT:
         cfg["loss"] = SegmentationLossConfig.from_dict(cfg["loss"]).to_dict()
         return cfg
-    from ..diffusion import DiffusionConfig
-
     cfg["diffusion"] = DiffusionConfig.from_dict(cfg["diffusion"]).to_dict()
     return cfg
 
@@ -310,7 +399,12 @@ def run_config_hash(cfg: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "DIFFUSION",
+    "DIRECT",
     "EvalConfig",
+    "METHOD_KINDS",
+    "NNUNET",
+    "NnunetConfig",
     "SECTIONS",
     "TrainConfig",
     "apply_override",

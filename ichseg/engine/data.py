@@ -4,7 +4,7 @@
 synthetic head CT (in that dataset's own layout, read back by the real ingestion path) when the
 profile names no raw folder for it; for ``realct`` (real CT slices with inserted lesions,
 ``ichseg.data.realct``) the folder is written from the pydicom test slices the same way. Both steps
-are no-ops when their outputs exist.
+are no-ops when their outputs exist. ``load_split`` reads one split of a prepared folder as tensors.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
+
+import torch
 
 from ..errors import IchsegError
 
@@ -59,3 +61,16 @@ def ensure_prepared(cfg: Mapping[str, Any], dataset: str, data_root: str | Path 
     raw = raw_folder(cfg, dataset, data_root)
     prep = PrepConfig.from_dict(dict(cfg.get("data", {}).get("prep") or {}))
     return prepare_dataset(dataset, raw, data_root / "prepared", prep)
+
+
+def load_split(prepared: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """All slices of a split as tensors: images (N, C, H, W) float32, masks (N, 1, H, W) float32."""
+    from ..data import SliceDataset
+
+    ds = SliceDataset(prepared, split=split, augment=False)
+    if len(ds) == 0:
+        raise IchsegError(f"{prepared}: split {split!r} has no slices")
+    items = [ds[i] for i in range(len(ds))]
+    images = torch.stack([it["image"] for it in items]).float()
+    masks = torch.stack([it["mask"] for it in items]).float()
+    return images, masks, ds

@@ -10,20 +10,13 @@ the paper protocol's output path (``ichseg.metrics.fusion.fusion_stages``: ancho
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 
 from ..diffusion import GaussianDiffusion, sample
 from ..metrics.fusion import fusion_stages
 from ..models.model import make_eps_fn
-
-
-def _autocast(device: torch.device, amp: str):
-    if device.type == "cuda" and amp == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+from .devices import autocast
 
 
 @torch.no_grad()
@@ -55,7 +48,7 @@ def segment_slices(
     probs, stds, stages = [], [], []
     for start in range(0, len(images), batch_slices):
         img = images[start : start + batch_slices].to(device, torch.float32)
-        eps_fn = make_eps_fn(model, img, ensemble, lambda: _autocast(device, amp))
+        eps_fn = make_eps_fn(model, img, ensemble, lambda: autocast(device, amp))
         raw = sample(diffusion, eps_fn, img, sampler=sampler, steps=steps, eta=eta, ensemble=ensemble,
                      generator=generator, return_raw=True)  # (B, N, 1, H, W) diffusion space
         units = enc.to_mask_units(raw.float())
@@ -93,7 +86,7 @@ def predict_direct(
     probs = []
     for start in range(0, len(images), batch_slices):
         img = images[start : start + batch_slices].to(device, torch.float32)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(img)
         probs.append(torch.sigmoid(logits.float())[:, 0].cpu())
         if progress is not None:

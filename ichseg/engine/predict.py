@@ -20,8 +20,8 @@ from ..utils import atomic_directory, atomic_write_json
 from .config import EvalConfig
 from .evaluate import load_trained_model
 from .inference import segment
+from .devices import resolve_device
 from .provenance import environment
-from .train import resolve_device
 
 
 def _check_writable(out_dir: Path) -> None:

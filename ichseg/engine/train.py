@@ -1,14 +1,20 @@
-"""Training (paper §4.2): AdamW, linear LR decay to 0, EMA, the Eq. 4 loss, periodic validation.
+"""Training of a network (paper §4.2): AdamW, linear LR decay to 0, EMA, the Eq. 4 loss, periodic validation.
 
-The same loop trains the Table 1 direct baselines (U-Net, TransUNet, U-KAN) with their own
-optimiser, schedule and loss (``objectives.DirectObjective``; recipes in ``ichseg.models.baselines``);
-``train`` hands an ``nnunet`` run config to ``ichseg.engine.nnunet_run`` (nnU-Net v2 trains itself).
+The same loop trains the Table 2 diffusion variants and the Table 1 direct baselines (U-Net,
+TransUNet, U-KAN) with their own optimiser, schedule and loss (``objectives.DirectObjective``;
+recipes in ``ichseg.models.baselines``). Which method kind is trained by which function is
+decided in ``ichseg.engine.methods``; ``ichseg.engine.train`` (the package's function) goes there.
+
+``train_network`` is four steps: ``_set_up`` (data, run hash, the checkpoint to resume),
+``_build`` (seeded model, objective, optimiser, LR scheduler, EMA), ``_resume`` (their states
+from that checkpoint) and the loop of ``_step`` with ``_validate_and_checkpoint`` every
+``eval_every`` iterations.
 
 Exact resume: every random draw of iteration i (batch rows, augmentation, timesteps, noise) comes
 from generators seeded by (seed, i), so a run needs no RNG stream position to continue; the
-checkpoint holds model, EMA, optimizer, scheduler, the iteration, the validation history and the
-global torch RNG state. ``train(..., resume=True)`` after a kill ends bit-identical (CPU) to an
-uninterrupted run.
+checkpoint holds model, EMA, optimizer, the LR scheduler (torch's ``LambdaLR``), the iteration,
+the validation history and the global torch RNG state. ``train(..., resume=True)`` after a kill
+ends bit-identical (CPU) to an uninterrupted run.
 
 Distributed: under ``torchrun`` (WORLD_SIZE > 1) each rank takes its share of the same global
 batch and DistributedDataParallel averages gradients (NCCL on GPUs, gloo on CPU); only rank 0
@@ -17,13 +23,10 @@ validates and writes.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +35,19 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from ..data import SliceDataset
 from ..errors import ConfigError, IchsegError
+from ..models import build_model
+from ..models.baselines import Recipe, build_optimizer, build_scheduler
 from ..utils import atomic_write_json, atomic_write_text
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, run_config_hash, train_config
+from .config import DIFFUSION, DIRECT, TrainConfig, method_kind, run_config_hash, train_config
+from .data import ensure_prepared, load_split
+from .devices import autocast, resolve_device
 from .ema import EMA
 from .objectives import make_objective, validation_scores
 from .provenance import environment
-
-# loss_eps/loss_anchor: the terms of Eq. 4 (diffusion variants); loss_bce/loss_dice: a baseline's
-LOG_COLUMNS = ["iteration", "loss", "loss_eps", "loss_anchor", "loss_bce", "loss_dice", "lr", "dice", "iou",
-               "strict_dice", "wall_time_s"]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    last_checkpoint: Path
-    best_checkpoint: Path
-    history: list[dict]
-    best_dice: float
-    best_iteration: int
-
+from .runlog import RUN_INFO, TrainResult, read_run_info, write_log
 
 # -- seeded, stateless randomness ----------------------------------------------------------------
 def iteration_generator(seed: int, stream: int, iteration: int) -> torch.Generator:
@@ -69,14 +63,6 @@ def batch_rows(n: int, batch: int, seed: int, iteration: int) -> tuple[int, torc
     if n < batch:
         perm = perm.repeat(math.ceil(batch / n))
     return epoch, perm[pos * batch : (pos + 1) * batch]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise IchsegError("train.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 # -- distributed ------------------------------------------------------------------------------
@@ -96,26 +82,53 @@ def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
 
 
 # -- data -----------------------------------------------------------------------------------------
-def load_split(prepared: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """All slices of a split as tensors: images (N, C, H, W) float32, masks (N, 1, H, W) float32."""
-    from ..data import SliceDataset
-
-    ds = SliceDataset(prepared, split=split, augment=False)
-    if len(ds) == 0:
-        raise IchsegError(f"{prepared}: split {split!r} has no slices")
-    items = [ds[i] for i in range(len(ds))]
-    images = torch.stack([it["image"] for it in items]).float()
-    masks = torch.stack([it["mask"] for it in items]).float()
-    return images, masks, ds
-
-
 def validation_rows(n: int, count: int) -> np.ndarray:
     """A fixed, evenly spread subset of a split (the same rows at every validation)."""
     return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
 
 
+
 # -- the loop -------------------------------------------------------------------------------------
-def train(
+@dataclass
+class _Run:
+    """A run being trained: where it is, what it reads, and (after ``_build``) what it trains."""
+
+    cfg: dict
+    tcfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    out_dir: Path
+    prepared: Path
+    ds: Any  # the training split (SliceDataset)
+    run_hash: str
+    model: torch.nn.Module | None = None
+    objective: Any = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    ema: EMA | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "best.pt"
+
+
+@dataclass
+class _History:
+    """What a run has done so far: restored from the checkpoint on resume."""
+
+    start: int = 0
+    wall: float = 0.0
+    rows: list[dict] = field(default_factory=list)
+    best_dice: float = -1.0
+    best_iteration: int = -1
+
+
+def train_network(
     cfg: dict,
     out_dir: str | Path,
     *,
@@ -124,26 +137,66 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``cfg["variant"]`` under a resolved run config (``resolve_run_config``)."""
-    from ..data import SliceDataset
-    from ..models import build_model
-    from ..models.baselines import Recipe, build_optimizer, build_scheduler
-    from .config import NNUNET, method_kind
-    from .data import ensure_prepared
+    """Train the network ``cfg["variant"]`` (a diffusion variant or a direct baseline) under a
+    resolved run config (``resolve_run_config``) into ``out_dir``."""
+    run = _set_up(cfg, Path(out_dir), data_root, prepared)
+    state = _checkpoint_to_resume(run, resume)
+    _build(run)
+    hist = _resume(run, state)
+    net = _wrap(run)
+    val_images, val_masks = _start_run_folder(run)
 
-    if method_kind(cfg["variant"]) == NNUNET:
-        from .nnunet_run import train_nnunet_run
+    tcfg, rank, world = run.tcfg, run.rank, run.world
+    amp = autocast(run.device, tcfg.amp)
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
 
-        return train_nnunet_run(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume, progress=progress)
+        bar = tqdm(total=tcfg.iterations, initial=hist.start, desc=f"train {run.cfg['variant']}", unit="it",
+                   dynamic_ncols=True)
+    shard = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
+    keys = ("loss", *(f"loss_{k}" for k in run.objective.log_parts))
+    running = dict.fromkeys(keys, 0.0) | {"n": 0}
+    t_last = time.perf_counter()
 
+    for it in range(hist.start, tcfg.iterations):
+        loss, parts = _step(run, net, it, shard, amp)
+        running["loss"] += float(loss.detach())
+        for k in run.objective.log_parts:
+            running[f"loss_{k}"] += float(parts.get(k, 0.0))
+        running["n"] += 1
+        if bar is not None:
+            bar.update(1)
+            if (it + 1) % tcfg.log_every == 0:
+                bar.set_postfix(loss=f"{running['loss'] / running['n']:.4f}")
+
+        done = it + 1
+        if done % tcfg.eval_every == 0 or done == tcfg.iterations:
+            now = time.perf_counter()
+            hist.wall += now - t_last
+            _validate_and_checkpoint(run, hist, running, keys, done, val_images, val_masks)
+            running = dict.fromkeys(keys, 0.0) | {"n": 0}
+            t_last = time.perf_counter()
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        info = read_run_info(run.out_dir)
+        info.update(status="complete", iterations=tcfg.iterations, best_dice=hist.best_dice,
+                    best_iteration=hist.best_iteration, wall_time_s=round(hist.wall, 3))
+        atomic_write_json(run.out_dir / RUN_INFO, info)
+    return TrainResult(run.out_dir, run.last_path, run.best_path, hist.rows, hist.best_dice, hist.best_iteration)
+
+
+def _set_up(cfg: dict, out_dir: Path, data_root: str | Path, prepared: str | Path | None) -> _Run:
+    """Ranks and device, the prepared training split, the model's input size and the run hash."""
+    kind = method_kind(cfg["variant"])
+    if kind not in (DIFFUSION, DIRECT):
+        raise ConfigError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind}); "
+                          "ichseg.engine.train picks the trainer of each kind")
     tcfg: TrainConfig = train_config(cfg)
     rank, world, device = _dist_setup(tcfg.device)
     if tcfg.batch_size % world:
         raise ConfigError(f"train.batch_size: the global batch {tcfg.batch_size} must divide by the {world} ranks")
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-
     if prepared is None:
         prepared = ensure_prepared(cfg, cfg["data"].get("train_dataset", "instance2022"), data_root) if rank == 0 else None
         if world > 1:
@@ -158,159 +211,144 @@ def train(
     first = ds[0]["image"]
     cfg = dict(cfg)
     cfg["model"] = {**cfg.get("model", {}), "in_channels": int(first.shape[0]), "image_size": int(first.shape[-1])}
-    run_hash = run_config_hash(cfg)
+    return _Run(cfg, tcfg, rank, world, device, out_dir, prepared, ds, run_config_hash(cfg))
 
-    state = None
-    if last_path.exists():
-        if not resume:
-            raise IchsegError(f"{out_dir}: holds a run already; pass --resume to continue it or choose another --out")
-        state = load_checkpoint(last_path)
-        if state.get("run_hash") != run_hash:
-            raise IchsegError(f"{last_path}: was trained with another configuration (hash {state.get('run_hash')} != {run_hash}); use another --out")
 
+def _checkpoint_to_resume(run: _Run, resume: bool) -> dict | None:
+    """The run folder's last checkpoint when resuming it; a run folder in use is refused otherwise."""
+    if not run.last_path.exists():
+        return None
+    if not resume:
+        raise IchsegError(f"{run.out_dir}: holds a run already; pass --resume to continue it or choose another --out")
+    state = load_checkpoint(run.last_path)
+    if state.get("run_hash") != run.run_hash:
+        raise IchsegError(f"{run.last_path}: was trained with another configuration (hash {state.get('run_hash')} "
+                          f"!= {run.run_hash}); use another --out")
+    return state
+
+
+def _build(run: _Run) -> None:
+    """The seeded model, its objective, optimiser, LR scheduler and EMA (this order: the draws of
+    the global torch generator, seeded here, initialise the model)."""
+    tcfg, device = run.tcfg, run.device
     torch.manual_seed(tcfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(cfg["variant"], **cfg["model"]).to(device)
+    model = build_model(run.cfg["variant"], **run.cfg["model"]).to(device)
     if tcfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    objective = make_objective(cfg, device)
+    run.model = model
+    run.objective = make_objective(run.cfg, device)
     # diffusion variants: AdamW, linear decay from lr to 0 over the run (paper §4.2); baselines:
     # their official recipe (SGD + poly for TransUNet, Adam + cosine for U-Net / U-KAN)
     recipe = Recipe(optimizer=tcfg.optimizer, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay,
                     lr_schedule=tcfg.lr_schedule, poly_power=tcfg.poly_power, min_lr=tcfg.min_lr)
-    optimizer = build_optimizer(model, recipe)
-    scheduler = build_scheduler(optimizer, recipe, tcfg.iterations)
-    ema = EMA(model, tcfg.ema_rate)
+    run.optimizer = build_optimizer(model, recipe)
+    run.scheduler = build_scheduler(run.optimizer, recipe, tcfg.iterations)  # a LambdaLR
+    run.ema = EMA(model, tcfg.ema_rate)
 
-    start, history, wall = 0, [], 0.0
-    best_dice, best_iter = -1.0, -1
-    if state is not None:
-        model.load_state_dict(state["model"])
-        # one EMA update per iteration: older checkpoints without the count resume at the iteration
-        ema.load_state_dict(state["ema"], updates=state.get("ema_updates", state["iteration"]))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start, wall = int(state["iteration"]), float(state["wall_time_s"])
-        history = list(state["history"])
-        best_dice, best_iter = float(state["best_dice"]), int(state["best_iteration"])
 
-    net = objective.wrap(model)
-    if world > 1:
+def _resume(run: _Run, state: dict | None) -> _History:
+    """Model, EMA, optimiser, scheduler and RNG states and the history from a checkpoint."""
+    if state is None:
+        return _History()
+    run.model.load_state_dict(state["model"])
+    # one EMA update per iteration: older checkpoints without the count resume at the iteration
+    run.ema.load_state_dict(state["ema"], updates=state.get("ema_updates", state["iteration"]))
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return _History(int(state["iteration"]), float(state["wall_time_s"]), list(state["history"]),
+                    float(state["best_dice"]), int(state["best_iteration"]))
+
+
+def _wrap(run: _Run) -> torch.nn.Module:
+    """The module a step calls: the objective's forward, under DDP and torch.compile when asked."""
+    net = run.objective.wrap(run.model)
+    if run.world > 1:
         # Eq. 4 adds the anchor loss only every α-th iteration (and the baseline's fusion is
         # detached): some parameters get no gradient on some iterations.
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    if tcfg.compile:
+            net, device_ids=[run.device.index] if run.device.type == "cuda" else None, find_unused_parameters=True)
+    if run.tcfg.compile:
         net = torch.compile(net)
-
-    val_images = val_masks = None
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
-        if tcfg.val_split == "val" and not ds.manifest["counts"]["splits"].get("val", {}).get("slices"):
-            raise IchsegError(f"{prepared}: no validation split to choose checkpoints on (prep.val_fraction is 0 "
-                              "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
-        vi, vm, _ = load_split(prepared, tcfg.val_split)
-        rows = validation_rows(len(vi), tcfg.val_slices)
-        val_images, val_masks = vi[rows], vm[rows]
-        atomic_write_json(out_dir / "run.json", {
-            "variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run_hash,
-            "data": {"prepared": str(prepared), "fingerprint": ds.manifest.get("fingerprint"),
-                     "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
-            "world_size": world, "environment": environment(device), "status": "running",
-        })
-
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and tcfg.amp == "bf16") else nullcontext()
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tcfg.iterations, initial=start, desc=f"train {cfg['variant']}", unit="it", dynamic_ncols=True)
-    shard = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
-    parts_logged = tuple(f"loss_{k}" for k in objective.log_parts)
-    running = dict.fromkeys(("loss", *parts_logged), 0.0) | {"n": 0}
-    t_last = time.perf_counter()
-
-    for it in range(start, tcfg.iterations):
-        epoch, rows = batch_rows(len(ds), tcfg.batch_size, tcfg.seed, it)
-        ds.set_epoch(epoch)
-        items = [ds[int(r)] for r in rows[shard]]  # this rank's share of the global batch
-        img = torch.stack([x["image"] for x in items])
-        msk = torch.stack([x["mask"] for x in items])
-        g = iteration_generator(tcfg.seed, 3, it)
-        img, msk = (x.to(device, non_blocking=True) for x in (img, msk))
-        if tcfg.channels_last and device.type == "cuda":
-            img = img.contiguous(memory_format=torch.channels_last)
-        loss, parts = objective.loss(net, img, msk, it, g, shard, len(rows), device, amp)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if tcfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        ema.update(model)
-        running["loss"] += float(loss.detach())
-        for k in objective.log_parts:
-            running[f"loss_{k}"] += float(parts.get(k, 0.0))
-        running["n"] += 1
-        if bar is not None:
-            bar.update(1)
-            if (it + 1) % tcfg.log_every == 0:
-                bar.set_postfix(loss=f"{running['loss'] / running['n']:.4f}")
-
-        done = it + 1
-        if done % tcfg.eval_every == 0 or done == tcfg.iterations:
-            now = time.perf_counter()
-            wall += now - t_last
-            keys = ("loss", *parts_logged)
-            if world > 1:  # log the global-batch mean, not rank 0's shard
-                sums = torch.tensor([running[k] for k in keys], dtype=torch.float64)
-                dist.all_reduce(sums)
-                running.update(zip(keys, (sums / world).tolist()))
-            if rank == 0:
-                row = {"iteration": done, "lr": scheduler.get_last_lr()[0], "wall_time_s": round(wall, 3)}
-                row.update({k: running[k] / max(running["n"], 1) for k in keys})
-                row.update(validation_scores(objective.predict(ema.model, val_images, tcfg, device), val_masks))
-                history.append(row)
-                if row["dice"] > best_dice:
-                    best_dice, best_iter = row["dice"], done
-                ckpt = {
-                    "model": model.state_dict(), "ema": ema.state_dict(), "ema_updates": ema.updates,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": done,
-                    "wall_time_s": wall, "history": history, "best_dice": best_dice, "best_iteration": best_iter,
-                    "run_hash": run_hash, "variant": cfg["variant"], "config": cfg,
-                }
-                if best_iter == done:
-                    save_checkpoint(best_path, ckpt)
-                save_checkpoint(last_path, ckpt)
-                write_log(out_dir / "train_log.csv", history)
-            if world > 1:
-                dist.barrier()
-            running = dict.fromkeys(keys, 0.0) | {"n": 0}
-            t_last = time.perf_counter()
-    if bar is not None:
-        bar.close()
-    if rank == 0:
-        info = _read_json(out_dir / "run.json")
-        info.update(status="complete", iterations=tcfg.iterations, best_dice=best_dice, best_iteration=best_iter,
-                    wall_time_s=round(wall, 3))
-        atomic_write_json(out_dir / "run.json", info)
-    return TrainResult(out_dir, last_path, best_path, history, best_dice, best_iter)
+    return net
 
 
-def write_log(path: Path, history: list[dict], columns: list[str] = LOG_COLUMNS) -> None:
-    """A run's ``train_log.csv`` (atomically): one row per validation point, missing values empty."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(history)
-    atomic_write_text(path, buf.getvalue())
+def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Rank 0: ``config.yaml`` and ``run.json`` (status running) and the validation slices."""
+    if run.rank != 0:
+        return None, None
+    tcfg, cfg, ds = run.tcfg, run.cfg, run.ds
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+    if tcfg.val_split == "val" and not ds.manifest["counts"]["splits"].get("val", {}).get("slices"):
+        raise IchsegError(f"{run.prepared}: no validation split to choose checkpoints on (prep.val_fraction is 0 "
+                          "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
+    vi, vm, _ = load_split(run.prepared, tcfg.val_split)
+    rows = validation_rows(len(vi), tcfg.val_slices)
+    atomic_write_json(run.out_dir / RUN_INFO, {
+        "variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run.run_hash,
+        "data": {"prepared": str(run.prepared), "fingerprint": ds.manifest.get("fingerprint"),
+                 "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
+        "world_size": run.world, "environment": environment(run.device), "status": "running",
+    })
+    return vi[rows], vm[rows]
 
 
-def _read_json(path: Path) -> dict:
-    import json
+def _step(run: _Run, net: torch.nn.Module, it: int, shard: slice, amp) -> tuple[torch.Tensor, dict]:
+    """One optimisation step on this rank's share of iteration ``it``'s global batch."""
+    tcfg, device, ds = run.tcfg, run.device, run.ds
+    epoch, rows = batch_rows(len(ds), tcfg.batch_size, tcfg.seed, it)
+    ds.set_epoch(epoch)
+    items = [ds[int(r)] for r in rows[shard]]  # this rank's share of the global batch
+    img = torch.stack([x["image"] for x in items])
+    msk = torch.stack([x["mask"] for x in items])
+    g = iteration_generator(tcfg.seed, 3, it)
+    img, msk = (x.to(device, non_blocking=True) for x in (img, msk))
+    if tcfg.channels_last and device.type == "cuda":
+        img = img.contiguous(memory_format=torch.channels_last)
+    loss, parts = run.objective.loss(net, img, msk, it, g, shard, len(rows), device, amp)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if tcfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), tcfg.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.ema.update(run.model)
+    return loss, parts
 
-    return json.loads(path.read_text()) if path.exists() else {}
+
+def _validate_and_checkpoint(run: _Run, hist: _History, running: dict, keys: tuple[str, ...], done: int,
+                             val_images: torch.Tensor | None, val_masks: torch.Tensor | None) -> None:
+    """After ``done`` iterations: the mean losses since the last row (over all ranks), then on
+    rank 0 the EMA model's validation scores, ``last.pt`` (and ``best.pt`` when the Dice is the
+    best so far) and ``train_log.csv``."""
+    if run.world > 1:  # log the global-batch mean, not rank 0's shard
+        sums = torch.tensor([running[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(sums)
+        running.update(zip(keys, (sums / run.world).tolist()))
+    if run.rank == 0:
+        row = {"iteration": done, "lr": run.scheduler.get_last_lr()[0], "wall_time_s": round(hist.wall, 3)}
+        row.update({k: running[k] / max(running["n"], 1) for k in keys})
+        row.update(validation_scores(run.objective.predict(run.ema.model, val_images, run.tcfg, run.device), val_masks))
+        hist.rows.append(row)
+        if row["dice"] > hist.best_dice:
+            hist.best_dice, hist.best_iteration = row["dice"], done
+        ckpt = {
+            "model": run.model.state_dict(), "ema": run.ema.state_dict(), "ema_updates": run.ema.updates,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": done,
+            "wall_time_s": hist.wall, "history": hist.rows, "best_dice": hist.best_dice,
+            "best_iteration": hist.best_iteration, "run_hash": run.run_hash, "variant": run.cfg["variant"],
+            "config": run.cfg,
+        }
+        if hist.best_iteration == done:
+            save_checkpoint(run.best_path, ckpt)
+        save_checkpoint(run.last_path, ckpt)
+        write_log(run.out_dir / "train_log.csv", hist.rows)
+    if run.world > 1:
+        dist.barrier()
+
+
+__all__ = ["batch_rows", "iteration_generator", "train_network", "validation_rows"]

@@ -27,25 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IchsegError
-from ..utils import config_hash
-
-STUDY_FILE = "study.json"
-STAMPS_DIR = "stamps"
-TIMINGS_FILE = "timings.json"
+from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
 class StaleResultsError(IchsegError):
     """Results on disk do not match the run set they claim to belong to."""
-
-
-def study_stamp(manifest: dict) -> str:
-    """The hash identifying a run set: everything in ``study.json`` except the stamp itself."""
-    return config_hash({k: v for k, v in manifest.items() if k not in ("stamp", "created", "environment")}, length=16)
-
-
-def read_stamp(results_dir: str | Path, stage: str) -> dict:
-    path = Path(results_dir) / STAMPS_DIR / f"{stage}.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @dataclass

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import ConfigError, IchsegError
-from ..report.collect import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 from ..utils import atomic_write_json, config_hash, file_sha256
+from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 from .profiles import study_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -272,7 +272,7 @@ class Study:
                     notebook=self.notebooks["train"], output=nb_dir / f"train-{rid}.ipynb",
                     upstream=[f"prep-{self.train_dataset}"],
                     inputs={"config": {k: x for k, x in cfg.items() if k != "evaluate"}},
-                    # nnU-Net's model lives in its own folder layout (ichseg.engine.nnunet_run)
+                    # nnU-Net's model lives in its own folder layout (ichseg.engine.nnunet.run)
                     outputs=[run_dir / "run.json", run_dir / "train_log.csv",
                              run_dir / "nnunet" if v == "nnunet" else run_dir / "checkpoints" / "best.pt"],
                     wipe=[run_dir],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import SAMPLER_NAMES, EvalConfig
+from ..devices import DEVICES
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,7 +14,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, default=None, help="masks sampled per slice (one batch)")
     p.add_argument("--batch-slices", type=int, default=None, help="slices per sampling batch")
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
 
 
 def eval_config_from(args: argparse.Namespace, base: EvalConfig | None = None) -> EvalConfig:

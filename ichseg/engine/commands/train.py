@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import resolve_run_config
-from ..train import train
+from ..methods import train
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """nnU-Net as one method of the study: a run folder like every other method's.
 
-``train_nnunet_run`` is what ``ichseg.engine.train`` does for the ``nnunet`` method: it trains
-through ``ichseg.engine.nnunet.train_nnunet`` (nnU-Net's own package, in ``<run>/nnunet/``) and
+``train_nnunet_run`` is how the ``nnunet`` method trains (``ichseg.engine.methods`` routes it
+here): it trains through ``ichseg.engine.nnunet.pipeline.train_nnunet`` (nnU-Net's own package, in ``<run>/nnunet/``) and
 writes the files the study and the report read for every run: ``config.yaml``, ``run.json``
 (provenance, status) and ``train_log.csv`` — nnU-Net's per-epoch log converted to the engine's
 columns (iteration = epochs × iterations per epoch; ``loss`` = nnU-Net's training loss, its
@@ -19,12 +19,18 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import IchsegError
-from ..utils import atomic_write_json, atomic_write_text
-from .config import run_config_hash
-from .provenance import environment
+from ...errors import IchsegError
+from ...utils import atomic_write_json, atomic_write_text
+from ..config import NnunetConfig, run_config_hash
+from ..data import ensure_prepared
+from ..devices import resolve_device
+from ..provenance import environment
+from ..runlog import RUN_INFO, TrainResult, read_run_info, write_log
+from .pipeline import CHECKPOINT, evaluate_nnunet, train_nnunet
 
-LOG_COLUMNS = ["iteration", "epoch", "loss", "val_loss", "pseudo_dice", "lr", "dice", "iou", "strict_dice", "wall_time_s"]
+# train_log.csv of an nnU-Net run (the engine's columns where they apply; runlog.LOG_COLUMNS for networks)
+NNUNET_LOG_COLUMNS = ["iteration", "epoch", "loss", "val_loss", "pseudo_dice", "lr", "dice", "iou", "strict_dice",
+                      "wall_time_s"]
 _PATTERNS = {
     "epoch": re.compile(r": Epoch (\d+)\s*$"),
     "lr": re.compile(r": Current learning rate: ([-+0-9.eE]+)"),
@@ -67,18 +73,13 @@ def parse_training_logs(fold_dir: str | Path, iterations_per_epoch: int) -> list
 
 
 def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path = "data",
-                     prepared: str | Path | None = None, resume: bool = False, progress: bool = True):
+                     prepared: str | Path | None = None, resume: bool = False,
+                     progress: bool = True) -> TrainResult:
     """Train the ``nnunet`` method of a resolved run config into ``out_dir`` (see the module doc)."""
-    from .data import ensure_prepared
-    import torch
-
-    from .nnunet import CHECKPOINT, NnunetConfig, resolve_device, train_nnunet
-    from .train import TrainResult, write_log
-
     ncfg = NnunetConfig.from_dict(cfg["nnunet"])
     out_dir = Path(out_dir)
     run_hash = run_config_hash(cfg)
-    info_path = out_dir / "run.json"
+    info_path = out_dir / RUN_INFO
     if info_path.exists():
         old = json.loads(info_path.read_text())
         if old.get("run_hash") != run_hash:
@@ -94,12 +95,12 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dict(cfg), sort_keys=True))
     info = {"variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run_hash, "engine": "nnunet",
             "data": {"prepared": str(prepared), "fingerprint": manifest.get("fingerprint"), "val_split": "val"},
-            "environment": environment(torch.device(resolve_device(ncfg.device))), "status": "running"}
+            "environment": environment(resolve_device(ncfg.device, "nnunet.device")), "status": "running"}
     atomic_write_json(info_path, info)
     model_dir = train_nnunet(prepared, out_dir / "nnunet", ncfg, log=print if progress else None)
     fold_dir = model_dir / f"fold_{ncfg.fold}"
     history = parse_training_logs(fold_dir, ncfg.iterations_per_epoch)
-    write_log(out_dir / "train_log.csv", history, LOG_COLUMNS)
+    write_log(out_dir / "train_log.csv", history, NNUNET_LOG_COLUMNS)
     final = fold_dir / CHECKPOINT
     iterations = ncfg.epochs * ncfg.iterations_per_epoch
     info.update(status="complete", model_dir=str(model_dir), iterations=iterations,
@@ -111,12 +112,13 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
 
 
 def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str | Path, ecfg, *,
-                        dataset: str | None = None, split: str = "test") -> dict:
-    """Score a ``train_nnunet_run`` folder's model on a prepared split (both protocols)."""
-    from .nnunet import evaluate_nnunet
-
+                        dataset: str | None = None, split: str = "test", variant: str | None = None) -> dict:
+    """Score a ``train_nnunet_run`` folder's model on a prepared split (both protocols);
+    ``variant``: refuse the folder unless it holds that method (as ``evaluate_checkpoint`` does)."""
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    if variant is not None and variant != "nnunet":
+        raise IchsegError(f"{run_dir}: holds an nnU-Net run, not {variant!r}")
+    info = read_run_info(run_dir)
     if info.get("status") != "complete" or not info.get("model_dir"):
         raise IchsegError(f"{run_dir}: holds no finished nnU-Net run (run.json status {info.get('status')!r})")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -126,4 +128,4 @@ def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str 
                            cfg=cfg["nnunet"])
 
 
-__all__ = ["LOG_COLUMNS", "evaluate_nnunet_run", "parse_training_logs", "train_nnunet_run"]
+__all__ = ["NNUNET_LOG_COLUMNS", "evaluate_nnunet_run", "parse_training_logs", "train_nnunet_run"]

@@ -52,12 +52,12 @@ fingerprint, planning, training or validation) sees a test label. nnU-Net predic
 
 *Trainer.* ``NnunetConfig.trainer = "nnUNetTrainer"`` is nnU-Net's unchanged default recipe
 (1000 epochs x 250 iterations, 50 validation iterations): the paper/gpu profile.
-``"nnUNetTrainerIchseg"`` (``ichseg/engine/nnunet_trainer/ichseg_nnunet.py``) is the same trainer
+``"nnUNetTrainerIchseg"`` (``ichseg/engine/nnunet/trainer/ichseg_nnunet.py``) is the same trainer
 with the run length set by ``epochs``, ``iterations_per_epoch`` and ``val_iterations``: the smoke
 profile and the tests. nnU-Net finds trainers by class name (``recursive_find_trainer_class_by_name``
 searches ``nnunetv2.training.nnUNetTrainer``, then the folders in ``nnUNet_extTrainer``,
 nnunetv2 >= 2.8); training passes our class directly, and for prediction, which looks the name
-up from the checkpoint, the child's ``nnUNet_extTrainer`` points at ``ichseg/engine/nnunet_trainer``:
+up from the checkpoint, the child's ``nnUNet_extTrainer`` points at ``ichseg/engine/nnunet/trainer``:
 nothing is written into site-packages.
 
 *Commands.* Planning and preprocessing run nnU-Net's own ``nnUNetv2_plan_and_preprocess``
@@ -100,28 +100,25 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..data import SliceDataset
-from ..data.preparation import IMAGES, MANIFEST, MASKS
-from ..errors import ConfigError, IchsegError
-from ..utils import atomic_directory, atomic_write_json, config_hash
-from ..utils.configs import dataclass_from_dict
+from ...data import SliceDataset
+from ...data.preparation import IMAGES, MANIFEST, MASKS
+from ...errors import ConfigError, IchsegError
+from ...utils import atomic_directory, atomic_write_json, config_hash
+from ..config import NNUNET_CHANNEL_NAMES, NnunetConfig
+from ..devices import resolve_device
+from ..scoring import write_evaluation
 
 #: the nnunetv2 release this module is written and tested against (``nnUNet_extTrainer`` needs 2.8)
 NNUNET_REQUIREMENT = "nnunetv2==2.8.1"
 MIN_NNUNET = (2, 8)
-TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_trainer"
+TRAINER_DIR = Path(__file__).resolve().parent / "trainer"
 RUNNER = TRAINER_DIR / "ichseg_nnunet.py"
-TRAINERS = ("nnUNetTrainer", "nnUNetTrainerIchseg")
-#: nnU-Net's default run length (nnUNetTrainer.__init__)
-DEFAULT_LENGTH = {"epochs": 1000, "iterations_per_epoch": 250, "val_iterations": 50}
-CHANNEL_NAMES = ("noNorm", "CT", "zscore")
 PLANS = "nnUNetPlans"
 CASES = "cases.csv"
 EXPORT_STAMP, PREPROCESS_STAMP, MODEL_STAMP, RUN_STAMP = (
@@ -129,97 +126,6 @@ EXPORT_STAMP, PREPROCESS_STAMP, MODEL_STAMP, RUN_STAMP = (
 EXPORT_VERSION = 2
 FILE_ENDING = ".nii.gz"
 CHECKPOINT = "checkpoint_final.pth"
-
-
-# ----------------------------------------------------------------------------------------------
-# configuration
-# ----------------------------------------------------------------------------------------------
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"nnunet.{name}: must be an integer >= {minimum}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class NnunetConfig:
-    """Settings of the nnU-Net baseline.
-
-    configuration:  nnU-Net configuration; only ``2d`` (see the module docstring).
-    trainer:        ``nnUNetTrainer`` (nnU-Net's default recipe, 1000 x 250 iterations; the
-                    length fields must keep their defaults) or ``nnUNetTrainerIchseg`` (the same
-                    recipe with the run length below).
-    epochs, iterations_per_epoch, val_iterations: run length (nnU-Net: 1000, 250, 50).
-    dataset_id:     nnU-Net dataset id (1-999) of the exported dataset.
-    fold:           always 0: the one fold of our train/test patient split.
-    device:         ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``.
-    seed:           seeds Python, NumPy and torch in the training process.
-    channel_name:   nnU-Net channel name, i.e. its normalisation: ``noNorm`` (default: the
-                    prepared values unchanged), ``CT`` or ``zscore``.
-    tta:            mirroring test-time augmentation at prediction (nnU-Net's default: on).
-    processes:      worker processes of nnU-Net's planning and preprocessing.
-    threads:        torch threads of training and prediction; ``None`` = what nnU-Net's commands
-                    set (all cores on CPU, 1 with CUDA). On a small shared CPU use 1: two
-                    threads on two busy cores made a training step 4x slower here.
-    da_workers:     augmentation workers during training; ``None`` = nnU-Net's default pool
-                    (nondeterministic), 0 = in the training process (repeatable on CPU).
-    validate:       after training, run nnU-Net's own validation of fold 0 (our test patients).
-    """
-
-    configuration: str = "2d"
-    trainer: str = "nnUNetTrainer"
-    epochs: int = 1000
-    iterations_per_epoch: int = 250
-    val_iterations: int = 50
-    dataset_id: int = 501
-    fold: int = 0
-    device: str = "auto"
-    seed: int = 0
-    channel_name: str = "noNorm"
-    tta: bool = True
-    processes: int = 2
-    threads: int | None = None
-    da_workers: int | None = None
-    validate: bool = False
-
-    def __post_init__(self) -> None:
-        if self.configuration != "2d":
-            raise ConfigError(f"nnunet.configuration: only '2d' is supported, got {self.configuration!r}")
-        if self.trainer not in TRAINERS:
-            raise ConfigError(f"nnunet.trainer: unknown value {self.trainer!r}; known: {', '.join(TRAINERS)}")
-        for name in DEFAULT_LENGTH:
-            _positive_int(name, getattr(self, name))
-            if self.trainer == "nnUNetTrainer" and getattr(self, name) != DEFAULT_LENGTH[name]:
-                raise ConfigError(f"nnunet.{name}: nnUNetTrainer has nnU-Net's fixed length ({name} = "
-                                 f"{DEFAULT_LENGTH[name]}); use trainer nnUNetTrainerIchseg to change it")
-        _positive_int("dataset_id", self.dataset_id)
-        if self.dataset_id > 999:
-            raise ConfigError(f"nnunet.dataset_id: must be in [1, 999], got {self.dataset_id!r}")
-        if isinstance(self.fold, bool) or self.fold != 0:
-            raise ConfigError(f"nnunet.fold: only fold 0 (our train/test patient split) exists, got {self.fold!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"nnunet.device: unknown value {self.device!r}; known: auto, cpu, cuda")
-        _positive_int("seed", self.seed, 0)
-        if self.channel_name not in CHANNEL_NAMES:
-            raise ConfigError(f"nnunet.channel_name: unknown value {self.channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
-        for name in ("tta", "validate"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"nnunet.{name}: must be true or false, got {getattr(self, name)!r}")
-        _positive_int("processes", self.processes)
-        if self.da_workers is not None:
-            _positive_int("da_workers", self.da_workers, 0)
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "NnunetConfig":
-        return dataclass_from_dict(cls, data or {}, "nnunet")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def training_key(self) -> dict[str, Any]:
-        """The fields that determine the trained weights (not where or how fast they run)."""
-        skip = {"device", "tta", "processes", "threads", "da_workers", "validate"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,14 +163,9 @@ def _command(name: str, args: list[str]) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise IchsegError("nnunet.device: cuda requested but no CUDA device is available")
-    return name
+def nnunet_device(cfg: NnunetConfig) -> str:
+    """``cpu`` or ``cuda``: nnU-Net's ``-device`` argument for ``cfg.device`` (``auto`` resolved)."""
+    return resolve_device(cfg.device, "nnunet.device").type
 
 
 def _child_env(roots: Mapping[str, Path], cfg: NnunetConfig, *, training: bool = False) -> dict[str, str]:
@@ -404,8 +305,8 @@ def export_raw_dataset(prepared: str | Path, nnunet_raw: str | Path, *, dataset_
     prepared, nnunet_raw = Path(prepared), Path(nnunet_raw)
     manifest = _manifest(prepared)
     name = name or f"ICH{manifest.get('dataset', 'data')}"
-    if channel_name not in CHANNEL_NAMES:
-        raise ConfigError(f"nnunet.channel_name: unknown value {channel_name!r}; known: {', '.join(CHANNEL_NAMES)}")
+    if channel_name not in NNUNET_CHANNEL_NAMES:
+        raise ConfigError(f"nnunet.channel_name: unknown value {channel_name!r}; known: {', '.join(NNUNET_CHANNEL_NAMES)}")
     folder_name = dataset_name(dataset_id, name)
     target = nnunet_raw / folder_name
     stamp = _export_stamp(manifest, dataset_id, name, channel_name)
@@ -569,7 +470,7 @@ def train_nnunet(prepared: str | Path, work_dir: str | Path, cfg: NnunetConfig |
 
     fold_dir = model_dir / f"fold_{cfg.fold}"
     resume = any((fold_dir / c).is_file() for c in (CHECKPOINT, "checkpoint_latest.pth", "checkpoint_best.pth"))
-    device = resolve_device(cfg.device)
+    device = nnunet_device(cfg)
     args = {"dataset_id": cfg.dataset_id, "configuration": cfg.configuration, "fold": cfg.fold, "trainer": cfg.trainer,
             "epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
             "val_iterations": cfg.val_iterations, "seed": cfg.seed, "device": device, "continue_training": resume,
@@ -637,7 +538,7 @@ def _predict(model_dir, prepared, split, cfg, *, work_dir=None, log=None) -> tup
         return np.load(result), float(old.get("seconds", 0.0))
     t0 = time.perf_counter()
 
-    device = resolve_device(cfg.device)
+    device = nnunet_device(cfg)
     env = _child_env({"nnUNet_results": model_dir.parent.parent}, cfg)  # no raw/preprocessed folder needed
     for k in ("nnUNet_raw", "nnUNet_preprocessed"):
         env.pop(k, None)
@@ -689,8 +590,6 @@ def evaluate_nnunet(model_dir: str | Path, prepared: str | Path, out_dir: str | 
                     cfg: NnunetConfig | Mapping | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Predict ``split`` of ``prepared`` and score it with ``write_evaluation`` (both protocols,
     the same slices and code as every other model); returns the metrics summary."""
-    from .evaluate import write_evaluation
-
     cfg = cfg if isinstance(cfg, NnunetConfig) else NnunetConfig.from_dict(cfg)
     model_dir, prepared = Path(model_dir), Path(prepared)
     prob, seconds = _predict(model_dir, prepared, split, cfg, log=log)  # seconds: of the prediction, even if cached
@@ -714,6 +613,6 @@ def evaluate_nnunet(model_dir: str | Path, prepared: str | Path, out_dir: str | 
 
 
 __all__ = [
-    "NNUNET_REQUIREMENT", "NnunetConfig", "case_table", "dataset_name", "evaluate_nnunet", "export_images",
-    "export_raw_dataset", "nnunet_version", "predict", "read_cases", "train_nnunet", "write_splits",
+    "CASES", "CHECKPOINT", "NNUNET_REQUIREMENT", "case_table", "dataset_name", "evaluate_nnunet", "export_images",
+    "export_raw_dataset", "nnunet_device", "nnunet_version", "predict", "read_cases", "train_nnunet", "write_splits",
 ]

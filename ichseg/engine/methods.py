@@ -1,0 +1,91 @@
+"""The one place where a method kind meets the functions that train and evaluate it.
+
+``method_kind(name)`` (``ichseg.engine.config``) says what a method is: ``diffusion`` (the Table 2
+variants), ``direct`` (the Table 1 baseline networks) or ``nnunet`` (nnU-Net v2 through its own
+package). ``METHODS`` maps each kind to its ``train`` and ``evaluate_run`` functions; ``train``
+and ``evaluate_run`` below look the kind up and call them, so no training or evaluation code
+names another kind's trainer:
+
+    diffusion, direct -> ichseg.engine.train.train_network, ichseg.engine.evaluate.evaluate_network_run
+    nnunet            -> ichseg.engine.nnunet.train_nnunet_run, ichseg.engine.nnunet.evaluate_nnunet_run
+
+A new kind of method is one entry here (and its name in ``method_kind``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import DIFFUSION, DIRECT, NNUNET, EvalConfig, method_kind
+from .evaluate import evaluate_network_run
+from .nnunet import evaluate_nnunet_run, train_nnunet_run
+from .runlog import TrainResult, read_run_info
+from .train import train_network
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one kind of method trains a run folder and evaluates it.
+
+    ``train(cfg, out_dir, *, data_root, prepared, resume, progress) -> TrainResult``;
+    ``evaluate_run(run_dir, prepared, out_dir, ecfg, *, dataset, split, variant, device, progress) -> dict``
+    (the ``metrics.json`` summary of ``ichseg.engine.scoring.write_evaluation``)."""
+
+    train: Callable[..., TrainResult]
+    evaluate_run: Callable[..., dict]
+
+
+def _evaluate_nnunet(run_dir, prepared, out_dir, ecfg, *, dataset, split, variant, device, progress) -> dict:
+    # nnU-Net predicts on the device of its own config (nnunet.device) and shows its own progress
+    return evaluate_nnunet_run(run_dir, prepared, out_dir, ecfg, dataset=dataset, split=split, variant=variant)
+
+
+METHODS: dict[str, Method] = {
+    DIFFUSION: Method(train=train_network, evaluate_run=evaluate_network_run),
+    DIRECT: Method(train=train_network, evaluate_run=evaluate_network_run),
+    NNUNET: Method(train=train_nnunet_run, evaluate_run=_evaluate_nnunet),
+}
+
+
+def method(name: str) -> Method:
+    """The functions of method ``name`` (a variant, a baseline or ``nnunet``)."""
+    return METHODS[method_kind(name)]
+
+
+def train(
+    cfg: dict,
+    out_dir: str | Path,
+    *,
+    data_root: str | Path = "data",
+    prepared: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg["variant"]`` under a resolved run config (``resolve_run_config``) into ``out_dir``."""
+    return method(cfg["variant"]).train(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume,
+                                        progress=progress)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    prepared: str | Path,
+    out_dir: str | Path,
+    ecfg: EvalConfig | None = None,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    variant: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Evaluate a training run folder of any method on a prepared split: the method recorded in
+    its ``run.json`` (a folder without one is taken for a network run: its best checkpoint)."""
+    info = read_run_info(run_dir)
+    m = method(info["variant"]) if info.get("variant") else METHODS[DIFFUSION]
+    return m.evaluate_run(run_dir, prepared, out_dir, ecfg or EvalConfig(), dataset=dataset, split=split,
+                          variant=variant, device=device, progress=progress)
+
+
+__all__ = ["METHODS", "Method", "evaluate_run", "method", "train"]

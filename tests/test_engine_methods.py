@@ -1,0 +1,80 @@
+"""Method kinds dispatch from one registry (``ichseg.engine.methods``); one device resolver and one
+autocast serve the whole engine (``ichseg.engine.devices``)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from ichseg.engine import methods
+from ichseg.engine.config import METHOD_KINDS, NNUNET, method_kind
+from ichseg.engine.devices import autocast, resolve_device
+from ichseg.engine.evaluate import evaluate_network_run
+from ichseg.engine.nnunet import train_nnunet_run
+from ichseg.engine.train import train_network
+from ichseg.errors import IchsegError
+from ichseg.models.registry import BASELINES, VARIANTS
+
+
+def test_every_method_has_one_kind_and_every_kind_its_functions():
+    assert set(methods.METHODS) == set(METHOD_KINDS)
+    for name in [*VARIANTS, *BASELINES]:
+        m = methods.method(name)
+        assert m.train is train_network and m.evaluate_run is evaluate_network_run
+    assert methods.method(NNUNET).train is train_nnunet_run
+    with pytest.raises(ValueError, match="unknown name"):
+        methods.method("no-such-method")
+
+
+def test_train_and_evaluate_run_go_through_the_registry(monkeypatch, tmp_path):
+    """``train`` / ``evaluate_run`` call the registered function of the run's kind and nothing else."""
+    calls = []
+    fake = methods.Method(train=lambda cfg, out, **kw: calls.append(("train", cfg["variant"], kw["resume"])),
+                          evaluate_run=lambda run, *a, **kw: calls.append(("evaluate", kw["variant"], kw["split"])))
+    monkeypatch.setitem(methods.METHODS, NNUNET, fake)
+    methods.train({"variant": "nnunet"}, tmp_path, resume=True)
+    (tmp_path / "run.json").write_text(json.dumps({"variant": "nnunet"}))
+    methods.evaluate_run(tmp_path, tmp_path, tmp_path / "eval", split="val")
+    assert calls == [("train", "nnunet", True), ("evaluate", None, "val")]
+
+
+def test_the_network_loop_refuses_nnunet_before_touching_data(tmp_path):
+    from ichseg.engine.config import resolve_run_config
+
+    with pytest.raises(ValueError, match="'nnunet' is not trained by this loop"):
+        train_network(resolve_run_config("smoke", "nnunet"), tmp_path / "run", data_root=tmp_path / "data",
+                      progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("field", ["train.device", "nnunet.device"])
+def test_one_device_resolver_names_the_field(monkeypatch, field):
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", field) == torch.device("cpu")
+    with pytest.raises(IchsegError, match=f"^{field}: cuda requested"):
+        resolve_device("cuda", field)
+
+
+def test_autocast_is_bf16_on_cuda_only():
+    assert isinstance(autocast(torch.device("cpu"), "bf16"), nullcontext)
+    assert isinstance(autocast(torch.device("cuda"), "none"), nullcontext)
+    ctx = autocast(torch.device("cuda"), "bf16")
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+
+
+def test_engine_names_of_optimisers_schedules_and_samplers_are_the_libraries():
+    from ichseg.diffusion import SAMPLERS
+    from ichseg.engine import config
+    from ichseg.models.baselines import recipes
+
+    assert config.OPTIMIZERS is recipes.OPTIMIZERS and config.SCHEDULES is recipes.SCHEDULES
+    assert config.SAMPLER_NAMES == tuple(SAMPLERS)
+    for name in recipes.OPTIMIZERS:
+        assert config.TrainConfig(optimizer=name).optimizer == name
+    with pytest.raises(ValueError, match="train.optimizer: unknown value 'rmsprop'; known: " + ", ".join(recipes.OPTIMIZERS)):
+        config.TrainConfig(optimizer="rmsprop")
+    assert method_kind("unet") == "direct"

@@ -242,7 +242,7 @@ def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "in
 
     rows = []
     sel = evals[evals["dataset"] == dataset]
-    flat = convergence_table(curves)
+    flat = convergence_table(curves, columns=("dice", "strict_dice", "pseudo_dice"))  # nnU-Net logs its own pseudo Dice
     for variant, runs in sel.groupby("variant", sort=False):
         f = flat[flat["variant"] == variant]
         flat_cols = [c for c in f if c.endswith(": flat")]

@@ -305,3 +305,14 @@ def test_predict_bad_input_is_one_clear_error_and_leaves_nothing(reference_run, 
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     elif problem == "not_nifti":
         assert "notes.txt" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize("select_on", ["dice", "strict_dice"])
+def test_best_checkpoint_is_the_first_best_of_the_named_validation_score(workdir, select_on):
+    profile = tiny_profile(workdir, 12, 4, [f"train.select_on={select_on}"])
+    cfg = resolve_run_config(profile, "medsegdiffv2")
+    res = train(cfg, workdir / f"select-{select_on}", data_root=workdir / "data", progress=False)
+    log = pd.read_csv(res.run_dir / "train_log.csv")
+    assert res.best_iteration == int(log["iteration"][log[select_on].idxmax()])
+    assert res.best_dice == pytest.approx(log[select_on].max())
+    assert load_checkpoint(res.best_checkpoint)["iteration"] == res.best_iteration

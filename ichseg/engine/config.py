@@ -57,6 +57,9 @@ NNUNET_DEFAULT_LENGTH = {"epochs": 1000, "iterations_per_epoch": 250, "val_itera
 NNUNET_CHANNEL_NAMES = ("noNorm", "CT", "zscore")
 
 
+SELECTION_SCORES = ("dice", "strict_dice")  # validation scores that can choose the best checkpoint
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training recipe (paper §4.2): AdamW, linear LR decay to 0, EMA, fixed iteration budget.
@@ -79,6 +82,10 @@ class TrainConfig:
     val_sampler: str = "ddim"
     val_steps: int = 10
     val_ensemble: int = 2
+    # which validation score picks best.pt (the paper does not say how its checkpoint was chosen):
+    # "dice": the paper protocol on the map of evaluate.paper_fusion, the number Tables 1-2 report;
+    # "strict_dice": Dice on the validation slices that hold a lesion (threshold 0.5)
+    select_on: str = "dice"
     seed: int = 0
     augment: bool = True
     device: str = "auto"  # one of devices.DEVICES: auto | cpu | cuda
@@ -111,6 +118,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}: unknown value {getattr(self, name)!r}; known: {', '.join(known)}")
         if not 0.0 <= float(self.min_lr) < float(self.lr):
             raise ConfigError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
+        if self.select_on not in SELECTION_SCORES:
+            raise ConfigError(f"train.select_on: unknown value {self.select_on!r}; known: {', '.join(SELECTION_SCORES)}")
         if self.val_split not in ("val", "train"):  # never "test": no choice may look at the test patients
             raise ConfigError(f"train.val_split: unknown value {self.val_split!r}; known: val, train")
 

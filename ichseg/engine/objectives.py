@@ -10,14 +10,15 @@ validation takes sigmoid(logits). The training loop (``train``) is the same for 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..metrics import paper_protocol, strict_protocol
-from .config import TrainConfig
+from ..metrics import fusion_maps, fusion_stages, paper_protocol, strict_protocol
+from .config import TrainConfig, eval_config
 from .inference import predict_direct, segment_slices
 
 
@@ -47,6 +48,7 @@ class DiffusionObjective:
         from ..models.losses import LossConfig
 
         self.diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
+        self.paper_fusion = eval_config(cfg).paper_fusion
         self.loss_cfg = LossConfig.from_dict(cfg.get("loss") or {})
         self.learned_variance = self.diffusion.config.variance == "learned_range"
         learn_sigma = bool((cfg.get("model") or {}).get("learn_sigma", False))
@@ -79,12 +81,13 @@ class DiffusionObjective:
             extra = {"vb": self.loss_cfg.vb_weight * vb.mean()}
         return total_loss(ModelOutput(eps=eps, anchor=anchor), target, msk, it, self.loss_cfg, extra)
 
-    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> torch.Tensor:
+    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> ValidationMaps:
         gen = torch.Generator(device=device).manual_seed(tcfg.seed)
-        prob, _ = segment_slices(model, self.diffusion, images, sampler=tcfg.val_sampler,
-                                 steps=None if tcfg.val_sampler == "ddpm" else tcfg.val_steps,
-                                 ensemble=tcfg.val_ensemble, generator=gen, device=device, amp=tcfg.amp)
-        return prob
+        prob, _, stages = segment_slices(model, self.diffusion, images, sampler=tcfg.val_sampler,
+                                         steps=None if tcfg.val_sampler == "ddpm" else tcfg.val_steps,
+                                         ensemble=tcfg.val_ensemble, generator=gen, device=device, amp=tcfg.amp,
+                                         paper_stages=True)
+        return ValidationMaps(prob, fusion_maps({k: v.numpy() for k, v in stages.items()})[self.paper_fusion])
 
 
 class DirectObjective:
@@ -95,6 +98,7 @@ class DirectObjective:
         from ..models.baselines import SegmentationLossConfig
 
         self.loss_cfg = SegmentationLossConfig.from_dict(cfg.get("loss") or {})
+        self.paper_fusion = eval_config(cfg).paper_fusion
 
     def wrap(self, model: nn.Module) -> nn.Module:
         return model
@@ -107,9 +111,11 @@ class DirectObjective:
             logits = net(img)
         return segmentation_loss(logits, msk, self.loss_cfg)
 
-    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> torch.Tensor:
+    def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> ValidationMaps:
         prob, _ = predict_direct(model, images, device=device, amp=tcfg.amp)
-        return prob
+        # no ensemble, no anchor: the probability through the 8-bit image path, as the evaluation does
+        stages = fusion_stages(prob.numpy()[:, None], ensemble=False)
+        return ValidationMaps(prob, fusion_maps(stages)[self.paper_fusion])
 
 
 def make_objective(cfg: Mapping[str, Any], device: torch.device):
@@ -123,11 +129,24 @@ def make_objective(cfg: Mapping[str, Any], device: torch.device):
     raise ConfigError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind})")
 
 
-def validation_scores(prob: torch.Tensor, masks: torch.Tensor) -> dict:
-    """Paper-protocol Dice/IoU and strict positive-slice Dice of a validation pass."""
-    paper = paper_protocol(prob.numpy(), masks[:, 0].numpy())
-    strict = strict_protocol(prob.numpy(), masks[:, 0].numpy())
+class ValidationMaps(NamedTuple):
+    """A validation pass's maps, (N, H, W) each: ``prob`` (the plain ensemble mean, or a direct
+    model's sigmoid) and ``paper`` (the profile's ``evaluate.paper_fusion`` map, which the paper
+    protocol scores at test time)."""
+
+    prob: torch.Tensor
+    paper: np.ndarray
+
+
+def validation_scores(maps: ValidationMaps, masks: torch.Tensor) -> dict:
+    """Paper-protocol Dice/IoU of the paper-fusion map (so a validation score measures what the
+    test reports: the plain mean would turn any faint value on a lesion-free slice into a full
+    false positive, which the 8-bit output path removes) and the strict positive-slice Dice of the
+    probability thresholded at 0.5."""
+    gt = masks[:, 0].numpy()
+    paper = paper_protocol(np.asarray(maps.paper), gt)
+    strict = strict_protocol(maps.prob.numpy(), gt)
     return {"dice": paper["dice"], "iou": paper["iou"], "strict_dice": strict["positive_slice_dice"]}
 
 
-__all__ = ["DiffusionObjective", "DirectObjective", "make_objective", "validation_scores"]
+__all__ = ["DiffusionObjective", "DirectObjective", "ValidationMaps", "make_objective", "validation_scores"]

@@ -124,7 +124,7 @@ class _History:
     start: int = 0
     wall: float = 0.0
     rows: list[dict] = field(default_factory=list)
-    best_dice: float = -1.0
+    best_dice: float = -1.0  # the best validation score named by train.select_on
     best_iteration: int = -1
 
 
@@ -333,8 +333,8 @@ def _validate_and_checkpoint(run: _Run, hist: _History, running: dict, keys: tup
         row.update({k: running[k] / max(running["n"], 1) for k in keys})
         row.update(validation_scores(run.objective.predict(run.ema.model, val_images, run.tcfg, run.device), val_masks))
         hist.rows.append(row)
-        if row["dice"] > hist.best_dice:
-            hist.best_dice, hist.best_iteration = row["dice"], done
+        if row[run.tcfg.select_on] > hist.best_dice:  # the selection score (train.select_on)
+            hist.best_dice, hist.best_iteration = row[run.tcfg.select_on], done
         ckpt = {
             "model": run.model.state_dict(), "ema": run.ema.state_dict(), "ema_updates": run.ema.updates,
             "optimizer": run.optimizer.state_dict(),

@@ -26,5 +26,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_run_config(args.profile, args.variant, args.overrides, iterations=args.iterations, seed=args.seed)
     out = args.out or Path("results") / cfg["profile"] / "runs" / f"{args.variant}-s{cfg['train']['seed']}"
     res = train(cfg, out, data_root=args.data_root, resume=args.resume, progress=not args.no_progress)
-    print(f"{res.run_dir}: best validation Dice {res.best_dice:.4f} at iteration {res.best_iteration}")
+    if res.best_dice is None:  # nnU-Net keeps its own final checkpoint
+        print(f"{res.run_dir}: trained {res.best_iteration} iterations")
+    else:
+        print(f"{res.run_dir}: best validation {cfg['train'].get('select_on', 'dice')} {res.best_dice:.4f} "
+              f"at iteration {res.best_iteration}")
     return 0

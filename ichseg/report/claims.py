@@ -262,6 +262,32 @@ def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "in
     return pd.DataFrame(rows)
 
 
-__all__ = ["CONTRADICTS", "SCORES", "SUPPORTS", "UNDECIDED", "comparison_claims", "convergence_claim",
+def all_empty_margin(breakdown: pd.DataFrame, dataset: str = "instance2022") -> pd.DataFrame:
+    """Where each method wins or loses against the all-empty prediction under the paper protocol.
+
+    With a share ``e`` of lesion-free slices, the paper-protocol Dice is ``e·D_free + (1 - e)·D_lesion``
+    (``D_free``: the mean over lesion-free slices, 1 for a slice scored empty; ``D_lesion``: over the
+    lesion slices), and an all-empty prediction scores about ``e``. A method beats it exactly when
+    ``D_free > 1 - (1 - e)·D_lesion / e``: the share of lesion-free slices it must score empty, given
+    how well it segments the lesions. ``breakdown`` is ``collect.protocol_breakdown``'s table; means
+    over seeds."""
+    from .paper import variant_title
+
+    rows = []
+    for variant, runs in breakdown[breakdown["dataset"] == dataset].groupby("variant", sort=False):
+        e, free, lesion = (runs[c].mean() for c in ("empty_fraction", "paper_dice_empty", "paper_dice_lesion"))
+        needed = 1.0 - (1.0 - e) * lesion / e if e > 0 else math.nan
+        rows.append({
+            "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
+            "lesion-free slices (%)": round(100 * e, 2),
+            "lesion slices: paper-protocol Dice (%)": round(100 * lesion, 2),
+            "lesion-free slices scored empty (%)": round(100 * free, 2),
+            "needed to beat all-empty (%)": round(100 * needed, 2),
+            "margin (points)": round(100 * (free - needed), 2),
+        })
+    return pd.DataFrame(rows)
+
+
+__all__ = ["CONTRADICTS", "SCORES", "SUPPORTS", "UNDECIDED", "all_empty_margin", "comparison_claims", "convergence_claim",
            "convergence_table", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
            "paired_bootstrap_difference", "profile_checks", "verdict"]

@@ -2,6 +2,7 @@
 
 from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .hashing import config_hash, file_sha256
+from .records import method_of, methods_of
 
 __all__ = [
     "atomic_directory",
@@ -10,4 +11,6 @@ __all__ = [
     "atomic_write_text",
     "config_hash",
     "file_sha256",
+    "method_of",
+    "methods_of",
 ]

@@ -1,4 +1,4 @@
-"""Small shared helpers with no study logic (atomic writes, hashing)."""
+"""Small shared helpers with no study logic (atomic writes, hashing, the method a record names)."""
 
 from .atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .hashing import config_hash, file_sha256

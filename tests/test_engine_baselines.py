@@ -69,7 +69,7 @@ def test_bad_baseline_settings_are_named(overrides, match):
         resolve_run_config("smoke", "unet", overrides)
 
 
-def test_unknown_method_lists_variants_and_baselines():
+def test_unknown_method_lists_every_method():
     with pytest.raises(ValueError, match="full.*unet.*nnunet"):
         resolve_run_config("smoke", "vnet")
 

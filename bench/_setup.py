@@ -22,7 +22,7 @@ def model_config(profile: str, variant: str, image_size: int, base_channels: int
 
 
 def build(cfg: dict, device: torch.device, in_channels: int = 1):
-    model = build_model(cfg["variant"], **{**cfg["model"], "in_channels": in_channels}).to(device)
+    model = build_model(cfg["method"], **{**cfg["model"], "in_channels": in_channels}).to(device)
     diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"])).to(device)
     return model, diffusion
 

@@ -50,7 +50,7 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 
 def sampling_row(cfg: dict, device: torch.device, slices: int, steps: int, ensemble: int, bf16: bool,
                  compile_mode: str | None, repeats: int) -> dict:
-    model = build_model(cfg["variant"], **{**cfg["model"], "pretrained": "none"}).to(device).eval()
+    model = build_model(cfg["method"], **{**cfg["model"], "pretrained": "none"}).to(device).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if compile_mode:
@@ -77,7 +77,7 @@ def sampling_row(cfg: dict, device: torch.device, slices: int, steps: int, ensem
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     sec = sorted(times)[len(times) // 2]
-    return {"variant": cfg["variant"], "image_size": size, "slices_per_batch": slices, "steps": steps,
+    return {"variant": cfg["method"], "image_size": size, "slices_per_batch": slices, "steps": steps,
             "ensemble": ensemble, "compile": compile_mode or "none", "bf16": bf16, "first_call_s": warm,
             "s_per_batch": sec, "s_per_slice": sec / slices}
 

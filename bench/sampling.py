@@ -24,6 +24,7 @@ from ichseg.engine.provenance import environment
 from ichseg.engine.data import load_split
 from ichseg.engine.devices import resolve_device
 from ichseg.metrics import paper_slice_scores, strict_protocol
+from ichseg.utils import method_of
 
 
 def measure(model, diffusion, images, masks, sampler, steps, ensemble, device) -> dict:
@@ -77,7 +78,7 @@ def main() -> None:
             r["speedup_vs_ddpm"] = ref["s_per_slice"] / r["s_per_slice"]
         del r["prob"]
 
-    print(f"Sampling: variant {cfg['variant']} at {cfg['model']['image_size']}², ensemble {args.ensemble}, device {dev}")
+    print(f"Sampling: variant {method_of(cfg)} at {cfg['model']['image_size']}², ensemble {args.ensemble}, device {dev}")
     print(f"{'sampler':<13}{'K':>6}{'slices':>7}{'s/slice':>10}{'Dice':>8}{'posDice':>9}{'ΔDice vs DDPM':>15}{'speed-up':>10}")
     for r in rows:
         gap = f"{100 * r['dice_gap_vs_ddpm']:+.2f} pt" if "dice_gap_vs_ddpm" in r else "-"
@@ -85,7 +86,7 @@ def main() -> None:
         print(f"{r['sampler']:<13}{r['steps']:>6}{r['slices']:>7}{r['s_per_slice']:>10.3f}{r['paper_dice']:>8.3f}"
               f"{r['positive_slice_dice']:>9.3f}{gap:>15}{sp:>10}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bench": "sampling", "checkpoint": str(args.checkpoint), "variant": cfg["variant"],
+    args.out.write_text(json.dumps({"bench": "sampling", "checkpoint": str(args.checkpoint), "variant": method_of(cfg),
                                     "image_size": cfg["model"]["image_size"], "ensemble": args.ensemble,
                                     "environment": environment(dev), "rows": rows}, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("ichseg.data.cli", "prepare a dataset folder into 2D slices as paper §4.1 (cached, fingerprinted)"),
     "phantom": ("ichseg.data.phantom_cli", "write synthetic head CT with hemorrhage in a dataset's folder layout"),
     "models": ("ichseg.models.cli", "model card of the Table 2 variants: parameters and forward FLOPs"),
-    "train": ("ichseg.engine.commands.train", "train one variant under a profile (resumable, torchrun-ready)"),
+    "train": ("ichseg.engine.commands.train", "train one method under a profile (resumable, torchrun-ready)"),
     "evaluate": ("ichseg.engine.commands.evaluate", "evaluate a checkpoint on a prepared dataset (both metric protocols)"),
     "predict": ("ichseg.engine.commands.predict", "segment a head CT NIfTI: mask, probability, uncertainty, summary"),
     "export": ("ichseg.engine.commands.export", "the EMA weights of a trained run, small (float16) and without optimiser state, to hand out"),

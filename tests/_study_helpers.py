@@ -19,24 +19,31 @@ from ichseg.report.collect import STAMPS_DIR, STUDY_FILE, study_stamp
 from ichseg.utils import config_hash
 
 
-def write_run(run_dir: Path, variant: str, seed: int, iterations: int = 100, every: int = 25, quality: float = 0.5) -> str:
-    """An engine run folder (run.json, train_log.csv, config.yaml, checkpoints/best.pt); returns its run hash."""
+def _key(old_keys: bool) -> str:
+    """The key naming a record's method: ``method``, or ``variant`` as results written before it say."""
+    return "variant" if old_keys else "method"
+
+
+def write_run(run_dir: Path, method: str, seed: int, iterations: int = 100, every: int = 25, quality: float = 0.5,
+              old_keys: bool = False) -> str:
+    """An engine run folder (run.json, train_log.csv, config.yaml, checkpoints/best.pt); returns its run hash.
+    ``old_keys``: name the method ``variant``, as files written before ``method`` do."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([seed, len(variant)])
+    rng = np.random.default_rng([seed, len(method)])
     its = np.arange(every, iterations + 1, every)
     dice = np.clip(quality * (1 - np.exp(-its / (iterations / 3))) + rng.normal(0, 0.02, its.size), 0, 1)
     write_log(run_dir / "train_log.csv", [
         {"iteration": int(i), "loss": 1 / i, "loss_eps": 0.8 / i, "loss_anchor": 0.2 / i, "lr": 1e-4 * (1 - i / iterations),
          "dice": float(d), "iou": float(d) * 0.9, "strict_dice": float(d) * 0.7, "wall_time_s": i * 0.1}
         for i, d in zip(its, dice)])
-    run_hash = config_hash({"variant": variant, "seed": seed, "iterations": iterations})
+    run_hash = config_hash({"method": method, "seed": seed, "iterations": iterations})
     best = int(its[int(np.argmax(dice))])
     (run_dir / "run.json").write_text(json.dumps({
-        "variant": variant, "profile": "smoke", "run_hash": run_hash, "status": "complete",
+        _key(old_keys): method, "profile": "smoke", "run_hash": run_hash, "status": "complete",
         "iterations": iterations, "best_iteration": best, "best_dice": float(dice.max()), "wall_time_s": 1.0,
         "data": {"fingerprint": "fp-train"}, "environment": {"device": "cpu (test)", "git_commit": "0" * 40},
     }))
-    (run_dir / "config.yaml").write_text(f"variant: {variant}\ndata: {{raw: {{}}}}\n")
+    (run_dir / "config.yaml").write_text(f"{_key(old_keys)}: {method}\ndata: {{raw: {{}}}}\n")
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     (run_dir / "checkpoints" / "best.pt").write_bytes(b"not a real checkpoint")
     return run_hash
@@ -79,15 +86,15 @@ def prediction(masks: np.ndarray, quality: float, rng) -> np.ndarray:
     return prob
 
 
-def write_eval(eval_dir: Path, variant: str, dataset: str, run_hash: str, seed: int = 0, quality: float = 0.5,
-               n: int = 20, k: int = 3, size: int = 32, prob: np.ndarray | None = None) -> dict:
+def write_eval(eval_dir: Path, method: str, dataset: str, run_hash: str, seed: int = 0, quality: float = 0.5,
+               n: int = 20, k: int = 3, size: int = 32, prob: np.ndarray | None = None, old_keys: bool = False) -> dict:
     """An evaluation folder (metrics.json, slices.csv, qualitative.npz) written by ``write_evaluation``
     on ``synthetic_split(n, size)``; ``prob`` replaces the made-up prediction. Returns metrics.json."""
     images, masks, ds = synthetic_split(n, size)
-    rng = np.random.default_rng([seed, len(variant), len(dataset)])
+    rng = np.random.default_rng([seed, len(method), len(dataset)])
     prob = prediction(masks, quality, rng) if prob is None else prob
     unc = np.abs(rng.normal(0, 0.05, masks.shape)).astype(np.float32)
-    meta = {"variant": variant, "profile": "smoke", "checkpoint": "best.pt", "run_hash": run_hash,
+    meta = {_key(old_keys): method, "profile": "smoke", "checkpoint": "best.pt", "run_hash": run_hash,
             "inference": "synthetic"}
     return write_evaluation(prob, unc, images, masks, ds, eval_dir, EvalConfig(qualitative=k), dataset=dataset,
                             split="test", meta=meta, seconds=0.1 * n)
@@ -96,26 +103,27 @@ def write_eval(eval_dir: Path, variant: str, dataset: str, run_hash: str, seed: 
 QUALITY = {"medsegdiffv2": 0.4, "cross_attention": 0.5, "reduce_layer": 0.55, "resnet18": 0.6, "full": 0.7}
 
 
-def write_study(results_dir: Path, variants=("medsegdiffv2", "full"), seeds=(0,), datasets=("instance2022", "bhsd"),
-                profile: str = "smoke") -> dict:
-    """A complete, consistent study folder as the driver leaves it (without notebooks); returns study.json."""
+def write_study(results_dir: Path, methods=("medsegdiffv2", "full"), seeds=(0,), datasets=("instance2022", "bhsd"),
+                profile: str = "smoke", old_keys: bool = False) -> dict:
+    """A complete, consistent study folder as the driver leaves it (without notebooks); returns study.json.
+    ``old_keys``: every file names the method ``variant`` (``variants``), as the committed results do."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stages = {}
     runs = []
-    for v in variants:
+    for v in methods:
         for s in seeds:
             rid = f"{v}-s{s}"
-            h = write_run(results_dir / "runs" / rid, v, s, quality=QUALITY.get(v, 0.5))
+            h = write_run(results_dir / "runs" / rid, v, s, quality=QUALITY.get(v, 0.5), old_keys=old_keys)
             for d in datasets:
-                write_eval(results_dir / "eval" / rid / d, v, d, h, seed=s, quality=QUALITY.get(v, 0.5))
-            runs.append({"variant": v, "seed": s, "run_dir": f"runs/{rid}", "eval_dir": f"eval/{rid}",
+                write_eval(results_dir / "eval" / rid / d, v, d, h, seed=s, quality=QUALITY.get(v, 0.5), old_keys=old_keys)
+            runs.append({_key(old_keys): v, "seed": s, "run_dir": f"runs/{rid}", "eval_dir": f"eval/{rid}",
                          "train_stage": f"train-{rid}", "evaluate_stage": f"evaluate-{rid}", "overrides": []})
             stages[f"train-{rid}"] = config_hash(["train", rid])
             stages[f"evaluate-{rid}"] = config_hash(["evaluate", rid])
     (results_dir / STAMPS_DIR).mkdir(exist_ok=True)
     for sid, stamp in stages.items():
         (results_dir / STAMPS_DIR / f"{sid}.json").write_text(json.dumps({"stamp": stamp, "status": "complete"}))
-    manifest = {"profile": profile, "description": "synthetic test study", "variants": list(variants),
+    manifest = {"profile": profile, "description": "synthetic test study", _key(old_keys) + "s": list(methods),
                 "seeds": list(seeds), "datasets": list(datasets), "train_dataset": datasets[0], "runs": runs,
                 "stages": stages}
     manifest["stamp"] = study_stamp(manifest)

@@ -69,7 +69,7 @@ def test_bad_baseline_settings_are_named(overrides, match):
         resolve_run_config("smoke", "unet", overrides)
 
 
-def test_unknown_method_lists_variants_and_baselines():
+def test_unknown_method_lists_every_method():
     with pytest.raises(ValueError, match="full.*unet.*nnunet"):
         resolve_run_config("smoke", "vnet")
 
@@ -93,7 +93,7 @@ def test_direct_training_logs_its_own_loss_and_schedule(unet_run):
     expect = [lr_min + (lr0 - lr_min) * 0.5 * (1 + math.cos(math.pi * i / 12)) for i in (6, 12)]
     np.testing.assert_allclose(log["lr"], expect, rtol=1e-6)
     state = load_checkpoint(res.last_checkpoint)
-    assert state["config"]["variant"] == "unet" and "diffusion" not in state["config"]
+    assert state["config"]["method"] == "unet" and "diffusion" not in state["config"]
     # no EMA: the evaluated weights are the trained ones
     for k, v in state["model"].items():
         assert torch.equal(v, state["ema"][k]), k

@@ -62,11 +62,11 @@ def test_unknown_profile_lists_the_known_ones(tmp_path):
 def test_checkpoint_round_trip_is_atomic_and_tensor_only(tmp_path):
     path = tmp_path / "ck" / "last.pt"
     state = {"model": {"w": torch.arange(3.0)}, "iteration": 7, "torch_rng": torch.get_rng_state(),
-             "config": {"variant": "full"}, "history": [{"iteration": 5, "dice": 0.5}]}
+             "config": {"method": "full"}, "history": [{"iteration": 5, "dice": 0.5}]}
     save_checkpoint(path, state)
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary left behind
     back = load_checkpoint(path)
-    assert back["iteration"] == 7 and back["config"] == {"variant": "full"}
+    assert back["iteration"] == 7 and back["config"] == {"method": "full"}
     assert torch.equal(back["model"]["w"], torch.arange(3.0))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ichseg.engine import methods
-from ichseg.engine.config import METHOD_KINDS, NNUNET, method_kind
+from ichseg.engine.config import METHOD_KINDS, METHODS, NNUNET, method_kind
 from ichseg.engine.devices import autocast, resolve_device
 from ichseg.engine.evaluate import evaluate_network_run
 from ichseg.engine.nnunet import train_nnunet_run
@@ -20,11 +20,15 @@ from ichseg.models.registry import BASELINES, VARIANTS
 
 
 def test_every_method_has_one_kind_and_every_kind_its_functions():
-    assert set(methods.METHODS) == set(METHOD_KINDS)
-    for name in [*VARIANTS, *BASELINES]:
+    assert set(methods.KINDS) == set(METHOD_KINDS)
+    # the one list of methods: the Table 2 variants, the Table 1 baseline networks, nnU-Net
+    assert methods.METHODS is METHODS and METHODS == (*VARIANTS, *BASELINES, NNUNET)
+    for name in METHODS:
         m = methods.method(name)
-        assert m.train is train_network and m.evaluate_run is evaluate_network_run
-    assert methods.method(NNUNET).train is train_nnunet_run
+        if name == NNUNET:
+            assert m.train is train_nnunet_run
+        else:
+            assert m.train is train_network and m.evaluate_run is evaluate_network_run
     with pytest.raises(ValueError, match="unknown name"):
         methods.method("no-such-method")
 
@@ -32,13 +36,16 @@ def test_every_method_has_one_kind_and_every_kind_its_functions():
 def test_train_and_evaluate_run_go_through_the_registry(monkeypatch, tmp_path):
     """``train`` / ``evaluate_run`` call the registered function of the run's kind and nothing else."""
     calls = []
-    fake = methods.Method(train=lambda cfg, out, **kw: calls.append(("train", cfg["variant"], kw["resume"])),
-                          evaluate_run=lambda run, *a, **kw: calls.append(("evaluate", kw["variant"], kw["split"])))
-    monkeypatch.setitem(methods.METHODS, NNUNET, fake)
-    methods.train({"variant": "nnunet"}, tmp_path, resume=True)
-    (tmp_path / "run.json").write_text(json.dumps({"variant": "nnunet"}))
+    fake = methods.Method(train=lambda cfg, out, **kw: calls.append(("train", cfg["method"], kw["resume"])),
+                          evaluate_run=lambda run, *a, **kw: calls.append(("evaluate", kw["method"], kw["split"])))
+    monkeypatch.setitem(methods.KINDS, NNUNET, fake)
+    methods.train({"method": "nnunet"}, tmp_path, resume=True)
+    (tmp_path / "run.json").write_text(json.dumps({"method": "nnunet"}))
     methods.evaluate_run(tmp_path, tmp_path, tmp_path / "eval", split="val")
-    assert calls == [("train", "nnunet", True), ("evaluate", None, "val")]
+    # a run folder written before run.json named its method `method` says `variant`
+    (tmp_path / "run.json").write_text(json.dumps({"variant": "nnunet"}))
+    methods.evaluate_run(tmp_path, tmp_path, tmp_path / "eval", method="nnunet")
+    assert calls == [("train", "nnunet", True), ("evaluate", None, "val"), ("evaluate", "nnunet", "test")]
 
 
 def test_the_network_loop_refuses_nnunet_before_touching_data(tmp_path):

@@ -112,7 +112,7 @@ def test_train_predict_evaluate_and_rerun_is_noop(trained, tmp_path):
     n_test = len(SliceDataset(prepared, "test"))
     per_slice = pd.read_csv(tmp_path / "eval" / "slices.csv")
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert len(per_slice) == n_test == metrics["n_slices"] and summary["variant"] == "nnunet"
+    assert len(per_slice) == n_test == metrics["n_slices"] and summary["method"] == "nnunet"
     assert {"dice", "iou"} <= set(metrics["paper"]) and "positive_slice_dice" in metrics["strict"]
     assert metrics["profile"] == "test" and metrics["nnunet"]["trainer"] == "nnUNetTrainerIchseg"
     prob = predict(model_dir, prepared, "test", TINY)  # cached: same checkpoint, same data

@@ -34,7 +34,7 @@ TINY = [
 
 def tiny_profile(tmp: Path, iterations: int, eval_every: int, extra=()) -> Path:
     cfg = resolve_run_config("smoke", "medsegdiffv2", TINY + [f"train.iterations={iterations}", f"train.eval_every={eval_every}", *extra])
-    for k in ("variant", "profile"):
+    for k in ("method", "profile"):
         cfg.pop(k)
     path = tmp / f"tiny-{iterations}-{eval_every}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -139,7 +139,7 @@ def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
     out = workdir / "killed"
     # the same intra-op thread count as this process (CPU reductions are bit-exact per thread count)
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = run_cli("train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(out),
+    proc = run_cli("train", "--profile", str(profile), "--method", "medsegdiffv2", "--out", str(out),
                    "--data-root", str(workdir / "data"), "--no-progress", env=env)
     last = out / "checkpoints" / "last.pt"
     deadline = time.time() + 300
@@ -176,11 +176,11 @@ def test_resume_refuses_another_configuration(reference_run, workdir):
 def test_torchrun_two_ranks_match_one_process(workdir):
     profile = tiny_profile(workdir, 8, 4, extra=["train.augment=false"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = run_cli("train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(workdir / "single"),
+    single = run_cli("train", "--profile", str(profile), "--method", "medsegdiffv2", "--out", str(workdir / "single"),
                      "--data-root", str(workdir / "data"), "--no-progress", env=env)
     assert single.wait() == 0, single.stdout.read()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ichseg.cli",
-                "train", "--profile", str(profile), "--variant", "medsegdiffv2", "--out", str(workdir / "ddp"),
+                "train", "--profile", str(profile), "--method", "medsegdiffv2", "--out", str(workdir / "ddp"),
                 "--data-root", str(workdir / "data"), "--no-progress"]
     ddp = subprocess.run(torchrun, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
@@ -239,10 +239,10 @@ def test_evaluate_paper_fusion_mean_scores_the_plain_mean(reference_run, prepare
         EvalConfig(paper_fusion="median")
 
 
-def test_evaluate_refuses_another_variant_or_image_size(reference_run, prepared, workdir):
+def test_evaluate_refuses_another_method_or_image_size(reference_run, prepared, workdir):
     _, res = reference_run
     with pytest.raises(IchsegError, match="not 'full'"):
-        evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "e2", variant="full", progress=False)
+        evaluate_checkpoint(res.best_checkpoint, prepared, workdir / "e2", method="full", progress=False)
     from ichseg.data import PrepConfig, prepare_dataset
 
     raw = next((workdir / "data" / "raw").iterdir())

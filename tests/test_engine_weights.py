@@ -11,7 +11,9 @@ from ichseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from ichseg.engine.config import resolve_run_config
 from ichseg.engine.evaluate import load_trained_model
 from ichseg.engine.weights import export_weights
+from ichseg.errors import IchsegError
 from ichseg.models import build_model
+from ichseg.utils import method_of
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -32,7 +34,7 @@ def training_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "best.pt"
     save_checkpoint(path, {"model": model.state_dict(), "ema": model.state_dict(), "ema_updates": 3,
                            "optimizer": opt.state_dict(), "iteration": 7, "best_iteration": 7, "best_dice": 0.5,
-                           "run_hash": "abc", "variant": "full", "config": cfg})
+                           "run_hash": "abc", "method": "full", "config": cfg})
     return path
 
 
@@ -51,7 +53,7 @@ def test_exported_weights_predict_as_the_float32_ones(training_checkpoint, tmp_p
     out = export_weights(training_checkpoint, tmp_path / "full.pt")
     ref, diffusion, _, _ = load_trained_model(training_checkpoint, torch.device("cpu"))
     half, _, cfg, run_hash = load_trained_model(out, torch.device("cpu"))
-    assert run_hash == "abc" and cfg["variant"] == "full"
+    assert run_hash == "abc" and cfg["method"] == "full"
     assert all(p.dtype == torch.float32 for p in half.parameters())  # loaded back into the float32 network
     g = torch.Generator().manual_seed(0)
     x, img, t = torch.randn(2, 1, 32, 32, generator=g), torch.randn(2, 1, 32, 32, generator=g), torch.tensor([10, 500])
@@ -62,7 +64,7 @@ def test_exported_weights_predict_as_the_float32_ones(training_checkpoint, tmp_p
 
 
 def test_export_refuses_what_it_cannot_use(training_checkpoint, tmp_path, capsys):
-    no_ema = save_checkpoint(tmp_path / "no_ema.pt", {"model": {}, "config": {"variant": "full"}})
+    no_ema = save_checkpoint(tmp_path / "no_ema.pt", {"model": {}, "config": {"method": "full"}})
     rc = cli_main(["export", str(no_ema), "--out", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err
     assert rc == 2 and "no_ema.pt: holds no EMA weights" in err and len(err.strip().splitlines()) == 1
@@ -70,3 +72,22 @@ def test_export_refuses_what_it_cannot_use(training_checkpoint, tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 2 and "missing.pt: checkpoint not found" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_checkpoint_naming_its_method_variant_still_loads_and_exports(training_checkpoint, tmp_path):
+    """Checkpoints written before run configs named their method ``method`` (the committed weights
+    among them) say ``variant``: loading, refusing another method and exporting read it alike."""
+    state = load_checkpoint(training_checkpoint)
+    cfg = dict(state["config"])
+    cfg["variant"] = cfg.pop("method")
+    state.pop("method")
+    old = save_checkpoint(tmp_path / "old.pt", {**state, "variant": "full", "config": cfg})
+    cpu = torch.device("cpu")
+    model, _, got, run_hash = load_trained_model(old, cpu)
+    assert "method" not in got and method_of(got) == "full" and run_hash == "abc"
+    ref, _, _, _ = load_trained_model(training_checkpoint, cpu)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+    with pytest.raises(IchsegError, match="holds method 'full', not 'unet'"):
+        load_trained_model(old, cpu, method="unet")
+    exported = load_checkpoint(export_weights(old, tmp_path / "old-export.pt"))
+    assert exported["variant"] == "full" and method_of(exported["config"]) == "full"

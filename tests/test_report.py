@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 from _study_helpers import write_study  # noqa: E402
@@ -45,21 +46,21 @@ def test_failed_seeds_stay_visible():
 
 
 def test_tables_show_failed_seeds(tmp_path):
-    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "full"), seeds=(0, 1, 2), profile="gpu")
+    write_study(tmp_path / "gpu", methods=("medsegdiffv2", "full"), seeds=(0, 1, 2), profile="gpu")
     evals = report.evaluation_table(report.load_study(tmp_path / "gpu"))
     metric_cols = ["dice", "iou", *report.collect.STRICT_KEYS]
-    one = (evals["variant"] == "full") & (evals["seed"] == 1)
+    one = (evals["method"] == "full") & (evals["seed"] == 1)
     evals.loc[one, metric_cols] = float("nan")  # seed 1 of the full model failed
-    evals.loc[evals["variant"] == "medsegdiffv2", metric_cols] = float("nan")  # every seed failed
+    evals.loc[evals["method"] == "medsegdiffv2", metric_cols] = float("nan")  # every seed failed
     head = "ours (gpu, mean ± 95% CI, 3 seeds)"
     t2 = report.table2(evals, "gpu")
-    full, base = t2.loc["+ Transformer Block (Full Model) [full]"], t2.loc[f"{report.variant_title('medsegdiffv2')} [medsegdiffv2]"]
+    full, base = t2.loc["+ Transformer Block (Full Model) [full]"], t2.loc[f"{report.method_title('medsegdiffv2')} [medsegdiffv2]"]
     assert full[(head, "Dice (%)")].endswith("(2/3 seeds)") and "±" in full[(head, "Dice (%)")]
     assert base[(head, "Dice (%)")] == "failed (0/3 seeds)"
     t1 = report.table1(evals, "gpu")
     assert t1.loc[("Instance2022", "MedSegDiffv2 [medsegdiffv2]")][(head, "Dice ↑ (%)")] == "failed (0/3 seeds)"
     strict = report.strict_table(evals, "gpu")
-    row = strict.loc[("Instance2022", report.variant_title("medsegdiffv2"))]
+    row = strict.loc[("Instance2022", report.method_title("medsegdiffv2"))]
     assert row.iloc[0] == "failed (0/3 seeds)" and "not run" not in set(row)
 
 
@@ -80,7 +81,7 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
     assert tops == ["paper (single run)", "ours (smoke, 1 seed)"]
     row = t1.loc[("Instance2022", "Ours [full]")]
     assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
-    ours = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
+    ours = evals.query("method == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
     assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.2f}"
     # beside it, the paper-protocol Dice of predicting nothing on the same slices, read from metrics.json
     metrics = json.loads((tmp_path / "smoke" / "eval" / "full-s0" / "instance2022" / "metrics.json").read_text())
@@ -98,14 +99,14 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
 
 
 def test_table2_and_strict_tables_with_three_seeds(tmp_path):
-    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "cross_attention", "full"), seeds=(0, 1, 2), profile="gpu")
+    write_study(tmp_path / "gpu", methods=("medsegdiffv2", "cross_attention", "full"), seeds=(0, 1, 2), profile="gpu")
     study = report.load_study(tmp_path / "gpu")
     evals = report.evaluation_table(study)
     t2 = report.table2(evals, "gpu")
     head = "ours (gpu, mean ± 95% CI, 3 seeds)"
     assert (head, "Dice (%)") in t2.columns
     full = t2.loc["+ Transformer Block (Full Model) [full]"]
-    sel = evals.query("variant == 'full' and dataset == 'instance2022'")["dice"]
+    sel = evals.query("method == 'full' and dataset == 'instance2022'")["dice"]
     m, h, n = report.mean_ci(sel)
     assert n == 3 and full[(head, "Dice (%)")] == f"{100 * m:.2f} ± {100 * h:.2f}"
     assert full[("paper (single run)", "Best iteration")] == "85K"
@@ -150,7 +151,7 @@ def test_stale_stamps_are_refused(tmp_path):
 
 
 def test_figures(tmp_path):
-    write_study(tmp_path / "gpu", variants=("medsegdiffv2", "resnet18", "full"), seeds=(0, 1), profile="gpu")
+    write_study(tmp_path / "gpu", methods=("medsegdiffv2", "resnet18", "full"), seeds=(0, 1), profile="gpu")
     study = report.load_study(tmp_path / "gpu")
     curves = report.curves_table(study)
     fig = report.convergence_figure(curves)
@@ -221,11 +222,49 @@ def test_generated_toc_lists_consistent_profiles_only(tmp_path):
     assert listed == ["gpu", "smoke"]
 
 
+def test_results_that_name_the_method_variant_read_as_those_that_say_method(tmp_path):
+    """The committed results were written when run.json, metrics.json and study.json named a run's
+    method ``variant`` (``variants``): the report reads them as it reads today's files."""
+    methods = ("medsegdiffv2", "full", "unet")
+    studies = {}
+    for old in (False, True):
+        root = tmp_path / ("old" if old else "new") / "cpu"
+        manifest = write_study(root, methods=methods, seeds=(0, 1), profile="cpu", old_keys=old)
+        assert ("variants" in manifest) is old and all(("variant" in r) is old for r in manifest["runs"])
+        studies[old] = report.load_study(root)
+    new, old = studies[False], studies[True]
+    assert old.methods == new.methods == list(methods)
+    assert [r["method"] for r in old.runs] == [r["method"] for r in new.runs] == [m for m in methods for _ in (0, 1)]
+    evals = report.evaluation_table(old)
+    assert list(evals["method"].unique()) == list(methods)
+    pd.testing.assert_frame_equal(evals, report.evaluation_table(new))
+    pd.testing.assert_frame_equal(report.curves_table(old), report.curves_table(new))
+    pd.testing.assert_frame_equal(report.provenance_table(old), report.provenance_table(new))
+    assert set(report.qualitative(old, "bhsd")) == set(methods)
+    assert "`medsegdiffv2`, `full`, `unet`" in report.study_banner(old)
+    assert report.table1(evals, "cpu").equals(report.table1(report.evaluation_table(new), "cpu"))
+    assert report.run_summary({"variant": "unet", "profile": "cpu", "nnunet": {
+        "configuration": "2d", "trainer": "t", "epochs": 1, "iterations_per_epoch": 1, "channel_name": "CT"}}).startswith(
+        "**U-Net** (`unet`)")
+    # the book's table of contents lists the old folder's notebooks, in its run order
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: results\n")
+    (book / "results").symlink_to(tmp_path / "old", target_is_directory=True)
+    _fake_results_notebook(old.results_dir / "results.ipynb", old.manifest["stamp"])
+    (old.results_dir / "notebooks").mkdir()
+    (old.results_dir / "notebooks" / "train-unet-s1.ipynb").write_text("{}")
+    out, listed = generate_toc(book, log=lambda m: None)
+    entry = yaml.safe_load(out.read_text())["chapters"][0]["sections"][0]
+    assert listed == ["cpu"] and "3 methods × 2 seeds" in entry["title"]
+    assert [s["file"] for s in entry["sections"]] == ["results/cpu/notebooks/train-unet-s1"]
+
+
 def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path():
     import pandas as pd
 
     n = 4
-    t = pd.DataFrame({"variant": "full", "seed": 0, "dataset": "instance2022", "positive": [True, True, False, False],
+    t = pd.DataFrame({"method": "full", "seed": 0, "dataset": "instance2022", "positive": [True, True, False, False],
                       "paper_dice": [0.5, 0.7, 1.0, 1.0], "strict_dice": [0.4, 0.6, float("nan"), float("nan")],
                       "paper_dice_mean": [0.5, 0.7, 0.0, 0.0], "paper_dice_anchor_blend": [0.5, 0.7, 0.0, 1.0],
                       "paper_dice_staple": [0.5, 0.6, 1.0, 1.0], "paper_dice_jpeg8": [0.5, 0.7, 1.0, 1.0],
@@ -238,11 +277,11 @@ def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path
     path = [c for c in table.columns if "released output path" in c[0]]
     assert len(path) == 7 and table.iloc[0][path[0]] == "30.0"
     # evaluations written before the steps were recorded: n/a, not an error
-    old = report.protocol_table(report.protocol_breakdown(t[["variant", "seed", "dataset", "positive", "paper_dice",
+    old = report.protocol_table(report.protocol_breakdown(t[["method", "seed", "dataset", "positive", "paper_dice",
                                                              "strict_dice"]]), "smoke")
     assert old.iloc[0][path].str.startswith("n/a").all()  # an evaluation from before the steps were recorded
     from ichseg.report.tables import STRICT_COLUMNS
 
-    evals = pd.DataFrame(columns=["variant", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])
+    evals = pd.DataFrame(columns=["method", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])
     nums = report.headline_numbers(evals, b)
     assert nums["full_instance2022_step_jpeg8"] == pytest.approx(80.0)

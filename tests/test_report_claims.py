@@ -85,7 +85,7 @@ def study(tmp_path_factory):
     """Three seeds of MedSegDiff-v2 (quality 0.4) and of the full model (0.7), one of each middle
     row, on two test sets: lesion-slice Dice rises with quality (tests/_study_helpers.prediction)."""
     root = tmp_path_factory.mktemp("claims") / "cpu"
-    write_study(root, variants=("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full"), seeds=(0, 1, 2),
+    write_study(root, methods=("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full"), seeds=(0, 1, 2),
                 datasets=("instance2022", "bhsd"), profile="cpu")
     return collect.load_study(root)
 
@@ -100,7 +100,7 @@ def test_claims_table_on_a_study_with_known_qualities(study):
     # a cell is the difference of the per-slice scores in slices.csv, recomputed here by hand
     d = difference(slices, "full", "medsegdiffv2", "instance2022", "strict_dice", n_boot=500)
     pos = slices[(slices["dataset"] == "instance2022") & (slices["positive"] > 0)]
-    by_hand = pos[pos["variant"] == "full"]["strict_dice"].mean() - pos[pos["variant"] == "medsegdiffv2"]["strict_dice"].mean()
+    by_hand = pos[pos["method"] == "full"]["strict_dice"].mean() - pos[pos["method"] == "medsegdiffv2"]["strict_dice"].mean()
     assert d["delta"] == pytest.approx(by_hand)
     assert row["ours Δ lesion-slice Dice (points, 95% CI)"].startswith(f"{100 * by_hand:+.1f} [")
     cross = table.set_index("comparison").loc["full model vs MedSegDiffv2 on BHSD"]
@@ -117,7 +117,7 @@ def test_convergence_claim_reads_the_training_logs(study):
     assert len(per_run) == 15 and per_run["dice: iterations to 90%"].notna().all()
     claim = convergence_claim(curves)
     assert list(claim["claim"]) == ["(b) convergence"] * 2
-    full = per_run[per_run["variant"] == "full"]["dice: iterations to 90%"]
+    full = per_run[per_run["method"] == "full"]["dice: iterations to 90%"]
     assert claim.iloc[0]["ours: full model (per seed)"] == ", ".join(f"{x:.0f}" for x in full)
     assert claim.iloc[0]["verdict"] in (SUPPORTS, CONTRADICTS, UNDECIDED)
 
@@ -128,7 +128,7 @@ def test_profile_checks_read_the_references_from_the_metrics(study):
     evals, curves = collect.evaluation_table(study), collect.curves_table(study)
     checks = profile_checks(evals, curves).set_index("method")
     full = checks.loc["+ Transformer Block (Full Model)"]
-    sel = evals[(evals["variant"] == "full") & (evals["dataset"] == "instance2022")]
+    sel = evals[(evals["method"] == "full") & (evals["dataset"] == "instance2022")]
     assert full["seeds"] == 3 and full["paper-protocol Dice (%)"] == round(100 * sel["dice"].mean(), 2)
     assert full["beats all-empty"] and full["beats chance"]  # nothing on empty slices, part of every lesion
     assert not checks["curves flat at the end"].any()  # four validation points: too few to call flat

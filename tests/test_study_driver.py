@@ -1,5 +1,5 @@
 """The study driver with tiny stand-in notebooks run by papermill in tmp_path: stamps make a second
-pass skip everything, one variant's changed parameter re-runs only that variant and the results
+pass skip everything, one method's changed parameter re-runs only that method and the results
 page, a failing notebook stops the study naming the executed notebook, and with ``jobs=2``
 independent stages overlap in time while each stage still starts after its upstream stages."""
 
@@ -27,7 +27,7 @@ def _notebook(path: Path, params: str, body: str) -> Path:
     return path
 
 
-TRAIN_PARAMS = 'profile: str = "smoke"\nvariant: str = "full"\nseed: int = 0\noverrides: list = []\nout_dir: str = "x"\ndata_root: str = "data"'
+TRAIN_PARAMS = 'profile: str = "smoke"\nmethod: str = "full"\nseed: int = 0\noverrides: list = []\nout_dir: str = "x"\ndata_root: str = "data"'
 EVAL_PARAMS = (TRAIN_PARAMS.replace('out_dir: str = "x"', 'run_dir: str = "r"\nout_dir: str = "x"')
                + '\ndatasets: list = []\nsampler: str = ""\nsteps: int = 0\nensemble: int = 0')
 RESULTS_PARAMS = 'profile: str = "smoke"\nresults_dir: str = "r"\nstudy_stamp: str = ""\nbench_file: str = ""'
@@ -47,13 +47,13 @@ def _fake_notebooks(root: Path, seconds: float = 0.0) -> dict[str, Path]:
         "train": _notebook(nbs / "train.ipynb", TRAIN_PARAMS, (
             "from pathlib import Path\nfrom _study_helpers import write_run\n"
             "lr = [o for o in overrides if o.startswith('train.lr=')]\n"
-            + (SPAN.format(stage="f'train-{variant}-s{seed}'", seconds=seconds) if seconds else "")
-            + "write_run(Path(out_dir), variant, seed, quality=0.3 + 0.1 * len(lr))\n")),
+            + (SPAN.format(stage="f'train-{method}-s{seed}'", seconds=seconds) if seconds else "")
+            + "write_run(Path(out_dir), method, seed, quality=0.3 + 0.1 * len(lr))\n")),
         "evaluate": _notebook(nbs / "evaluate.ipynb", EVAL_PARAMS, (
             "import json\nfrom pathlib import Path\nfrom _study_helpers import write_eval\n"
             "h = json.loads((Path(run_dir) / 'run.json').read_text())['run_hash']\n"
-            + (SPAN.format(stage="f'evaluate-{variant}-s{seed}'", seconds=seconds) if seconds else "")
-            + "for ds in datasets:\n    write_eval(Path(out_dir) / ds, variant, ds, h, seed=seed)\n")),
+            + (SPAN.format(stage="f'evaluate-{method}-s{seed}'", seconds=seconds) if seconds else "")
+            + "for ds in datasets:\n    write_eval(Path(out_dir) / ds, method, ds, h, seed=seed)\n")),
         "results": _notebook(nbs / "results.ipynb", RESULTS_PARAMS, (
             "from pathlib import Path\nfrom ichseg import report\n"
             + (SPAN.format(stage="'results'", seconds=0.0) if seconds else "")
@@ -71,7 +71,7 @@ def _fake_prepare(cfg, dataset, data_root):
 
 
 def _spec(root: Path, notebooks, **kw) -> StudySpec:
-    return StudySpec(profile="smoke", variants=["medsegdiffv2", "full"], seeds=[0], datasets=["instance2022", "bhsd"],
+    return StudySpec(profile="smoke", methods=["medsegdiffv2", "full"], seeds=[0], datasets=["instance2022", "bhsd"],
                      root=root, notebooks=notebooks, prepare=_fake_prepare, **kw)
 
 
@@ -84,7 +84,7 @@ def study_root(tmp_path):
     return tmp_path, _fake_notebooks(tmp_path)
 
 
-def test_second_pass_skips_and_one_variant_change_reruns_only_it(study_root):
+def test_second_pass_skips_and_one_method_change_reruns_only_it(study_root):
     root, nbs = study_root
     first = Study(_spec(root, nbs), log=lambda m: None).run()
     assert set(_statuses(first).values()) == {"ran"}
@@ -105,7 +105,7 @@ def test_second_pass_skips_and_one_variant_change_reruns_only_it(study_root):
     assert (results / "results.ipynb").stat().st_mtime_ns == mtime
     assert second["stages"][2]["last_run_seconds"] > 0  # the record keeps how long the stage took
 
-    # one variant's parameter changes (the first variant, whose config also seeds the prep stages):
+    # one method's parameter changes (the first method, whose config also seeds the prep stages):
     # only its training, its evaluation and the results page run
     changed = parse_overrides(["medsegdiffv2:train.lr=2e-4"])
     third = Study(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
@@ -147,8 +147,8 @@ def test_overrides_and_plan():
     with pytest.raises(ValueError):
         parse_overrides(["train.lr"])
     with pytest.raises(ValueError, match="not in this study"):
-        Study(StudySpec(profile="smoke", variants=["full"], overrides={"resnet18": ["train.lr=1"]}), log=lambda m: None)
-    study = Study(StudySpec(profile="gpu", variants=["full", "medsegdiffv2"]), log=lambda m: None)
+        Study(StudySpec(profile="smoke", methods=["full"], overrides={"resnet18": ["train.lr=1"]}), log=lambda m: None)
+    study = Study(StudySpec(profile="gpu", methods=["full", "medsegdiffv2"]), log=lambda m: None)
     assert study.seeds == [0, 1, 2]  # the gpu profile's study settings: three seeds
     ids = [s.id for s in study.stages]
     assert ids[:4] == ["prep-instance2022", "prep-bhsd", "prep-physionet", "prep-realct"]
@@ -160,15 +160,15 @@ def test_overrides_and_plan():
 def test_method_seeds_of_a_profile_and_seeds_override():
     """The cpu profile runs three seeds of the two models both tables compare, one of the others;
     ``--seeds`` applies to every method."""
-    study = Study(StudySpec(profile="cpu", variants=["medsegdiffv2", "unet", "full"]), log=lambda m: None)
+    study = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "unet", "full"]), log=lambda m: None)
     assert study.seeds_of == {"medsegdiffv2": [0, 1, 2], "unet": [0], "full": [0, 1, 2]}
     trains = [s.id for s in study.stages if s.kind == "train"]
     assert trains == ["train-medsegdiffv2-s0", "train-medsegdiffv2-s1", "train-medsegdiffv2-s2", "train-unet-s0",
                       "train-full-s0", "train-full-s1", "train-full-s2"]
     runs = study.run_set()["runs"]
-    assert [(r["variant"], r["seed"]) for r in runs if r["variant"] == "unet"] == [("unet", 0)]
+    assert [(r["method"], r["seed"]) for r in runs if r["method"] == "unet"] == [("unet", 0)]
     assert study.run_set()["seeds"] == [0, 1, 2]
-    one = Study(StudySpec(profile="cpu", variants=["medsegdiffv2", "unet"], seeds=[4]), log=lambda m: None)
+    one = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "unet"], seeds=[4]), log=lambda m: None)
     assert one.seeds_of == {"medsegdiffv2": [4], "unet": [4]}
 
 
@@ -184,13 +184,13 @@ def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
             seen.append(("marker", (run_dir / "marker").exists()))
             from _study_helpers import write_run
 
-            write_run(run_dir, stage.parameters["variant"], stage.parameters["seed"])
+            write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
         elif stage.kind == "evaluate":
             from _study_helpers import write_eval
 
             h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
             for ds in stage.parameters["datasets"]:
-                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["variant"], ds, h)
+                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
         elif stage.kind == "results":
             stage.output.write_text("{}")
 
@@ -198,7 +198,7 @@ def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
     for p in nbs.values():
         p.write_text("{}")
-    spec = lambda **kw: StudySpec(profile="smoke", variants=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
+    spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
                                   notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, **kw)
     run_dir = tmp_path / "results" / "smoke" / "runs" / "full-s0"
     run_dir.mkdir(parents=True)
@@ -250,9 +250,9 @@ def test_jobs_2_overlaps_independent_stages_in_dependency_order(tmp_path):
 
 def test_jobs_2_failure_starts_nothing_more_and_names_the_notebook(tmp_path):
     nbs = _fake_notebooks(tmp_path, seconds=1.0)
-    _notebook(nbs["train"], TRAIN_PARAMS, "if variant == 'medsegdiffv2':\n    raise RuntimeError('boom in training')\n"
+    _notebook(nbs["train"], TRAIN_PARAMS, "if method == 'medsegdiffv2':\n    raise RuntimeError('boom in training')\n"
               "import time\ntime.sleep(2)\nfrom pathlib import Path\nfrom _study_helpers import write_run\n"
-              "write_run(Path(out_dir), variant, seed)\n")
+              "write_run(Path(out_dir), method, seed)\n")
     with pytest.raises(StudyFailed) as info:
         Study(_spec(tmp_path, nbs, jobs=2), log=lambda m: None).run()
     assert "results/smoke/notebooks/train-medsegdiffv2-s0.ipynb" in str(info.value) and "boom in training" in str(info.value)
@@ -280,7 +280,7 @@ def test_a_kernel_that_dies_starting_is_started_again(study_root, monkeypatch):
     monkeypatch.setattr(papermill, "execute_notebook", flaky)
     messages = []
     spec = _spec(root, nbs)
-    spec.variants = ["full"]
+    spec.methods = ["full"]
     Study(spec, log=messages.append).run()
     assert calls[0] == calls[1] and any("starting it again" in m for m in messages)
 
@@ -290,4 +290,50 @@ def test_default_jobs_are_sized_to_the_machine():
     assert default_jobs(16, cuda=False) == 4 and threads_per_job(4, 16) == 4
     assert default_jobs(1, cuda=False) == 1 and default_jobs(16, cuda=True) == 1
     with pytest.raises(ValueError, match="--jobs"):
-        Study(StudySpec(profile="smoke", variants=["full"], jobs=0), log=lambda m: None)
+        Study(StudySpec(profile="smoke", methods=["full"], jobs=0), log=lambda m: None)
+
+
+def test_one_list_of_methods_serves_engine_profiles_and_driver():
+    """The study runs the engine's methods (``ichseg.engine.config.METHODS``), not a list of its own."""
+    from ichseg.engine import methods as engine_methods
+    from ichseg.engine.config import METHODS
+    from ichseg.report.paper import METHOD_ORDER, VARIANT_ORDER
+    from ichseg.study import driver, profiles
+    from ichseg.models.registry import BASELINES, VARIANTS
+
+    assert profiles.METHODS is METHODS and driver.METHODS is METHODS and engine_methods.METHODS is METHODS
+    assert METHODS == (*VARIANTS, *BASELINES, "nnunet")
+    assert all(profiles.study_settings(p)["methods"] == [m for m in METHODS if p != "cpu" or m != "nnunet"]
+               for p in profiles.STUDY_PROFILES)
+    assert set(METHOD_ORDER) == set(METHODS) and VARIANT_ORDER == tuple(VARIANTS)  # the report orders the same names
+    with pytest.raises(ValueError, match="--methods: unknown vnet; known: medsegdiffv2, .*, nnunet"):
+        Study(StudySpec(profile="smoke", methods=["full", "vnet"]), log=lambda m: None)
+
+
+@pytest.mark.parametrize("flag", ["--methods", "--variants"])
+def test_study_methods_option_and_its_deprecated_alias(flag, tmp_path, capsys):
+    """``--variants`` (the option's former name) still works, and its help says it is deprecated."""
+    from ichseg.cli import main as cli_main
+
+    assert cli_main(["study", "--profile", "smoke", flag, "unet", "full", "--seeds", "0", "--datasets", "bhsd",
+                     "--root", str(tmp_path), "--dry-run", "--set", "unet:train.lr=1e-3"]) == 0
+    plan = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert plan == ["prep-instance2022", "prep-bhsd", "train-unet-s0", "evaluate-unet-s0", "train-full-s0",
+                    "evaluate-full-s0", "results"]
+    with pytest.raises(SystemExit):
+        cli_main(["study", "--help"])
+    assert "--variants: deprecated alias of --methods" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command, flag", [("train", "--method"), ("train", "--variant"),
+                                           ("evaluate", "--method"), ("evaluate", "--variant")])
+def test_engine_commands_take_method_and_the_deprecated_variant(command, flag):
+    import argparse
+    import importlib
+
+    module = importlib.import_module(f"ichseg.engine.commands.{command}")
+    p = argparse.ArgumentParser()
+    module.add_arguments(p)
+    args = p.parse_args([flag, "unet"] + (["--checkpoint", "c", "--prepared", "p", "--out", "o"] if command == "evaluate" else []))
+    assert args.method == "unet"
+    assert "--variant: deprecated alias of --method" in " ".join(p.format_help().split())

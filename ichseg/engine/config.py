@@ -1,11 +1,14 @@
-"""Run configuration: a profile (YAML in ``ichseg/profiles``) + a variant name + overrides.
+"""Run configuration: a profile (YAML in ``ichseg/profiles``) + a method name + overrides.
 
 A resolved run config is a plain nested dict with the sections below; it fully determines a run,
 is written to the run folder and hashed (``run_config_hash``). Each section is validated by the
 dataclass that owns it (``TrainConfig``, ``EvalConfig`` here; ``DiffusionConfig``; the model's and
 loss's own configs when the model is built).
 
-Three kinds of method share the profiles (``method_kind``):
+``METHODS`` names every method the study trains and evaluates, in the tables' order: the five
+Table 2 variants, then the Table 1 baselines. It is the one list of them: the study driver, its
+profiles and ``ichseg.engine.methods`` take it from here. Three kinds of method share the profiles
+(``method_kind``):
 
 - ``diffusion``: the Table 2 variants. Sections data, model, diffusion, loss (Eq. 4), train, evaluate.
 - ``direct``: the Table 1 baselines U-Net, TransUNet, U-KAN (one forward pass). The profile's
@@ -55,6 +58,9 @@ NNUNET_TRAINERS = ("nnUNetTrainer", "nnUNetTrainerIchseg")
 #: nnU-Net's default run length (nnUNetTrainer.__init__)
 NNUNET_DEFAULT_LENGTH = {"epochs": 1000, "iterations_per_epoch": 250, "val_iterations": 50}
 NNUNET_CHANNEL_NAMES = ("noNorm", "CT", "zscore")
+#: every method of the study, in the tables' order: the Table 2 variants (diffusion; MedSegDiff-v2
+#: and the full model are Table 1 columns too), the Table 1 baseline networks, then nnU-Net
+METHODS: tuple[str, ...] = (*VARIANTS, *BASELINES, NNUNET)
 
 
 SELECTION_SCORES = ("dice", "strict_dice")  # validation scores that can choose the best checkpoint
@@ -315,7 +321,7 @@ def method_kind(name: str) -> str:
         return DIRECT
     if name == NNUNET:
         return NNUNET
-    raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join([*VARIANTS, *BASELINES, NNUNET])}")
+    raise ConfigError(f"method: unknown name {name!r}; known: {', '.join(METHODS)}")
 
 
 def _merge(*parts: Mapping[str, Any] | None) -> dict:
@@ -350,7 +356,7 @@ def _direct_sections(cfg: dict, name: str) -> None:
 
 def resolve_run_config(
     profile: str | Path | Mapping[str, Any],
-    variant: str,
+    method: str,
     overrides: Iterable[str] | None = None,
     *,
     iterations: int | None = None,
@@ -364,14 +370,14 @@ def resolve_run_config(
     cfg = copy.deepcopy(dict(profile)) if isinstance(profile, Mapping) else load_profile(profile)
     for s in SECTIONS:
         cfg.setdefault(s, {})
-    kind = method_kind(variant)
-    cfg["variant"] = variant
+    kind = method_kind(method)
+    cfg["method"] = method
     overrides = list(overrides or ())
     for assignment in overrides:
         if assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)
     if kind == DIRECT:
-        _direct_sections(cfg, variant)
+        _direct_sections(cfg, method)
     elif kind == NNUNET:
         cfg[NNUNET] = dict((cfg.get("baselines") or {}).get(NNUNET) or {})
         for s in ("model", "diffusion", "loss"):
@@ -411,6 +417,7 @@ __all__ = [
     "DIFFUSION",
     "DIRECT",
     "EvalConfig",
+    "METHODS",
     "METHOD_KINDS",
     "NNUNET",
     "NnunetConfig",

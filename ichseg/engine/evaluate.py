@@ -18,6 +18,7 @@ import torch
 
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
+from ..utils import method_of
 from ..models import build_from_config, segmenter_config, variant_config
 from .checkpoint import load_checkpoint
 from .config import DIRECT, EvalConfig, method_kind
@@ -27,20 +28,24 @@ from .inference import segment
 from .scoring import write_evaluation
 
 
-def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", variant: str | None = None):
-    """(model with EMA weights, diffusion — None for a direct segmenter —, run config, run hash)."""
+def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", method: str | None = None):
+    """(model with EMA weights, diffusion — None for a direct segmenter —, run config, run hash).
+
+    ``method``: refuse a checkpoint of another method. A checkpoint written before run configs
+    named their method ``method`` (e.g. the committed weights) says ``variant``; ``method_of`` reads both."""
     state = load_checkpoint(checkpoint)
     cfg = state["config"]
-    if variant is not None and variant != cfg["variant"]:
-        raise IchsegError(f"{checkpoint}: holds variant {cfg['variant']!r}, not {variant!r}")
-    direct = method_kind(cfg["variant"]) == DIRECT
-    arch = (segmenter_config if direct else variant_config)(cfg["variant"], **cfg["model"])
+    name = method_of(cfg)
+    if method is not None and method != name:
+        raise IchsegError(f"{checkpoint}: holds method {name!r}, not {method!r}")
+    direct = method_kind(name) == DIRECT
+    arch = (segmenter_config if direct else variant_config)(name, **cfg["model"])
     # the ImageNet / ViT file is not needed: the trained weights replace it right away
     model = build_from_config(arch, load_pretrained=False)
     try:
         model.load_state_dict(state[weights])
     except RuntimeError as exc:
-        raise IchsegError(f"{checkpoint}: weights do not fit variant {cfg['variant']!r} ({str(exc).splitlines()[0]})") from None
+        raise IchsegError(f"{checkpoint}: weights do not fit method {name!r} ({str(exc).splitlines()[0]})") from None
     if direct:
         return model.to(device).eval(), None, cfg, state.get("run_hash")
     diffusion = GaussianDiffusion(DiffusionConfig.from_dict(cfg["diffusion"]))
@@ -56,12 +61,12 @@ def evaluate_checkpoint(
     dataset: str | None = None,
     split: str = "test",
     device: str = "auto",
-    variant: str | None = None,
+    method: str | None = None,
     progress: bool = True,
 ) -> dict:
     ecfg = ecfg or EvalConfig()
     dev = resolve_device(device)
-    model, diffusion, cfg, run_hash = load_trained_model(checkpoint, dev, variant=variant)
+    model, diffusion, cfg, run_hash = load_trained_model(checkpoint, dev, method=method)
     images, masks, ds = load_split(Path(prepared), split)
     want = (cfg["model"]["in_channels"], cfg["model"]["image_size"])
     have = (int(images.shape[1]), int(images.shape[-1]))
@@ -73,7 +78,7 @@ def evaluate_checkpoint(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(images), desc=f"evaluate {cfg['variant']} on {dataset or Path(prepared).name}", unit="slice")
+        bar = tqdm(total=len(images), desc=f"evaluate {method_of(cfg)} on {dataset or Path(prepared).name}", unit="slice")
     gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
     t0 = time.perf_counter()
     prob, unc, stages = segment(model, diffusion, images, sampler=ecfg.sampler,
@@ -86,7 +91,7 @@ def evaluate_checkpoint(
         bar.close()
 
     meta = {
-        "variant": cfg["variant"],
+        "method": method_of(cfg),
         "profile": cfg.get("profile"),
         "checkpoint": str(checkpoint),
         "run_hash": run_hash,
@@ -107,13 +112,13 @@ def evaluate_network_run(
     *,
     dataset: str | None = None,
     split: str = "test",
-    variant: str | None = None,
+    method: str | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
     """``evaluate_checkpoint`` of a training run folder's best checkpoint (``train`` wrote it)."""
     return evaluate_checkpoint(Path(run_dir) / "checkpoints" / "best.pt", prepared, out_dir, ecfg, dataset=dataset,
-                               split=split, device=device, variant=variant, progress=progress)
+                               split=split, device=device, method=method, progress=progress)
 
 
 __all__ = ["evaluate_checkpoint", "evaluate_network_run", "load_trained_model", "write_evaluation"]

@@ -1,10 +1,10 @@
-"""The one place where a method kind meets the functions that train and evaluate it.
+"""The one place where a method meets the functions that train and evaluate it.
 
-``method_kind(name)`` (``ichseg.engine.config``) says what a method is: ``diffusion`` (the Table 2
-variants), ``direct`` (the Table 1 baseline networks) or ``nnunet`` (nnU-Net v2 through its own
-package). ``METHODS`` maps each kind to its ``train`` and ``evaluate_run`` functions; ``train``
-and ``evaluate_run`` below look the kind up and call them, so no training or evaluation code
-names another kind's trainer:
+``METHODS`` (``ichseg.engine.config``) names every method of the study; ``method_kind(name)``
+says what kind it is: ``diffusion`` (the Table 2 variants), ``direct`` (the Table 1 baseline
+networks) or ``nnunet`` (nnU-Net v2 through its own package). ``KINDS`` maps each kind to its
+``train`` and ``evaluate_run`` functions; ``train`` and ``evaluate_run`` below look the kind up and
+call them, so no training or evaluation code names another kind's trainer:
 
     diffusion, direct -> ichseg.engine.train.train_network, ichseg.engine.evaluate.evaluate_network_run
     nnunet            -> ichseg.engine.nnunet.train_nnunet_run, ichseg.engine.nnunet.evaluate_nnunet_run
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import DIFFUSION, DIRECT, NNUNET, EvalConfig, method_kind
+from ..utils import method_of
+from .config import DIFFUSION, DIRECT, METHODS, NNUNET, EvalConfig, method_kind
 from .evaluate import evaluate_network_run
 from .nnunet import evaluate_nnunet_run, train_nnunet_run
 from .runlog import TrainResult, read_run_info
@@ -30,19 +31,19 @@ class Method:
     """How one kind of method trains a run folder and evaluates it.
 
     ``train(cfg, out_dir, *, data_root, prepared, resume, progress) -> TrainResult``;
-    ``evaluate_run(run_dir, prepared, out_dir, ecfg, *, dataset, split, variant, device, progress) -> dict``
+    ``evaluate_run(run_dir, prepared, out_dir, ecfg, *, dataset, split, method, device, progress) -> dict``
     (the ``metrics.json`` summary of ``ichseg.engine.scoring.write_evaluation``)."""
 
     train: Callable[..., TrainResult]
     evaluate_run: Callable[..., dict]
 
 
-def _evaluate_nnunet(run_dir, prepared, out_dir, ecfg, *, dataset, split, variant, device, progress) -> dict:
+def _evaluate_nnunet(run_dir, prepared, out_dir, ecfg, *, dataset, split, method, device, progress) -> dict:
     # nnU-Net predicts on the device of its own config (nnunet.device) and shows its own progress
-    return evaluate_nnunet_run(run_dir, prepared, out_dir, ecfg, dataset=dataset, split=split, variant=variant)
+    return evaluate_nnunet_run(run_dir, prepared, out_dir, ecfg, dataset=dataset, split=split, method=method)
 
 
-METHODS: dict[str, Method] = {
+KINDS: dict[str, Method] = {
     DIFFUSION: Method(train=train_network, evaluate_run=evaluate_network_run),
     DIRECT: Method(train=train_network, evaluate_run=evaluate_network_run),
     NNUNET: Method(train=train_nnunet_run, evaluate_run=_evaluate_nnunet),
@@ -50,8 +51,8 @@ METHODS: dict[str, Method] = {
 
 
 def method(name: str) -> Method:
-    """The functions of method ``name`` (a variant, a baseline or ``nnunet``)."""
-    return METHODS[method_kind(name)]
+    """The functions of method ``name`` (one of ``METHODS``: a Table 2 variant, a baseline or ``nnunet``)."""
+    return KINDS[method_kind(name)]
 
 
 def train(
@@ -63,9 +64,9 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``cfg["variant"]`` under a resolved run config (``resolve_run_config``) into ``out_dir``."""
-    return method(cfg["variant"]).train(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume,
-                                        progress=progress)
+    """Train ``cfg["method"]`` under a resolved run config (``resolve_run_config``) into ``out_dir``."""
+    return method(cfg["method"]).train(cfg, out_dir, data_root=data_root, prepared=prepared, resume=resume,
+                                       progress=progress)
 
 
 def evaluate_run(
@@ -76,16 +77,17 @@ def evaluate_run(
     *,
     dataset: str | None = None,
     split: str = "test",
-    variant: str | None = None,
+    method: str | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
     """Evaluate a training run folder of any method on a prepared split: the method recorded in
-    its ``run.json`` (a folder without one is taken for a network run: its best checkpoint)."""
-    info = read_run_info(run_dir)
-    m = method(info["variant"]) if info.get("variant") else METHODS[DIFFUSION]
+    its ``run.json`` (a folder without one is taken for a network run: its best checkpoint);
+    ``method``: refuse a folder that holds another method."""
+    recorded = method_of(read_run_info(run_dir))
+    m = KINDS[method_kind(recorded) if recorded else DIFFUSION]
     return m.evaluate_run(run_dir, prepared, out_dir, ecfg or EvalConfig(), dataset=dataset, split=split,
-                          variant=variant, device=device, progress=progress)
+                          method=method, device=device, progress=progress)
 
 
-__all__ = ["METHODS", "Method", "evaluate_run", "method", "train"]
+__all__ = ["KINDS", "METHODS", "Method", "evaluate_run", "method", "train"]

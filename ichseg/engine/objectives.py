@@ -121,12 +121,12 @@ class DirectObjective:
 def make_objective(cfg: Mapping[str, Any], device: torch.device):
     from .config import method_kind
 
-    kind = method_kind(cfg["variant"])
+    kind = method_kind(cfg["method"])
     if kind == "diffusion":
         return DiffusionObjective(cfg, device)
     if kind == "direct":
         return DirectObjective(cfg, device)
-    raise ConfigError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind})")
+    raise ConfigError(f"method: {cfg['method']!r} is not trained by this loop (kind {kind})")
 
 
 class ValidationMaps(NamedTuple):

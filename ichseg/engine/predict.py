@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import IchsegError
-from ..utils import atomic_directory, atomic_write_json
+from ..utils import atomic_directory, atomic_write_json, method_of
 from .config import EvalConfig
 from .evaluate import load_trained_model
 from .inference import segment
@@ -92,7 +92,7 @@ def predict_scan(
     summary = {
         "scan": str(scan),
         "checkpoint": str(checkpoint),
-        "variant": cfg["variant"],
+        "method": method_of(cfg),
         "shape": list(mask_vol.shape),
         "hemorrhage_volume_ml": round(float(mask_vol.sum()) * voxel_ml, 3),
         "voxel_volume_ml": voxel_ml,

@@ -137,7 +137,7 @@ def train_network(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train the network ``cfg["variant"]`` (a diffusion variant or a direct baseline) under a
+    """Train the network ``cfg["method"]`` (a diffusion variant or a direct baseline) under a
     resolved run config (``resolve_run_config``) into ``out_dir``."""
     run = _set_up(cfg, Path(out_dir), data_root, prepared)
     state = _checkpoint_to_resume(run, resume)
@@ -152,7 +152,7 @@ def train_network(
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=tcfg.iterations, initial=hist.start, desc=f"train {run.cfg['variant']}", unit="it",
+        bar = tqdm(total=tcfg.iterations, initial=hist.start, desc=f"train {run.cfg['method']}", unit="it",
                    dynamic_ncols=True)
     shard = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
     keys = ("loss", *(f"loss_{k}" for k in run.objective.log_parts))
@@ -189,9 +189,9 @@ def train_network(
 
 def _set_up(cfg: dict, out_dir: Path, data_root: str | Path, prepared: str | Path | None) -> _Run:
     """Ranks and device, the prepared training split, the model's input size and the run hash."""
-    kind = method_kind(cfg["variant"])
+    kind = method_kind(cfg["method"])
     if kind not in (DIFFUSION, DIRECT):
-        raise ConfigError(f"variant: {cfg['variant']!r} is not trained by this loop (kind {kind}); "
+        raise ConfigError(f"method: {cfg['method']!r} is not trained by this loop (kind {kind}); "
                           "ichseg.engine.train picks the trainer of each kind")
     tcfg: TrainConfig = train_config(cfg)
     rank, world, device = _dist_setup(tcfg.device)
@@ -234,7 +234,7 @@ def _build(run: _Run) -> None:
     torch.manual_seed(tcfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(run.cfg["variant"], **run.cfg["model"]).to(device)
+    model = build_model(run.cfg["method"], **run.cfg["model"]).to(device)
     if tcfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     run.model = model
@@ -288,7 +288,7 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
     vi, vm, _ = load_split(run.prepared, tcfg.val_split)
     rows = validation_rows(len(vi), tcfg.val_slices)
     atomic_write_json(run.out_dir / RUN_INFO, {
-        "variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run.run_hash,
+        "method": cfg["method"], "profile": cfg.get("profile"), "run_hash": run.run_hash,
         "data": {"prepared": str(run.prepared), "fingerprint": ds.manifest.get("fingerprint"),
                  "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
         "world_size": run.world, "environment": environment(run.device), "status": "running",
@@ -340,7 +340,7 @@ def _validate_and_checkpoint(run: _Run, hist: _History, running: dict, keys: tup
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": done,
             "wall_time_s": hist.wall, "history": hist.rows, "best_dice": hist.best_dice,
-            "best_iteration": hist.best_iteration, "run_hash": run.run_hash, "variant": run.cfg["variant"],
+            "best_iteration": hist.best_iteration, "run_hash": run.run_hash, "method": run.cfg["method"],
             "config": run.cfg,
         }
         if hist.best_iteration == done:

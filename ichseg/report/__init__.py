@@ -2,7 +2,7 @@
 
     from ichseg.report import load_study, evaluation_table, table1, table2, convergence_figure
     study = load_study("results/smoke")          # raises StaleResultsError on mismatched stamps
-    evals = evaluation_table(study)               # one row per variant x seed x dataset
+    evals = evaluation_table(study)               # one row per method x seed x dataset
     table1(evals, study.profile)                  # paper's numbers and ours in separate columns
 
 Logic lives here and is unit-tested; the notebooks under ``book/notebooks`` only call it.
@@ -29,7 +29,7 @@ from .collect import (
 )
 from .claims import comparison_claims, convergence_claim, convergence_table
 from .figures import convergence_figure, qualitative_figure, read_sampling_bench, sampling_figure, training_figure
-from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, method_title, paper_numbers
 from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
 from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, headline, headline_numbers, ours_label, protocol_table, strict_table, table1,
@@ -58,6 +58,7 @@ __all__ = [
     "format_mean_ci",
     "headline",
     "headline_numbers",
+    "method_title",
     "metrics_frame",
     "load_study",
     "mean_ci",
@@ -82,5 +83,4 @@ __all__ = [
     "table2",
     "timings_table",
     "training_figure",
-    "variant_title",
 ]

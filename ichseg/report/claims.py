@@ -83,10 +83,10 @@ def verdict(low: float, high: float, claimed_sign: float) -> str:
     return UNDECIDED
 
 
-def _score_matrix(slices: pd.DataFrame, variant: str, dataset: str, score: str, keys=None):
+def _score_matrix(slices: pd.DataFrame, method: str, dataset: str, score: str, keys=None):
     """(seeds, slices) of ``score`` for one model on one dataset, one column per test slice (keyed by
     volume and slice index, in ``keys``' order when given), and the patient of each column."""
-    sel = slices[(slices["variant"] == variant) & (slices["dataset"] == dataset)]
+    sel = slices[(slices["method"] == method) & (slices["dataset"] == dataset)]
     if score == "strict_dice":
         sel = sel[sel["positive"] > 0]
     if sel.empty:
@@ -178,8 +178,8 @@ def convergence_table(curves: pd.DataFrame, fraction: float = 0.9, columns: Iter
     """Per run: iterations to ``fraction`` of the final validation value, the final value, and
     whether the curve is flat at the end, for each validation ``column`` that the run logs."""
     rows = []
-    for (variant, seed), log in curves.groupby(["variant", "seed"], sort=False):
-        row = {"variant": variant, "seed": int(seed)}
+    for (method, seed), log in curves.groupby(["method", "seed"], sort=False):
+        row = {"method": method, "seed": int(seed)}
         for col in columns:
             if col not in log or log[col].dropna().empty:
                 continue
@@ -214,7 +214,7 @@ def convergence_claim(curves: pd.DataFrame, fraction: float = 0.9) -> pd.DataFra
         key = f"{col}: iterations to {fraction:.0%}"
         if key not in table:
             continue
-        its = {v: table.loc[table["variant"] == v, key].tolist() for v in (FULL, BASELINE)}
+        its = {v: table.loc[table["method"] == v, key].tolist() for v in (FULL, BASELINE)}
         fmt = lambda xs: ", ".join("never" if not math.isfinite(x) else f"{x:.0f}" for x in xs) or "not run"  # noqa: E731
         out.append({
             "claim": "(b) convergence",
@@ -238,20 +238,20 @@ def profile_checks(evals: pd.DataFrame, curves: pd.DataFrame, dataset: str = "in
       same number of lesion pixels placed at random inside the head);
     - validation curves (both scores) flat at the end (``is_flat``) for every seed.
     Means over seeds; a check holds only when it holds for the mean."""
-    from .paper import variant_title
+    from .paper import method_title
 
     rows = []
     sel = evals[evals["dataset"] == dataset]
     flat = convergence_table(curves, columns=("dice", "strict_dice", "pseudo_dice"))  # nnU-Net logs its own pseudo Dice
-    for variant, runs in sel.groupby("variant", sort=False):
-        f = flat[flat["variant"] == variant]
+    for method, runs in sel.groupby("method", sort=False):
+        f = flat[flat["method"] == method]
         flat_cols = [c for c in f if c.endswith(": flat")]
         dice, empty = runs["dice"].mean(), runs["all_empty_dice"].mean()
         lesion, chance = runs["positive_slice_dice"].mean(), runs["chance_positive_slice_dice_in_head"].mean()
         # the released v2 script's default fusion (raw samples, no anchor blend), when recorded
         v2 = runs["dice_medsegdiff-v2"].mean() if "dice_medsegdiff-v2" in runs else float("nan")
         rows.append({
-            "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
+            "method": method_title(method), "seeds": int(runs["seed"].nunique()),
             "paper-protocol Dice (%)": round(100 * dice, 2),
             "same, v2 script's fusion (%)": round(100 * v2, 2), "all-empty (%)": round(100 * empty, 2),
             "beats all-empty": bool(dice > empty),

@@ -2,12 +2,16 @@
 
 The study driver (``ichseg study``) writes, under ``results/<profile>/``:
 
-- ``study.json``: the run set of the last complete pass (profile, variants, seeds, datasets, one
+- ``study.json``: the run set of the last complete pass (profile, methods, seeds, datasets, one
   entry per run with its run and evaluation folders) and the stamp of every stage it consists of,
   plus ``stamp``, the hash of all of that;
 - ``stamps/<stage>.json``: ``{"stamp", "status": "running"|"complete", ...}`` per stage;
-- ``runs/<variant>-s<seed>/`` (the engine's run folder: ``run.json``, ``train_log.csv``, ...) and
-  ``eval/<variant>-s<seed>/<dataset>/`` (``metrics.json``, ``slices.csv``, ``qualitative.npz``).
+- ``runs/<method>-s<seed>/`` (the engine's run folder: ``run.json``, ``train_log.csv``, ...) and
+  ``eval/<method>-s<seed>/<dataset>/`` (``metrics.json``, ``slices.csv``, ``qualitative.npz``).
+
+Results written before these files named the method ``method`` say ``variant`` (``variants`` in
+``study.json``); ``load_study`` reads both (``ichseg.utils.method_of``), and every loaded run
+carries its method under ``method``.
 
 ``load_study`` checks that every stage stamp recorded in ``study.json`` is still the completed
 stamp on disk and that every evaluation was made from the checkpoint of the run it belongs to;
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IchsegError
+from ..utils import method_of, methods_of
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
@@ -47,8 +52,8 @@ class Study:
         return self.manifest["profile"]
 
     @property
-    def variants(self) -> list[str]:
-        return list(self.manifest["variants"])
+    def methods(self) -> list[str]:
+        return methods_of(self.manifest)
 
     @property
     def seeds(self) -> list[int]:
@@ -83,6 +88,7 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
     runs = []
     for entry in manifest.get("runs", []):
         run = dict(entry)
+        run["method"] = method_of(entry)
         run_dir = results_dir / entry["run_dir"]
         info = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
         if info.get("status") != "complete":
@@ -109,13 +115,13 @@ STRICT_KEYS = ("positive_slice_dice", "chance_positive_slice_dice", "chance_posi
 
 
 def evaluation_table(study: Study) -> pd.DataFrame:
-    """One row per (variant, seed, dataset): both protocols' numbers, timing and the run's best iteration."""
+    """One row per (method, seed, dataset): both protocols' numbers, timing and the run's best iteration."""
     rows = []
     for run in study.runs:
         for ds, m in run["metrics"].items():
             strict = m.get("strict", {})
             row = {
-                "variant": run["variant"], "seed": int(run["seed"]), "dataset": ds,
+                "method": run["method"], "seed": int(run["seed"]), "dataset": ds,
                 "dice": m["paper"]["dice"], "iou": m["paper"]["iou"], "all_empty_dice": m["paper"].get("all_empty_dice"),
                 "n_slices": m.get("n_slices"), "n_positive_slices": strict.get("n_positive_slices"),
                 "seconds_per_slice": m.get("seconds_per_slice"),
@@ -127,7 +133,7 @@ def evaluation_table(study: Study) -> pd.DataFrame:
             # the paper-protocol Dice under every recorded fusion (``dice`` is the profile's own)
             row.update({f"dice_{name}": v.get("dice") for name, v in (m.get("paper_by_fusion") or {}).items()})
             rows.append(row)
-    cols = ["variant", "seed", "dataset", "dice", "iou", "all_empty_dice", *STRICT_KEYS, "n_slices", "n_positive_slices",
+    cols = ["method", "seed", "dataset", "dice", "iou", "all_empty_dice", *STRICT_KEYS, "n_slices", "n_positive_slices",
             "seconds_per_slice", "best_iteration", "iterations", "train_wall_time_s"]
     cols += sorted({k for r in rows for k in r if k.startswith("dice_")})
     df = pd.DataFrame(rows, columns=cols)
@@ -135,31 +141,31 @@ def evaluation_table(study: Study) -> pd.DataFrame:
 
 
 def curves_table(study: Study) -> pd.DataFrame:
-    """Every run's ``train_log.csv`` stacked: variant, seed, iteration, loss..., dice, iou, strict_dice."""
+    """Every run's ``train_log.csv`` stacked: method, seed, iteration, loss..., dice, iou, strict_dice."""
     frames = []
     for run in study.runs:
         log = pd.read_csv(run["run_dir"] / "train_log.csv")
         log.insert(0, "seed", int(run["seed"]))
-        log.insert(0, "variant", run["variant"])
+        log.insert(0, "method", run["method"])
         frames.append(log)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "iteration"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "seed", "iteration"])
 
 
 def slices_table(study: Study) -> pd.DataFrame:
-    """Every evaluation's per-slice scores stacked, with variant, seed and dataset columns."""
+    """Every evaluation's per-slice scores stacked, with method, seed and dataset columns."""
     frames = []
     for run in study.runs:
         for ds in run["metrics"]:
             t = pd.read_csv(run["eval_dir"] / ds / "slices.csv")
             t.insert(0, "dataset", ds)
             t.insert(0, "seed", int(run["seed"]))
-            t.insert(0, "variant", run["variant"])
+            t.insert(0, "method", run["method"])
             frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """variant -> the arrays of its ``qualitative.npz`` on ``dataset`` (first seed unless given)."""
+    """method -> the arrays of its ``qualitative.npz`` on ``dataset`` (first seed unless given)."""
     seed = study.seeds[0] if seed is None else seed
     out = {}
     for run in study.runs:
@@ -168,7 +174,7 @@ def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str
         path = run["eval_dir"] / dataset / "qualitative.npz"
         if path.is_file():
             with np.load(path) as z:
-                out[run["variant"]] = {k: z[k] for k in z.files}
+                out[run["method"]] = {k: z[k] for k in z.files}
     return out
 
 
@@ -196,7 +202,7 @@ PAPER_STEP_COLUMNS = {
 
 
 def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
-    """Per (variant, seed, dataset): the paper-protocol Dice split into slices with and without lesion.
+    """Per (method, seed, dataset): the paper-protocol Dice split into slices with and without lesion.
 
     Columns: ``empty_fraction``, ``paper_dice``, ``paper_dice_empty`` (mean over empty-GT slices),
     ``paper_dice_lesion`` (over lesion slices), ``strict_dice_lesion`` (unsmoothed, one threshold),
@@ -208,7 +214,7 @@ def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
     NaN for evaluations written before these were recorded).
     """
     rows = []
-    for (variant, seed, ds), t in slices.groupby(["variant", "seed", "dataset"], sort=False):
+    for (method, seed, ds), t in slices.groupby(["method", "seed", "dataset"], sort=False):
         if "positive" in t:
             pos = t["positive"].astype(bool)
         elif "lesion_px" in t:
@@ -217,7 +223,7 @@ def protocol_breakdown(slices: pd.DataFrame) -> pd.DataFrame:
             pos = t["strict_dice"].notna()
         empty = float(1.0 - pos.mean())
         row = {
-            "variant": variant, "seed": int(seed), "dataset": ds, "n_slices": len(t), "empty_fraction": empty,
+            "method": method, "seed": int(seed), "dataset": ds, "n_slices": len(t), "empty_fraction": empty,
             "paper_dice": float(t["paper_dice"].mean()),
             "paper_dice_empty": float(t.loc[~pos, "paper_dice"].mean()) if (~pos).any() else math.nan,
             "paper_dice_lesion": float(t.loc[pos, "paper_dice"].mean()) if pos.any() else math.nan,
@@ -239,7 +245,7 @@ def provenance_table(study: Study) -> pd.DataFrame:
         info = run["info"]
         env = info.get("environment", {})
         rows.append({
-            "run": f"{run['variant']}-s{run['seed']}", "run hash": info.get("run_hash"),
+            "run": f"{run['method']}-s{run['seed']}", "run hash": info.get("run_hash"),
             "train data": (info.get("data") or {}).get("fingerprint"),
             "iterations": info.get("iterations"), "best iteration": info.get("best_iteration"),
             "device": env.get("device"), "commit": str(env.get("git_commit", ""))[:12],
@@ -282,8 +288,8 @@ def study_banner(study: Study) -> str:
     kind = lambda d: "real data" if raw.get(d) else ("real CT slices, inserted lesions" if d == "realct" else "synthetic phantom")
     source = ", ".join(f"{dataset_title(d)}: {kind(d)}" for d in datasets if d)
     env = first["info"].get("environment", {})
-    text = (f"**Profile `{study.profile}`** — {m.get('description', '')}. Variants: "
-            f"{', '.join(f'`{v}`' for v in study.variants)}; seeds: {', '.join(map(str, study.seeds))}; data: {source}. "
+    text = (f"**Profile `{study.profile}`** — {m.get('description', '')}. Methods: "
+            f"{', '.join(f'`{v}`' for v in study.methods)}; seeds: {', '.join(map(str, study.seeds))}; data: {source}. "
             f"Device: {env.get('device', '?')}; commit `{str(env.get('git_commit', '?'))[:12]}`; run set `{m.get('stamp')}` "
             f"(created {m.get('created', '?')}).")
     if not any(raw.get(d) for d in datasets):

@@ -1,4 +1,4 @@
-"""Figures of the report: training curves (one run), Fig. 1 convergence curves (all variants),
+"""Figures of the report: training curves (one run), Fig. 1 convergence curves (the Table 2 variants),
 Fig. 3 qualitative grids and the sampling steps vs quality/time plot. Each returns a matplotlib
 Figure and draws nothing else (no global style changes)."""
 
@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .paper import TABLE1_ORDER, VARIANT_ORDER, dataset_title, variant_title
+from .paper import TABLE1_ORDER, VARIANT_ORDER, dataset_title, method_title
 from .stats import ci_band
 
 BASELINE, FULL = "medsegdiffv2", "full"
@@ -47,10 +47,10 @@ def training_figure(log: pd.DataFrame, title: str = ""):
     return fig
 
 
-def _palette(variants) -> dict:
+def _palette(methods) -> dict:
     import seaborn as sns
 
-    others = [v for v in variants if v not in (BASELINE, FULL)]
+    others = [v for v in methods if v not in (BASELINE, FULL)]
     greys = sns.color_palette("crest", max(len(others), 1))
     pal = {v: greys[i] for i, v in enumerate(others)}
     pal[BASELINE] = "#1f77b4"
@@ -59,7 +59,7 @@ def _palette(variants) -> dict:
 
 
 def convergence_figure(curves: pd.DataFrame, title: str = ""):
-    """Fig. 1: validation IoU (left) and Dice (right) vs iteration for every variant.
+    """Fig. 1: validation IoU (left) and Dice (right) vs iteration for every Table 2 variant.
 
     Lines are means over seeds; with several seeds, bands are the 95% t-interval at each
     validation point. The baseline (MedSegDiffv2) and the full model are drawn bold. Only the Table 2
@@ -69,11 +69,11 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     import seaborn as sns
 
     plt = _plt()
-    curves = curves[curves["variant"].isin(VARIANT_ORDER)]
-    variants = [v for v in VARIANT_ORDER if v in set(curves["variant"])]
+    curves = curves[curves["method"].isin(VARIANT_ORDER)]
+    variants = [v for v in VARIANT_ORDER if v in set(curves["method"])]
     pal = _palette(variants)
-    labels = {v: variant_title(v) for v in variants}
-    data = curves.assign(model=curves["variant"].map(labels), IoU=100 * curves["iou"], Dice=100 * curves["dice"])
+    labels = {v: method_title(v) for v in variants}
+    data = curves.assign(model=curves["method"].map(labels), IoU=100 * curves["iou"], Dice=100 * curves["dice"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True, sharex=True)
     for ax, metric in zip(axes, ("IoU", "Dice")):
         sns.lineplot(data=data, x="iteration", y=metric, hue="model", hue_order=[labels[v] for v in variants],
@@ -105,20 +105,20 @@ def qualitative_figure(items: Mapping[str, Mapping[str, np.ndarray]], dataset: s
     plt = _plt()
     if order is None:
         order = [v for v in VARIANT_ORDER if v in items] + sorted(set(items) - set(VARIANT_ORDER))
-    variants = [v for v in order if v in items] or sorted(items)
-    if not variants:
+    methods = [v for v in order if v in items] or sorted(items)
+    if not methods:
         raise ValueError("qualitative_figure: no evaluations to show")
-    common = set(map(int, items[variants[0]]["rows"]))
-    for v in variants[1:]:
+    common = set(map(int, items[methods[0]]["rows"]))
+    for v in methods[1:]:
         common &= set(map(int, items[v]["rows"]))
-    rows = sorted(common, key=lambda r: list(map(int, items[variants[0]]["rows"])).index(r))
+    rows = sorted(common, key=lambda r: list(map(int, items[methods[0]]["rows"])).index(r))
     if not rows:
-        raise ValueError(f"qualitative_figure: the variants share no slice on {dataset}")
-    unc_v = uncertainty_of if uncertainty_of in items else (FULL if FULL in items else variants[-1])
-    ref = items[variants[0]]
+        raise ValueError(f"qualitative_figure: the methods share no slice on {dataset}")
+    unc_v = uncertainty_of if uncertainty_of in items else (FULL if FULL in items else methods[-1])
+    ref = items[methods[0]]
     import textwrap
 
-    cols = ["CT", "ground truth"] + [variant_title(v) for v in variants] + [f"uncertainty ({variant_title(unc_v)})"]
+    cols = ["CT", "ground truth"] + [method_title(v) for v in methods] + [f"uncertainty ({method_title(unc_v)})"]
     cols = [textwrap.fill(c, 18) for c in cols]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.6 * len(cols), 1.6 * len(rows) + 0.6),
                              squeeze=False, constrained_layout=True)
@@ -127,11 +127,11 @@ def qualitative_figure(items: Mapping[str, Mapping[str, np.ndarray]], dataset: s
         return list(map(int, items[v]["rows"])).index(r)
 
     for i, r in enumerate(rows):
-        k = pos(variants[0], r)
+        k = pos(methods[0], r)
         img = ref["image"][k]
         img = img[0] if img.ndim == 3 else img
         panels = [(img, "gray", None), (ref["mask"][k], "gray", (0, 1))]
-        panels += [(items[v]["probability"][pos(v, r)], "gray", (0, 1)) for v in variants]
+        panels += [(items[v]["probability"][pos(v, r)], "gray", (0, 1)) for v in methods]
         unc = items[unc_v]["uncertainty"][pos(unc_v, r)]
         panels.append((unc, "magma", (0, max(float(np.max(unc)), 1e-6))))
         for j, (arr, cmap, lim) in enumerate(panels):

@@ -23,16 +23,16 @@ def dataset_title(name: str) -> str:
     return paper_numbers()["datasets"].get(name, {}).get("title", name)
 
 
-def variant_title(variant: str) -> str:
+def method_title(method: str) -> str:
     """The Table 2 row title of one of our variants, the Table 1 column title of a baseline, or the
-    name itself for an unknown one."""
+    name itself for an unknown method."""
     p = paper_numbers()
-    if variant in p["table2"]:
-        return p["table2"][variant]["title"]
+    if method in p["table2"]:
+        return p["table2"][method]["title"]
     for model in p["models"].values():
-        if model.get("variant") == variant:
+        if model.get("method") == method:
             return model["title"]
-    return variant
+    return method
 
 
 # Table 2 rows (the diffusion variants) and Table 1 columns (our methods standing for them), in the
@@ -42,5 +42,5 @@ TABLE1_ORDER = ("unet", "transunet", "nnunet", "ukan", "medsegdiffv2", "full")
 METHOD_ORDER = VARIANT_ORDER + tuple(v for v in TABLE1_ORDER if v not in VARIANT_ORDER)
 DATASET_ORDER = ("instance2022", "bhsd", "physionet", "realct")  # realct: real CT, inserted lesions (no paper number)
 
-__all__ = ["DATASET_ORDER", "METHOD_ORDER", "TABLE1_ORDER", "VARIANT_ORDER", "dataset_title", "paper_numbers",
-           "variant_title"]
+__all__ = ["DATASET_ORDER", "METHOD_ORDER", "TABLE1_ORDER", "VARIANT_ORDER", "dataset_title", "method_title",
+           "paper_numbers"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .paper import variant_title
+from ..utils import method_of
+from .paper import method_title
 
 
 def run_summary(cfg: Mapping[str, Any], overrides: Iterable[str] = (), seed: int | None = None) -> str:
     """Markdown: what trained this run (diffusion variant, direct baseline or nnU-Net) and how."""
-    name = cfg["variant"]
+    name = method_of(cfg)
     seed = cfg.get("train", {}).get("seed", 0) if seed is None else seed
-    head = f"**{variant_title(name)}** (`{name}`), profile `{cfg.get('profile')}`, seed {seed}: "
+    head = f"**{method_title(name)}** (`{name}`), profile `{cfg.get('profile')}`, seed {seed}: "
     extra = f" Overrides: {', '.join(overrides) or 'none'}."
     if "nnunet" in cfg:
         n = cfg["nnunet"]

@@ -2,7 +2,7 @@
 
 Every table keeps the paper's numbers and ours in separate columns under a top header that says
 which is which ("paper" = copied from the publication; "ours" = measured by this study). Our
-cells are ``mean ± half-width of the 95% t-interval`` over seeds when a variant has several
+cells are ``mean ± half-width of the 95% t-interval`` over seeds when a method has several
 seeds, the plain value for one seed, and ``not run`` where the study has no such model. A seed
 without a number is never dropped silently: the cell says ``(2/3 seeds)``, or ``failed (0/3 seeds)``.
 """
@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from .paper import DATASET_ORDER, METHOD_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, variant_title
+from .paper import DATASET_ORDER, METHOD_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, method_title
 from .stats import format_mean_ci, mean_ci, summarise
 
 NOT_RUN = "not run"
@@ -38,7 +38,7 @@ def _n_seeds(evals: pd.DataFrame) -> tuple[int, int]:
     """(most, fewest) seeds of one model on one dataset."""
     if not len(evals):
         return 0, 0
-    counts = evals.groupby(["variant", "dataset"])["seed"].nunique()
+    counts = evals.groupby(["method", "dataset"])["seed"].nunique()
     return int(counts.max()), int(counts.min())
 
 
@@ -53,8 +53,8 @@ def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
     for ds in datasets:
         for key, model in p["models"].items():
             ref = p["table1"].get(ds, {}).get(key, {})
-            sel = evals[(evals["variant"] == model["variant"]) & (evals["dataset"] == ds)] if model["variant"] else evals.iloc[0:0]
-            title = model["title"] + (f" [{model['variant']}]" if model["variant"] else "")
+            sel = evals[(evals["method"] == model["method"]) & (evals["dataset"] == ds)] if model["method"] else evals.iloc[0:0]
+            title = model["title"] + (f" [{model['method']}]" if model["method"] else "")
             index.append((dataset_title(ds) + ("*" if p["datasets"].get(ds, {}).get("cross_dataset") else ""), title))
             rows.append([
                 _paper(ref.get("iou")), _paper(ref.get("dice")),
@@ -87,11 +87,11 @@ def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> 
     paper_head = "paper (single run)"
     # Table 2 rows only: the ablation's diffusion variants (the baselines belong to Table 1)
     table2_rows = set(p["table2"]) | set(VARIANT_ORDER)
-    variants = _ordered([v for v in list(p["table2"]) + list(evals["variant"].unique()) if v in table2_rows], VARIANT_ORDER)
+    variants = _ordered([v for v in list(p["table2"]) + list(evals["method"].unique()) if v in table2_rows], VARIANT_ORDER)
     rows, index = [], []
     for v in variants:
         ref = p["table2"].get(v, {})
-        sel = evals[(evals["variant"] == v) & (evals["dataset"] == dataset)]
+        sel = evals[(evals["method"] == v) & (evals["dataset"] == dataset)]
         best = sel.drop_duplicates("seed")["best_iteration"].astype(float)
         rows.append([
             _paper(ref.get("dice")), _paper(ref.get("iou")),
@@ -99,7 +99,7 @@ def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> 
             summarise(sel["dice"], scale=100), summarise(sel["iou"], scale=100),
             summarise(best, digits=0),
         ])
-        index.append(f"{variant_title(v)} [{v}]")
+        index.append(f"{method_title(v)} [{v}]")
     cols = pd.MultiIndex.from_tuples([
         (paper_head, "Dice (%)"), (paper_head, "IoU (%)"), (paper_head, "Best iteration"),
         (ours, "Dice (%)"), (ours, "IoU (%)"), (ours, "Best iteration"),
@@ -120,15 +120,15 @@ STRICT_COLUMNS = {
 
 
 def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Ours only (the paper reports no strict metric): rows (dataset, variant), one column per metric."""
+    """Ours only (the paper reports no strict metric): rows (dataset, method), one column per metric."""
     most, fewest = _n_seeds(evals)
     ours = ours_label(most, profile, fewest)
     datasets = _ordered(evals["dataset"], DATASET_ORDER)
-    variants = _ordered(evals["variant"], METHOD_ORDER)
+    methods = _ordered(evals["method"], METHOD_ORDER)
     rows, index = [], []
     for ds in datasets:
-        for v in variants:
-            sel = evals[(evals["variant"] == v) & (evals["dataset"] == ds)]
+        for v in methods:
+            sel = evals[(evals["method"] == v) & (evals["dataset"] == ds)]
             if sel.empty:
                 continue
             row = []
@@ -138,9 +138,9 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
                 row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a",
                                      failed="failed" if key == "dice" else "n/a"))
             rows.append(row)
-            index.append((dataset_title(ds), variant_title(v)))
+            index.append((dataset_title(ds), method_title(v)))
     cols = pd.MultiIndex.from_tuples([(ours, c) for c in STRICT_COLUMNS.values()])
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model variant"]), columns=cols)
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Method"]), columns=cols)
 
 
 PROTOCOL_COLUMNS = {
@@ -164,25 +164,25 @@ PROTOCOL_STEP_COLUMNS = {
 
 
 def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Why the paper protocol flatters: its Dice split into empty and lesion slices, per dataset/variant,
+    """Why the paper protocol flatters: its Dice split into empty and lesion slices, per dataset/method,
     and how each step of the released MedSegDiff output path moves it (``protocol_breakdown``)."""
     datasets = _ordered(breakdown["dataset"], DATASET_ORDER)
-    variants = _ordered(breakdown["variant"], METHOD_ORDER)
+    methods = _ordered(breakdown["method"], METHOD_ORDER)
     spec = {**PROTOCOL_COLUMNS, **PROTOCOL_STEP_COLUMNS}
     rows, index = [], []
     for ds in datasets:
-        for v in variants:
-            sel = breakdown[(breakdown["variant"] == v) & (breakdown["dataset"] == ds)]
+        for v in methods:
+            sel = breakdown[(breakdown["method"] == v) & (breakdown["dataset"] == ds)]
             if sel.empty:
                 continue
             rows.append([summarise(sel[k], scale=100, digits=1, missing="n/a",
                                    failed="failed" if k == "paper_dice" else "n/a") if k in sel else "n/a" for k in spec])
-            index.append((dataset_title(ds), variant_title(v)))
+            index.append((dataset_title(ds), method_title(v)))
     ours = ours_label(int(breakdown["seed"].nunique()), profile)
     cols = pd.MultiIndex.from_tuples(
         [(f"{ours}: where the paper Dice comes from", c) for c in PROTOCOL_COLUMNS.values()]
         + [(f"{ours}: paper Dice along the released output path", c) for c in PROTOCOL_STEP_COLUMNS.values()])
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model variant"]), columns=cols)
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Method"]), columns=cols)
 
 
 def timings_table(timings: dict) -> pd.DataFrame:
@@ -201,9 +201,9 @@ def timings_table(timings: dict) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
-def headline(evals: pd.DataFrame, variant: str, dataset: str, key: str = "dice", scale: float = 100.0) -> float:
+def headline(evals: pd.DataFrame, method: str, dataset: str, key: str = "dice", scale: float = 100.0) -> float:
     """Mean over seeds of one number (NaN when absent), for glueing into prose."""
-    sel = evals[(evals["variant"] == variant) & (evals["dataset"] == dataset)][key]
+    sel = evals[(evals["method"] == method) & (evals["dataset"] == dataset)][key]
     m, _, n = mean_ci(sel)
     return m * scale if n else math.nan
 
@@ -215,7 +215,7 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
     page citing them always builds): ``{v}_{d}_dice``, ``_iou``, ``_lesion_dice`` (strict, lesion
     slices), ``_volume_dice``, ``_hd95``, ``_paper_dice_empty``, ``_paper_dice_lesion``,
     ``_paper_dice_empty_mean`` and ``_step_<name>`` (the released output path's steps); per
-    dataset ``empty_fraction_{d}`` and ``slices_{d}``; and ``n_seeds``, ``n_variants``.
+    dataset ``empty_fraction_{d}`` and ``slices_{d}``; and ``n_seeds``, ``n_methods``.
     """
     out: dict[str, float] = {}
     for d in DATASET_ORDER:
@@ -229,11 +229,11 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
             out[f"{v}_{d}_lesion_dice"] = headline(evals, v, d, "positive_slice_dice")
             out[f"{v}_{d}_volume_dice"] = headline(evals, v, d, "volume_dice")
             out[f"{v}_{d}_hd95"] = headline(evals, v, d, "hd95_mm", scale=1.0)
-            bv = b[b["variant"] == v] if len(b) else b
+            bv = b[b["method"] == v] if len(b) else b
             for k in ("paper_dice_empty", "paper_dice_lesion", "paper_dice_empty_mean", *PROTOCOL_STEP_COLUMNS):
                 out[f"{v}_{d}_{k}"] = 100 * float(bv[k].mean()) if len(bv) and k in bv else math.nan
     out["n_seeds"] = float(evals["seed"].nunique()) if len(evals) else 0.0
-    out["n_variants"] = float(evals["variant"].nunique()) if len(evals) else 0.0
+    out["n_methods"] = float(evals["method"].nunique()) if len(evals) else 0.0
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, method_of, methods_of
 from .collect import STUDY_FILE, StaleResultsError, load_study, read_timings
 from .tables import timings_table
 
@@ -90,13 +90,13 @@ def profile_entry(book: Path, results_dir: Path, generated: Path) -> dict:
     # the run set's notebooks only, in its order (Table 2 order, then seeds); leftovers of runs
     # that are no longer in the run set are not shown
     for run in study["runs"]:
-        rid = f"{run['variant']}-s{run['seed']}"
+        rid = f"{method_of(run)}-s{run['seed']}"
         for prefix, label in (("train-", "Training"), ("evaluate-", "Evaluation")):
             nb = nb_dir / f"{prefix}{rid}.ipynb"
             if nb.is_file():
                 sections.append({"file": rel(nb), "title": f"{label}: {rid} ({profile})"})
     seeds = study["seeds"]
-    title = (f"Results: {profile} profile ({len(study['variants'])} methods × {len(seeds)} "
+    title = (f"Results: {profile} profile ({len(methods_of(study))} methods × {len(seeds)} "
              f"seed{'s' if len(seeds) > 1 else ''})")
     return {"file": rel(results_dir / "results.ipynb"), "title": title, "sections": sections}
 

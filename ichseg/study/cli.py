@@ -1,4 +1,4 @@
-"""``ichseg study --profile smoke|gpu|paper [--variants ...] [--seeds ...] [--datasets ...] [--set [VARIANT:]K=V] [--jobs N]``"""
+"""``ichseg study --profile smoke|gpu|paper [--methods ...] [--seeds ...] [--datasets ...] [--set [METHOD:]K=V] [--jobs N]``"""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from .driver import StudySpec, Study, default_jobs, parse_overrides
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="smoke", help="profile name (smoke, gpu, paper) or a YAML file")
-    p.add_argument("--variants", nargs="+", default=None, help="methods to train (default: the profile's: the Table 2 variants and the Table 1 baselines unet, transunet, ukan, nnunet)")
+    p.add_argument("--methods", "--variants", dest="methods", nargs="+", default=None,
+                   help="methods to train (default: the profile's: the Table 2 variants and the Table 1 baselines "
+                        "unet, transunet, ukan, nnunet); --variants: deprecated alias of --methods")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the profile's; gpu: 0 1 2)")
     p.add_argument("--datasets", nargs="+", default=None, help="test datasets (default: the profile's data.test_datasets)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",
-                   help="config override for every variant, or for one with a VARIANT: prefix (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
+                   help="config override for every method, or for one with a METHOD: prefix (repeatable)")
     p.add_argument("--sampler", default=None, help="evaluation sampler (default: the profile's evaluate.sampler)")
     p.add_argument("--steps", type=int, default=None, help="evaluation sampling steps")
     p.add_argument("--ensemble", type=int, default=None, help="evaluation ensemble size")
@@ -31,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     evaluate = {k: getattr(args, k) for k in ("sampler", "steps", "ensemble") if getattr(args, k) is not None}
-    spec = StudySpec(profile=args.profile, variants=args.variants, seeds=args.seeds, datasets=args.datasets,
+    spec = StudySpec(profile=args.profile, methods=args.methods, seeds=args.seeds, datasets=args.datasets,
                      overrides=parse_overrides(args.overrides), evaluate=evaluate, root=args.root,
                      results_root=args.results, data_root=args.data_root, force=args.force,
                      jobs=args.jobs or default_jobs(), threads=args.threads)

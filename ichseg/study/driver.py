@@ -1,4 +1,4 @@
-"""The study driver: prep -> train (variant x seed) -> evaluate -> results, as papermill runs.
+"""The study driver: prep -> train (method x seed) -> evaluate -> results, as papermill runs.
 
 Every stage is a parameterised notebook executed with papermill's Python API (kernel ``python3``,
 working directory = the repository root) into ``results/<profile>/notebooks/``. Up to ``jobs``
@@ -10,8 +10,8 @@ kernel's bind: jupyter_client's port cache only guards kernels of one process) i
 A stage is skipped when its *stamp* matches the last completed one: the stamp hashes the stage's
 parameters, the notebook file, the resolved run config, the source of the ``ichseg`` packages it
 depends on, and the stamps (and recorded outputs, e.g. the prepared data's fingerprint) of its
-upstream stages. So re-running with nothing changed runs nothing, and changing one variant's
-parameters re-runs that variant's training and evaluation and the results page only.
+upstream stages. So re-running with nothing changed runs nothing, and changing one method's
+parameters re-runs that method's training and evaluation and the results page only.
 
 A failing notebook stops the study with a ``StudyFailed`` naming the executed notebook (papermill
 writes it, with the traceback, before raising): no further stage starts, stages already running
@@ -42,7 +42,7 @@ from typing import Callable, Iterable
 from ..errors import ConfigError, IchsegError
 from ..utils import atomic_write_json, config_hash, file_sha256
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
-from .profiles import study_settings
+from .profiles import METHODS, study_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # ichseg sub-packages whose source enters each kind of stage's stamp
@@ -142,10 +142,10 @@ class StudySpec:
     """What one pass of the study runs."""
 
     profile: str  # name (smoke, gpu, paper) or a YAML file
-    variants: list[str] | None = None  # default: the profile's study settings
+    methods: list[str] | None = None  # default: the profile's study settings
     seeds: list[int] | None = None
     datasets: list[str] | None = None  # test datasets; default: the profile's data.test_datasets
-    overrides: dict[str, list[str]] = field(default_factory=dict)  # "*" or variant -> ["key=value"]
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # "*" or method -> ["key=value"]
     evaluate: dict = field(default_factory=dict)  # sampler / steps / ensemble for the evaluate notebook
     root: Path = Path(".")
     results_root: Path | None = None  # default root/results
@@ -163,10 +163,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, list[str]]:
     for item in items:
         key, sep, _ = item.partition("=")
         if not sep:
-            raise ConfigError(f"--set: expected [VARIANT:]KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set: expected [METHOD:]KEY=VALUE, got {item!r}")
         if ":" in key:
-            variant, assignment = item.split(":", 1)
-            out.setdefault(variant.strip(), []).append(assignment)
+            method, assignment = item.split(":", 1)
+            out.setdefault(method.strip(), []).append(assignment)
         else:
             out.setdefault("*", []).append(item)
     return out
@@ -184,31 +184,29 @@ class Study:
         self.profile = base["profile"]
         self.description = base.get("description", "")
         settings = study_settings(self.profile)
-        self.variants = list(spec.variants or settings["variants"])
-        from .profiles import METHODS as KNOWN
-
-        unknown = [v for v in self.variants if v not in KNOWN]
+        self.methods = list(spec.methods or settings["methods"])
+        unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ConfigError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
+            raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
         self.seeds = [int(s) for s in (spec.seeds if spec.seeds is not None else settings["seeds"])]
         # seeds per method: --seeds applies to every method; otherwise the profile's method_seeds
         # replace its seeds for the methods they name
         per_method = {} if spec.seeds is not None else settings["method_seeds"]
-        self.seeds_of = {v: [int(s) for s in per_method.get(v, self.seeds)] for v in self.variants}
-        self.seeds = sorted({s for v in self.variants for s in self.seeds_of[v]})
-        unknown = set(spec.overrides) - {"*"} - set(self.variants)
+        self.seeds_of = {m: [int(s) for s in per_method.get(m, self.seeds)] for m in self.methods}
+        self.seeds = sorted({s for m in self.methods for s in self.seeds_of[m]})
+        unknown = set(spec.overrides) - {"*"} - set(self.methods)
         if unknown:
-            raise ConfigError(f"--set: variant(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.variants)})")
+            raise ConfigError(f"--set: method(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.methods)})")
         self.global_overrides = list(settings["overrides"]) + spec.overrides.get("*", [])
-        self.overrides = {v: self.global_overrides + spec.overrides.get(v, []) for v in self.variants}
+        self.overrides = {m: self.global_overrides + spec.overrides.get(m, []) for m in self.methods}
         self.results_dir = (Path(spec.results_root) if spec.results_root else self.root / "results").resolve() / self.profile
         self.data_root = (Path(spec.data_root) if spec.data_root else self.root / "data").resolve()
         self.notebooks = {k: (self.root / v) for k, v in NOTEBOOKS.items()}
         self.notebooks.update({k: Path(v).resolve() for k, v in spec.notebooks.items()})
-        self.configs = {(v, s): resolve_run_config(spec.profile, v, self.overrides[v], seed=s) for v in self.variants for s in self.seeds_of[v]}
-        # data preparation depends on the overrides shared by all variants only, so that one
-        # variant's override does not re-run every variant's stages through the prep stamps
-        self.prep_config = resolve_run_config(spec.profile, self.variants[0], self.global_overrides)
+        self.configs = {(m, s): resolve_run_config(spec.profile, m, self.overrides[m], seed=s) for m in self.methods for s in self.seeds_of[m]}
+        # data preparation depends on the overrides shared by all methods only, so that one
+        # method's override does not re-run every method's stages through the prep stamps
+        self.prep_config = resolve_run_config(spec.profile, self.methods[0], self.global_overrides)
         first = self.prep_config
         self.train_dataset = first["data"].get("train_dataset", "instance2022")
         self.datasets = list(spec.datasets or first["data"].get("test_datasets") or [self.train_dataset])
@@ -259,28 +257,28 @@ class Study:
             stage.collect = (lambda ds=ds: self._prepared_record(first_cfg, ds))
             stage.verify = _prepared_still_there
             stages.append(stage)
-        for v in self.variants:
-            for s in self.seeds_of[v]:
-                rid = f"{v}-s{s}"
-                cfg = self.configs[(v, s)]
+        for m in self.methods:
+            for s in self.seeds_of[m]:
+                rid = f"{m}-s{s}"
+                cfg = self.configs[(m, s)]
                 run_dir = self.results_dir / "runs" / rid
                 eval_dir = self.results_dir / "eval" / rid
                 stages.append(Stage(
                     id=f"train-{rid}", kind="train",
-                    parameters={"profile": str(self.spec.profile), "variant": v, "seed": s, "overrides": self.overrides[v],
+                    parameters={"profile": str(self.spec.profile), "method": m, "seed": s, "overrides": self.overrides[m],
                                 "out_dir": self.rel(run_dir), "data_root": self.rel(self.data_root)},
                     notebook=self.notebooks["train"], output=nb_dir / f"train-{rid}.ipynb",
                     upstream=[f"prep-{self.train_dataset}"],
                     inputs={"config": {k: x for k, x in cfg.items() if k != "evaluate"}},
                     # nnU-Net's model lives in its own folder layout (ichseg.engine.nnunet.run)
                     outputs=[run_dir / "run.json", run_dir / "train_log.csv",
-                             run_dir / "nnunet" if v == "nnunet" else run_dir / "checkpoints" / "best.pt"],
+                             run_dir / "nnunet" if m == "nnunet" else run_dir / "checkpoints" / "best.pt"],
                     wipe=[run_dir],
                 ))
                 ev = {"sampler": "", "steps": 0, "ensemble": 0, **self.spec.evaluate}  # "" / 0: the profile's
                 stages.append(Stage(
                     id=f"evaluate-{rid}", kind="evaluate",
-                    parameters={"profile": str(self.spec.profile), "variant": v, "seed": s, "overrides": self.overrides[v],
+                    parameters={"profile": str(self.spec.profile), "method": m, "seed": s, "overrides": self.overrides[m],
                                 "datasets": self.datasets, "run_dir": self.rel(run_dir), "out_dir": self.rel(eval_dir),
                                 "data_root": self.rel(self.data_root), **ev},
                     notebook=self.notebooks["evaluate"], output=nb_dir / f"evaluate-{rid}.ipynb",
@@ -299,11 +297,11 @@ class Study:
         """The manifest written to study.json (without stamps)."""
         return {
             "profile": self.profile, "description": self.description,
-            "variants": self.variants, "seeds": self.seeds, "datasets": self.datasets,
+            "methods": self.methods, "seeds": self.seeds, "datasets": self.datasets,
             "train_dataset": self.train_dataset,
-            "runs": [{"variant": v, "seed": s, "run_dir": f"runs/{v}-s{s}", "eval_dir": f"eval/{v}-s{s}",
-                      "train_stage": f"train-{v}-s{s}", "evaluate_stage": f"evaluate-{v}-s{s}",
-                      "overrides": self.overrides[v]} for v in self.variants for s in self.seeds_of[v]],
+            "runs": [{"method": m, "seed": s, "run_dir": f"runs/{m}-s{s}", "eval_dir": f"eval/{m}-s{s}",
+                      "train_stage": f"train-{m}-s{s}", "evaluate_stage": f"evaluate-{m}-s{s}",
+                      "overrides": self.overrides[m]} for m in self.methods for s in self.seeds_of[m]],
         }
 
     def results_stage(self, stamp: str) -> Stage:

@@ -10,36 +10,31 @@ Command-line options of ``ichseg study`` override them.
 
 from __future__ import annotations
 
-from ..models.registry import BASELINES as _BASELINES
-from ..models.registry import VARIANTS as _REGISTRY
-
-# The Table 2 variants, in the table's (cumulative) order: the model registry's order.
-VARIANTS = tuple(_REGISTRY)
-# The Table 1 baselines that are not Table 2 variants: direct networks, then nnU-Net (own package).
-BASELINES = (*_BASELINES, "nnunet")
-METHODS = VARIANTS + BASELINES
+# every method of the study, in the tables' order (the Table 2 variants, then the Table 1
+# baselines): the engine's one list, so the study can run no method the engine does not know
+from ..engine.config import METHODS
 
 STUDY_PROFILES: dict[str, dict] = {
     # phantom data on a 2-core CPU, inside `make book`'s budget: one seed
-    "smoke": {"variants": list(METHODS), "seeds": [0], "overrides": []},
+    "smoke": {"methods": list(METHODS), "seeds": [0], "overrides": []},
     # one GPU, ~20 min per run: three seeds so tables carry 95% intervals and curves bands
-    "gpu": {"variants": list(METHODS), "seeds": [0, 1, 2], "overrides": []},
+    "gpu": {"methods": list(METHODS), "seeds": [0, 1, 2], "overrides": []},
     # the paper's recipe; the paper reports single runs
-    "paper": {"variants": list(METHODS), "seeds": [0], "overrides": []},
+    "paper": {"methods": list(METHODS), "seeds": [0], "overrides": []},
     # the 2-core CPU evidence profile: three seeds for the two models both tables compare (the
     # MedSegDiff-v2 baseline and the full model), one for the others (the budget's limit)
     # nnU-Net is left out of it: its own 2D plan for 64² slices (a batch of hundreds of patches)
     # trained 130 s per 25-iteration epoch on one core, 45 minutes for 20 epochs, more than the
-    # pass's budget had left (`ichseg study --profile cpu --variants nnunet` adds it)
-    "cpu": {"variants": [m for m in METHODS if m != "nnunet"], "seeds": [0], "overrides": [],
+    # pass's budget had left (`ichseg study --profile cpu --methods nnunet` adds it)
+    "cpu": {"methods": [m for m in METHODS if m != "nnunet"], "seeds": [0], "overrides": [],
             "method_seeds": {"medsegdiffv2": [0, 1, 2], "full": [0, 1, 2]}},
 }
 
-DEFAULT = {"variants": list(METHODS), "seeds": [0], "overrides": []}
+DEFAULT = {"methods": list(METHODS), "seeds": [0], "overrides": []}
 
 
 def study_settings(profile: str) -> dict:
-    """Variants, seeds and study-wide overrides of a profile (defaults for a profile file).
+    """Methods, seeds and study-wide overrides of a profile (defaults for a profile file).
 
     ``method_seeds`` (method -> seeds) replaces ``seeds`` for the methods it names."""
     settings = STUDY_PROFILES.get(profile, DEFAULT)
@@ -48,4 +43,4 @@ def study_settings(profile: str) -> dict:
     return out
 
 
-__all__ = ["BASELINES", "DEFAULT", "METHODS", "STUDY_PROFILES", "VARIANTS", "study_settings"]
+__all__ = ["DEFAULT", "METHODS", "STUDY_PROFILES", "study_settings"]

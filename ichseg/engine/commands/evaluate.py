@@ -16,14 +16,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, slices.csv, qualitative.npz")
     p.add_argument("--dataset", default=None, help="dataset name recorded in metrics.json")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--variant", default=None, help="refuse a checkpoint of another variant")
+    p.add_argument("--method", "--variant", dest="method", default=None,
+                   help="refuse a checkpoint of another method (--variant: deprecated alias of --method)")
     add_sampling_arguments(p)
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     summary = evaluate_checkpoint(args.checkpoint, args.prepared, args.out, eval_config_from(args), dataset=args.dataset,
-                                  split=args.split, device=args.device, variant=args.variant,
+                                  split=args.split, device=args.device, method=args.method,
                                   progress=not args.no_progress)
     print(json.dumps({"paper": summary["paper"], "positive_slice_dice": summary["strict"]["positive_slice_dice"],
                       "seconds_per_slice": summary["seconds_per_slice"]}))

@@ -600,7 +600,7 @@ def evaluate_nnunet(model_dir: str | Path, prepared: str | Path, out_dir: str | 
     gt = np.asarray((masks[:, 0] if masks.ndim == 4 else masks)[rows], dtype=np.float32)
     stamp = _read_json(model_dir / MODEL_STAMP) or {}
     info = {
-        "variant": "nnunet",
+        "method": "nnunet",
         "checkpoint": str(model_dir / f"fold_{cfg.fold}" / CHECKPOINT),
         "run_hash": config_hash(stamp.get("run")) if stamp.get("run") else None,
         "nnunet": {"trainer": (stamp.get("config") or {}).get("trainer"), "config": stamp.get("config"),

@@ -93,7 +93,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     manifest = json.loads((prepared / "manifest.json").read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dict(cfg), sort_keys=True))
-    info = {"variant": cfg["variant"], "profile": cfg.get("profile"), "run_hash": run_hash, "engine": "nnunet",
+    info = {"method": cfg["method"], "profile": cfg.get("profile"), "run_hash": run_hash, "engine": "nnunet",
             "data": {"prepared": str(prepared), "fingerprint": manifest.get("fingerprint"), "val_split": "val"},
             "environment": environment(resolve_device(ncfg.device, "nnunet.device")), "status": "running"}
     atomic_write_json(info_path, info)
@@ -112,12 +112,12 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
 
 
 def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str | Path, ecfg, *,
-                        dataset: str | None = None, split: str = "test", variant: str | None = None) -> dict:
+                        dataset: str | None = None, split: str = "test", method: str | None = None) -> dict:
     """Score a ``train_nnunet_run`` folder's model on a prepared split (both protocols);
-    ``variant``: refuse the folder unless it holds that method (as ``evaluate_checkpoint`` does)."""
+    ``method``: refuse the folder unless it holds that method (as ``evaluate_checkpoint`` does)."""
     run_dir = Path(run_dir)
-    if variant is not None and variant != "nnunet":
-        raise IchsegError(f"{run_dir}: holds an nnU-Net run, not {variant!r}")
+    if method is not None and method != "nnunet":
+        raise IchsegError(f"{run_dir}: holds an nnU-Net run, not {method!r}")
     info = read_run_info(run_dir)
     if info.get("status") != "complete" or not info.get("model_dir"):
         raise IchsegError(f"{run_dir}: holds no finished nnU-Net run (run.json status {info.get('status')!r})")

@@ -140,9 +140,9 @@ def test_all_empty_margin_is_the_share_of_clean_lesion_free_slices_a_method_need
     # 80 % lesion-free slices: with a paper Dice of 0.4 on the lesion slices, a method must score
     # 90 % of the lesion-free slices as empty to pass 0.8 (0.8·0.9 + 0.2·0.4 = 0.8)
     bd = pd.DataFrame([
-        {"variant": "full", "seed": s, "dataset": "instance2022", "empty_fraction": 0.8,
+        {"method": "full", "seed": s, "dataset": "instance2022", "empty_fraction": 0.8,
          "paper_dice_empty": free, "paper_dice_lesion": 0.4} for s, free in ((0, 0.85), (1, 0.95))
-    ] + [{"variant": "unet", "seed": 0, "dataset": "bhsd", "empty_fraction": 0.5, "paper_dice_empty": 1.0,
+    ] + [{"method": "unet", "seed": 0, "dataset": "bhsd", "empty_fraction": 0.5, "paper_dice_empty": 1.0,
           "paper_dice_lesion": 0.0}])
     row = all_empty_margin(bd).set_index("method").loc["+ Transformer Block (Full Model)"]
     assert row["seeds"] == 2 and row["needed to beat all-empty (%)"] == pytest.approx(90.0)
@@ -156,9 +156,9 @@ def test_all_empty_margin_agrees_with_the_paper_protocol_against_all_empty(study
     slices = collect.slices_table(study)
     bd = collect.protocol_breakdown(slices)
     margin = all_empty_margin(bd).set_index("method")
-    sel = bd[bd["dataset"] == "instance2022"].groupby("variant")[["paper_dice", "empty_fraction"]].mean()
-    from ichseg.report.paper import variant_title
+    sel = bd[bd["dataset"] == "instance2022"].groupby("method")[["paper_dice", "empty_fraction"]].mean()
+    from ichseg.report.paper import method_title
 
-    for variant, r in sel.iterrows():
+    for method, r in sel.iterrows():
         wins = r["paper_dice"] > r["empty_fraction"]
-        assert (margin.loc[variant_title(variant), "margin (points)"] > 0) == wins
+        assert (margin.loc[method_title(method), "margin (points)"] > 0) == wins

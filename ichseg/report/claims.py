@@ -271,14 +271,14 @@ def all_empty_margin(breakdown: pd.DataFrame, dataset: str = "instance2022") -> 
     ``D_free > 1 - (1 - e)·D_lesion / e``: the share of lesion-free slices it must score empty, given
     how well it segments the lesions. ``breakdown`` is ``collect.protocol_breakdown``'s table; means
     over seeds."""
-    from .paper import variant_title
+    from .paper import method_title
 
     rows = []
-    for variant, runs in breakdown[breakdown["dataset"] == dataset].groupby("variant", sort=False):
+    for method, runs in breakdown[breakdown["dataset"] == dataset].groupby("method", sort=False):
         e, free, lesion = (runs[c].mean() for c in ("empty_fraction", "paper_dice_empty", "paper_dice_lesion"))
         needed = 1.0 - (1.0 - e) * lesion / e if e > 0 else math.nan
         rows.append({
-            "method": variant_title(variant), "seeds": int(runs["seed"].nunique()),
+            "method": method_title(method), "seeds": int(runs["seed"].nunique()),
             "lesion-free slices (%)": round(100 * e, 2),
             "lesion slices: paper-protocol Dice (%)": round(100 * lesion, 2),
             "lesion-free slices scored empty (%)": round(100 * free, 2),

@@ -303,8 +303,7 @@ def test_one_list_of_methods_serves_engine_profiles_and_driver():
 
     assert profiles.METHODS is METHODS and driver.METHODS is METHODS and engine_methods.METHODS is METHODS
     assert METHODS == (*VARIANTS, *BASELINES, "nnunet")
-    assert all(profiles.study_settings(p)["methods"] == [m for m in METHODS if p != "cpu" or m != "nnunet"]
-               for p in profiles.STUDY_PROFILES)
+    assert all(profiles.study_settings(p)["methods"] == list(METHODS) for p in profiles.STUDY_PROFILES)
     assert set(METHOD_ORDER) == set(METHODS) and VARIANT_ORDER == tuple(VARIANTS)  # the report orders the same names
     with pytest.raises(ValueError, match="--methods: unknown vnet; known: medsegdiffv2, .*, nnunet"):
         Study(StudySpec(profile="smoke", methods=["full", "vnet"]), log=lambda m: None)

@@ -23,10 +23,7 @@ STUDY_PROFILES: dict[str, dict] = {
     "paper": {"methods": list(METHODS), "seeds": [0], "overrides": []},
     # the 2-core CPU evidence profile: three seeds for the two models both tables compare (the
     # MedSegDiff-v2 baseline and the full model), one for the others (the budget's limit)
-    # nnU-Net is left out of it: its own 2D plan for 64² slices (a batch of hundreds of patches)
-    # trained 130 s per 25-iteration epoch on one core, 45 minutes for 20 epochs, more than the
-    # pass's budget had left (`ichseg study --profile cpu --methods nnunet` adds it)
-    "cpu": {"methods": [m for m in METHODS if m != "nnunet"], "seeds": [0], "overrides": [],
+    "cpu": {"methods": list(METHODS), "seeds": [0], "overrides": [],
             "method_seeds": {"medsegdiffv2": [0, 1, 2], "full": [0, 1, 2]}},
 }
 

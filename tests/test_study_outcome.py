@@ -123,8 +123,10 @@ def _eval_dir(method: str, dataset: str) -> Path:
 # Measured on the synthetic head CT: at the smoke budget (300 iterations at 64² on one core per
 # method) no Table 1 model beats an all-empty prediction under the paper protocol, and several do not
 # beat their in-head chance level (the results page shows both references beside every model). The
-# two claims below are therefore expected to fail at this scale; strict: the day the smoke study
-# learns enough, they pass, the run fails, and the marker must go.
+# claim below is therefore expected to fail at this scale; strict: the day the smoke study learns
+# enough, it passes, the run fails, and the marker must go. (The full model's own gain over chance
+# on the held-out lesion slices is measured, and asserted, since checkpoints are chosen on the
+# validation score the test reports.)
 SMOKE_DOES_NOT_LEARN_THIS_YET = pytest.mark.xfail(
     strict=True, reason="the smoke profile does not learn enough on the synthetic head CT to show it")
 
@@ -156,7 +158,6 @@ def test_full_model_summary_is_its_held_out_lesion_slices():
 
 
 @pytest.mark.study
-@SMOKE_DOES_NOT_LEARN_THIS_YET
 def test_full_model_beats_chance_on_held_out_lesion_slices():
     _, lesion = _full_model_lesion_slices()
     gain = lesion["strict_dice"].to_numpy() - lesion["chance_dice_in_head"].to_numpy()

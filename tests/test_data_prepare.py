@@ -220,3 +220,19 @@ def test_prepared_pixel_size_gives_physical_units_at_any_size(ellipsoid_raw, tmp
         assert u["ml_native_spacing"] == pytest.approx(u["ml"] * size**2 / (80 * 96), rel=1e-9)
         assert u["hd95"] == pytest.approx(native_hd, abs=max(u["pixel"][:2]))
     assert sizes[40]["hd95"] == pytest.approx(sizes[128]["hd95"], abs=0.5 * 96 / 40)
+
+
+def test_two_sources_with_one_config_never_share_a_prepared_folder(instance, tmp_path):
+    """Two profiles with the same preparation settings but different phantom cohorts (or the
+    phantom and real data) share a data root: preparing one must leave the other's slices alone,
+    so a run reading them in parallel keeps reading what its stamp recorded."""
+    raw, out, prepared = instance
+    before = (prepared / "manifest.json").read_text()
+    other_raw = tmp_path / "other"
+    write_phantom(other_raw, "instance2022", cases=6, seed=2, in_plane=48, slices=(8, 10))
+    other = prepare_dataset("instance2022", other_raw, out, CFG)
+    assert other != prepared and other.parent == prepared.parent
+    assert (prepared / "manifest.json").read_text() == before  # untouched
+    assert json.loads((other / "manifest.json").read_text())["raw"] == str(other_raw.resolve())
+    assert prepare_dataset("instance2022", raw, out, CFG) == prepared  # and still current
+    assert (prepared / "manifest.json").read_text() == before

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--dataset", required=True, choices=list(DATASETS), help="dataset layout of --raw")
     p.add_argument("--raw", required=True, type=Path, help="the dataset folder as its publisher ships it")
-    p.add_argument("--out", required=True, type=Path, help="prepared data go to OUT/<dataset>/<config hash>/")
+    p.add_argument("--out", required=True, type=Path, help="prepared data go to OUT/<dataset>/<hash of the config and the source folder>/")
     p.add_argument("--skip-bad", action="store_true", help="record unusable files and go on without them")
     p.add_argument("--image-glob", help="glob (relative to --raw) for image files of a renamed folder")
     p.add_argument("--mask-glob", help="glob (relative to --raw) for mask files of a renamed folder")

@@ -1,7 +1,7 @@
 """``PrepConfig``: every choice of the slice preparation of paper §4.1, as one validated record.
 
-The config (with the dataset name) names the prepared folder (``out/<dataset>/<config hash>/``)
-and enters the fingerprint of the prepared data, so two preparations are comparable exactly when
+The config (with the dataset name and the source folder) names the prepared folder
+(``preparation.prepared_dir``) and enters the fingerprint of the prepared data, so two preparations are comparable exactly when
 their configs are equal.
 """
 

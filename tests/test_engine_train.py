@@ -316,3 +316,18 @@ def test_best_checkpoint_is_the_first_best_of_the_named_validation_score(workdir
     assert res.best_iteration == int(log["iteration"][log[select_on].idxmax()])
     assert res.best_dice == pytest.approx(log[select_on].max())
     assert load_checkpoint(res.best_checkpoint)["iteration"] == res.best_iteration
+
+
+def test_selecting_on_lesion_slices_needs_a_lesion_among_the_validation_slices(workdir, monkeypatch):
+    engine_train = sys.modules["ichseg.engine.train"]  # the module (ichseg.engine.train is also the function)
+    real = engine_train.load_split
+
+    def lesion_free(prepared, split):  # the validation split as read, with every lesion removed
+        images, masks, ds = real(prepared, split)
+        return images, torch.zeros_like(masks), ds
+
+    monkeypatch.setattr(engine_train, "load_split", lesion_free)
+    profile = tiny_profile(workdir, 2, 1, ["train.select_on=strict_dice"])
+    cfg = resolve_run_config(profile, "medsegdiffv2")
+    with pytest.raises(IchsegError, match="validation slices hold no lesion.*select_on: strict_dice"):
+        train(cfg, workdir / "select-no-lesion", data_root=workdir / "data", progress=False)

@@ -87,7 +87,7 @@ class DiffusionObjective:
                                          steps=None if tcfg.val_sampler == "ddpm" else tcfg.val_steps,
                                          ensemble=tcfg.val_ensemble, generator=gen, device=device, amp=tcfg.amp,
                                          paper_stages=True)
-        return ValidationMaps(prob, fusion_maps({k: v.numpy() for k, v in stages.items()})[self.paper_fusion])
+        return ValidationMaps(prob, fusion_maps(stages)[self.paper_fusion].numpy())
 
 
 class DirectObjective:

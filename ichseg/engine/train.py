@@ -287,7 +287,7 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
                           "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
     vi, vm, _ = load_split(run.prepared, tcfg.val_split)
     rows = validation_rows(len(vi), tcfg.val_slices)
-    if tcfg.select_on == "strict_dice" and not bool(vm[rows].amax(dim=(1, 2, 3)).gt(0).any()):
+    if tcfg.select_on == "strict_dice" and not bool((vm[rows] > 0).any()):
         raise IchsegError(f"{run.prepared}: the {len(rows)} validation slices hold no lesion, so train.select_on: "
                           "strict_dice has nothing to choose on; raise train.val_slices or select on dice")
     atomic_write_json(run.out_dir / RUN_INFO, {

@@ -58,9 +58,10 @@ def freshness(study, root: str | Path = ".") -> dict:
     commits = run_commits(study)
     changed = {c: (None if c == "unknown" else changed_files(c, root)) for c in commits}
     files = sorted({f for fs in changed.values() if fs for f in fs})
+    dirty = any(c.endswith("-dirty") for c in commits)
     return {"commits": commits, "head": head, "changed": changed, "files": files,
-            "parts": Counter(part_of(f) for f in files), "dirty": any(c.endswith("-dirty") for c in commits),
-            "current": all(fs == [] for fs in changed.values()) and not any(c.endswith("-dirty") for c in commits)}
+            "parts": Counter(part_of(f) for f in files), "dirty": dirty,
+            "current": all(fs == [] for fs in changed.values()) and not dirty}
 
 
 def freshness_notice(study, root: str | Path = ".") -> str:

@@ -12,12 +12,20 @@ import torch
 from .. import __version__
 
 
+# what a study writes into the checkout: a committed profile's results are tracked files that its
+# own re-run rewrites, which says nothing about the code the numbers came from
+OUTPUT_PATHS = ("results",)
+
+
 def git_commit(repo: Path | None = None) -> str:
-    """The checked-out commit (suffixed ``-dirty`` when tracked files differ), or ``unknown``."""
+    """The checked-out commit, or ``unknown``; suffixed ``-dirty`` when tracked files other than the
+    study's outputs (``OUTPUT_PATHS``) differ from it."""
     cwd = repo or Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True).stdout.strip()
+        pathspec = [":(top)", *(f":(top,exclude){p}" for p in OUTPUT_PATHS)]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *pathspec], cwd=cwd,
+                               capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -34,7 +34,6 @@ def test_the_committed_weights_are_small_ema_only_and_say_what_they_are():
     assert WEIGHTS.is_file(), f"{WEIGHTS}: missing (ichseg export of the best cpu full model)"
     assert WEIGHTS.stat().st_size <= 15e6
     state = load_checkpoint(WEIGHTS)
-    # written before run configs named their method `method`: its config says `variant` (method_of reads both)
     assert "optimizer" not in state and method_of(state["config"]) == "full" and state["config"]["profile"] == "cpu"
     assert "synthetic" in state["note"] and "not for clinical use" in state["note"]
 

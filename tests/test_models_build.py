@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ichseg.diffusion import DiffusionConfig, GaussianDiffusion, sample
+from ichseg.errors import ConfigError
 from ichseg.models import VARIANTS, ModelConfig, ModelOutput, build_model, make_eps_fn, variant_config
 
 from _model_helpers import TINY, inputs
@@ -130,3 +131,18 @@ def test_input_shape_errors_are_clear():
         model(x_t, t[:1], image)
     with pytest.raises(ValueError, match="divisible"):
         model(torch.randn(2, 1, 36, 36), t, torch.randn(2, 1, 36, 36))
+
+
+@pytest.mark.parametrize("variant", ["medsegdiffv2", "full"])
+def test_anchor_starts_at_the_prior(variant):
+    """``anchor_prior`` = 0.01 (the default): before training the anchor's sigmoid is about 0.01
+    on an image, both condition branches; ``null`` keeps PyTorch's default, about 0.5."""
+    torch.manual_seed(0)
+    images = inputs(2, 32)[2]
+    cal = torch.sigmoid(build_model(variant, image_size=32, **TINY).encode_condition(images).anchor)
+    assert 0.002 < float(cal.median()) < 0.05
+    torch.manual_seed(0)
+    cal = torch.sigmoid(build_model(variant, image_size=32, **TINY, anchor_prior=None).encode_condition(images).anchor)
+    assert 0.2 < float(cal.median()) < 0.8
+    with pytest.raises(ConfigError, match="anchor_prior"):
+        ModelConfig(anchor_prior=1.0)

@@ -336,3 +336,35 @@ def test_engine_commands_take_method_and_the_deprecated_variant(command, flag):
     args = p.parse_args([flag, "unet"] + (["--checkpoint", "c", "--prepared", "p", "--out", "o"] if command == "evaluate" else []))
     assert args.method == "unet"
     assert "--variant: deprecated alias of --method" in " ".join(p.format_help().split())
+
+
+def test_critical_path_seconds_puts_the_longest_chain_first():
+    """A chain of stages (train 200 s -> evaluate 100 s) outranks a longer single stage (250 s) and
+    its own evaluation; an unrecorded stage counts 1 s, so a first pass keeps the plan order."""
+    from ichseg.study.driver import Stage, critical_path_seconds
+
+    def st(i, *up):
+        return Stage(id=i, kind="train", parameters={}, notebook=None, output=None, upstream=list(up))
+
+    stages = [st("prep"), st("train-a", "prep"), st("eval-a", "train-a"), st("train-b", "prep"), st("eval-b", "train-b")]
+    path = critical_path_seconds(stages, {"prep": 10, "train-a": 250, "eval-a": 20, "train-b": 200, "eval-b": 100})
+    assert path == {"prep": 310.0, "train-a": 270.0, "eval-a": 20.0, "train-b": 300.0, "eval-b": 100.0}
+    assert max(("train-a", "train-b"), key=path.get) == "train-b"
+    fresh = critical_path_seconds(stages, {})
+    assert fresh["train-a"] == fresh["train-b"] == 2.0 and fresh["prep"] == 3.0
+
+
+def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path):
+    """With one job and recorded seconds making full's chain the longest, full trains before
+    medsegdiffv2 although the plan lists medsegdiffv2 first; then medsegdiffv2's training (a
+    longer chain than full's evaluation) comes next."""
+    nbs = _fake_notebooks(tmp_path, seconds=0.1)
+    Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+    stamps = tmp_path / "results" / "smoke" / "stamps"
+    for stage, secs in {"train-full-s0": 500.0, "train-medsegdiffv2-s0": 100.0}.items():
+        rec = json.loads((stamps / f"{stage}.json").read_text())
+        rec["seconds"], rec["stamp"] = secs, "changed"  # recorded durations; a changed stamp re-runs it
+        (stamps / f"{stage}.json").write_text(json.dumps(rec))
+    record = Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+    ran = [r for r in sorted(record["stages"], key=lambda r: r["start"]) if r["status"] == "ran"]
+    assert ran[0]["id"] == "train-full-s0" and ran[1]["id"] == "train-medsegdiffv2-s0"

@@ -18,6 +18,7 @@ Both return ``ConditionFeatures``:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -51,6 +52,15 @@ def _add_position(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return tokens + sincos_2d(h, w, tokens.shape[-1], device=tokens.device, dtype=tokens.dtype)[None]
 
 
+def anchor_head(cin: int, config: ModelConfig) -> nn.Conv2d:
+    """The 1×1 conv to the anchor logits; its bias starts at logit(``config.anchor_prior``)."""
+    head = nn.Conv2d(cin, config.mask_channels, 1)
+    if config.anchor_prior is not None:
+        p = float(config.anchor_prior)
+        nn.init.constant_(head.bias, math.log(p / (1.0 - p)))
+    return head
+
+
 # -- MedSegDiff-v2 condition U-Net ---------------------------------------------------------------
 def _conv_in_lrelu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     """nnU-Net's ConvDropoutNormNonlin: 3×3 conv, InstanceNorm (affine), LeakyReLU(0.01)."""
@@ -77,7 +87,7 @@ class ConditionUNet(nn.Module):
         for i in range(pools - 1, -1, -1):
             self.up.append(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2, bias=False))
             self.decoder.append(nn.Sequential(_conv_in_lrelu(2 * chans[i], chans[i]), _conv_in_lrelu(chans[i], chans[i])))
-        self.anchor_head = nn.Conv2d(chans[0], config.mask_channels, 1)
+        self.anchor_head = anchor_head(chans[0], config)
         self.fusion_channels = chans[0]
         self.context_dim = chans[-1]
 
@@ -152,7 +162,7 @@ class ResNetCondition(nn.Module):
             TransformerBlock(deep, config.transformer_heads, config.transformer_mlp_ratio) if config.transformer else None
         )
         self.up = nn.ModuleList(UpConvBlock(skip_chs[i + 1], skip_chs[i]) for i in range(len(skip_chs) - 2, -1, -1))
-        self.anchor_head = nn.Conv2d(c0, config.mask_channels, 1)
+        self.anchor_head = anchor_head(c0, config)
         self.fusion_channels = c0
         self.context_dim = deep
 

@@ -92,6 +92,14 @@ class ModelConfig(DictRoundTrip):
       context_pos_embed: add a fixed 2D sin-cos position code to the condition tokens before
                         the Transformer / cross-attention (the paper is silent; without it the
                         tokens carry position only through zero padding).
+      anchor_prior:     initial foreground probability of the anchor head: its bias starts at
+                        log(π / (1 - π)) (Lin et al. 2017's prior initialisation), so the anchor
+                        starts near-empty on the background, as the masks are (the paper is
+                        silent; the released code keeps PyTorch's default, a bias near 0, i.e.
+                        0.5 everywhere). Adam moves that bias by about the learning rate per
+                        step, so from 0.5 the anchor needs thousands of its updates before a
+                        lesion-free slice's anchor falls below the 0.5/255 that the paper
+                        protocol's 8-bit image keeps. ``null``: PyTorch's default.
 
     Cross-attention (§3.3, Eq. 3)
       cross_attention:  enable it (queries: diffusion features; keys/values: condition tokens).
@@ -130,6 +138,7 @@ class ModelConfig(DictRoundTrip):
     transformer_heads: int = 8
     transformer_mlp_ratio: float = 4.0
     context_pos_embed: bool = True
+    anchor_prior: float | None = 0.01
     # cross-attention
     cross_attention: bool = False
     cross_attention_bottleneck: bool = True
@@ -163,6 +172,10 @@ class ModelConfig(DictRoundTrip):
             _require(isinstance(v, bool), name, "must be true or false", v)
         _require(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "dropout",
                  "must lie in [0, 1)", self.dropout)
+        if self.anchor_prior is not None:
+            _require(isinstance(self.anchor_prior, (int, float)) and not isinstance(self.anchor_prior, bool)
+                     and 0.0 < self.anchor_prior < 1.0, "anchor_prior", "must lie in (0, 1) or be null",
+                     self.anchor_prior)
         _require(isinstance(self.transformer_mlp_ratio, (int, float)) and self.transformer_mlp_ratio > 0,
                  "transformer_mlp_ratio", "must be positive", self.transformer_mlp_ratio)
         for name, known in (("condition", CONDITIONS), ("resnet_stem", RESNET_STEMS), ("pretrained", PRETRAINED)):

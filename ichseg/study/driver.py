@@ -3,7 +3,8 @@
 Every stage is a parameterised notebook executed with papermill's Python API (kernel ``python3``,
 working directory = the repository root) into ``results/<profile>/notebooks/``. Up to ``jobs``
 independent stages run at once (``StudySpec.jobs``; a stage starts when all its upstream stages
-have completed, in plan order), each kernel with ``cores // jobs`` BLAS/OpenMP threads
+have completed; of the stages ready, the one heading the longest chain of remaining work starts
+first: ``critical_path_seconds``), each kernel with ``cores // jobs`` BLAS/OpenMP threads
 (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` in its environment), so the cores are busy without
 oversubscription. A kernel that dies while starting (e.g. a port taken between its choice and the
 kernel's bind: jupyter_client's port cache only guards kernels of one process) is started again.
@@ -155,6 +156,24 @@ class StudySpec:
     force: bool = False
     jobs: int = 1  # stages run at once (the CLI's default: ``default_jobs()``)
     threads: int | None = None  # BLAS/OpenMP threads per stage kernel; default cores // jobs
+
+
+def critical_path_seconds(stages: list[Stage], seconds: dict[str, float]) -> dict[str, float]:
+    """Each stage's own seconds plus the longest chain of stages downstream of it.
+
+    ``stages`` in plan order (upstream before downstream); ``seconds``: what each stage took when it
+    last ran (a stage without a record counts 1 s). Starting the ready stage with the largest value
+    first is critical-path list scheduling: a long chain (nnU-Net's training, then its evaluation)
+    starts early instead of running alone at the end while the other jobs sit idle."""
+    below: dict[str, list[str]] = {s.id: [] for s in stages}
+    for s in stages:
+        for u in s.upstream:
+            if u in below:
+                below[u].append(s.id)
+    path: dict[str, float] = {}
+    for s in reversed(stages):
+        path[s.id] = float(seconds.get(s.id) or 1.0) + max((path[d] for d in below[s.id]), default=0.0)
+    return path
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, list[str]]:
@@ -438,6 +457,9 @@ class Study:
         first failure no further stage starts, running ones finish, and the failure is raised."""
         total = len(self.stages) + 1
         index = {s.id: i for i, s in enumerate(self.stages, 1)}
+        # the seconds each stage took when it last ran, from its stamp record
+        last = {s.id: read_stamp(self.results_dir, s.id).get("seconds") for s in self.stages}
+        priority = critical_path_seconds(self.stages, last)
         pending = list(self.stages)
         done: set[str] = set()
         running: dict[Future, Stage] = {}
@@ -445,7 +467,8 @@ class Study:
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage") as pool:
             while pending or running:
                 while failure is None and len(running) < self.jobs:
-                    ready = next((s for s in pending if all(u in done for u in s.upstream)), None)
+                    ready = max((s for s in pending if all(u in done for u in s.upstream)),
+                                key=lambda s: priority[s.id], default=None)  # ties: plan order
                     if ready is None:
                         break
                     pending.remove(ready)
@@ -562,5 +585,5 @@ def run_study(spec: StudySpec, log: Callable[[str], None] = print) -> dict:
     return Study(spec, log=log).run()
 
 
-__all__ = ["CODE_DEPS", "NOTEBOOKS", "Stage", "Study", "StudyFailed", "StudySpec", "code_hash", "default_jobs",
-           "format_timings", "parse_overrides", "run_study", "threads_per_job"]
+__all__ = ["CODE_DEPS", "NOTEBOOKS", "Stage", "Study", "StudyFailed", "StudySpec", "code_hash", "critical_path_seconds",
+           "default_jobs", "format_timings", "parse_overrides", "run_study", "threads_per_job"]

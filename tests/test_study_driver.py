@@ -354,17 +354,32 @@ def test_critical_path_seconds_puts_the_longest_chain_first():
     assert fresh["train-a"] == fresh["train-b"] == 2.0 and fresh["prep"] == 3.0
 
 
-def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path):
+def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, monkeypatch):
     """With one job and recorded seconds making full's chain the longest, full trains before
     medsegdiffv2 although the plan lists medsegdiffv2 first; then medsegdiffv2's training (a
-    longer chain than full's evaluation) comes next."""
+    longer chain than full's evaluation) comes next. The running stamp keeps the last seconds."""
     nbs = _fake_notebooks(tmp_path, seconds=0.1)
     Study(_spec(tmp_path, nbs), log=lambda m: None).run()
     stamps = tmp_path / "results" / "smoke" / "stamps"
-    for stage, secs in {"train-full-s0": 500.0, "train-medsegdiffv2-s0": 100.0}.items():
-        rec = json.loads((stamps / f"{stage}.json").read_text())
-        rec["seconds"], rec["stamp"] = secs, "changed"  # recorded durations; a changed stamp re-runs it
-        (stamps / f"{stage}.json").write_text(json.dumps(rec))
+    # medsegdiffv2's last run completed in 100 s; full's took 500 s and was then interrupted while
+    # running again (its running record keeps the 500 s); changed stamps make both run
+    mdv2 = json.loads((stamps / "train-medsegdiffv2-s0.json").read_text())
+    (stamps / "train-medsegdiffv2-s0.json").write_text(json.dumps({**mdv2, "seconds": 100.0, "stamp": "changed"}))
+    (stamps / "train-full-s0.json").write_text(json.dumps(
+        {"stamp": "changed", "status": "running", "kind": "train", "last_run_seconds": 500.0}))
     record = Study(_spec(tmp_path, nbs), log=lambda m: None).run()
     ran = [r for r in sorted(record["stages"], key=lambda r: r["start"]) if r["status"] == "ran"]
     assert ran[0]["id"] == "train-full-s0" and ran[1]["id"] == "train-medsegdiffv2-s0"
+    assert json.loads((stamps / "train-full-s0.json").read_text())["status"] == "complete"
+    # a pass interrupted while a stage runs leaves its running record with the last seconds
+    rec = json.loads((stamps / "train-full-s0.json").read_text())
+    (stamps / "train-full-s0.json").write_text(json.dumps({**rec, "stamp": "changed"}))
+
+    def interrupted(self, stage):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Study, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+    running = json.loads((stamps / "train-full-s0.json").read_text())
+    assert running["status"] == "running" and running["last_run_seconds"] == rec["seconds"]

@@ -404,8 +404,11 @@ class Study:
                 if p.exists():
                     shutil.rmtree(p)
         self.log(f"{label}: {'resuming' if resumed else 'running'} {self._nb(stage) or '(in-process)'}")
+        # what the stage took when it last completed stays known while it runs again (the
+        # scheduler's critical-path estimate of a pass restarted after an interruption)
         atomic_write_json(self.stamp_path(stage.id), {"stamp": stamp, "status": "running", "kind": stage.kind,
-                                                      "started": _now(), "parameters": stage.parameters})
+                                                      "started": _now(), "parameters": stage.parameters,
+                                                      "last_run_seconds": _last_seconds(prev)})
         start = self._clock()
         t0 = time.perf_counter()
         try:
@@ -458,7 +461,7 @@ class Study:
         total = len(self.stages) + 1
         index = {s.id: i for i, s in enumerate(self.stages, 1)}
         # the seconds each stage took when it last ran, from its stamp record
-        last = {s.id: read_stamp(self.results_dir, s.id).get("seconds") for s in self.stages}
+        last = {s.id: _last_seconds(read_stamp(self.results_dir, s.id)) for s in self.stages}
         priority = critical_path_seconds(self.stages, last)
         pending = list(self.stages)
         done: set[str] = set()
@@ -534,6 +537,11 @@ class Study:
             plan.append((stage.id, "run" if will else "skip"))
         plan.append(("results", "run" if changed or not (self.results_dir / "results.ipynb").is_file() else "skip?"))
         return plan
+
+
+def _last_seconds(record: dict) -> float | None:
+    """What a stage took when it last completed, from its stamp record (a running one keeps it)."""
+    return record.get("seconds") if record.get("status") == "complete" else record.get("last_run_seconds")
 
 
 def _kernel_start_failure(exc: BaseException) -> bool:

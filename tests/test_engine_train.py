@@ -252,6 +252,20 @@ def test_evaluate_refuses_another_method_or_image_size(reference_run, prepared, 
     assert rc == 2 and not (workdir / "e3").exists()
 
 
+def test_evaluate_command_scores_a_run_as_its_profile_does(reference_run, prepared, workdir):
+    """Without sampling flags, ``ichseg evaluate`` takes the run's own evaluation settings (its
+    profile's, recorded in the run config), not the library defaults; a flag replaces one value."""
+    _, res = reference_run
+    run_eval = load_checkpoint(res.best_checkpoint)["config"]["evaluate"]
+    assert run_eval["sampler"] != EvalConfig().sampler  # the check below can tell them apart
+    rc = cli_main(["evaluate", "--checkpoint", str(res.best_checkpoint), "--prepared", str(prepared),
+                   "--out", str(workdir / "e_cli"), "--steps", "2", "--no-progress"])
+    assert rc == 0
+    used = json.loads((workdir / "e_cli" / "metrics.json").read_text())["evaluate"]
+    assert used["sampler"] == run_eval["sampler"] and used["ensemble"] == run_eval["ensemble"]
+    assert used["steps"] == 2
+
+
 def _flipped_copy(src: Path, dst: Path) -> Path:
     """The same scan stored with its first and third axes reversed (a non-canonical affine)."""
     img = nib.load(str(src))

@@ -17,6 +17,15 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
 
 
+def run_eval_config(checkpoint) -> EvalConfig | None:
+    """The evaluation settings of the profile a checkpoint was trained under (its run config's
+    ``evaluate``), so that a checkpoint is scored as its study scores it; None when it has none."""
+    from ..checkpoint import load_checkpoint
+
+    settings = (load_checkpoint(checkpoint).get("config") or {}).get("evaluate")
+    return EvalConfig(**settings) if settings else None
+
+
 def eval_config_from(args: argparse.Namespace, base: EvalConfig | None = None) -> EvalConfig:
     base = base or EvalConfig()
     values = dict(base.__dict__)

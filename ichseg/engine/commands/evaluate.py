@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..evaluate import evaluate_checkpoint
-from .common import add_sampling_arguments, eval_config_from
+from .common import add_sampling_arguments, eval_config_from, run_eval_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = evaluate_checkpoint(args.checkpoint, args.prepared, args.out, eval_config_from(args), dataset=args.dataset,
+    # the settings of the run's own profile, each flag given replacing its value
+    ecfg = eval_config_from(args, run_eval_config(args.checkpoint))
+    summary = evaluate_checkpoint(args.checkpoint, args.prepared, args.out, ecfg, dataset=args.dataset,
                                   split=args.split, device=args.device, method=args.method,
                                   progress=not args.no_progress)
     print(json.dumps({"paper": summary["paper"], "positive_slice_dice": summary["strict"]["positive_slice_dice"],

@@ -162,9 +162,10 @@ def critical_path_seconds(stages: list[Stage], seconds: dict[str, float]) -> dic
     """Each stage's own seconds plus the longest chain of stages downstream of it.
 
     ``stages`` in plan order (upstream before downstream); ``seconds``: what each stage took when it
-    last ran (a stage without a record counts 0 s, so a first pass keeps the plan order). Starting the ready stage with the largest value
-    first is critical-path list scheduling: a long chain (nnU-Net's training, then its evaluation)
-    starts early instead of running alone at the end while the other jobs sit idle."""
+    last ran (a stage without a record counts 0 s, so a first pass keeps the plan order). Starting
+    the ready stage with the largest value first is critical-path list scheduling: a long chain
+    (nnU-Net's training, then its evaluation) starts early instead of running alone at the end
+    while the other jobs sit idle."""
     below: dict[str, list[str]] = {s.id: [] for s in stages}
     for s in stages:
         for u in s.upstream:

@@ -28,8 +28,8 @@ class ConstantLogits(nn.Module):
         return out
 
 
-def _objective(fusion: str) -> DirectObjective:
-    cfg = resolve_run_config("smoke", "unet", [f"evaluate.paper_fusion={fusion}"])
+def _objective(fusion: str, output: str = "probability") -> DirectObjective:
+    cfg = resolve_run_config("smoke", "unet", [f"evaluate.paper_fusion={fusion}", f"evaluate.direct_output={output}"])
     return DirectObjective(cfg, torch.device("cpu"))
 
 
@@ -48,10 +48,24 @@ def test_a_faint_background_is_clean_on_the_output_path_as_at_test_time():
     assert validation_scores(raw, masks)["dice"] < 0.01
 
 
+def test_a_baseline_is_validated_on_its_official_mask_by_default():
+    """sigmoid(-2) ≈ 0.12 everywhere: above the 8-bit half step, so the soft map is a full false
+    positive on the output path; the baseline's own prediction (probability above 0.5) is empty."""
+    images, masks = torch.zeros(3, 1, 16, 16), torch.zeros(3, 1, 16, 16)
+    cfg = resolve_run_config("smoke", "unet", [])
+    assert cfg["evaluate"].get("direct_output", "mask") == "mask"
+    official = DirectObjective(cfg, torch.device("cpu")).predict(ConstantLogits(-2.0), images, TrainConfig(),
+                                                                 torch.device("cpu"))
+    soft = _objective("medsegdiff").predict(ConstantLogits(-2.0), images, TrainConfig(), torch.device("cpu"))
+    assert validation_scores(official, masks)["dice"] == pytest.approx(1.0)
+    assert validation_scores(soft, masks)["dice"] < 0.01
+
+
 def test_lesion_slices_are_scored_by_both_scores():
     images, masks = torch.zeros(2, 1, 16, 16), torch.zeros(2, 1, 16, 16)
     masks[0, 0, 4:8, 4:8] = 1.0  # one lesion slice, found exactly; one lesion-free slice
-    maps = _objective("medsegdiff").predict(ConstantLogits(-9.0, lesion=9.0), images, TrainConfig(), torch.device("cpu"))
+    maps = _objective("medsegdiff", "mask").predict(ConstantLogits(-9.0, lesion=9.0), images, TrainConfig(),
+                                                    torch.device("cpu"))
     scores = validation_scores(maps, masks)
     assert scores["strict_dice"] == pytest.approx(1.0)
     # the lesion-free slice carries the predicted square: a full false positive on the paper path

@@ -96,10 +96,28 @@ def test_stages_are_cumulative_and_maps_match_the_named_fusions():
 
 def test_direct_segmenter_takes_the_image_path_only():
     prob = np.clip(_disc()[None] * 0.6 + 0.001, 0, 1)
-    st = fusion_stages(prob[:, None], ensemble=False)
+    st = fusion_stages(prob[:, None], ensemble=False, direct_output="probability")
     np.testing.assert_array_equal(st["staple"], prob)  # no squaring of a single map
-    np.testing.assert_array_equal(fuse("medsegdiff", prob[:, None], ensemble=False), jpeg8_round_trip(prob))
-    np.testing.assert_array_equal(fuse("mean", prob[:, None], ensemble=False), prob)
+    np.testing.assert_array_equal(fuse("medsegdiff", prob[:, None], ensemble=False, direct_output="probability"),
+                                  jpeg8_round_trip(prob))
+    np.testing.assert_array_equal(fuse("mean", prob[:, None], ensemble=False, direct_output="probability"), prob)
+    # its official output (the default): the mask above the threshold, then the same image path
+    mask = (prob > 0.5).astype(float)
+    np.testing.assert_array_equal(fuse("mean", prob[:, None], ensemble=False), mask)
+    np.testing.assert_array_equal(fuse("medsegdiff", prob[:, None], ensemble=False), jpeg8_round_trip(mask))
+
+
+def test_a_faint_direct_probability_on_a_lesion_free_slice_is_a_false_positive_only_as_a_soft_map():
+    """Max-normalisation makes a soft map's faint background a full false positive; the baseline's
+    official hard mask of the same probability is empty and scores 1 on a lesion-free slice."""
+    prob = np.full((1, H, W), 0.02)
+    prob[0, :4, :4] = 0.2  # well below 0.5: no pixel of the official prediction
+    gt = np.zeros((1, H, W))
+    soft = paper_slice_scores(fuse("medsegdiff", prob[:, None], ensemble=False, direct_output="probability"), gt)
+    hard = paper_slice_scores(fuse("medsegdiff", prob[:, None], ensemble=False), gt)
+    assert soft["dice"][0] < 0.5 and hard["dice"][0] == 1.0
+    with pytest.raises(ValueError, match="direct_output: unknown value"):
+        fuse("mean", prob[:, None], ensemble=False, direct_output="argmax")
 
 
 def test_bad_names_and_shapes_are_named():

@@ -383,3 +383,67 @@ def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, mo
         Study(_spec(tmp_path, nbs), log=lambda m: None).run()
     running = json.loads((stamps / "train-full-s0.json").read_text())
     assert running["status"] == "running" and running["last_run_seconds"] == rec["seconds"]
+
+
+def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):
+    """--keep-trained: after a code change, completed preparations and trainings made from the same
+    inputs are kept (their stamps stay on disk), evaluations and the results page run again; a
+    training whose config changed, or a pass without the flag, trains again. No kernel."""
+    import yaml
+
+    import ichseg.study.driver as driver
+
+    seen = []
+
+    def fake_execute(self, stage):
+        seen.append(stage.id)
+        if stage.kind == "train":
+            from _study_helpers import write_run
+
+            run_dir = Path(self.root) / stage.parameters["out_dir"]
+            write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
+            # the engine records the resolved config, plus what it read from the data
+            cfg = json.loads(json.dumps(stage.inputs["config"]))
+            cfg["model"] = {**cfg.get("model", {}), "in_channels": 1}
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+        elif stage.kind == "evaluate":
+            from _study_helpers import write_eval
+
+            h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
+            for ds in stage.parameters["datasets"]:
+                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
+        elif stage.kind == "results":
+            stage.output.write_text("{}")
+
+    monkeypatch.setattr(Study, "execute", fake_execute)
+    monkeypatch.syspath_prepend(str(HELPERS.parent))
+    nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
+    for p in nbs.values():
+        p.write_text("{}")
+    spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
+                                  notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, **kw)
+    Study(spec(), log=lambda m: None).run()
+    results = tmp_path / "results" / "smoke"
+    trained = json.loads((results / "stamps" / "train-full-s0.json").read_text())["stamp"]
+
+    real_code_hash = driver.code_hash
+    monkeypatch.setattr(driver, "code_hash", lambda deps: "changed-" + real_code_hash(deps))  # the library changed
+    study = Study(spec(keep_trained=True), log=lambda m: None)
+    assert dict(study.dry_run())["train-full-s0"] == "skip"
+    seen.clear()
+    record = study.run()
+    assert _statuses(record) == {"prep-instance2022": "kept", "prep-bhsd": "kept", "train-full-s0": "kept",
+                                 "evaluate-full-s0": "ran", "results": "ran"}
+    assert "train-full-s0" not in seen and "evaluate-full-s0" in seen
+    manifest = json.loads((results / "study.json").read_text())
+    assert manifest["stages"]["train-full-s0"] == trained  # the training's own record, as made
+
+    # a changed run config is not the same training: it trains again, flag or not
+    seen.clear()
+    Study(spec(keep_trained=True, overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    assert "train-full-s0" in seen
+    # without the flag a code change re-runs the training
+    monkeypatch.setattr(driver, "code_hash", lambda deps: "changed-again-" + real_code_hash(deps))
+    seen.clear()
+    Study(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    assert "train-full-s0" in seen

@@ -39,7 +39,7 @@ import yaml
 
 from ..diffusion import SAMPLERS, DiffusionConfig
 from ..errors import ConfigError, IchsegError
-from ..metrics import FUSIONS
+from ..metrics import DIRECT_OUTPUTS, FUSIONS
 from ..models.baselines import RECIPES, SegmentationLossConfig
 from ..models.baselines.recipes import OPTIMIZERS, SCHEDULES
 from ..models.registry import BASELINES, VARIANTS
@@ -140,6 +140,13 @@ class EvalConfig:
     its sampling script runs the v2 network by default) or ``mean`` (the plain ensemble mean).
     Every fusion is recorded in ``metrics.json`` either way; the strict metrics and the
     uncertainty always use the plain mean.
+
+    ``direct_output`` names what a direct segmenter (U-Net, TransUNet, U-KAN, nnU-Net: no
+    ensemble, no anchor) hands to that output path (``ichseg.metrics.DIRECT_OUTPUTS``): ``mask``,
+    its official prediction, the probability above ``threshold`` (each baseline's released code
+    writes a hard segmentation), or ``probability``, its soft map, which max-normalisation turns
+    into a full false positive on any lesion-free slice with a faint value. The paper does not
+    say; its Table 1 baselines were run with their own code.
     """
 
     sampler: str = "dpm-solver++"
@@ -151,10 +158,14 @@ class EvalConfig:
     seed: int = 0
     threshold: float = 0.5  # strict protocol's single threshold
     paper_fusion: str = "medsegdiff"
+    direct_output: str = "mask"
 
     def __post_init__(self) -> None:
         if self.paper_fusion not in FUSIONS:
             raise ConfigError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
+        if self.direct_output not in DIRECT_OUTPUTS:
+            raise ConfigError(f"evaluate.direct_output: unknown value {self.direct_output!r}; "
+                              f"known: {', '.join(DIRECT_OUTPUTS)}")
         if self.sampler not in SAMPLER_NAMES:
             raise ConfigError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
         for name in ("steps", "ensemble", "batch_slices"):

@@ -98,7 +98,8 @@ class DirectObjective:
         from ..models.baselines import SegmentationLossConfig
 
         self.loss_cfg = SegmentationLossConfig.from_dict(cfg.get("loss") or {})
-        self.paper_fusion = eval_config(cfg).paper_fusion
+        ecfg = eval_config(cfg)
+        self.paper_fusion, self.direct_output, self.threshold = ecfg.paper_fusion, ecfg.direct_output, ecfg.threshold
 
     def wrap(self, model: nn.Module) -> nn.Module:
         return model
@@ -113,8 +114,9 @@ class DirectObjective:
 
     def predict(self, model: nn.Module, images: torch.Tensor, tcfg: TrainConfig, device) -> ValidationMaps:
         prob, _ = predict_direct(model, images, device=device, amp=tcfg.amp)
-        # no ensemble, no anchor: the probability through the 8-bit image path, as the evaluation does
-        stages = fusion_stages(prob.numpy()[:, None], ensemble=False)
+        # no ensemble, no anchor: its mask (or probability) through the 8-bit image path, as the evaluation does
+        stages = fusion_stages(prob.numpy()[:, None], ensemble=False, direct_output=self.direct_output,
+                               threshold=self.threshold)
         return ValidationMaps(prob, fusion_maps(stages)[self.paper_fusion])
 
 

@@ -58,7 +58,8 @@ def write_evaluation(
 
     The paper protocol scores the map of ``ecfg.paper_fusion``, made from ``paper_stages`` (an
     ensemble's ``fusion_stages``) or, for a model without ensemble and anchor
-    (``paper_stages=None``), from ``prob`` through the same 8-bit image path. Every fusion and
+    (``paper_stages=None``), from its ``ecfg.direct_output`` map (its mask or ``prob``) through
+    the same 8-bit image path. Every fusion and
     every step of the released output path is recorded too (``paper_by_fusion``,
     ``paper_stages``; ``slices.csv`` columns ``paper_dice_<step>``)."""
     p, g = np.asarray(prob, dtype=np.float32), np.asarray(gt, dtype=np.float32)
@@ -69,7 +70,8 @@ def write_evaluation(
     unc = np.zeros_like(p) if uncertainty is None else np.asarray(uncertainty, dtype=np.float32)
     table = ds.table.reset_index(drop=True)
     # paper protocol: the released code's output path (ichseg.metrics.fusion), every step kept
-    stages = paper_stages if paper_stages is not None else fusion_stages(p[:, None], ensemble=False)
+    stages = paper_stages if paper_stages is not None else fusion_stages(
+        p[:, None], ensemble=False, direct_output=ecfg.direct_output, threshold=ecfg.threshold)
     by_fusion = {name: paper_slice_scores(m, g) for name, m in fusion_maps(stages).items()}
     paper = by_fusion[ecfg.paper_fusion]
     step_dice = {name: paper_slice_scores(stages[name], g)["dice"] for name in FUSION_STAGES}

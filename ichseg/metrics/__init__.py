@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .chance import all_foreground_dice, chance_dice, chance_dice_in_head, head_mask
-from .fusion import FUSION_STAGES, FUSIONS, fuse, fusion_maps, fusion_stages
+from .fusion import DIRECT_OUTPUTS, FUSION_STAGES, FUSIONS, fuse, fusion_maps, fusion_stages
 from .paper import PAPER_THRESHOLDS, normalise_by_max, paper_protocol, paper_slice_scores
 from .strict import (hd95, hd95_slice, lesion_volume_ml, overlap_scores, slice_scores, strict_protocol, surface,
                      volume_hd95)
@@ -23,6 +23,7 @@ def evaluate(protocol: str, pred, gt, **kwargs) -> dict:
 
 
 __all__ = [
+    "DIRECT_OUTPUTS",
     "FUSIONS",
     "FUSION_STAGES",
     "PAPER_THRESHOLDS",

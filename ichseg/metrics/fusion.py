@@ -31,9 +31,14 @@ Named fusions (``FUSIONS``):
   v2 network): the *raw* final samples (standardised on the DPM-Solver path), not the anchor-blended
   ``cal_out`` — that one is fused only with ``--version 1`` —, then steps 2-4.
 
-A direct segmenter's probability (no ensemble, no anchor) goes through steps 3-4 only
+A direct segmenter (no ensemble, no anchor) goes through steps 3-4 only
 (``fuse(..., ensemble=False)``): STAPLE of a single member would square it, which the released
-code never does to a single map.
+code never does to a single map. What it hands to them is named by ``direct_output``
+(``DIRECT_OUTPUTS``): ``mask``, its official prediction, the probability above 0.5 (the strict
+protocol's mask; the released code of every Table 1 baseline writes a hard segmentation:
+TransUNet's and nnU-Net's argmax over two classes, U-KAN's sigmoid thresholded at 0.5), or
+``probability``, the soft map itself, whose faint values on a lesion-free slice max-normalisation
+turns into a full false positive.
 
 ``FUSION_STAGES`` lists cumulative prefixes of the ``medsegdiff`` path, so a report can show how
 much each step moves the paper-protocol number.
@@ -49,6 +54,7 @@ import numpy as np
 from ..errors import ConfigError
 
 BLEND_DICE_THRESHOLD = 0.65  # the released DDPM path's switch between the two blends
+DIRECT_OUTPUTS = ("mask", "probability")  # what a direct segmenter hands to the output path (above)
 JPEG_QUALITY = 75  # PIL's default, which torchvision.utils.save_image uses for a .jpg
 
 
@@ -138,7 +144,15 @@ def mean_fusion(samples, cal=None, sampler: str = "ddpm") -> np.ndarray:
     return np.clip(_members(samples), 0.0, 1.0).mean(axis=1)
 
 
-def _medsegdiff_stages(samples, cal, sampler: str, ensemble: bool = True) -> dict[str, np.ndarray]:
+def _direct_output(probability: np.ndarray, direct_output: str, threshold: float) -> np.ndarray:
+    """A direct segmenter's map for the output path: its hard mask or its probability (in [0, 1])."""
+    if direct_output not in DIRECT_OUTPUTS:
+        raise ConfigError(f"direct_output: unknown value {direct_output!r}; known: {', '.join(DIRECT_OUTPUTS)}")
+    return (probability > threshold).astype(np.float64) if direct_output == "mask" else probability
+
+
+def _medsegdiff_stages(samples, cal, sampler: str, ensemble: bool = True, direct_output: str = "mask",
+                       threshold: float = 0.5) -> dict[str, np.ndarray]:
     s = _members(samples)
     if sampler not in BLEND_RULES:
         raise ValueError(f"sampler: unknown value {sampler!r}; known: {', '.join(BLEND_RULES)}")
@@ -146,6 +160,7 @@ def _medsegdiff_stages(samples, cal, sampler: str, ensemble: bool = True) -> dic
     if not ensemble:  # a direct segmenter: no anchor, no ensemble; only the image path applies
         if s.shape[1] != 1:
             raise ValueError(f"samples: a direct segmenter has one member per slice, got {s.shape[1]}")
+        out["mean"] = _direct_output(out["mean"], direct_output, threshold)
         out["anchor_blend"] = out["staple"] = out["mean"]
     else:
         blended = np.clip(s, 0.0, 1.0) if cal is None else anchor_blend(s, cal, sampler)
@@ -177,13 +192,15 @@ FUSIONS: dict[str, Callable[..., np.ndarray]] = {
 FUSION_STAGES = ("mean", "anchor_blend", "staple", "jpeg8")
 
 
-def fusion_stages(samples, cal=None, sampler: str = "ddpm", *, ensemble: bool = True) -> dict[str, np.ndarray]:
+def fusion_stages(samples, cal=None, sampler: str = "ddpm", *, ensemble: bool = True, direct_output: str = "mask",
+                  threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Every prefix of the ``medsegdiff`` path, each (slices, H, W) in [0, 1]: ``mean`` (plain
     mean), ``anchor_blend`` (mean of the blended members), ``staple`` (their mean²), ``jpeg8``
     (= the ``medsegdiff`` fusion), and ``v2_raw`` (the ``medsegdiff-v2`` fusion, which skips the
     blend and fuses the raw members). ``ensemble=False``: a direct segmenter's one probability map
-    (blend and STAPLE do not apply; ``jpeg8`` is its 8-bit image)."""
-    return _medsegdiff_stages(samples, cal, sampler, ensemble)
+    (blend and STAPLE do not apply; every stage is its ``direct_output`` map — the mask at
+    ``threshold`` or the probability —, ``jpeg8`` that map's 8-bit image)."""
+    return _medsegdiff_stages(samples, cal, sampler, ensemble, direct_output, threshold)
 
 
 def fusion_maps(stages: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -191,18 +208,21 @@ def fusion_maps(stages: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"mean": stages["mean"], "medsegdiff": stages["jpeg8"], "medsegdiff-v2": stages["v2_raw"]}
 
 
-def fuse(name: str, samples, cal=None, sampler: str = "ddpm", *, ensemble: bool = True) -> np.ndarray:
+def fuse(name: str, samples, cal=None, sampler: str = "ddpm", *, ensemble: bool = True, direct_output: str = "mask",
+         threshold: float = 0.5) -> np.ndarray:
     """The named fusion of (slices, members, H, W) samples in mask units. ``ensemble=False`` marks
     a direct segmenter's single probability map (one member): ``medsegdiff`` then applies the
-    8-bit image path only (it has neither an ensemble to fuse nor an anchor to blend)."""
+    8-bit image path only (it has neither an ensemble to fuse nor an anchor to blend) to its
+    ``direct_output`` map (``mask``: the probability thresholded at ``threshold``)."""
     if name not in FUSIONS:
         raise ConfigError(f"fusion: unknown value {name!r}; known: {', '.join(FUSIONS)}")
     if not ensemble:
-        return fusion_maps(fusion_stages(samples, ensemble=False))[name]
+        return fusion_maps(fusion_stages(samples, ensemble=False, direct_output=direct_output, threshold=threshold))[name]
     return FUSIONS[name](samples, cal, sampler)
 
 
 __all__ = [
+    "DIRECT_OUTPUTS",
     "FUSIONS",
     "FUSION_STAGES",
     "JPEG_QUALITY",

@@ -98,8 +98,9 @@ class ModelConfig(DictRoundTrip):
                         silent; the released code keeps PyTorch's default, a bias near 0, i.e.
                         0.5 everywhere). Adam moves that bias by about the learning rate per
                         step, so from 0.5 the anchor needs thousands of its updates before a
-                        lesion-free slice's anchor falls below the 0.5/255 that the paper
-                        protocol's 8-bit image keeps. ``null``: PyTorch's default.
+                        lesion-free slice's anchor falls below about 0.044 (√(0.5/255)): the
+                        paper protocol squares the mean and its 8-bit image keeps any value
+                        above 0.5/255. ``null``: PyTorch's default.
 
     Cross-attention (§3.3, Eq. 3)
       cross_attention:  enable it (queries: diffusion features; keys/values: condition tokens).

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. 2 on a 2-core CPU, 1 on a CUDA machine)")
     p.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads per stage (default: cores // jobs)")
     p.add_argument("--force", action="store_true", help="re-run every stage even when its stamp matches")
+    p.add_argument("--keep-trained", action="store_true",
+                   help="keep completed data preparations and trainings made from the same inputs even where the "
+                        "code changed since; re-run the evaluations and the results page")
     p.add_argument("--dry-run", action="store_true", help="print which stages would run, run nothing")
 
 
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     evaluate = {k: getattr(args, k) for k in ("sampler", "steps", "ensemble") if getattr(args, k) is not None}
     spec = StudySpec(profile=args.profile, methods=args.methods, seeds=args.seeds, datasets=args.datasets,
                      overrides=parse_overrides(args.overrides), evaluate=evaluate, root=args.root,
-                     results_root=args.results, data_root=args.data_root, force=args.force,
+                     results_root=args.results, data_root=args.data_root, force=args.force, keep_trained=args.keep_trained,
                      jobs=args.jobs or default_jobs(), threads=args.threads)
     study = Study(spec)
     if args.dry_run:

@@ -21,6 +21,10 @@ stage stamps) is written only when every upstream stage has completed, and the r
 refuses a run set whose stamps no longer match (``ichseg.report.load_study``), so a report never
 shows numbers from a mix of passes.
 
+``keep_trained`` (``ichseg study --keep-trained``) keeps completed preparations and trainings
+whose stamps changed only because the code did (``Study.kept``): the evaluations and the results
+page are made again with the current code, the trainings stay those of their recorded commit.
+
 Stamp records: ``results/<profile>/stamps/<stage>.json`` with ``status`` ``running`` while a stage
 executes (a killed training run with the same stamp is *resumed* from its last checkpoint) and
 ``complete`` afterwards. A training stage whose stamp changed starts from an empty run folder; a
@@ -40,12 +44,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+import yaml
+
 from ..errors import ConfigError, IchsegError
 from ..utils import atomic_write_json, config_hash, file_sha256
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 from .profiles import METHODS, study_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+KEPT_KINDS = ("prep", "train")  # what --keep-trained keeps across code changes
 # ichseg sub-packages whose source enters each kind of stage's stamp
 CODE_DEPS = {
     "prep": ("data", "engine/data.py", "utils", "errors.py"),
@@ -154,6 +161,9 @@ class StudySpec:
     notebooks: dict[str, Path] = field(default_factory=dict)  # kind -> notebook (default NOTEBOOKS)
     prepare: Callable[[dict, str, Path], Path] | None = None  # default ichseg.engine.data.ensure_prepared
     force: bool = False
+    # keep every completed preparation and training as recorded, even where the code it depends on
+    # changed since (``Study.kept``): re-score hours of training with a changed scorer
+    keep_trained: bool = False
     jobs: int = 1  # stages run at once (the CLI's default: ``default_jobs()``)
     threads: int | None = None  # BLAS/OpenMP threads per stage kernel; default cores // jobs
 
@@ -359,6 +369,30 @@ class Study:
             return False
         return stage.verify(rec.get("outputs") or {}) if stage.verify else True
 
+    def kept(self, stage: Stage) -> bool:
+        """With ``keep_trained``: a preparation or training stage whose last completed run stays in
+        use although its stamp no longer matches (the code changed since). Only what was made
+        from the same inputs is kept: the recorded parameters must be this stage's, its outputs
+        must still be there, and a training run's recorded ``config.yaml`` must hold every value of
+        this stage's run config. The kept stamp stays on disk, so the stages downstream see the
+        upstream they were (or will be) made from, and each run keeps the commit it was made at."""
+        if not self.spec.keep_trained or self.spec.force or stage.kind not in KEPT_KINDS:
+            return False
+        rec = read_stamp(self.results_dir, stage.id)
+        if rec.get("status") != "complete" or rec.get("parameters") != stage.parameters:
+            return False
+        if not all(p.exists() for p in stage.outputs) or (stage.verify and not stage.verify(rec.get("outputs") or {})):
+            return False
+        if stage.kind == "train":
+            recorded = Path(stage.parameters["out_dir"])
+            recorded = recorded if recorded.is_absolute() else self.root / recorded
+            try:
+                run_cfg = yaml.safe_load((recorded / "config.yaml").read_text())
+            except (OSError, yaml.YAMLError):
+                return False
+            return _holds(run_cfg, stage.inputs["config"])
+        return True
+
     # -- execution --------------------------------------------------------------------------------
     def execute(self, stage: Stage) -> None:
         if stage.notebook is None:
@@ -391,10 +425,12 @@ class Study:
         stamp = self.stamp_of(stage)
         prev = read_stamp(self.results_dir, stage.id)
         label = f"[{index}/{total}] {stage.id}"
-        if self.is_current(stage, stamp):
-            self.log(f"{label}: up to date (stamp {stamp}), skipped")
+        if self.is_current(stage, stamp) or self.kept(stage):
+            kept = prev.get("stamp") != stamp
+            self.log(f"{label}: kept as made (stamp {prev.get('stamp')}; the code changed since: --keep-trained)" if kept
+                     else f"{label}: up to date (stamp {stamp}), skipped")
             now = self._clock()
-            return {"id": stage.id, "kind": stage.kind, "status": "skipped", "seconds": 0.0,
+            return {"id": stage.id, "kind": stage.kind, "status": "kept" if kept else "skipped", "seconds": 0.0,
                     "last_run_seconds": prev.get("seconds"), "notebook": self._nb(stage), "start": now, "end": now}
         resumed = prev.get("status") == "running" and prev.get("stamp") == stamp and not self.spec.force
         # Outputs this driver made for *other* inputs are removed; a run folder it has no record of
@@ -532,12 +568,24 @@ class Study:
         """
         plan, changed = [], set()
         for stage in self.stages:
-            will = bool(set(stage.upstream) & changed) or not self.is_current(stage, self.stamp_of(stage))
+            will = (bool(set(stage.upstream) & changed) or not self.is_current(stage, self.stamp_of(stage))) \
+                and not self.kept(stage)
             if will:
                 changed.add(stage.id)
             plan.append((stage.id, "run" if will else "skip"))
         plan.append(("results", "run" if changed or not (self.results_dir / "results.ipynb").is_file() else "skip?"))
         return plan
+
+
+def _holds(recorded, wanted) -> bool:
+    """Does the recorded (YAML) config hold every value of ``wanted``? (It may hold more: the
+    engine adds what it reads from the data, e.g. the model's input size.)"""
+    if isinstance(wanted, dict):
+        return isinstance(recorded, dict) and all(k in recorded and _holds(recorded[k], v) for k, v in wanted.items())
+    if isinstance(wanted, (list, tuple)):
+        return isinstance(recorded, (list, tuple)) and len(recorded) == len(wanted) and all(
+            _holds(r, w) for r, w in zip(recorded, wanted))
+    return recorded == wanted
 
 
 def _last_seconds(record: dict) -> float | None:

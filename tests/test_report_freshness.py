@@ -48,6 +48,19 @@ def test_unknown_commit_and_dirty_runs_are_named(tmp_path):
     assert "uncommitted changes (`-dirty`)" in notice
 
 
+def test_runs_re_scored_later_name_both_commits(tmp_path):
+    """After ``ichseg study --keep-trained`` the evaluations are newer than the trainings: both count."""
+    repo, first = _repo(tmp_path)
+    (repo / "ichseg" / "models" / "unet.py").write_text("x = 3\n")
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "two")
+    second = _git(repo, "rev-parse", "HEAD")
+    study = _study([first])
+    study.runs[0]["metrics"] = {"bhsd": {"environment": {"git_commit": second}}}
+    notice = freshness_notice(study, repo)
+    assert f"`{first[:12]}` (trainings) and `{second[:12]}` (evaluations)" in notice
+    assert "`ichseg.models` (1 file)" in notice  # changed since the trainings' commit
+
+
 def test_part_of():
     assert part_of("ichseg/models/unet.py") == "ichseg.models"
     assert part_of("ichseg/cli.py") == "ichseg"

@@ -26,10 +26,24 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout
 
 
-def run_commits(study) -> list[str]:
+def _commit(record) -> str:
+    return str((record or {}).get("environment", {}).get("git_commit") or "unknown")
+
+
+def trained_commits(study) -> list[str]:
     """The distinct commits the study's runs were trained at, in run order (``-dirty`` kept)."""
-    commits = [str((run.get("info") or {}).get("environment", {}).get("git_commit") or "unknown") for run in study.runs]
-    return list(dict.fromkeys(commits))
+    return list(dict.fromkeys(_commit(run.get("info")) for run in study.runs))
+
+
+def evaluated_commits(study) -> list[str]:
+    """The distinct commits the runs' evaluations were made at (after ``ichseg study
+    --keep-trained`` they are later than the trainings')."""
+    return list(dict.fromkeys(_commit(m) for run in study.runs for m in (run.get("metrics") or {}).values()))
+
+
+def run_commits(study) -> list[str]:
+    """Every distinct commit that made the study's numbers: trainings, then evaluations."""
+    return list(dict.fromkeys(trained_commits(study) + evaluated_commits(study)))
 
 
 def changed_files(commit: str, root: str | Path = ".", paths=CODE_PATHS) -> list[str] | None:
@@ -67,7 +81,13 @@ def freshness(study, root: str | Path = ".") -> dict:
 def freshness_notice(study, root: str | Path = ".") -> str:
     """A Markdown paragraph: made by this code, or what changed since (by part of the code)."""
     f = freshness(study, root)
-    made = ", ".join(f"`{c[:12]}{'-dirty' if c.endswith('-dirty') else ''}`" for c in f["commits"])
+    def names(commits):
+        return ", ".join(f"`{c[:12]}{'-dirty' if c.endswith('-dirty') else ''}`" for c in commits)
+
+    made = names(f["commits"])
+    trained, evaluated = trained_commits(study), evaluated_commits(study)
+    if evaluated and set(evaluated) != set(trained):
+        made = f"{names(trained)} (trainings) and {names(evaluated)} (evaluations)"
     head = f"`{f['head'][:12]}`" if f["head"] else "an unknown commit"
     if f["current"]:
         return (f"The `{study.profile}` results were made by the code of this build (runs at {made}; "
@@ -86,4 +106,5 @@ def freshness_notice(study, root: str | Path = ".") -> str:
     return text
 
 
-__all__ = ["CODE_PATHS", "changed_files", "freshness", "freshness_notice", "part_of", "run_commits"]
+__all__ = ["CODE_PATHS", "changed_files", "evaluated_commits", "freshness", "freshness_notice", "part_of", "run_commits",
+           "trained_commits"]

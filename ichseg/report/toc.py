@@ -63,7 +63,8 @@ def timings_page(results_dir: Path, profile: str) -> str | None:
              f"Wall-clock seconds of each stage of the last `ichseg study --profile {profile}` pass "
              f"(status **{timings.get('status')}**, finished {timings.get('finished')}, "
              f"{timings.get('cpu_count')} CPU cores visible). *This pass* is 0 for a stage skipped because its "
-             "stamp matched; *when last run* is the time it took when it did run.", "",
+             "stamp matched, or kept as made although the code changed since (status *kept*, `--keep-trained`); "
+             "*when last run* is the time it took when it did run.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join("" if (v is None or v != v) else str(v) for v in row) + " |")

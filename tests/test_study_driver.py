@@ -385,6 +385,41 @@ def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, mo
     assert running["status"] == "running" and running["last_run_seconds"] == rec["seconds"]
 
 
+def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch):
+    """No recorded durations: nnU-Net's training (the longest chain on every profile measured)
+    starts before the diffusion training the plan lists first; the rest keeps the plan order."""
+    order = []
+
+    def fake_execute(self, stage):
+        order.append(stage.id)
+        if stage.kind == "train":
+            from _study_helpers import write_run
+
+            run_dir = Path(self.root) / stage.parameters["out_dir"]
+            write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
+            (run_dir / "nnunet").mkdir(exist_ok=True)
+        elif stage.kind == "evaluate":
+            from _study_helpers import write_eval
+
+            h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
+            for ds in stage.parameters["datasets"]:
+                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
+        elif stage.kind == "results":
+            stage.output.write_text("{}")
+
+    monkeypatch.setattr(Study, "execute", fake_execute)
+    monkeypatch.syspath_prepend(str(HELPERS.parent))
+    nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
+    for p in nbs.values():
+        p.write_text("{}")
+    spec = StudySpec(profile="smoke", methods=["medsegdiffv2", "unet", "nnunet"], seeds=[0], datasets=["bhsd"],
+                     root=tmp_path, notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, jobs=1)
+    Study(spec, log=lambda m: None).run()
+    trains = [s for s in order if s.startswith("train-")]
+    assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
+    assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
+
+
 def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):
     """--keep-trained: after a code change, completed preparations and trainings made from the same
     inputs are kept (their stamps stay on disk), evaluations and the results page run again; a

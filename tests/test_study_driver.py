@@ -176,30 +176,10 @@ def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     """Stamp status 'running' with the same stamp -> resume (folder kept); another stamp -> wipe;
     no record at all (e.g. trained beforehand with torchrun) -> kept. No kernel: execute is faked."""
     seen = []
-
-    def fake_execute(self, stage):
-        seen.append(stage.id)
-        if stage.kind == "train":
-            run_dir = Path(self.root) / stage.parameters["out_dir"]
-            seen.append(("marker", (run_dir / "marker").exists()))
-            from _study_helpers import write_run
-
-            write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
-        elif stage.kind == "evaluate":
-            from _study_helpers import write_eval
-
-            h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
-            for ds in stage.parameters["datasets"]:
-                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
-        elif stage.kind == "results":
-            stage.output.write_text("{}")
-
-    monkeypatch.setattr(Study, "execute", fake_execute)
-    nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
-    for p in nbs.values():
-        p.write_text("{}")
+    nbs = _kernel_free_study(tmp_path, monkeypatch, seen,
+                             before_train=lambda run_dir: seen.append(("marker", (run_dir / "marker").exists())))
     spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
-                                  notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, **kw)
+                                  notebooks=nbs, prepare=_fake_prepare, **kw)
     run_dir = tmp_path / "results" / "smoke" / "runs" / "full-s0"
     run_dir.mkdir(parents=True)
     (run_dir / "marker").write_text("trained beforehand")
@@ -385,50 +365,12 @@ def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, mo
     assert running["status"] == "running" and running["last_run_seconds"] == rec["seconds"]
 
 
-def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch):
-    """No recorded durations: nnU-Net's training (the longest chain on every profile measured)
-    starts before the diffusion training the plan lists first; the rest keeps the plan order."""
-    order = []
-
-    def fake_execute(self, stage):
-        order.append(stage.id)
-        if stage.kind == "train":
-            from _study_helpers import write_run
-
-            run_dir = Path(self.root) / stage.parameters["out_dir"]
-            write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
-            (run_dir / "nnunet").mkdir(exist_ok=True)
-        elif stage.kind == "evaluate":
-            from _study_helpers import write_eval
-
-            h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
-            for ds in stage.parameters["datasets"]:
-                write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
-        elif stage.kind == "results":
-            stage.output.write_text("{}")
-
-    monkeypatch.setattr(Study, "execute", fake_execute)
-    monkeypatch.syspath_prepend(str(HELPERS.parent))
-    nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
-    for p in nbs.values():
-        p.write_text("{}")
-    spec = StudySpec(profile="smoke", methods=["medsegdiffv2", "unet", "nnunet"], seeds=[0], datasets=["bhsd"],
-                     root=tmp_path, notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, jobs=1)
-    Study(spec, log=lambda m: None).run()
-    trains = [s for s in order if s.startswith("train-")]
-    assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
-    assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
-
-
-def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):
-    """--keep-trained: after a code change, completed preparations and trainings made from the same
-    inputs are kept (their stamps stay on disk), evaluations and the results page run again; a
-    training whose config changed, or a pass without the flag, trains again. No kernel."""
+def _kernel_free_study(tmp_path, monkeypatch, seen: list, before_train=None) -> dict:
+    """Replace notebook execution by in-process stand-ins that record each stage id in ``seen`` and
+    write what the engine would (a training also records its resolved config and an nnU-Net
+    folder; ``before_train(run_dir)`` sees the run folder as the notebook would find it); returns
+    the notebooks for a StudySpec."""
     import yaml
-
-    import ichseg.study.driver as driver
-
-    seen = []
 
     def fake_execute(self, stage):
         seen.append(stage.id)
@@ -436,7 +378,10 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
             from _study_helpers import write_run
 
             run_dir = Path(self.root) / stage.parameters["out_dir"]
+            if before_train is not None:
+                before_train(run_dir)
             write_run(run_dir, stage.parameters["method"], stage.parameters["seed"])
+            (run_dir / "nnunet").mkdir(exist_ok=True)
             # the engine records the resolved config, plus what it read from the data
             cfg = json.loads(json.dumps(stage.inputs["config"]))
             cfg["model"] = {**cfg.get("model", {}), "in_channels": 1}
@@ -455,8 +400,32 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
     nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
     for p in nbs.values():
         p.write_text("{}")
+    return {**nbs, "prep": tmp_path / "none.ipynb"}
+
+
+def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch):
+    """No recorded durations: nnU-Net's training (the longest chain on every profile measured)
+    starts before the diffusion training the plan lists first; the rest keeps the plan order."""
+    order = []
+    nbs = _kernel_free_study(tmp_path, monkeypatch, order)
+    spec = StudySpec(profile="smoke", methods=["medsegdiffv2", "unet", "nnunet"], seeds=[0], datasets=["bhsd"],
+                     root=tmp_path, notebooks=nbs, prepare=_fake_prepare, jobs=1)
+    Study(spec, log=lambda m: None).run()
+    trains = [s for s in order if s.startswith("train-")]
+    assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
+    assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
+
+
+def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):
+    """--keep-trained: after a code change, completed preparations and trainings made from the same
+    inputs are kept (their stamps stay on disk), evaluations and the results page run again; a
+    training whose config changed, or a pass without the flag, trains again. No kernel."""
+    import ichseg.study.driver as driver
+
+    seen = []
+    nbs = _kernel_free_study(tmp_path, monkeypatch, seen)
     spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
-                                  notebooks={**nbs, "prep": tmp_path / "none.ipynb"}, prepare=_fake_prepare, **kw)
+                                  notebooks=nbs, prepare=_fake_prepare, **kw)
     Study(spec(), log=lambda m: None).run()
     results = tmp_path / "results" / "smoke"
     trained = json.loads((results / "stamps" / "train-full-s0.json").read_text())["stamp"]
@@ -473,6 +442,11 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
     manifest = json.loads((results / "study.json").read_text())
     assert manifest["stages"]["train-full-s0"] == trained  # the training's own record, as made
 
+    # a preparation made again (here: its record lost) is new input: its trainings are made again
+    (results / "stamps" / "prep-instance2022.json").unlink()
+    seen.clear()
+    record = Study(spec(keep_trained=True), log=lambda m: None).run()
+    assert _statuses(record)["prep-instance2022"] == "ran" and "train-full-s0" in seen
     # a changed run config is not the same training: it trains again, flag or not
     seen.clear()
     Study(spec(keep_trained=True, overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()

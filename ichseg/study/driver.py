@@ -355,16 +355,24 @@ class Study:
     def stamp_path(self, stage_id: str) -> Path:
         return self.results_dir / STAMPS_DIR / f"{stage_id}.json"
 
-    def stamp_of(self, stage: Stage) -> str:
+    def _upstream_records(self, stage: Stage) -> dict:
         upstream = {}
         for u in stage.upstream:
             rec = read_stamp(self.results_dir, u)
             upstream[u] = {"stamp": rec.get("stamp"), "outputs": rec.get("outputs")}
+        return upstream
+
+    def stamp_of(self, stage: Stage) -> str:
         return config_hash({
             "kind": stage.kind, "parameters": stage.parameters,
             "notebook": file_sha256(stage.notebook) if stage.notebook else None,
-            "code": code_hash(CODE_DEPS[stage.kind]), "inputs": stage.inputs, "upstream": upstream,
+            "code": code_hash(CODE_DEPS[stage.kind]), "inputs": stage.inputs, "upstream": self._upstream_records(stage),
         }, length=16)
+
+    def inputs_stamp_of(self, stage: Stage) -> str:
+        """The stamp without the code and the notebook: what ``kept`` compares across a code change."""
+        return config_hash({"kind": stage.kind, "parameters": stage.parameters, "inputs": stage.inputs,
+                            "upstream": self._upstream_records(stage)}, length=16)
 
     def is_current(self, stage: Stage, stamp: str) -> bool:
         rec = read_stamp(self.results_dir, stage.id)
@@ -379,14 +387,21 @@ class Study:
     def kept(self, stage: Stage) -> bool:
         """With ``keep_trained``: a preparation or training stage whose last completed run stays in
         use although its stamp no longer matches (the code changed since). Only what was made
-        from the same inputs is kept: the recorded parameters must be this stage's, its outputs
-        must still be there, and a training run's recorded ``config.yaml`` must hold every value of
-        this stage's run config. The kept stamp stays on disk, so the stages downstream see the
-        upstream they were (or will be) made from, and each run keeps the commit it was made at."""
+        from the same inputs is kept: no upstream stage was made again in this pass, the recorded
+        inputs stamp (everything but code and notebook, upstream stamps included) is this stage's,
+        its outputs are still there, and a training run's recorded ``config.yaml`` holds every
+        value of this stage's run config. (Records written before the inputs stamp existed are
+        compared on their parameters and run config only.) The kept stamp stays on disk, so the
+        stages downstream see the upstream they were made from, and each run keeps its commit."""
         if not self.spec.keep_trained or self.spec.force or stage.kind not in KEPT_KINDS:
+            return False
+        made = {t["id"] for t in getattr(self, "timings", []) if t.get("status") in ("ran", "resumed")}
+        if made & set(stage.upstream):
             return False
         rec = read_stamp(self.results_dir, stage.id)
         if rec.get("status") != "complete" or rec.get("parameters") != stage.parameters:
+            return False
+        if "inputs_stamp" in rec and rec["inputs_stamp"] != self.inputs_stamp_of(stage):
             return False
         if not all(p.exists() for p in stage.outputs) or (stage.verify and not stage.verify(rec.get("outputs") or {})):
             return False
@@ -429,7 +444,7 @@ class Study:
                 time.sleep(0.5 * attempt)
 
     def _run_stage(self, stage: Stage, index: int, total: int) -> dict:
-        stamp = self.stamp_of(stage)
+        stamp, inputs_stamp = self.stamp_of(stage), self.inputs_stamp_of(stage)
         prev = read_stamp(self.results_dir, stage.id)
         label = f"[{index}/{total}] {stage.id}"
         if self.is_current(stage, stamp) or self.kept(stage):
@@ -467,7 +482,7 @@ class Study:
             raise failed from exc
         seconds = time.perf_counter() - t0
         atomic_write_json(self.stamp_path(stage.id), {
-            "stamp": stamp, "status": "complete", "kind": stage.kind, "finished": _now(),
+            "stamp": stamp, "inputs_stamp": inputs_stamp, "status": "complete", "kind": stage.kind, "finished": _now(),
             "seconds": round(seconds, 3), "notebook": self._nb(stage), "parameters": stage.parameters,
             "outputs": outputs,
         })
@@ -576,8 +591,8 @@ class Study:
         """
         plan, changed = [], set()
         for stage in self.stages:
-            will = (bool(set(stage.upstream) & changed) or not self.is_current(stage, self.stamp_of(stage))) \
-                and not self.kept(stage)
+            will = bool(set(stage.upstream) & changed) or not (self.is_current(stage, self.stamp_of(stage))
+                                                                 or self.kept(stage))
             if will:
                 changed.add(stage.id)
             plan.append((stage.id, "run" if will else "skip"))

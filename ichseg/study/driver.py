@@ -216,6 +216,7 @@ class Study:
         from ..engine.config import load_profile, resolve_run_config
 
         self.spec, self.log = spec, log
+        self.timings: list[dict] = []  # rows of this pass's timing table, as stages finish
         self.root = Path(spec.root).resolve()
         base = load_profile(spec.profile)
         self.profile = base["profile"]
@@ -355,24 +356,21 @@ class Study:
     def stamp_path(self, stage_id: str) -> Path:
         return self.results_dir / STAMPS_DIR / f"{stage_id}.json"
 
-    def _upstream_records(self, stage: Stage) -> dict:
+    def stamps_of(self, stage: Stage) -> tuple[str, str]:
+        """(stamp, inputs stamp): the stamp hashes the stage's parameters, inputs and upstream
+        records, its notebook and the source it depends on; the inputs stamp is the same without
+        code and notebook (what ``kept`` compares across a code change)."""
         upstream = {}
         for u in stage.upstream:
             rec = read_stamp(self.results_dir, u)
             upstream[u] = {"stamp": rec.get("stamp"), "outputs": rec.get("outputs")}
-        return upstream
+        inputs = {"kind": stage.kind, "parameters": stage.parameters, "inputs": stage.inputs, "upstream": upstream}
+        code = {"notebook": file_sha256(stage.notebook) if stage.notebook else None,
+                "code": code_hash(CODE_DEPS[stage.kind])}
+        return config_hash({**inputs, **code}, length=16), config_hash(inputs, length=16)
 
     def stamp_of(self, stage: Stage) -> str:
-        return config_hash({
-            "kind": stage.kind, "parameters": stage.parameters,
-            "notebook": file_sha256(stage.notebook) if stage.notebook else None,
-            "code": code_hash(CODE_DEPS[stage.kind]), "inputs": stage.inputs, "upstream": self._upstream_records(stage),
-        }, length=16)
-
-    def inputs_stamp_of(self, stage: Stage) -> str:
-        """The stamp without the code and the notebook: what ``kept`` compares across a code change."""
-        return config_hash({"kind": stage.kind, "parameters": stage.parameters, "inputs": stage.inputs,
-                            "upstream": self._upstream_records(stage)}, length=16)
+        return self.stamps_of(stage)[0]
 
     def is_current(self, stage: Stage, stamp: str) -> bool:
         rec = read_stamp(self.results_dir, stage.id)
@@ -395,13 +393,13 @@ class Study:
         stages downstream see the upstream they were made from, and each run keeps its commit."""
         if not self.spec.keep_trained or self.spec.force or stage.kind not in KEPT_KINDS:
             return False
-        made = {t["id"] for t in getattr(self, "timings", []) if t.get("status") in ("ran", "resumed")}
+        made = {t["id"] for t in self.timings if t.get("status") in ("ran", "resumed")}
         if made & set(stage.upstream):
             return False
         rec = read_stamp(self.results_dir, stage.id)
         if rec.get("status") != "complete" or rec.get("parameters") != stage.parameters:
             return False
-        if "inputs_stamp" in rec and rec["inputs_stamp"] != self.inputs_stamp_of(stage):
+        if "inputs_stamp" in rec and rec["inputs_stamp"] != self.stamps_of(stage)[1]:
             return False
         if not all(p.exists() for p in stage.outputs) or (stage.verify and not stage.verify(rec.get("outputs") or {})):
             return False
@@ -444,7 +442,7 @@ class Study:
                 time.sleep(0.5 * attempt)
 
     def _run_stage(self, stage: Stage, index: int, total: int) -> dict:
-        stamp, inputs_stamp = self.stamp_of(stage), self.inputs_stamp_of(stage)
+        stamp, inputs_stamp = self.stamps_of(stage)
         prev = read_stamp(self.results_dir, stage.id)
         label = f"[{index}/{total}] {stage.id}"
         if self.is_current(stage, stamp) or self.kept(stage):

@@ -285,3 +285,15 @@ def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path
     evals = pd.DataFrame(columns=["method", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])
     nums = report.headline_numbers(evals, b)
     assert nums["full_instance2022_step_jpeg8"] == pytest.approx(80.0)
+
+
+def test_headline_counts_the_methods_above_the_all_empty_prediction_on_their_seed_means():
+    rows = [  # method, seed, dice, all-empty dice: "a" beats it on the mean of its seeds, "b" only on one seed
+        ("a", 0, 0.70, 0.60), ("a", 1, 0.58, 0.60), ("b", 0, 0.65, 0.60), ("b", 1, 0.50, 0.60), ("c", 0, 0.61, 0.60)]
+    from ichseg.report.collect import STRICT_KEYS
+
+    evals = pd.DataFrame([dict(method=m, seed=s, dataset="instance2022", dice=d, all_empty_dice=e, iou=d, n_slices=10,
+                               **dict.fromkeys(STRICT_KEYS, 0.5)) for m, s, d, e in rows])
+    nums = report.headline_numbers(evals, pd.DataFrame(columns=["dataset", "method", "empty_fraction"]))
+    assert nums["beats_empty_instance2022"] == 2.0  # a (0.64) and c; not b (0.575)
+    assert math.isnan(nums["beats_empty_bhsd"])

@@ -120,23 +120,23 @@ def _eval_dir(method: str, dataset: str) -> Path:
     return path
 
 
-# Measured on the synthetic head CT: at the smoke budget (300 iterations at 64² on one core per
-# method) no Table 1 model beats an all-empty prediction under the paper protocol, and several do not
-# beat their in-head chance level (the results page shows both references beside every model). The
-# claim below is therefore expected to fail at this scale; strict: the day the smoke study learns
-# enough, it passes, the run fails, and the marker must go. (The full model's own gain over chance
-# on the held-out lesion slices is measured, and asserted, since checkpoints are chosen on the
-# validation score the test reports.)
-SMOKE_DOES_NOT_LEARN_THIS_YET = pytest.mark.xfail(
-    strict=True, reason="the smoke profile does not learn enough on the synthetic head CT to show it")
+# Measured on the synthetic head CT at the smoke budget (600 diffusion iterations of batch 4 at
+# 64², 1,000 of batch 8 for U-Net, TransUNet and U-KAN, one core per method): the models listed
+# here do not yet beat an all-empty prediction under the paper protocol or their in-head chance
+# level, for the reason given (the results page shows both references beside every model).
+# Strict: the day one of them learns enough, its case passes, the run fails, and its entry must go.
+SMOKE_SHORTFALLS = {
+    "nnunet": "six epochs of ten iterations (its default: 1,000 of 250) leave it predicting no lesion at all",
+}
 
 
 @pytest.mark.study
-@SMOKE_DOES_NOT_LEARN_THIS_YET
-def test_every_table1_model_beats_chance_in_the_head_and_an_empty_prediction():
-    for method in TABLE1_METHODS:
-        _eval_dir(method, "instance2022")
-    problems = outcome_problems(EVAL)
+@pytest.mark.parametrize("method", [
+    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=SMOKE_SHORTFALLS[m])) if m in SMOKE_SHORTFALLS else m
+    for m in TABLE1_METHODS])
+def test_table1_model_beats_chance_in_the_head_and_an_empty_prediction(method):
+    _eval_dir(method, "instance2022")
+    problems = outcome_problems(EVAL, methods=[method])
     assert not problems, "\n".join(problems)
 
 

@@ -64,6 +64,7 @@ METHODS: tuple[str, ...] = (*VARIANTS, *BASELINES, NNUNET)
 
 
 SELECTION_SCORES = ("dice", "strict_dice")  # validation scores that can choose the best checkpoint
+VAL_ROWS = ("spread", "balanced")  # how the validation slices are chosen (train.val_rows)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class TrainConfig:
     ema_rate: float = 0.999
     eval_every: int = 50
     val_slices: int = 16
+    # which validation slices: "spread", evenly over the split (its own share of lesion slices;
+    # a small subset may hold one or none); "balanced", half of them lesion slices, so the score
+    # that picks best.pt weighs keeping lesion-free slices empty and finding lesions alike
+    val_rows: str = "spread"
     # checkpoint choice (best iteration) on the validation patients carved from the training
     # patients (prep.val_fraction); the paper chose on its test split, which flatters (Table 2)
     val_split: str = "val"
@@ -94,6 +99,10 @@ class TrainConfig:
     select_on: str = "dice"
     seed: int = 0
     augment: bool = True
+    # share of each batch drawn from the training slices that hold a lesion (foreground
+    # oversampling, as nnU-Net's 1/3; Isensee et al. 2021); 0 draws every row uniformly from all
+    # slices, as the paper's and the released MedSegDiff code's data loaders do
+    lesion_fraction: float = 0.0
     device: str = "auto"  # one of devices.DEVICES: auto | cpu | cuda
     amp: str = "none"  # one of devices.AMP_MODES: none | bf16 (CUDA only)
     channels_last: bool = False
@@ -114,6 +123,9 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}: must be a positive integer, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ConfigError(f"train.lr: must be a positive number, got {self.lr!r}")
+        if isinstance(self.lesion_fraction, bool) or not isinstance(self.lesion_fraction, (int, float)) \
+                or not 0.0 <= self.lesion_fraction <= 1.0:
+            raise ConfigError(f"train.lesion_fraction: must lie in [0, 1], got {self.lesion_fraction!r}")
         if not 0.0 <= float(self.ema_rate) < 1.0:
             raise ConfigError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
         if self.val_sampler not in SAMPLER_NAMES:
@@ -124,6 +136,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}: unknown value {getattr(self, name)!r}; known: {', '.join(known)}")
         if not 0.0 <= float(self.min_lr) < float(self.lr):
             raise ConfigError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
+        if self.val_rows not in VAL_ROWS:
+            raise ConfigError(f"train.val_rows: unknown value {self.val_rows!r}; known: {', '.join(VAL_ROWS)}")
         if self.select_on not in SELECTION_SCORES:
             raise ConfigError(f"train.select_on: unknown value {self.select_on!r}; known: {', '.join(SELECTION_SCORES)}")
         if self.val_split not in ("val", "train"):  # never "test": no choice may look at the test patients

@@ -23,6 +23,7 @@ validates and writes.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -55,14 +56,37 @@ def iteration_generator(seed: int, stream: int, iteration: int) -> torch.Generat
     return torch.Generator().manual_seed(((seed * 1_000_003 + stream) * 10_000_019 + iteration) % (2**62))
 
 
-def batch_rows(n: int, batch: int, seed: int, iteration: int) -> tuple[int, torch.Tensor]:
-    """(epoch, rows of the global batch) at ``iteration``: epoch-wise permutations, drop-last."""
-    per_epoch = max(n // batch, 1)
-    epoch, pos = divmod(iteration, per_epoch)
-    perm = torch.randperm(n, generator=iteration_generator(seed, 1, epoch))
-    if n < batch:
-        perm = perm.repeat(math.ceil(batch / n))
-    return epoch, perm[pos * batch : (pos + 1) * batch]
+def stream_rows(n: int, seed: int, stream: int, start: int, count: int) -> torch.Tensor:
+    """Rows [start, start + count) of an endless sequence of epoch-wise permutations of range(n),
+    epoch e drawn from ``iteration_generator(seed, stream, e)`` (so any window is computed alone)."""
+    first, last = start // n, (start + count - 1) // n
+    perms = torch.cat([torch.randperm(n, generator=iteration_generator(seed, stream, e)) for e in range(first, last + 1)])
+    offset = start - first * n
+    return perms[offset : offset + count]
+
+
+def batch_rows(n: int, batch: int, seed: int, iteration: int, lesion_rows: np.ndarray | None = None,
+               lesion_fraction: float = 0.0) -> tuple[int, torch.Tensor]:
+    """(epoch, rows of the global batch) at ``iteration``: epoch-wise permutations, drop-last.
+
+    With ``lesion_fraction`` f > 0 and ``lesion_rows`` (the rows holding a lesion), the last
+    ceil(f · batch) rows of every batch come from a separate stream of permutations of
+    ``lesion_rows`` (foreground oversampling); the epoch counts the uniform rows.
+    """
+    k = math.ceil(lesion_fraction * batch) if lesion_rows is not None and len(lesion_rows) else 0
+    uniform = batch - k
+    epoch, rows = (iteration * k) // max(len(lesion_rows), 1) if k else 0, torch.empty(0, dtype=torch.long)
+    if uniform:
+        per_epoch = max(n // uniform, 1)
+        epoch, pos = divmod(iteration, per_epoch)
+        perm = torch.randperm(n, generator=iteration_generator(seed, 1, epoch))
+        if n < uniform:
+            perm = perm.repeat(math.ceil(uniform / n))
+        rows = perm[pos * uniform : (pos + 1) * uniform]
+    if k:
+        picks = stream_rows(len(lesion_rows), seed, 4, iteration * k, k)
+        rows = torch.cat([rows, torch.as_tensor(np.asarray(lesion_rows)[picks.numpy()], dtype=torch.long)])
+    return epoch, rows
 
 
 # -- distributed ------------------------------------------------------------------------------
@@ -82,9 +106,20 @@ def _dist_setup(device_name: str) -> tuple[int, int, torch.device]:
 
 
 # -- data -----------------------------------------------------------------------------------------
-def validation_rows(n: int, count: int) -> np.ndarray:
-    """A fixed, evenly spread subset of a split (the same rows at every validation)."""
-    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+def validation_rows(n: int, count: int, positive: np.ndarray | None = None) -> np.ndarray:
+    """A fixed subset of a split (the same rows at every validation), evenly spread over its rows.
+
+    With ``positive`` (one flag per row: the slice holds a lesion), half of the subset (rounded up)
+    is spread over the lesion slices and the rest over the lesion-free ones (``train.val_rows:
+    balanced``); a group with too few rows leaves its share to the other.
+    """
+    if positive is None:
+        return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~np.asarray(positive, bool))
+    count = min(count, n)
+    k_pos = min(len(pos), max(count - len(neg), (count + 1) // 2))
+    picks = [group[validation_rows(len(group), k)] for group, k in ((pos, k_pos), (neg, count - k_pos)) if k]
+    return np.sort(np.concatenate(picks)) if picks else np.empty(0, dtype=int)
 
 
 
@@ -107,6 +142,11 @@ class _Run:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     ema: EMA | None = None
+
+    @functools.cached_property
+    def lesion_rows(self) -> np.ndarray:
+        """Rows of the training split whose slice holds a lesion (for ``train.lesion_fraction``)."""
+        return np.flatnonzero(self.ds.positive)
 
     @property
     def last_path(self) -> Path:
@@ -208,6 +248,9 @@ def _set_up(cfg: dict, out_dir: Path, data_root: str | Path, prepared: str | Pat
     ds = SliceDataset(prepared, split="train", augment=tcfg.augment, seed=tcfg.seed)
     if len(ds) == 0:
         raise IchsegError(f"{prepared}: the train split has no slices")
+    if tcfg.lesion_fraction > 0 and not ds.positive.any():
+        raise IchsegError(f"{prepared}: the train split has no lesion slices for train.lesion_fraction "
+                          f"{tcfg.lesion_fraction}")
     first = ds[0]["image"]
     cfg = dict(cfg)
     cfg["model"] = {**cfg.get("model", {}), "in_channels": int(first.shape[0]), "image_size": int(first.shape[-1])}
@@ -286,7 +329,8 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
         raise IchsegError(f"{run.prepared}: no validation split to choose checkpoints on (prep.val_fraction is 0 "
                           "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
     vi, vm, _ = load_split(run.prepared, tcfg.val_split)
-    rows = validation_rows(len(vi), tcfg.val_slices)
+    lesion = (vm.flatten(1) > 0).any(1).numpy() if tcfg.val_rows == "balanced" else None
+    rows = validation_rows(len(vi), tcfg.val_slices, lesion)
     if tcfg.select_on == "strict_dice" and not bool((vm[rows] > 0).any()):
         raise IchsegError(f"{run.prepared}: the {len(rows)} validation slices hold no lesion, so train.select_on: "
                           "strict_dice has nothing to choose on; raise train.val_slices or select on dice")
@@ -302,7 +346,7 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
 def _step(run: _Run, net: torch.nn.Module, it: int, shard: slice, amp) -> tuple[torch.Tensor, dict]:
     """One optimisation step on this rank's share of iteration ``it``'s global batch."""
     tcfg, device, ds = run.tcfg, run.device, run.ds
-    epoch, rows = batch_rows(len(ds), tcfg.batch_size, tcfg.seed, it)
+    epoch, rows = batch_rows(len(ds), tcfg.batch_size, tcfg.seed, it, run.lesion_rows, tcfg.lesion_fraction)
     ds.set_epoch(epoch)
     items = [ds[int(r)] for r in rows[shard]]  # this rank's share of the global batch
     img = torch.stack([x["image"] for x in items])
@@ -354,4 +398,4 @@ def _validate_and_checkpoint(run: _Run, hist: _History, running: dict, keys: tup
         dist.barrier()
 
 
-__all__ = ["batch_rows", "iteration_generator", "train_network", "validation_rows"]
+__all__ = ["batch_rows", "iteration_generator", "stream_rows", "train_network", "validation_rows"]

@@ -215,7 +215,9 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
     page citing them always builds): ``{v}_{d}_dice``, ``_iou``, ``_lesion_dice`` (strict, lesion
     slices), ``_volume_dice``, ``_hd95``, ``_paper_dice_empty``, ``_paper_dice_lesion``,
     ``_paper_dice_empty_mean`` and ``_step_<name>`` (the released output path's steps); per
-    dataset ``empty_fraction_{d}`` and ``slices_{d}``; and ``n_seeds``, ``n_methods``.
+    dataset ``empty_fraction_{d}``, ``slices_{d}`` and ``beats_empty_{d}`` (how many methods'
+    paper-protocol Dice, mean over seeds, is above the all-empty prediction's); and ``n_seeds``,
+    ``n_methods``.
     """
     out: dict[str, float] = {}
     for d in DATASET_ORDER:
@@ -223,6 +225,9 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
         out[f"empty_fraction_{d}"] = 100 * float(b["empty_fraction"].mean()) if len(b) else math.nan
         e = evals[evals["dataset"] == d]
         out[f"slices_{d}"] = float(e["n_slices"].iloc[0]) if len(e) else math.nan
+        per_method = e.groupby("method")[["dice", "all_empty_dice"]].mean() if len(e) else None
+        out[f"beats_empty_{d}"] = (float((per_method["dice"] > per_method["all_empty_dice"]).sum())
+                                   if per_method is not None else math.nan)
         for v in VARIANT_ORDER:
             out[f"{v}_{d}_dice"] = headline(evals, v, d, "dice")
             out[f"{v}_{d}_iou"] = headline(evals, v, d, "iou")

@@ -54,9 +54,10 @@ from .profiles import METHODS, study_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 KEPT_KINDS = ("prep", "train")  # what --keep-trained keeps across code changes
-# Methods whose train + evaluate chain was the longest of the study on every profile measured here
-# (nnU-Net plans, preprocesses, trains and predicts with mirroring in its own processes: smoke
-# 278 s of 1,662 s of stages, cpu 2,200 s against at most 2,000 s for a diffusion method). Of the
+# Methods whose train + evaluate chain was among the longest of the study on every profile measured
+# here (nnU-Net plans, preprocesses, trains and predicts with mirroring in its own processes: cpu
+# 2,200 s against at most 2,000 s for a diffusion method; smoke 342 s, second to the full model's
+# 353 s, the others 120-339 s, of 2,483 s of stages). Of the
 # ready stages with equal recorded chains (on a first pass: none recorded), theirs start first, so
 # the chain does not run alone at the end while the other jobs have nothing left to do.
 LONG_CHAIN_METHODS = ("nnunet",)

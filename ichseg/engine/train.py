@@ -75,7 +75,8 @@ def batch_rows(n: int, batch: int, seed: int, iteration: int, lesion_rows: np.nd
     """
     k = math.ceil(lesion_fraction * batch) if lesion_rows is not None and len(lesion_rows) else 0
     uniform = batch - k
-    epoch, rows = (iteration * k) // max(len(lesion_rows), 1) if k else 0, torch.empty(0, dtype=torch.long)
+    epoch = (iteration * k) // len(lesion_rows) if k else 0
+    rows = torch.empty(0, dtype=torch.long)
     if uniform:
         per_epoch = max(n // uniform, 1)
         epoch, pos = divmod(iteration, per_epoch)

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from .paper import DATASET_ORDER, METHOD_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, method_title
+from .claims import beats_all_empty
 from .stats import format_mean_ci, mean_ci, summarise
 
 NOT_RUN = "not run"
@@ -225,9 +226,7 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
         out[f"empty_fraction_{d}"] = 100 * float(b["empty_fraction"].mean()) if len(b) else math.nan
         e = evals[evals["dataset"] == d]
         out[f"slices_{d}"] = float(e["n_slices"].iloc[0]) if len(e) else math.nan
-        per_method = e.groupby("method")[["dice", "all_empty_dice"]].mean() if len(e) else None
-        out[f"beats_empty_{d}"] = (float((per_method["dice"] > per_method["all_empty_dice"]).sum())
-                                   if per_method is not None else math.nan)
+        out[f"beats_empty_{d}"] = float(beats_all_empty(evals, d).sum()) if len(e) else math.nan
         for v in VARIANT_ORDER:
             out[f"{v}_{d}_dice"] = headline(evals, v, d, "dice")
             out[f"{v}_{d}_iou"] = headline(evals, v, d, "iou")

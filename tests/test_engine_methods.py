@@ -4,6 +4,9 @@ autocast serve the whole engine (``ichseg.engine.devices``)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from contextlib import nullcontext
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 from ichseg.engine import methods
 from ichseg.engine.config import METHOD_KINDS, METHODS, NNUNET, method_kind
-from ichseg.engine.devices import autocast, resolve_device
+from ichseg.engine.devices import autocast, resolve_device, reuse_large_allocations
 from ichseg.engine.evaluate import evaluate_network_run
 from ichseg.engine.nnunet import train_nnunet_run
 from ichseg.engine.train import train_network
@@ -64,6 +67,34 @@ def test_one_device_resolver_names_the_field(monkeypatch, field):
     assert resolve_device("auto", field) == torch.device("cpu")
     with pytest.raises(IchsegError, match=f"^{field}: cuda requested"):
         resolve_device("cuda", field)
+
+
+_FAULTS = """
+import resource, sys, torch
+from ichseg.engine.devices import resolve_device
+if sys.argv[1] == "cpu":
+    resolve_device("cpu")
+torch.ones(1 << 24)  # 64 MiB, once, before counting
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.ones(1 << 24)  # allocated, touched, freed
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_cpu_device_reuses_large_blocks_instead_of_faulting_them_in_again():
+    """On the CPU the resolver makes glibc keep large freed blocks: ten 64 MiB tensors after the
+    first fault in at most one block's pages (16,384) in all, where by default each is mapped and
+    zero-filled anew."""
+    def faults(device: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, device], capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return int(out.stdout.split()[-1])
+
+    default, reused = faults("none"), faults("cpu")
+    assert default > 10 * 16_000 and reused <= 16_384 + 1_000, (default, reused)
+    assert reuse_large_allocations() is True
 
 
 def test_autocast_is_bf16_on_cuda_only():

@@ -51,6 +51,9 @@ def test_split_is_patient_disjoint_train_balanced_counts_reconcile(instance):
     # positive flag matches the stored mask, spacing columns are filled
     assert ((masks[kept.row.to_numpy()].reshape(len(kept), -1).max(1) > 0) == (kept.positive == 1)).all()
     assert (t.thickness_mm == 5.0).all() and (t.spacing_row_mm > 0).all()
+    # lesion slices have their contrast (acute blood over the tissue around it), no other slice
+    assert not t.lesion_contrast_hu[t.positive == 0].notna().any() and t.lesion_contrast_hu[t.positive == 1].notna().mean() > 0.9
+    assert t.lesion_contrast_hu.median() > 0
     total = sum(int(__import__("nibabel").load(str(p)).shape[2]) for p in (raw / "train_2" / "data").iterdir())
     assert total == len(t)  # every source slice is accounted for
     assert m["fingerprint"] and m["config"] == CFG.to_dict() and len(m["sources"]) == 24
@@ -105,6 +108,28 @@ def test_external_datasets_are_a_seeded_patient_sample(tmp_path, layout):
     pos = t[(t.kept == 1) & (t.positive == 1)]
     if len(pos):
         assert pos.subtype.str.len().gt(0).all()  # subtypes from labels (BHSD) or the CSV (PhysioNet)
+
+
+def test_lesion_contrast_is_blood_over_the_soft_tissue_around_it_on_the_source_grid():
+    """70 HU blood in 30 HU brain with bone next to it: 40 HU (bone and air left out of the ring);
+    a slice without lesion, or whose lesion touches nothing but bone, has no contrast."""
+    from ichseg.data.slices import lesion_contrast_hu
+    from ichseg.data.volumes import Volume
+
+    hu = np.full((40, 40, 3), 30.0, np.float32)
+    hu[:, :3, :] = 1000.0  # skull along one edge
+    hu[:3, :, :] = -1000.0  # air
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[10:20, 3:8, 0] = 1  # against the skull
+    hu[10:20, 3:8, 0] = 70.0
+    lab[:, :3, 2] = 1  # "lesion" inside the bone only: its ring holds no soft tissue within 1 mm
+    hu[:, 3:, 2] = -1000.0
+
+    def vol(a):
+        return Volume(None, a, np.eye(4), np.eye(4), a.shape, np.zeros((3, 2)), (0.5, 0.5, 5.0))
+
+    got = lesion_contrast_hu(vol(hu), vol(lab), ring_mm=1.0)
+    assert got[0] == pytest.approx(40.0) and np.isnan(got[1]) and np.isnan(got[2])
 
 
 def test_split_helpers():

@@ -297,3 +297,23 @@ def test_headline_counts_the_methods_above_the_all_empty_prediction_on_their_see
     nums = report.headline_numbers(evals, pd.DataFrame(columns=["dataset", "method", "empty_fraction"]))
     assert nums["beats_empty_instance2022"] == 2.0  # a (0.64) and c; not b (0.575)
     assert math.isnan(nums["beats_empty_bhsd"])
+
+
+def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_out():
+    """Lesion slices only (NaN contrast = no lesion), per seed the band mean, then mean over seeds;
+    headers count the band's slices once; evaluations without the column give an empty table."""
+    contrast = [10.0, 15.0, 30.0, 50.0, float("nan")]
+    rows = []
+    for method, base in (("full", 0.0), ("medsegdiffv2", 0.1)):
+        for seed in (0, 1):
+            for c, dice in zip(contrast, (0.2, 0.4, 0.8, 0.6, 1.0)):
+                rows.append({"method": method, "seed": seed, "dataset": "instance2022", "lesion_contrast_hu": c,
+                             "paper_dice": dice + base + 0.02 * seed})
+    slices = pd.DataFrame(rows)
+    t = report.contrast_table(slices, "cpu")
+    assert [c[1] for c in t.columns] == ["< 20 HU (2 slices)", "20-40 HU (1 slices)", "≥ 40 HU (1 slices)",
+                                         "all (4 slices)"]
+    full = t.loc[report.method_title("full")].tolist()
+    assert full[0].startswith("31.0 ±") and full[1].startswith("81.0 ±") and full[3].startswith("51.0 ±")
+    assert t.loc[report.method_title("medsegdiffv2")].iloc[2].startswith("71.0 ±")
+    assert report.contrast_table(slices.drop(columns="lesion_contrast_hu"), "cpu").empty

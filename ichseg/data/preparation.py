@@ -33,10 +33,10 @@ from ..utils.atomic import atomic_directory, atomic_write_json, atomic_write_tex
 from ..utils.hashing import config_hash, file_sha256
 from .config import PrepConfig
 from .layouts import ROLE_TEST_SAMPLE, Case, Discovery, get_layout
-from .slices import prepared_pixel_mm, preprocess_mask, preprocess_volume
+from .slices import lesion_contrast_hu, prepared_pixel_mm, preprocess_mask, preprocess_volume
 from .volumes import check_same_grid, load_pair, read_header
 
-PREP_VERSION = 2  # bump when the preparation code changes what it writes
+PREP_VERSION = 3  # bump when the preparation code changes what it writes
 MANIFEST, SLICES, IMAGES, MASKS = "manifest.json", "slices.csv", "images.npy", "masks.npy"
 BAD_FILES, SUMMARY = "bad_files.csv", "summary.txt"
 REASON_DOWNSAMPLED = "negative downsampled (training split)"
@@ -44,7 +44,7 @@ REASON_NOT_SAMPLED = "patient not in the test sample"
 REASON_BAD_FILE = "bad file (see bad_files.csv)"
 SLICE_COLUMNS = ["patient", "volume", "source_file", "mask_file", "slice_index", "source_slice", "split",
                  "kept", "row", "drop_reason", "positive", "subtype", "lesion_px", "lesion_voxels",
-                 "spacing_row_mm", "spacing_col_mm", "thickness_mm", "pixel_row_mm", "pixel_col_mm"]
+                 "lesion_contrast_hu", "spacing_row_mm", "spacing_col_mm", "thickness_mm", "pixel_row_mm", "pixel_col_mm"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,6 +130,8 @@ def _process_case(index: int, case: Case, split: str, discovery: Discovery, conf
     rows["subtype"] = subtypes
     rows["lesion_px"] = lesion_px.astype(int)
     rows["lesion_voxels"] = lesion_vox.astype(int)
+    # measured on the source grid; only for slices that keep a lesion at the prepared size
+    rows["lesion_contrast_hu"] = np.where(lesion_px > 0, np.round(lesion_contrast_hu(image, mask), 2), np.nan)
     return _CaseResult(case, rows, out, masks)
 
 
@@ -144,7 +146,7 @@ def _rows(case: Case, split: str, root: Path, z: int, source_slice, spacing, sha
         "slice_index": np.arange(z), "source_slice": np.asarray(source_slice, int), "split": split,
         "kept": 0, "row": -1, "drop_reason": "", "positive": pd.array([pd.NA] * z, dtype="Int8"),
         "subtype": "", "lesion_px": pd.array([pd.NA] * z, dtype="Int64"),
-        "lesion_voxels": pd.array([pd.NA] * z, dtype="Int64"),
+        "lesion_voxels": pd.array([pd.NA] * z, dtype="Int64"), "lesion_contrast_hu": np.nan,
         # slices are (rows = y, cols = x) of the RAS+ volume, see slices.axial_slices
         "spacing_row_mm": round(spacing[1], 6), "spacing_col_mm": round(spacing[0], 6),
         "thickness_mm": round(spacing[2], 6),

@@ -108,6 +108,30 @@ def preprocess_mask(mask: Volume, config: PrepConfig | None = None) -> np.ndarra
     return (out >= 0.5).numpy().astype(np.uint8)
 
 
+#: HU range of the soft tissue a lesion is seen against (CSF to blood and calcification-free brain);
+#: bone, air and fat in the ring around a lesion are left out of its contrast
+SOFT_TISSUE_HU = (-50.0, 150.0)
+
+
+def lesion_contrast_hu(image: Volume, mask: Volume, ring_mm: float = 3.0) -> np.ndarray:
+    """Per axial slice of the source volume: mean HU inside the lesion minus mean HU of the soft
+    tissue (``SOFT_TISSUE_HU``) in a ring ``ring_mm`` wide around it; NaN where the slice holds no
+    lesion or the ring holds no soft tissue. On the source grid, so the number is a property of the
+    scan (how visible the annotated blood is), the same at every prepared size."""
+    from scipy.ndimage import binary_dilation
+
+    hu = axial_slices(image.data)
+    lesion = axial_slices(mask.data) > 0
+    steps = max(1, int(round(ring_mm / max(min(image.spacing[0], image.spacing[1]), 1e-6))))
+    out = np.full(hu.shape[0], np.nan)
+    for z in np.flatnonzero(lesion.any(axis=(1, 2))):
+        soft = (hu[z] > SOFT_TISSUE_HU[0]) & (hu[z] < SOFT_TISSUE_HU[1])
+        ring = binary_dilation(lesion[z], iterations=steps) & ~lesion[z] & soft
+        if ring.any():
+            out[z] = float(hu[z][lesion[z]].mean() - hu[z][ring].mean())
+    return out
+
+
 def volume_from_slices(pred: np.ndarray, vol: Volume, order: int = 0) -> np.ndarray:
     """Map a per-slice prediction (Z, size, size) back onto ``vol``'s original file grid.
 

@@ -186,6 +186,43 @@ def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Method"]), columns=cols)
 
 
+#: lesion contrast bands (HU above the soft tissue around the lesion, ``lesion_contrast_hu`` of the
+#: preparation): under 20 HU a lesion is faint (a slab part-filled with blood, blood mixed with CSF);
+#: acute blood against brain differs by 20-60 HU
+CONTRAST_BANDS_HU = (20.0, 40.0)
+
+
+def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2022",
+                   bands: tuple[float, ...] = CONTRAST_BANDS_HU) -> pd.DataFrame:
+    """What limits the lesion-slice Dice: each method's paper-protocol Dice on the lesion slices of
+    ``dataset``, split by how far the lesion stands out of the tissue around it
+    (``lesion_contrast_hu``); per seed the mean over the band's slices, then mean ± CI over seeds.
+    Column headers carry each band's slice count. Empty when the evaluations predate the column."""
+    t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
+    if "lesion_contrast_hu" not in t or t.empty:
+        return pd.DataFrame()
+    t = t[t["lesion_contrast_hu"].notna()]
+    edges = [-math.inf, *bands, math.inf]
+    names = [f"< {bands[0]:.0f} HU"] + [f"{a:.0f}-{b:.0f} HU" for a, b in zip(bands, bands[1:])] + [f"≥ {bands[-1]:.0f} HU"]
+    band = pd.cut(t["lesion_contrast_hu"], edges, right=False, labels=names)
+    first = t[["method", "seed"]].drop_duplicates().iloc[0] if len(t) else None
+    one_run = t[(t["method"] == first["method"]) & (t["seed"] == first["seed"])] if first is not None else t
+    counts = pd.cut(one_run["lesion_contrast_hu"], edges, right=False, labels=names).value_counts()
+    ours = ours_label(int(t["seed"].nunique()), profile)
+    rows, index = [], []
+    for method in _ordered(t["method"], METHOD_ORDER):
+        sel = t["method"] == method
+        per_seed = t[sel].groupby([t.loc[sel, "seed"], band[sel]], observed=False)["paper_dice"].mean().unstack()
+        overall = t[sel].groupby("seed")["paper_dice"].mean()
+        rows.append([summarise(per_seed[n], scale=100, digits=1, missing="n/a", failed="n/a") for n in names]
+                    + [summarise(overall, scale=100, digits=1)])
+        index.append(method_title(method))
+    cols = pd.MultiIndex.from_tuples(
+        [(f"{ours}: lesion-slice Dice (%) by lesion contrast", f"{n} ({int(counts[n])} slices)") for n in names]
+        + [(f"{ours}: lesion-slice Dice (%) by lesion contrast", f"all ({len(one_run)} slices)")])
+    return pd.DataFrame(rows, index=pd.Index(index, name=f"{dataset_title(dataset)}: method"), columns=cols)
+
+
 def timings_table(timings: dict) -> pd.DataFrame:
     """The driver's per-stage timing record as a table (seconds this pass; seconds when last run)."""
     rows = []
@@ -243,6 +280,8 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 
 __all__ = [
     "ALL_EMPTY_COLUMN",
+    "CONTRAST_BANDS_HU",
+    "contrast_table",
     "headline_numbers",
     "NOT_RUN",
     "STRICT_COLUMNS",

@@ -317,3 +317,4 @@ def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_ou
     assert full[0].startswith("31.0 ±") and full[1].startswith("81.0 ±") and full[3].startswith("51.0 ±")
     assert t.loc[report.method_title("medsegdiffv2")].iloc[2].startswith("71.0 ±")
     assert report.contrast_table(slices.drop(columns="lesion_contrast_hu"), "cpu").empty
+    assert report.contrast_table(slices, "cpu", "bhsd").empty  # no lesion slice of that set

@@ -199,14 +199,16 @@ def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2
     (``lesion_contrast_hu``); per seed the mean over the band's slices, then mean ± CI over seeds.
     Column headers carry each band's slice count. Empty when the evaluations predate the column."""
     t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
-    if "lesion_contrast_hu" not in t or t.empty:
+    if "lesion_contrast_hu" not in t:
         return pd.DataFrame()
     t = t[t["lesion_contrast_hu"].notna()]
+    if t.empty:
+        return pd.DataFrame()
     edges = [-math.inf, *bands, math.inf]
     names = [f"< {bands[0]:.0f} HU"] + [f"{a:.0f}-{b:.0f} HU" for a, b in zip(bands, bands[1:])] + [f"≥ {bands[-1]:.0f} HU"]
     band = pd.cut(t["lesion_contrast_hu"], edges, right=False, labels=names)
-    first = t[["method", "seed"]].drop_duplicates().iloc[0] if len(t) else None
-    one_run = t[(t["method"] == first["method"]) & (t["seed"] == first["seed"])] if first is not None else t
+    first = t.iloc[0]  # every run is scored on the same slices: count them in one
+    one_run = t[(t["method"] == first["method"]) & (t["seed"] == first["seed"])]
     counts = pd.cut(one_run["lesion_contrast_hu"], edges, right=False, labels=names).value_counts()
     ours = ours_label(int(t["seed"].nunique()), profile)
     rows, index = [], []

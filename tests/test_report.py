@@ -308,7 +308,7 @@ def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_ou
         for seed in (0, 1):
             for c, dice in zip(contrast, (0.2, 0.4, 0.8, 0.6, 1.0)):
                 rows.append({"method": method, "seed": seed, "dataset": "instance2022", "lesion_contrast_hu": c,
-                             "paper_dice": dice + base + 0.02 * seed})
+                             "strict_dice": dice + base + 0.02 * seed, "paper_dice": 0.5})
     slices = pd.DataFrame(rows)
     t = report.contrast_table(slices, "cpu")
     assert [c[1] for c in t.columns] == ["< 20 HU (2 slices)", "20-40 HU (1 slices)", "≥ 40 HU (1 slices)",
@@ -316,5 +316,7 @@ def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_ou
     full = t.loc[report.method_title("full")].tolist()
     assert full[0].startswith("31.0 ±") and full[1].startswith("81.0 ±") and full[3].startswith("51.0 ±")
     assert t.loc[report.method_title("medsegdiffv2")].iloc[2].startswith("71.0 ±")
+    assert t.columns[0][0] == "ours (cpu, mean ± 95% CI, 2 seeds): lesion-slice Dice at 0.5 (%) by lesion contrast"
+    assert report.contrast_table(slices, "cpu", score="paper_dice").loc[report.method_title("full")].iloc[3] == "50.0 ± 0.0"
     assert report.contrast_table(slices.drop(columns="lesion_contrast_hu"), "cpu").empty
     assert report.contrast_table(slices, "cpu", "bhsd").empty  # no lesion slice of that set

@@ -192,12 +192,17 @@ def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
 CONTRAST_BANDS_HU = (20.0, 40.0)
 
 
+#: per-slice scores ``contrast_table`` can split, with their header
+CONTRAST_SCORES = {"strict_dice": "lesion-slice Dice at 0.5 (%)", "paper_dice": "lesion-slice paper-protocol Dice (%)"}
+
+
 def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2022",
-                   bands: tuple[float, ...] = CONTRAST_BANDS_HU) -> pd.DataFrame:
-    """What limits the lesion-slice Dice: each method's paper-protocol Dice on the lesion slices of
-    ``dataset``, split by how far the lesion stands out of the tissue around it
-    (``lesion_contrast_hu``); per seed the mean over the band's slices, then mean ± CI over seeds.
-    Column headers carry each band's slice count. Empty when the evaluations predate the column."""
+                   bands: tuple[float, ...] = CONTRAST_BANDS_HU, score: str = "strict_dice") -> pd.DataFrame:
+    """What limits the lesion-slice Dice: each method's ``score`` on the lesion slices of ``dataset``
+    (default the Dice at 0.5 that the evaluation's ``positive_slice_dice`` averages), split by how
+    far the lesion stands out of the tissue around it (``lesion_contrast_hu``); per seed the mean
+    over the band's slices, then mean ± CI over seeds. Column headers carry each band's slice
+    count. Empty when the evaluations predate the column."""
     t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
     if "lesion_contrast_hu" not in t:
         return pd.DataFrame()
@@ -214,14 +219,14 @@ def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2
     rows, index = [], []
     for method in _ordered(t["method"], METHOD_ORDER):
         sel = t["method"] == method
-        per_seed = t[sel].groupby([t.loc[sel, "seed"], band[sel]], observed=False)["paper_dice"].mean().unstack()
-        overall = t[sel].groupby("seed")["paper_dice"].mean()
+        per_seed = t[sel].groupby([t.loc[sel, "seed"], band[sel]], observed=False)[score].mean().unstack()
+        overall = t[sel].groupby("seed")[score].mean()
         rows.append([summarise(per_seed[n], scale=100, digits=1, missing="n/a", failed="n/a") for n in names]
                     + [summarise(overall, scale=100, digits=1)])
         index.append(method_title(method))
-    cols = pd.MultiIndex.from_tuples(
-        [(f"{ours}: lesion-slice Dice (%) by lesion contrast", f"{n} ({int(counts[n])} slices)") for n in names]
-        + [(f"{ours}: lesion-slice Dice (%) by lesion contrast", f"all ({len(one_run)} slices)")])
+    head = f"{ours}: {CONTRAST_SCORES[score]} by lesion contrast"
+    cols = pd.MultiIndex.from_tuples([(head, f"{n} ({int(counts[n])} slices)") for n in names]
+                                     + [(head, f"all ({len(one_run)} slices)")])
     return pd.DataFrame(rows, index=pd.Index(index, name=f"{dataset_title(dataset)}: method"), columns=cols)
 
 
@@ -283,6 +288,7 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 __all__ = [
     "ALL_EMPTY_COLUMN",
     "CONTRAST_BANDS_HU",
+    "CONTRAST_SCORES",
     "contrast_table",
     "headline_numbers",
     "NOT_RUN",

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ichseg.engine.commands.predict", "segment a head CT NIfTI: mask, probability, uncertainty, summary"),
     "export": ("ichseg.engine.commands.export", "the EMA weights of a trained run, small (float16) and without optimiser state, to hand out"),
     "study": ("ichseg.study.cli", "run the study's notebooks with papermill: prep, train, evaluate, results (skips current stages)"),
-    "report": ("ichseg.report.toc", "report helpers: `ichseg report toc` writes the book's toc with every profile's results"),
+    "report": ("ichseg.report.cli", "report helpers: `toc` writes the book's toc with every profile's results, `compact` shrinks results to commit"),
 }
 
 

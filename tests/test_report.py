@@ -320,3 +320,34 @@ def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_ou
     assert report.contrast_table(slices, "cpu", score="paper_dice").loc[report.method_title("full")].iloc[3] == "50.0 ± 0.0"
     assert report.contrast_table(slices.drop(columns="lesion_contrast_hu"), "cpu").empty
     assert report.contrast_table(slices, "cpu", "bhsd").empty  # no lesion slice of that set
+
+
+def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_shows(tmp_path, capsys):
+    """``ichseg report compact``: float16 figure maps and six-digit slice tables; every table of the
+    report is unchanged to its printed precision, Fig. 3 still draws, a second run changes nothing."""
+    from ichseg.cli import main as cli_main
+
+    root = tmp_path / "smoke"
+    write_study(root, methods=("medsegdiffv2", "full", "unet"), seeds=(0, 1))
+    study = report.load_study(root)
+    before = {"t1": report.table1(report.evaluation_table(study), "smoke").to_string(),
+              "slices": report.slices_table(study), "q": report.qualitative(study, "instance2022")}
+    npz = sorted(root.rglob("qualitative.npz"))
+    npz_bytes = sum(f.stat().st_size for f in npz)
+    assert cli_main(["report", "compact", str(root)]) == 0
+    assert "MB ->" in capsys.readouterr().out
+    study = report.load_study(root)  # still consistent
+    after = report.slices_table(study)
+    assert report.table1(report.evaluation_table(study), "smoke").to_string() == before["t1"]
+    pd.testing.assert_frame_equal(after, before["slices"], check_dtype=False, rtol=1e-5)
+    q = report.qualitative(study, "instance2022")
+    for method, arrays in q.items():
+        assert arrays["probability"].dtype == np.float16 and arrays["mask"].dtype == np.uint8
+        np.testing.assert_allclose(arrays["probability"], before["q"][method]["probability"], atol=5e-4)
+        np.testing.assert_array_equal(arrays["rows"], before["q"][method]["rows"])
+    plt.close(report.qualitative_figure(q, "instance2022"))
+    assert sum(f.stat().st_size for f in npz) < 0.75 * npz_bytes
+    files = sorted(root.rglob("eval/*/*/*"))
+    sizes = [f.stat().st_size for f in files]
+    assert cli_main(["report", "compact", str(root)]) == 0  # idempotent
+    assert [f.stat().st_size for f in files] == sizes

@@ -135,7 +135,6 @@ def generate_toc(book: Path, out: Path | None = None, log=print) -> tuple[Path, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["toc"], help="toc: write the book's generated table of contents")
     p.add_argument("--book", type=Path, default=Path("book"), help="the book's source folder")
     p.add_argument("--out", type=Path, default=None, help="generated toc (default BOOK/_toc.generated.yml)")
     p.add_argument("--require", nargs="*", default=[], metavar="PROFILE",

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from ichseg.utils import atomic_write_json
+
 OUT = Path(__file__).parent / "out" / "cpu_allocator.json"
 SIZES = {"smoke": (64, 8), "cpu": (128, 8)}
 SETTINGS = ("glibc default", "heap (reuse_large_allocations)")
@@ -102,10 +104,7 @@ def main() -> None:
         print(f"{r['size']:6} {what[r['task']]:34} {r['setting']:32} {r['wall_s']:7.2f} {r['user_s']:7.2f} "
               f"{r['sys_s']:7.2f} {r['speedup']:7.2f}x")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "rounds": a.rounds, "calls": a.calls, "sizes": a.sizes,
-                               "slices": a.slices}, indent=1) + "\n")
-    tmp.replace(OUT)
+    atomic_write_json(OUT, {"rows": rows, "rounds": a.rounds, "calls": a.calls, "sizes": a.sizes, "slices": a.slices})
 
 
 if __name__ == "__main__":

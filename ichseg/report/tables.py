@@ -214,7 +214,7 @@ def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2
     band = pd.cut(t["lesion_contrast_hu"], edges, right=False, labels=names)
     first = t.iloc[0]  # every run is scored on the same slices: count them in one
     one_run = t[(t["method"] == first["method"]) & (t["seed"] == first["seed"])]
-    counts = pd.cut(one_run["lesion_contrast_hu"], edges, right=False, labels=names).value_counts()
+    counts = band[one_run.index].value_counts()
     ours = ours_label(int(t["seed"].nunique()), profile)
     rows, index = [], []
     for method in _ordered(t["method"], METHOD_ORDER):

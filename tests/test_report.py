@@ -351,3 +351,39 @@ def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_s
     sizes = [f.stat().st_size for f in files]
     assert cli_main(["report", "compact", str(root)]) == 0  # idempotent
     assert [f.stat().st_size for f in files] == sizes
+
+
+def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
+    """The executed notebooks' PNG figures: a 256-colour palette when that saves a tenth, same pixel
+    size, the figure's colours within a palette step; text outputs untouched; a second pass is a no-op."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    from ichseg.report.publish import compact_notebook
+
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    ax.imshow(np.random.default_rng(0).random((64, 64)).cumsum(0), cmap="magma")
+    ax.plot([0, 63], [0, 63], color="tab:green")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    nb = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "execution_count": 1,
+                     "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<Figure>"}},
+                                 {"output_type": "stream", "name": "stdout", "text": "Dice 0.5\n"}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "evaluate-full-s0.ipynb"
+    path.write_text(json.dumps(nb))
+    compact_notebook(path)
+    out = json.loads(path.read_text())["cells"][0]["outputs"]
+    new = base64.b64decode(out[0]["data"]["image/png"])
+    assert len(new) < 0.9 * len(buf.getvalue()) and out[1]["text"] == "Dice 0.5\n"
+    old_im = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), float)
+    new_im = np.asarray(Image.open(io.BytesIO(new)).convert("RGB"), float)
+    assert new_im.shape == old_im.shape and np.abs(new_im - old_im).mean() < 3.0
+    text = path.read_text()
+    compact_notebook(path)
+    assert path.read_text() == text

@@ -2,18 +2,22 @@
 
 An evaluation writes its per-slice table with full float precision and the arrays of the
 qualitative figure (Fig. 3) as float32. At 128² one evaluation's ``qualitative.npz`` is about
-300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 (their
-values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at 8 bits; float16
-keeps them to 5e-4) and the ground truth as uint8, and writes ``slices.csv`` with six significant
+300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 on a grid of
+1/2048 (their values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at
+8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground truth as uint8, and writes ``slices.csv`` with six significant
 digits (every table and claim of the book rounds far coarser). Runs the book does not draw in
-Fig. 3 keep their arrays too. Idempotent; every file is replaced atomically. Stage stamps do not
-hash outputs, so compacted results stay consistent.
+Fig. 3 keep their arrays too. The executed notebooks' figures (PNG) are re-encoded with a palette of
+256 colours, which matplotlib's flat colours, grey CT windows and colour maps fit (about half the
+bytes at 128²); a figure is replaced only when that saves a tenth. Idempotent; every file is
+replaced atomically. Stage stamps do not hash outputs, so compacted results stay consistent.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from .collect import load_study
 
 QUALITATIVE, SLICES = "qualitative.npz", "slices.csv"
 SIGNIFICANT = "%.6g"
+GRID = 2048  # figure maps are rounded to multiples of 1/GRID (within 2.5e-4; they are drawn at 8 bits)
 
 
 def compact_qualitative(path: Path) -> None:
@@ -36,8 +41,8 @@ def compact_qualitative(path: Path) -> None:
             out[k] = a.astype(np.uint8)
         elif k == "rows":
             out[k] = a.astype(np.int32)
-        elif np.issubdtype(a.dtype, np.floating):
-            out[k] = a.astype(np.float16)
+        elif np.issubdtype(a.dtype, np.floating):  # on a grid of 1/2048, an eighth of a display step
+            out[k] = (np.round(a.astype(np.float32) * GRID) / GRID).astype(np.float16)
         else:
             out[k] = a
     buf = io.BytesIO()
@@ -55,6 +60,35 @@ def compact_slices(path: Path) -> None:
     atomic_write_text(path, table.to_csv(index=False, float_format=SIGNIFICANT))
 
 
+def compact_png(data: bytes, keep: float = 0.9) -> bytes:
+    """One PNG with a 256-colour palette (no dithering), or unchanged unless that is below ``keep``
+    of its size."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        paletted = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    paletted.save(buf, "PNG", optimize=True)
+    return buf.getvalue() if len(buf.getvalue()) < keep * len(data) else data
+
+
+def compact_notebook(path: Path) -> None:
+    """Rewrite one executed notebook with its PNG outputs through ``compact_png``."""
+    nb = json.loads(path.read_text())
+    changed = False
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if isinstance(png, str):
+                raw = base64.b64decode(png)
+                new = compact_png(raw)
+                if new is not raw:
+                    out["data"]["image/png"] = base64.b64encode(new).decode("ascii")
+                    changed = True
+    if changed:
+        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def compact_results(results_dir: str | Path) -> dict[str, int]:
     """Compact every evaluation of a consistent study folder; returns its size in bytes before and
     after (``before``, ``after``) over the files touched."""
@@ -62,9 +96,11 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
              for name in (QUALITATIVE, SLICES)]
     files = [f for f in files if f.is_file()]
+    notebooks = sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
+    files += notebooks
     before = sum(f.stat().st_size for f in files)
     for f in files:
-        (compact_qualitative if f.name == QUALITATIVE else compact_slices)(f)
+        {QUALITATIVE: compact_qualitative, SLICES: compact_slices}.get(f.name, compact_notebook)(f)
     return {"files": len(files), "before": before, "after": sum(f.stat().st_size for f in files)}
 
 
@@ -78,4 +114,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["compact_qualitative", "compact_results", "compact_slices"]
+__all__ = ["compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]

@@ -362,7 +362,7 @@ def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
 
     from PIL import Image
 
-    from ichseg.report.publish import compact_notebook
+    from ichseg.report.publish import compact_notebook, compact_png
 
     fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
     ax.imshow(np.random.default_rng(0).random((64, 64)).cumsum(0), cmap="magma")
@@ -387,3 +387,6 @@ def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
     text = path.read_text()
     compact_notebook(path)
     assert path.read_text() == text
+    clear = io.BytesIO()
+    Image.new("RGBA", (32, 32), (255, 0, 0, 0)).save(clear, "PNG")
+    assert compact_png(clear.getvalue(), keep=10.0) == clear.getvalue()  # transparency is kept as it is

@@ -4,8 +4,8 @@ An evaluation writes its per-slice table with full float precision and the array
 qualitative figure (Fig. 3) as float32. At 128² one evaluation's ``qualitative.npz`` is about
 300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 on a grid of
 1/2048 (their values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at
-8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground truth as uint8, and writes ``slices.csv`` with six significant
-digits (every table and claim of the book rounds far coarser). Runs the book does not draw in
+8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground
+truth as uint8, and writes ``slices.csv`` with six significant digits (every table and claim of the book rounds far coarser). Runs the book does not draw in
 Fig. 3 keep their arrays too. The executed notebooks' figures (PNG) are re-encoded with a palette of
 256 colours, which matplotlib's flat colours, grey CT windows and colour maps fit (about half the
 bytes at 128²); a figure is replaced only when that saves a tenth. Idempotent; every file is
@@ -62,10 +62,12 @@ def compact_slices(path: Path) -> None:
 
 def compact_png(data: bytes, keep: float = 0.9) -> bytes:
     """One PNG with a 256-colour palette (no dithering), or unchanged unless that is below ``keep``
-    of its size."""
+    of its size; a figure with any transparent pixel stays as it is."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
+        if "A" in im.getbands() and im.getchannel("A").getextrema()[0] < 255:
+            return data
         paletted = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     buf = io.BytesIO()
     paletted.save(buf, "PNG", optimize=True)

@@ -120,7 +120,7 @@ def _eval_dir(method: str, dataset: str) -> Path:
     return path
 
 
-# Measured on the synthetic head CT at the smoke budget (600 diffusion iterations of batch 4 at
+# Measured on the synthetic head CT at the smoke budget (800 diffusion iterations of batch 4 at
 # 64², 1,000 of batch 8 for U-Net, TransUNet and U-KAN, one core per method): the models listed
 # here do not yet beat an all-empty prediction under the paper protocol or their in-head chance
 # level, for the reason given (the results page shows both references beside every model).

@@ -358,7 +358,6 @@ def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
     size, the figure's colours within a palette step; text outputs untouched; a second pass is a no-op."""
     import base64
     import io
-    import json
 
     from PIL import Image
 

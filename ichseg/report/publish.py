@@ -5,11 +5,12 @@ qualitative figure (Fig. 3) as float32. At 128² one evaluation's ``qualitative.
 300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 on a grid of
 1/2048 (their values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at
 8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground
-truth as uint8, and writes ``slices.csv`` with six significant digits (every table and claim of the book rounds far coarser). Runs the book does not draw in
-Fig. 3 keep their arrays too. The executed notebooks' figures (PNG) are re-encoded with a palette of
-256 colours, which matplotlib's flat colours, grey CT windows and colour maps fit (about half the
-bytes at 128²); a figure is replaced only when that saves a tenth. Idempotent; every file is
-replaced atomically. Stage stamps do not hash outputs, so compacted results stay consistent.
+truth as uint8, and writes ``slices.csv`` with six significant digits (every table and claim of
+the book rounds far coarser). Runs the book does not draw in Fig. 3 keep their arrays too. The
+executed notebooks' figures (PNG) are re-encoded with a palette of 256 colours, which matplotlib's
+flat colours, grey CT windows and colour maps fit (about half the bytes at 128²); a figure is
+replaced only when that saves a tenth. Idempotent; every file is replaced atomically. Stage stamps
+do not hash outputs, so compacted results stay consistent.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def compact_qualitative(path: Path) -> None:
             out[k] = a.astype(np.uint8)
         elif k == "rows":
             out[k] = a.astype(np.int32)
-        elif np.issubdtype(a.dtype, np.floating):  # on a grid of 1/2048, an eighth of a display step
+        elif np.issubdtype(a.dtype, np.floating):
             out[k] = (np.round(a.astype(np.float32) * GRID) / GRID).astype(np.float16)
         else:
             out[k] = a
@@ -92,14 +93,13 @@ def compact_notebook(path: Path) -> None:
 
 
 def compact_results(results_dir: str | Path) -> dict[str, int]:
-    """Compact every evaluation of a consistent study folder; returns its size in bytes before and
-    after (``before``, ``after``) over the files touched."""
+    """Compact every evaluation and executed notebook of a consistent study folder; returns the
+    number of files and their size in bytes before and after (``before``, ``after``)."""
     study = load_study(results_dir)  # refuses stale or incomplete results: compact what the book shows
     files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
              for name in (QUALITATIVE, SLICES)]
     files = [f for f in files if f.is_file()]
-    notebooks = sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
-    files += notebooks
+    files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
     before = sum(f.stat().st_size for f in files)
     for f in files:
         {QUALITATIVE: compact_qualitative, SLICES: compact_slices}.get(f.name, compact_notebook)(f)

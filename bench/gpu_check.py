@@ -97,6 +97,8 @@ def main(argv=None) -> dict:
                     help="torch.compile mode for the timed network (default: reduce-overhead on CUDA, none on CPU)")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--commit", default=None,
+                    help="the commit the working tree was copied from, recorded where git cannot tell (a copy without .git)")
     args = ap.parse_args(argv)
 
     if args.dry_run:
@@ -112,10 +114,11 @@ def main(argv=None) -> dict:
         args.compile = args.compile or "reduce-overhead"  # CUDA graphs for the K denoising calls
     bf16 = device.type == "cuda"
     peak = peak_tflops(device, args.peak_tflops)
-    modes = [None] + ([args.compile] if args.compile != "none" else [])
     started = time.perf_counter()
 
     env = environment(device)
+    if args.commit and env["git_commit"] == "unknown":
+        env["git_commit"] = f"{args.commit} (as given)"
     train_rows, sample_rows = [], []
 
     def dump(done: bool) -> dict:
@@ -137,38 +140,46 @@ def main(argv=None) -> dict:
                                                                "environment": env, "rows": sample_rows})
         return record
 
-    for v in args.variants:
+    def train(v: str, mode: str | None) -> None:
         cfg = resolve_run_config(args.profile, v, overrides)
-        for mode in modes:
-            # training is compiled in the default mode (TrainConfig.compile): CUDA graphs would
-            # have to capture the optimiser step too, and their capture time eats the 8 minutes
-            try:
-                row = bench_variant(v, cfg, args.batch or cfg["train"]["batch_size"], args.train_steps, device, bf16,
-                                    compile=mode is not None)
-            except Exception as exc:  # a compile failure is a finding, not the end of the check
-                if mode is None:
-                    raise
-                print(f"train {v} compile failed: {type(exc).__name__}: {exc}", flush=True)
-                train_rows.append({"variant": v, "compile": True, "error": f"{type(exc).__name__}: {exc}", "mfu": None})
-                continue
-            row["mfu"] = row["achieved_TFLOPs"] / peak if peak else None
-            train_rows.append(row)
-            mfu = "-" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
-            print(f"train {v:<14} compile={bool(mode)!s:<5} {row['images_per_s']:9.1f} img/s  "
-                  f"{row['achieved_TFLOPs']:8.2f} TFLOP/s  MFU {mfu}", flush=True)
-            dump(False)
-    cfg = resolve_run_config(args.profile, "full", overrides)
-    for mode in modes:
+        # training is compiled in the default mode (TrainConfig.compile): CUDA graphs would
+        # have to capture the optimiser step too, and their capture time eats the 8 minutes
+        try:
+            row = bench_variant(v, cfg, args.batch or cfg["train"]["batch_size"], args.train_steps, device, bf16,
+                                compile=mode is not None)
+        except Exception as exc:  # a compile failure is a finding, not the end of the check
+            if mode is None:
+                raise
+            print(f"train {v} compile failed: {type(exc).__name__}: {exc}", flush=True)
+            train_rows.append({"variant": v, "compile": True, "error": f"{type(exc).__name__}: {exc}", "mfu": None})
+            return
+        row["mfu"] = row["achieved_TFLOPs"] / peak if peak else None
+        train_rows.append(row)
+        mfu = "-" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
+        print(f"train {v:<14} compile={bool(mode)!s:<5} {row['images_per_s']:9.1f} img/s  "
+              f"{row['achieved_TFLOPs']:8.2f} TFLOP/s  MFU {mfu}", flush=True)
+
+    def sample(mode: str | None) -> None:
+        cfg = resolve_run_config(args.profile, "full", overrides)
         try:
             row = sampling_row(cfg, device, args.slices, args.steps, args.ensemble, bf16, mode, args.repeats)
         except Exception as exc:
             if mode is None:
                 raise
             print(f"sample compile={mode} failed: {type(exc).__name__}: {exc}", flush=True)
-            continue
+            return
         sample_rows.append(row)
         print(f"sample full compile={row['compile']:<16} {row['s_per_slice']:.4f} s/slice "
               f"({row['slices_per_batch']} slices × {row['ensemble']} samples × {row['steps']} steps)", flush=True)
+
+    # Eager rows first, compiled ones after: compilation takes minutes, and if the 8-minute bound
+    # cuts the check short, every eager number is already written.
+    tasks = [(train, v, None) for v in args.variants] + [(sample, None)]
+    if args.compile != "none":
+        compiled_train = [(train, v, args.compile) for v in args.variants]
+        tasks += compiled_train[:1] + [(sample, args.compile)] + compiled_train[1:]
+    for fn, *fn_args in tasks:
+        fn(*fn_args)
         dump(False)
 
     record = dump(True)

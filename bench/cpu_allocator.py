@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 from ichseg.utils import atomic_write_json
-
-OUT = Path(__file__).parent / "out" / "cpu_allocator.json"
 SIZES = {"smoke": (64, 8), "cpu": (128, 8)}
 SETTINGS = ("glibc default", "heap (reuse_large_allocations)")
 
@@ -80,6 +78,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--slices", type=int, default=24, help="slices in the sampling batch (x 3 samples)")
     ap.add_argument("--calls", type=int, default=3, help="timed calls per process")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "cpu_allocator.json")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -103,8 +102,13 @@ def main() -> None:
     for r in rows:
         print(f"{r['size']:6} {what[r['task']]:34} {r['setting']:32} {r['wall_s']:7.2f} {r['user_s']:7.2f} "
               f"{r['sys_s']:7.2f} {r['speedup']:7.2f}x")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(OUT, {"rows": rows, "rounds": a.rounds, "calls": a.calls, "sizes": a.sizes, "slices": a.slices})
+    import torch  # the parent times nothing: its allocator setting does not matter
+
+    from ichseg.engine.provenance import environment
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(a.out, {"bench": "cpu_allocator", "environment": environment(torch.device("cpu")), "rows": rows,
+                              "rounds": a.rounds, "calls": a.calls, "sizes": a.sizes, "slices": a.slices})
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _setup import build, model_config, n_params, train_step  # noqa: E402
 from _timing import interleave  # noqa: E402
 
+from ichseg.engine.devices import cpu_has_bf16  # noqa: E402
 from ichseg.engine.provenance import environment  # noqa: E402
 
 SIZES = {"smoke": (64, 8), "cpu": (128, 16)}
@@ -93,7 +94,7 @@ def main() -> None:
               + (f"  (compilation {r['compile_s']:.0f} s)" if r["compile_s"] else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"bench": "cpu_train", "environment": environment(torch.device("cpu")),
-                                    "rows": rows}, indent=2) + "\n")
+                                    "cpu_has_bf16": cpu_has_bf16(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -98,7 +98,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--commit", default=None,
-                    help="the commit the working tree was copied from, recorded where git cannot tell (a copy without .git)")
+                    help="the commit the working tree was copied from (a device machine's copy has its own git, or none)")
     args = ap.parse_args(argv)
 
     if args.dry_run:
@@ -117,8 +117,8 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
 
     env = environment(device)
-    if args.commit and env["git_commit"] == "unknown":
-        env["git_commit"] = f"{args.commit} (as given)"
+    if args.commit:  # a copied tree's own git (if any) does not know the commit it was copied from
+        env["source_commit"] = args.commit
     train_rows, sample_rows = [], []
 
     def dump(done: bool) -> dict:

@@ -62,8 +62,12 @@ def main() -> None:
           f"medians of {args.rounds} alternated rounds")
     print(f"{'serial, ' + str(cores) + ' threads each':<32}{s:>8.1f} s")
     print(f"{'--jobs 2, ' + str(max(1, cores // 2)) + ' thread(s) each':<32}{p:>8.1f} s   ({s / p:.2f}x)")
+    import torch  # the parent times nothing
+
+    from ichseg.engine.provenance import environment
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bench": "study_jobs", "cores": cores, "steps": args.steps, "size": args.size,
+    args.out.write_text(json.dumps({"bench": "study_jobs", "environment": environment(torch.device("cpu")), "cores": cores, "steps": args.steps, "size": args.size,
                                     "base": args.base, "serial_s": serial, "jobs2_s": parallel,
                                     "speedup": s / p}, indent=2) + "\n")
     print(f"wrote {args.out}")

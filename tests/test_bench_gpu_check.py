@@ -36,6 +36,12 @@ def test_gpu_check_dry_run_writes_its_json(tmp_path):
     assert s["complete"] and s["dry_run"] and s["best_full_mfu"] is None and s["goals"] == {"mfu": 0.4, "s_per_slice": 0.1}
     for name in ("train_gpu.json", "sampling_gpu.json"):
         assert json.loads((tmp_path / name).read_text())["rows"]
+    # the reproduction guide renders what the script writes
+    from ichseg.report import bench
+
+    rendered = bench.load_record(tmp_path, "gpu_check")
+    assert len(bench.gpu_train_table(rendered)) == 2 and bench.gpu_train_table(rendered)["MFU (%)"].isna().all()
+    assert bench.gpu_sampling_table(rendered)["s per slice"].item() == row["s_per_slice"]
 
 
 def test_gpu_check_script_and_make_target():

@@ -104,3 +104,19 @@ def test_truncated_or_foreign_checkpoints_are_refused(tmp_path):
 def test_override_values_are_typed():
     cfg = resolve_run_config("smoke", "full", ["train.lr=3e-4", "train.augment=false", "model.channel_mult=[1, 2]"])
     assert cfg["train"]["lr"] == 3e-4 and cfg["train"]["augment"] is False and cfg["model"]["channel_mult"] == [1, 2]
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """A result written atomically is readable as any file the user writes is (umask), not 0600."""
+    import os
+
+    from ichseg.utils.atomic import atomic_directory, atomic_write_json
+
+    plain_file, plain_dir = tmp_path / "plain.json", tmp_path / "plain"
+    plain_file.write_text("{}")
+    plain_dir.mkdir()
+    written = atomic_write_json(tmp_path / "metrics.json", {"dice": 0.5})
+    with atomic_directory(tmp_path / "eval") as tmp:
+        (tmp / "x").write_text("1")
+    assert os.stat(written).st_mode & 0o777 == os.stat(plain_file).st_mode & 0o777
+    assert os.stat(tmp_path / "eval").st_mode & 0o777 == os.stat(plain_dir).st_mode & 0o777

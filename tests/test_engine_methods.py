@@ -14,7 +14,7 @@ import torch
 
 from ichseg.engine import methods
 from ichseg.engine.config import METHOD_KINDS, METHODS, NNUNET, method_kind
-from ichseg.engine.devices import autocast, resolve_device, reuse_large_allocations
+from ichseg.engine.devices import autocast, cpu_has_bf16, resolve_device, reuse_large_allocations
 from ichseg.engine.evaluate import evaluate_network_run
 from ichseg.engine.nnunet import train_nnunet_run
 from ichseg.engine.train import train_network
@@ -97,11 +97,39 @@ def test_cpu_device_reuses_large_blocks_instead_of_faulting_them_in_again():
     assert reuse_large_allocations() is True
 
 
-def test_autocast_is_bf16_on_cuda_only():
-    assert isinstance(autocast(torch.device("cpu"), "bf16"), nullcontext)
+def test_autocast_is_bf16_where_asked_and_never_silently_fp32(monkeypatch):
+    from ichseg.engine import devices
+
+    assert isinstance(autocast(torch.device("cpu"), "none"), nullcontext)
     assert isinstance(autocast(torch.device("cuda"), "none"), nullcontext)
     ctx = autocast(torch.device("cuda"), "bf16")
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    ctx = autocast(torch.device("cpu"), "bf16")
+    assert isinstance(ctx, torch.autocast) and ctx.device == "cpu" and ctx.fast_dtype == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
+    with pytest.raises(IchsegError, match="amp: bf16 needs a CPU with bf16 instructions"):
+        autocast(torch.device("cpu"), "bf16")
+
+
+def test_a_bf16_trained_model_samples_on_any_cpu_and_says_so(monkeypatch):
+    from ichseg.engine import devices
+
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="trained with amp: bf16.*sampling in fp32"):
+        assert devices.inference_amp(torch.device("cpu"), "bf16") == "none"
+    assert devices.inference_amp(torch.device("cuda"), "bf16") == "bf16"
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert devices.inference_amp(torch.device("cpu"), "bf16") == "bf16"
+    assert devices.inference_amp(torch.device("cpu"), "none") == "none"
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions")
+def test_cpu_bf16_autocast_runs_the_convolutions_in_bf16():
+    conv = torch.nn.Conv2d(1, 4, 3)
+    with autocast(torch.device("cpu"), "bf16"):
+        out = conv(torch.randn(1, 1, 8, 8))
+    assert out.dtype == torch.bfloat16
 
 
 def test_engine_names_of_optimisers_schedules_and_samplers_are_the_libraries():

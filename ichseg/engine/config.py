@@ -104,7 +104,7 @@ class TrainConfig:
     # slices, as the paper's and the released MedSegDiff code's data loaders do
     lesion_fraction: float = 0.0
     device: str = "auto"  # one of devices.DEVICES: auto | cpu | cuda
-    amp: str = "none"  # one of devices.AMP_MODES: none | bf16 (CUDA only)
+    amp: str = "none"  # one of devices.AMP_MODES: none | bf16 (CUDA, or a CPU with bf16 instructions)
     channels_last: bool = False
     compile: bool = False
     log_every: int = 10

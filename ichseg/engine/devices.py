@@ -2,7 +2,8 @@
 
 ``resolve_device`` turns a config's ``device`` field (``auto``, ``cpu``, ``cuda``) into a
 ``torch.device``; ``autocast`` is the context every forward pass of training, validation and
-inference runs in (bf16 autocast on CUDA when ``amp: bf16``, else full precision).
+inference runs in (bf16 autocast when ``amp: bf16``, on CUDA or on a CPU with bf16 instructions;
+else full precision).
 
 On the CPU, ``resolve_device`` also calls ``reuse_large_allocations``: glibc's malloc serves every
 block above its mmap threshold (at most 32 MiB, dynamically) with a fresh ``mmap`` and returns it
@@ -18,6 +19,7 @@ import ctypes
 import ctypes.util
 import functools
 import sys
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -62,11 +64,32 @@ def resolve_device(name: str, field: str = "train.device") -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions and matrix products natively on this CPU (AVX-512 with
+    BF16, or AMX). Elsewhere CPU autocast emulates them and is several times slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def autocast(device: torch.device, amp: str) -> AbstractContextManager:
-    """bf16 autocast on a CUDA device when ``amp == "bf16"``; otherwise a no-op context."""
-    if device.type == "cuda" and amp == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+    """bf16 autocast when ``amp == "bf16"`` (CUDA, or a CPU with bf16 instructions); otherwise a
+    no-op context. ``bf16`` on a CPU without them is refused rather than silently run in fp32."""
+    if amp != "bf16":
+        return nullcontext()
+    if device.type == "cpu" and not cpu_has_bf16():
+        raise IchsegError("amp: bf16 needs a CPU with bf16 instructions (AVX-512 BF16 or AMX), which this one lacks; "
+                          "set amp: none (e.g. --set train.amp=none)")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-__all__ = ["AMP_MODES", "DEVICES", "HEAP_BLOCK_LIMIT", "autocast", "resolve_device", "reuse_large_allocations"]
+def inference_amp(device: torch.device, amp: str) -> str:
+    """The precision a trained model samples in here: its training's ``amp`` where this device runs
+    it, else ``none`` with a warning (a model trained in bf16 on a GPU still segments on any CPU;
+    training itself refuses instead, see ``autocast``)."""
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        warnings.warn("the model was trained with amp: bf16, which this CPU cannot run natively; sampling in fp32",
+                      stacklevel=2)
+        return "none"
+    return amp
+
+
+__all__ = ["AMP_MODES", "DEVICES", "HEAP_BLOCK_LIMIT", "autocast", "cpu_has_bf16", "inference_amp", "resolve_device", "reuse_large_allocations"]

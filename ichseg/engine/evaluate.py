@@ -23,7 +23,7 @@ from ..models import build_from_config, segmenter_config, variant_config
 from .checkpoint import load_checkpoint
 from .config import DIRECT, EvalConfig, method_kind
 from .data import load_split
-from .devices import resolve_device
+from .devices import inference_amp, resolve_device
 from .inference import segment
 from .scoring import write_evaluation
 
@@ -84,7 +84,7 @@ def evaluate_checkpoint(
     prob, unc, stages = segment(model, diffusion, images, sampler=ecfg.sampler,
                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
-                               device=dev, amp=cfg["train"].get("amp", "none"), progress=bar,
+                               device=dev, amp=inference_amp(dev, cfg["train"].get("amp", "none")), progress=bar,
                                paper_stages=True)
     seconds = time.perf_counter() - t0
     if bar is not None:

@@ -20,7 +20,7 @@ from ..utils import atomic_directory, atomic_write_json, method_of
 from .config import EvalConfig
 from .evaluate import load_trained_model
 from .inference import segment
-from .devices import resolve_device
+from .devices import inference_amp, resolve_device
 from .provenance import environment
 
 
@@ -74,7 +74,7 @@ def predict_scan(
     prob, unc = segment(model, diffusion, slices, sampler=ecfg.sampler,
                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
-                               device=dev, amp=cfg["train"].get("amp", "none"), progress=bar)
+                               device=dev, amp=inference_amp(dev, cfg["train"].get("amp", "none")), progress=bar)
     if bar is not None:
         bar.close()
 

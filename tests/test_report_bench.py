@@ -1,0 +1,128 @@
+"""ichseg.report.bench: the committed benchmark records render into the reproduction guide's tables
+cell for cell, and a missing or foreign record stops the build with a line naming the file."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from ichseg.errors import IchsegError
+from ichseg.report import bench
+
+MEASURED = Path(__file__).resolve().parents[1] / "bench" / "measured"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return {name: bench.load_record(MEASURED, name) for name in bench.RECORDS}
+
+
+def test_every_committed_record_names_its_machine_and_commit(records):
+    for name, record in records.items():
+        line = bench.provenance(record)
+        env = record["environment"]
+        assert env["device"] in line and env["torch"] in line, name
+        assert (env.get("source_commit") or env["git_commit"])[:12] in line, name
+
+
+def test_study_jobs_table_is_the_median_ratio_of_its_record(records):
+    rec = records["study_jobs"]
+    table = bench.study_jobs_table(rec)
+    assert table.iloc[0, 0] == statistics.median(rec["serial_s"])
+    assert table.iloc[1, 0] == statistics.median(rec["jobs2_s"])
+    assert table["speed-up"].iloc[1] == pytest.approx(rec["speedup"])
+
+
+def test_cpu_train_table_cells_are_the_records_rows(records):
+    rec = records["cpu_train"]
+    table = bench.cpu_train_table(rec)
+    assert len(table) == len(rec["rows"])
+    for row in rec["rows"]:
+        cell = table.xs(row["option"], level="option").loc[lambda t, s=row["size"]: t.index.str.startswith(s)]
+        assert cell["s per step (median)"].item() == row["s_per_step"]
+        assert cell["speed-up vs 1 thread"].item() == row["speedup_vs_1_thread"]
+
+
+def test_cpu_allocator_table_cells_are_the_records_rows(records):
+    rec = records["cpu_allocator"]
+    table = bench.cpu_allocator_table(rec)
+    assert list(table["wall s"]) == [r["wall_s"] for r in rec["rows"]]
+    assert list(table["speed-up"]) == [r["speedup"] for r in rec["rows"]]
+
+
+def test_peer_table_ratios_are_the_records(records):
+    row = records["peer"]["rows"][0]
+    table = bench.peer_table(records["peer"])
+    assert table.loc["training images/s", "ours ÷ peer"] == pytest.approx(row["train_speedup"])
+    ensemble = [q for q in table.index if q.startswith("one slice")][0]
+    assert table.loc[ensemble, "ours ÷ peer"] == pytest.approx(row["ensemble_time_fraction"])
+    assert table.loc["parameters (M)", "ours ÷ peer"] == pytest.approx(row["param_ratio"])
+    assert abs(row["param_ratio"] - 1) <= 0.10  # the comparison is at a matched size
+
+
+def test_gpu_tables_are_the_records_rows(records):
+    gpu = records["gpu_check"]
+    table = bench.gpu_train_table(gpu)
+    for row in gpu["train"]:
+        if "error" in row:
+            continue
+        cell = table.loc[(row["variant"], "torch.compile" if row["compile"] else "eager")]
+        assert cell["MFU (%)"] == pytest.approx(100 * row["mfu"])
+        assert cell["images/s"] == row["images_per_s"]
+    sampling = bench.gpu_sampling_table(gpu, records["gpu_sampling_compiled"])
+    rows = gpu["sampling"] + records["gpu_sampling_compiled"]["rows"]
+    assert list(sampling["s per slice"]) == [r["s_per_slice"] for r in rows]
+    assert gpu["summary"]["best_s_per_slice"] >= sampling["s per slice"].min()
+
+
+def test_options_worth_adopting_need_the_gain_at_every_size():
+    def row(size, option, threads, speedup):
+        return {"size": size, "option": option, "threads": threads, "speedup_vs_1_thread": speedup}
+
+    rec = {"rows": [row("smoke", "fp32 1 thread", 1, 1.0), row("cpu", "fp32 1 thread", 1, 1.0),
+                    row("smoke", "fp32 2 threads", 2, 1.9), row("cpu", "fp32 2 threads", 2, 1.9),
+                    row("smoke", "bf16 autocast", 1, 1.4), row("cpu", "bf16 autocast", 1, 1.5),
+                    row("smoke", "channels_last", 1, 1.1), row("cpu", "channels_last", 1, 1.6)]}
+    assert bench.options_worth_adopting(rec) == ["bf16 autocast"]
+    assert bench.options_worth_adopting(rec, at=1.45) == []
+
+
+def test_gpu_check_coverage_says_what_a_cut_short_check_measured():
+    rec = {"summary": {"complete": False, "seconds": 426.5},
+           "train": [{"variant": "full", "compile": False}, {"variant": "full", "compile": True}],
+           "sampling": [{"compile": "none"}]}
+    said = bench.gpu_check_coverage(rec)
+    assert "426 s" in said and "full training (compiled)" in said and "sampling (eager)" in said
+    assert bench.gpu_check_coverage({"summary": {"complete": True}}) == "it measured every row"
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "no such benchmark record"),
+    ("{not json", "not a readable JSON record"),
+    (json.dumps({"bench": "peer", "environment": {}}), "expected 'study_jobs'"),
+    (json.dumps({"bench": "study_jobs"}), "has no 'environment'"),
+])
+def test_a_bad_record_is_one_line_naming_the_file(tmp_path, content, problem):
+    if content is not None:
+        (tmp_path / "study_jobs.json").write_text(content)
+    with pytest.raises(IchsegError) as err:
+        bench.load_record(tmp_path, "study_jobs")
+    message = str(err.value)
+    assert str(tmp_path / "study_jobs.json") in message and problem in message and "\n" not in message
+
+
+def test_cpu_bf16_table_and_verdict_are_the_records_rows(records):
+    rec = records["cpu_bf16"]
+    table = bench.cpu_bf16_table(rec)
+    by = {(r["seed"], r["amp"]): r for r in rec["rows"]}
+    for seed in table.index:
+        assert table.loc[seed, "validation Dice, bf16"] == by[(seed, "bf16")]["val_dice"]
+        assert table.loc[seed, "bf16 speed-up"] == pytest.approx(by[(seed, "none")]["train_wall_s"]
+                                                                 / by[(seed, "bf16")]["train_wall_s"])
+    verdict = bench.bf16_within_seed_spread(rec)["val_strict_dice"]
+    changes = [abs(by[(s, "bf16")]["val_strict_dice"] - by[(s, "none")]["val_strict_dice"]) for s in table.index]
+    assert verdict["largest_change"] == pytest.approx(max(changes))
+    assert verdict["within"] == (verdict["largest_change"] <= verdict["seed_spread"])

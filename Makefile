@@ -37,9 +37,11 @@ venv: $(STAMP)
 
 # Installs exactly the lock (every hash checked), then ichseg itself without resolving anything;
 # re-installs when the lock or pyproject.toml changes. pip takes torch/torchvision from local disk here.
+# --no-compile: byte-compiling every installed module (torch's thousands) took about 40 s of a fresh
+# clone's `make book`; Python compiles, and caches, only the modules a run imports, at first import.
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --require-hashes -r $(LOCK)
+	$(PIP) install --quiet --no-compile --require-hashes -r $(LOCK)
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

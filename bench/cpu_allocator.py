@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ichseg.utils import atomic_write_json
+
 SIZES = {"smoke": (64, 8), "cpu": (128, 8)}
 SETTINGS = ("glibc default", "heap (reuse_large_allocations)")
 

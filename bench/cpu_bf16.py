@@ -32,7 +32,10 @@ AMPS = ("none", "bf16")
 
 def finished(run: Path, iterations: int) -> bool:
     log = run / "train_log.csv"
-    return log.exists() and not pd.read_csv(log).empty and int(pd.read_csv(log)["iteration"].iloc[-1]) >= iterations
+    if not log.exists():
+        return False
+    done = pd.read_csv(log)["iteration"]
+    return len(done) > 0 and int(done.iloc[-1]) >= iterations
 
 
 def train(run: Path, seed: int, amp: str, iterations: int, eval_every: int, data_root: Path) -> subprocess.Popen:

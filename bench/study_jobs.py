@@ -67,9 +67,9 @@ def main() -> None:
     from ichseg.engine.provenance import environment
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bench": "study_jobs", "environment": environment(torch.device("cpu")), "cores": cores, "steps": args.steps, "size": args.size,
-                                    "base": args.base, "serial_s": serial, "jobs2_s": parallel,
-                                    "speedup": s / p}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"bench": "study_jobs", "environment": environment(torch.device("cpu")),
+                                    "cores": cores, "steps": args.steps, "size": args.size, "base": args.base,
+                                    "serial_s": serial, "jobs2_s": parallel, "speedup": s / p}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -89,5 +89,5 @@ def test_unknown_extra_is_refused(tmp_path):
 
 def test_make_and_ci_install_from_the_lock():
     make = (ROOT / "Makefile").read_text()
-    assert "install --quiet --require-hashes -r $(LOCK)" in make and "install --quiet --no-deps" in make
+    assert "--require-hashes -r $(LOCK)" in make and "install --quiet --no-deps" in make
     assert "LOCK   := requirements/lock.txt" in make

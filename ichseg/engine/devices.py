@@ -92,4 +92,5 @@ def inference_amp(device: torch.device, amp: str) -> str:
     return amp
 
 
-__all__ = ["AMP_MODES", "DEVICES", "HEAP_BLOCK_LIMIT", "autocast", "cpu_has_bf16", "inference_amp", "resolve_device", "reuse_large_allocations"]
+__all__ = ["AMP_MODES", "DEVICES", "HEAP_BLOCK_LIMIT", "autocast", "cpu_has_bf16", "inference_amp", "resolve_device",
+           "reuse_large_allocations"]

@@ -95,7 +95,7 @@ def test_gpu_check_coverage_says_what_a_cut_short_check_measured():
            "train": [{"variant": "full", "compile": False}, {"variant": "full", "compile": True}],
            "sampling": [{"compile": "none"}]}
     said = bench.gpu_check_coverage(rec)
-    assert "426 s" in said and "full training (compiled)" in said and "sampling (eager)" in said
+    assert "426 s in" in said and "full training (compiled)" in said and "sampling (eager)" in said
     assert bench.gpu_check_coverage({"summary": {"complete": True}}) == "it measured every row"
 
 
@@ -126,3 +126,32 @@ def test_cpu_bf16_table_and_verdict_are_the_records_rows(records):
     changes = [abs(by[(s, "bf16")]["val_strict_dice"] - by[(s, "none")]["val_strict_dice"]) for s in table.index]
     assert verdict["largest_change"] == pytest.approx(max(changes))
     assert verdict["within"] == (verdict["largest_change"] <= verdict["seed_spread"])
+
+
+def test_gpu_goals_are_the_best_rows_against_the_records_goals(records):
+    gpu, compiled = records["gpu_check"], records["gpu_sampling_compiled"]
+    goals = bench.gpu_goals(gpu, compiled)
+    full_mfu = [100 * r["mfu"] for r in gpu["train"] if r.get("variant") == "full" and r.get("mfu") is not None]
+    assert goals["MFU"]["best"] == pytest.approx(max(full_mfu))
+    assert goals["seconds per slice"]["best"] == min(r["s_per_slice"] for r in gpu["sampling"] + compiled["rows"])
+    assert goals["MFU"]["met"] == (max(full_mfu) >= 100 * gpu["summary"]["goals"]["mfu"])
+
+
+@pytest.mark.parametrize("met, said", [
+    ((True, True), "both goals are met"), ((False, False), "neither goal is met"),
+    ((True, False), "only the MFU goal is met"), ((False, True), "only the seconds per slice goal is met"),
+])
+def test_goals_verdict_says_which_goal_is_met(met, said):
+    goals = {"MFU": {"met": met[0]}, "seconds per slice": {"met": met[1]}}
+    assert bench.goals_verdict(goals) == said
+
+
+def test_bf16_verdict_follows_the_seed_spread():
+    def rows(change):
+        return {"rows": [{"seed": 0, "amp": "none", "val_dice": 0.70, "val_strict_dice": 0.60},
+                         {"seed": 1, "amp": "none", "val_dice": 0.72, "val_strict_dice": 0.66},
+                         {"seed": 0, "amp": "bf16", "val_dice": 0.70 + change, "val_strict_dice": 0.60},
+                         {"seed": 1, "amp": "bf16", "val_dice": 0.72, "val_strict_dice": 0.66}]}
+
+    assert bench.bf16_verdict(rows(0.01)).startswith("two short runs per precision show no change")
+    assert bench.bf16_verdict(rows(0.05)).startswith("in paper-protocol Dice the change exceeds")

@@ -118,13 +118,43 @@ def bf16_within_seed_spread(record: dict) -> dict:
     return out
 
 
+def bf16_verdict(record: dict) -> str:
+    """What the bf16 runs say, in words, from ``bf16_within_seed_spread``."""
+    names = {"val_dice": "paper-protocol", "val_strict_dice": "lesion-slice"}
+    beyond = [names[k] for k, v in bf16_within_seed_spread(record).items() if not v["within"]]
+    if not beyond:
+        return "two short runs per precision show no change beyond what a seed does, and cannot show a small one"
+    return (f"in {' and '.join(beyond)} Dice the change exceeds the difference between the two seeds, which two "
+            "seeds measure poorly: these runs neither clear bf16 nor condemn it, and the committed profiles keep fp32")
+
+
+def gpu_goals(check: dict, *sampling_records: dict) -> dict:
+    """Best full-model MFU (%) and fastest seconds per slice over the records, each against its goal."""
+    goals = check["summary"]["goals"]
+    mfu = gpu_train_table(check).xs("full", level="variant")["MFU (%)"].max()
+    per_slice = gpu_sampling_table(check, *sampling_records)["s per slice"].min()
+    return {"MFU": {"best": float(mfu), "goal": 100 * goals["mfu"], "met": bool(mfu >= 100 * goals["mfu"])},
+            "seconds per slice": {"best": float(per_slice), "goal": goals["s_per_slice"],
+                                  "met": bool(per_slice <= goals["s_per_slice"])}}
+
+
+def goals_verdict(goals: dict) -> str:
+    met = [name for name, g in goals.items() if g["met"]]
+    if len(met) == len(goals):
+        return "both goals are met" if len(goals) == 2 else "every goal is met"
+    if not met:
+        return "neither goal is met" if len(goals) == 2 else "no goal is met"
+    return f"only the {' and '.join(met)} goal{'s' * (len(met) > 1)} {'are' if len(met) > 1 else 'is'} met"
+
+
 def gpu_check_coverage(record: dict) -> str:
     """What a (possibly cut-short) GPU check measured: 'complete', or which rows it has."""
     if record["summary"].get("complete"):
         return "it measured every row"
     done = [f"{r['variant']} training ({'compiled' if r['compile'] else 'eager'})" for r in record["train"]]
     done += [f"sampling ({'eager' if r['compile'] == 'none' else 'compiled, ' + r['compile']})" for r in record["sampling"]]
-    return f"its time bound stopped it after {round(record['summary']['seconds'])} s, having measured " + ", ".join(done)
+    return (f"its time bound stopped it; its last record, written {round(record['summary']['seconds'])} s in, holds "
+            + ", ".join(done))
 
 
 def cpu_allocator_table(record: dict) -> pd.DataFrame:

@@ -46,6 +46,14 @@ def test_cpu_train_table_cells_are_the_records_rows(records):
         assert cell["speed-up vs 1 thread"].item() == row["speedup_vs_1_thread"]
 
 
+def test_option_speedup_is_the_records_row(records):
+    rec = records["cpu_train"]
+    for row in rec["rows"]:
+        assert bench.option_speedup(rec, row["size"], row["option"]) == row["speedup_vs_1_thread"]
+    with pytest.raises(IchsegError, match="no single row for option 'turbo'"):
+        bench.option_speedup(rec, "cpu", "turbo")
+
+
 def test_cpu_allocator_table_cells_are_the_records_rows(records):
     rec = records["cpu_allocator"]
     table = bench.cpu_allocator_table(rec)

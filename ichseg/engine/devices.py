@@ -64,6 +64,7 @@ def resolve_device(name: str, field: str = "train.device") -> torch.device:
     return device
 
 
+@functools.cache  # asked at every sampling step; the processor does not change
 def cpu_has_bf16() -> bool:
     """Whether oneDNN runs bf16 convolutions and matrix products natively on this CPU (AVX-512 with
     BF16, or AMX). Elsewhere CPU autocast emulates them and is several times slower than fp32."""

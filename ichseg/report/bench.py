@@ -80,6 +80,14 @@ def cpu_train_table(record: dict) -> pd.DataFrame:
                          "images_per_s_per_core": "images/s per core"})
 
 
+def option_speedup(record: dict, size: str, option: str) -> float:
+    """One CPU option's speed-up over one fp32 thread at one size (``smoke``, ``cpu``)."""
+    rows = [r for r in record["rows"] if r["size"] == size and r["option"] == option]
+    if len(rows) != 1:
+        raise BenchRecordError(f"cpu_train record: no single row for option {option!r} at size {size!r}")
+    return float(rows[0]["speedup_vs_1_thread"])
+
+
 ADOPT_AT = 1.3  # a CPU option is worth turning on when it gains at least this much over one fp32 thread
 
 

@@ -134,6 +134,32 @@ def test_ema_warmup_weight_on_the_initial_parameters(rate):
     assert resumed.decay == ema.decay == ema_decay(rate, n)
 
 
+def test_ema_averages_batchnorm_statistics_with_the_weights():
+    """BatchNorm's running mean/variance follow the averaged weights (same decay); its batch counter
+    is copied. Copied statistics would describe the live weights, not the averaged ones."""
+    from ichseg.engine.ema import EMA, ema_decay
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2)).double()
+    ema = EMA(net, 0.9)
+    mean0 = ema.model[1].running_mean.clone()
+    with torch.no_grad():
+        net[1].running_mean.fill_(4.0)
+        net[1].num_batches_tracked.fill_(7)
+    n = 30
+    for _ in range(n):
+        ema.update(net)
+    w = float(np.prod([ema_decay(0.9, k) for k in range(n)]))
+    torch.testing.assert_close(ema.model[1].running_mean, w * mean0 + (1 - w) * 4.0, rtol=0, atol=1e-12)
+    assert int(ema.model[1].num_batches_tracked) == 7
+    before = ema.model[1].running_mean.clone()
+    with torch.no_grad():
+        net[1].running_mean.fill_(10.0)  # the live statistics jump: the averaged ones move by 1 - d
+    d = ema.decay
+    ema.update(net)
+    torch.testing.assert_close(ema.model[1].running_mean, d * before + (1 - d) * 10.0, rtol=0, atol=1e-12)
+    assert 9.0 > float(ema.model[1].running_mean[0]) > 5.0
+
+
 def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
     profile, ref = reference_run
     out = workdir / "killed"

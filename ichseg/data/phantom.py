@@ -45,9 +45,13 @@ from .atlas import ORIGIN_MM, _block_mean, load_atlas
 from .layouts import SUBTYPES
 from .volumes import write_nifti
 
+#: bumped whenever the same seed would draw other volumes or labels (names the generated raw folders)
+GENERATOR_VERSION = 2
 #: label codes as BHSD's dataset.json
 SUBTYPE_CODE = {"epidural": 1, "intraparenchymal": 2, "intraventricular": 3, "subarachnoid": 4, "subdural": 5}
 BLOOD_HU = (50.0, 90.0)  # acute blood
+#: a noise-free slab reading above this holds bone: no mixture of blood with brain or CSF reaches it
+VISIBLE_BLOOD_MAX_HU = 180.0
 AIR_HU = -1000.0
 F32 = np.float32
 
@@ -469,6 +473,9 @@ def make_volume(rng: np.random.Generator, domain: Domain, in_plane: int = 512, n
 
     img = vol.reshape(m, m, nz, sub).mean(axis=3, dtype=F32)
     del vol
+    # an annotator outlines blood where it shows: a slab whose mean reads above any blood (bone in its
+    # partial volume, at the skull base) shows bone, so it is not labelled even when half of it is blood
+    visible = _up(img, up) <= F32(VISIBLE_BLOOD_MAX_HU)
     labels = np.zeros((n, n, nz), np.uint8)
     best = np.zeros((n, n, nz), F32)
     info = []
@@ -484,6 +491,7 @@ def make_volume(rng: np.random.Generator, domain: Domain, in_plane: int = 512, n
             fr[inside] = ndimage.map_coordinates(les.frac, pts, order=1, mode="nearest", prefilter=False)
         fr = slab(fr)
         code = SUBTYPE_CODE[les.subtype]
+        fr = np.where(visible, fr, F32(0.0))
         take = (fr >= 0.5) & (fr > best)
         labels[take] = code
         best = np.maximum(best, fr)

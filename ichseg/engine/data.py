@@ -40,13 +40,18 @@ def raw_folder(cfg: Mapping[str, Any], dataset: str, data_root: Path) -> Path:
             write_realct(out, draws=draws, seed=seed)
             (out / ".complete").touch()
         return out
-    from ..data.phantom import write_phantom
+    from ..data.phantom import GENERATOR_VERSION, write_phantom
 
     ph = dict(data.get("phantom") or {})
-    cases = int(ph.pop("cases", 16))
+    cases = ph.pop("cases", 16)  # a count, or one per dataset ({instance2022: 200, bhsd: 100, ...})
+    if isinstance(cases, Mapping):
+        if dataset not in cases:
+            raise IchsegError(f"data.phantom.cases names no count for {dataset} (it names {', '.join(map(str, cases))})")
+        cases = cases[dataset]
+    cases = int(cases)
     seed = int(ph.pop("seed", 0)) + PHANTOM_SEED_OFFSET.get(dataset, 3000)
     # the folder name says which generator and options made it (an older phantom folder is not reused)
-    opts = hashlib.sha256(json.dumps(ph, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    opts = hashlib.sha256(json.dumps({**ph, "generator": GENERATOR_VERSION}, sort_keys=True, default=str).encode()).hexdigest()[:8]
     out = data_root / "raw" / f"atlas-{dataset}-n{cases}-s{seed}-{opts}"
     if not (out / ".complete").exists():
         write_phantom(out, layout=dataset, cases=cases, seed=seed, **ph)

@@ -322,6 +322,21 @@ def test_contrast_table_splits_lesion_slice_dice_by_how_far_the_lesion_stands_ou
     assert report.contrast_table(slices, "cpu", "bhsd").empty  # no lesion slice of that set
 
 
+def test_patient_table_scores_each_test_patients_lesion_slices():
+    """Per patient with lesion slices (lesion-free slices left out), per seed the mean over that
+    patient's lesion slices, then mean over seeds; patients ordered by id, counted once."""
+    rows = []
+    for seed in (0, 1):
+        for patient, positive, dice in (("7", 1, 0.9), ("7", 1, 0.7), ("12", 1, 0.1), ("12", 0, 1.0), ("3", 0, 1.0)):
+            rows.append({"method": "full", "seed": seed, "dataset": "instance2022", "patient": patient,
+                         "positive": positive, "strict_dice": dice + 0.02 * seed})
+    t = report.patient_table(pd.DataFrame(rows), "cpu")
+    assert [c[1] for c in t.columns] == ["patient 7 (2 slices)", "patient 12 (1 slices)", "all (3 slices)"]
+    full = t.loc[report.method_title("full")].tolist()
+    assert full[0].startswith("81.0 ±") and full[1].startswith("11.0 ±") and full[2].startswith("57.7 ±")
+    assert report.patient_table(pd.DataFrame(rows), "cpu", "bhsd").empty
+
+
 def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_shows(tmp_path, capsys):
     """``ichseg report compact``: float16 figure maps and six-digit slice tables; every table of the
     report is unchanged to its printed precision, Fig. 3 still draws, a second run changes nothing."""

@@ -32,8 +32,8 @@ from .figures import convergence_figure, qualitative_figure, read_sampling_bench
 from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, method_title, paper_numbers
 from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
-from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, headline, headline_numbers, ours_label, protocol_table, strict_table, table1,
-                     table2, timings_table)
+from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, headline, headline_numbers, ours_label, patient_table,
+                     protocol_table, strict_table, table1, table2, timings_table)
 
 __all__ = [
     "ALL_EMPTY_COLUMN",
@@ -50,6 +50,7 @@ __all__ = [
     "ci_band",
     "comparison_claims",
     "contrast_table",
+    "patient_table",
     "convergence_claim",
     "convergence_table",
     "convergence_figure",

@@ -212,20 +212,42 @@ def contrast_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2
     edges = [-math.inf, *bands, math.inf]
     names = [f"< {bands[0]:.0f} HU"] + [f"{a:.0f}-{b:.0f} HU" for a, b in zip(bands, bands[1:])] + [f"≥ {bands[-1]:.0f} HU"]
     band = pd.cut(t["lesion_contrast_hu"], edges, right=False, labels=names)
+    return _split_scores(t, band, names, score, profile, dataset, "by lesion contrast")
+
+
+def patient_table(slices: pd.DataFrame, profile: str, dataset: str = "instance2022", score: str = "strict_dice") -> pd.DataFrame:
+    """Where the lesion-slice Dice is lost: each method's ``score`` on the lesion slices of each test
+    patient of ``dataset`` (per seed the mean over the patient's lesion slices, then mean ± CI over
+    seeds); a column per patient with lesions, its header the patient and its lesion-slice count.
+    A few patients every method misses move a small test split's mean more than any method does."""
+    t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
+    t = t[t["positive"] == 1] if "positive" in t else t.iloc[0:0]
+    if t.empty:
+        return pd.DataFrame()
+    patient = t["patient"].astype(str)
+    names = sorted(patient.unique(), key=lambda p: (len(p), p))
+    group = pd.Series(pd.Categorical(patient, categories=names), index=t.index)
+    return _split_scores(t, group, names, score, profile, dataset, "by test patient", prefix="patient ")
+
+
+def _split_scores(t: pd.DataFrame, group: pd.Series, names: list[str], score: str, profile: str, dataset: str,
+                  what: str, prefix: str = "") -> pd.DataFrame:
+    """Rows: methods; columns: the groups ``names`` of ``group`` (one label per slice of ``t``) and all
+    slices; cells: per seed the mean ``score`` over the group's slices, then mean ± CI over seeds."""
     first = t.iloc[0]  # every run is scored on the same slices: count them in one
     one_run = t[(t["method"] == first["method"]) & (t["seed"] == first["seed"])]
-    counts = band[one_run.index].value_counts()
+    counts = group[one_run.index].value_counts()
     ours = ours_label(int(t["seed"].nunique()), profile)
     rows, index = [], []
     for method in _ordered(t["method"], METHOD_ORDER):
         sel = t["method"] == method
-        per_seed = t[sel].groupby([t.loc[sel, "seed"], band[sel]], observed=False)[score].mean().unstack()
+        per_seed = t[sel].groupby([t.loc[sel, "seed"], group[sel]], observed=False)[score].mean().unstack()
         overall = t[sel].groupby("seed")[score].mean()
         rows.append([summarise(per_seed[n], scale=100, digits=1, missing="n/a", failed="n/a") for n in names]
                     + [summarise(overall, scale=100, digits=1)])
         index.append(method_title(method))
-    head = f"{ours}: {CONTRAST_SCORES[score]} by lesion contrast"
-    cols = pd.MultiIndex.from_tuples([(head, f"{n} ({int(counts[n])} slices)") for n in names]
+    head = f"{ours}: {CONTRAST_SCORES[score]} {what}"
+    cols = pd.MultiIndex.from_tuples([(head, f"{prefix}{n} ({int(counts.get(n, 0))} slices)") for n in names]
                                      + [(head, f"all ({len(one_run)} slices)")])
     return pd.DataFrame(rows, index=pd.Index(index, name=f"{dataset_title(dataset)}: method"), columns=cols)
 

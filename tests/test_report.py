@@ -337,6 +337,30 @@ def test_patient_table_scores_each_test_patients_lesion_slices():
     assert report.patient_table(pd.DataFrame(rows), "cpu", "bhsd").empty
 
 
+def test_run_set_description_reads_the_runs_own_config_not_the_profile_file(tmp_path):
+    """Committed results are described as they were made (their config.yaml and run list); without
+    results, the profile as it is now."""
+    import yaml
+
+    from ichseg.engine.config import resolve_run_config
+    from ichseg.report.collect import Study, run_set_description
+
+    cfg = resolve_run_config("smoke", "full")
+    cfg["data"]["phantom"]["cases"] = 7
+    cfg["train"]["iterations"] = 1234
+    runs = []
+    for method, seed in (("full", 0), ("full", 1), ("unet", 0)):
+        run_dir = tmp_path / "runs" / f"{method}-s{seed}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+        runs.append({"method": method, "run_dir": run_dir})
+    text = run_set_description("smoke", Study(tmp_path, {"profile": "smoke"}, runs))
+    assert "7 synthetic patients per dataset" in text and "1,234 iterations" in text
+    assert "Seeds: 2 for full; 1 for unet." in text
+    now = run_set_description("smoke", None)
+    assert f"{resolve_run_config('smoke', 'full')['train']['iterations']:,} iterations" in now and "7 synthetic" not in now
+
+
 def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_shows(tmp_path, capsys):
     """``ichseg report compact``: float16 figure maps and six-digit slice tables; every table of the
     report is unchanged to its printed precision, Fig. 3 still draws, a second run changes nothing."""

@@ -64,6 +64,41 @@ class Study:
         return list(self.manifest["datasets"])
 
 
+def run_set_description(profile: str, study: Study | None) -> str:
+    """One Markdown line saying what a profile's committed runs are: cohort, resolution, iterations,
+    validation, evaluation sampler, seeds per method. Read from the runs' own recorded
+    ``config.yaml`` (the first full-model run, else the first run) and run list, so it describes the
+    results as they were made even after the profile file has changed; without results, from the
+    profile as it is now."""
+    from ..engine.config import resolve_run_config
+    from ..study.profiles import study_settings
+
+    cfg, seeds = None, None
+    if study is not None and study.runs:
+        first = next((r for r in study.runs if r["method"] == "full"), study.runs[0])
+        path = Path(first["run_dir"]) / "config.yaml"
+        if path.is_file():
+            import yaml
+
+            cfg = yaml.safe_load(path.read_text())
+        seeds = pd.Series([r["method"] for r in study.runs]).value_counts(sort=False).to_dict()
+    if cfg is None:
+        cfg = resolve_run_config(profile, "full")
+    if seeds is None:
+        settings = study_settings(profile)
+        seeds = {m: len(settings["method_seeds"].get(m, settings["seeds"])) for m in settings["methods"]}
+    cases = cfg["data"]["phantom"]["cases"]
+    cases = (", ".join(f"{n} {d}" for d, n in cases.items()) + " synthetic patients" if isinstance(cases, dict)
+             else f"{cases} synthetic patients per dataset")
+    t, e = cfg["train"], cfg["evaluate"]
+    counts = sorted(set(seeds.values()), reverse=True)
+    seed_text = "; ".join(f"{n} for " + ", ".join(m for m, k in seeds.items() if k == n) for n in counts)
+    return (f"**Profile `{profile}`**: {cases}, prepared at {cfg['data']['prep']['size']}² pixels; "
+            f"{t['iterations']:,} iterations of batch {t['batch_size']} per diffusion run (amp: {t.get('amp', 'none')}), "
+            f"validated every {t['eval_every']} on {t['val_slices']} slices; evaluation with {e['sampler']} at "
+            f"{e['steps']} steps and {e['ensemble']} samples per slice. Seeds: {seed_text}.")
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

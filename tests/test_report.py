@@ -359,6 +359,7 @@ def test_run_set_description_reads_the_runs_own_config_not_the_profile_file(tmp_
     assert "Seeds: 2 for full; 1 for unet." in text
     now = run_set_description("smoke", None)
     assert f"{resolve_run_config('smoke', 'full')['train']['iterations']:,} iterations" in now and "7 synthetic" not in now
+    assert "Seeds" not in now  # no run says how many
 
 
 def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_shows(tmp_path, capsys):

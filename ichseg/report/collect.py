@@ -68,12 +68,11 @@ def run_set_description(profile: str, study: Study | None) -> str:
     """One Markdown line saying what a profile's committed runs are: cohort, resolution, iterations,
     validation, evaluation sampler, seeds per method. Read from the runs' own recorded
     ``config.yaml`` (the first full-model run, else the first run) and run list, so it describes the
-    results as they were made even after the profile file has changed; without results, from the
-    profile as it is now."""
+    results as they were made even after the profile file has changed; without results, the
+    profile's full-model config as it is now (no seeds: no run says how many)."""
     from ..engine.config import resolve_run_config
-    from ..study.profiles import study_settings
 
-    cfg, seeds = None, None
+    cfg, seeds = None, {}
     if study is not None and study.runs:
         first = next((r for r in study.runs if r["method"] == "full"), study.runs[0])
         path = Path(first["run_dir"]) / "config.yaml"
@@ -84,9 +83,6 @@ def run_set_description(profile: str, study: Study | None) -> str:
         seeds = pd.Series([r["method"] for r in study.runs]).value_counts(sort=False).to_dict()
     if cfg is None:
         cfg = resolve_run_config(profile, "full")
-    if seeds is None:
-        settings = study_settings(profile)
-        seeds = {m: len(settings["method_seeds"].get(m, settings["seeds"])) for m in settings["methods"]}
     cases = cfg["data"]["phantom"]["cases"]
     cases = (", ".join(f"{n} {d}" for d, n in cases.items()) + " synthetic patients" if isinstance(cases, dict)
              else f"{cases} synthetic patients per dataset")
@@ -96,7 +92,7 @@ def run_set_description(profile: str, study: Study | None) -> str:
     return (f"**Profile `{profile}`**: {cases}, prepared at {cfg['data']['prep']['size']}² pixels; "
             f"{t['iterations']:,} iterations of batch {t['batch_size']} per diffusion run (amp: {t.get('amp', 'none')}), "
             f"validated every {t['eval_every']} on {t['val_slices']} slices; evaluation with {e['sampler']} at "
-            f"{e['steps']} steps and {e['ensemble']} samples per slice. Seeds: {seed_text}.")
+            f"{e['steps']} steps and {e['ensemble']} samples per slice." + (f" Seeds: {seed_text}." if seeds else ""))
 
 
 def _read_json(path: Path) -> dict:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ichseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from ichseg.engine.config import available_profiles, load_profile, profile_notes, resolve_run_config, run_config_hash
+from ichseg.engine.config import available_profiles, load_profile, resolve_run_config, run_config_hash
 from ichseg.errors import IchsegError
 
 
@@ -18,15 +18,6 @@ def test_three_profiles_ship_with_the_package():
     # paper §4.2: batch 32, 115k iterations, lr 1e-4, 256² slices
     assert paper["train"]["batch_size"] == 32 and paper["train"]["iterations"] == 115_000
     assert paper["train"]["lr"] == pytest.approx(1e-4) and paper["model"]["image_size"] == 256
-
-
-def test_profile_notes_are_the_opening_comments_without_marks():
-    notes = profile_notes("cpu")
-    assert notes.startswith("cpu: the evidence profile.")
-    assert "Sizing" in notes and "description:" not in notes  # stops at the first key
-    assert not any(line.startswith("#") for line in notes.splitlines())
-    with pytest.raises(IchsegError, match="unknown name 'nope'"):
-        profile_notes("nope")
 
 
 def test_profile_variant_and_overrides_determine_the_run():

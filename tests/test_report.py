@@ -337,6 +337,18 @@ def test_patient_table_scores_each_test_patients_lesion_slices():
     assert report.patient_table(pd.DataFrame(rows), "cpu", "bhsd").empty
 
 
+def test_profile_notes_are_the_opening_comments_without_marks():
+    from ichseg.errors import IchsegError
+    from ichseg.report.collect import profile_notes
+
+    notes = profile_notes("cpu")
+    assert notes.startswith("cpu: the evidence profile.")
+    assert "Sizing" in notes and "description:" not in notes  # stops at the first key
+    assert not any(line.startswith("#") for line in notes.splitlines())
+    with pytest.raises(IchsegError, match="unknown name 'nope'"):
+        profile_notes("nope")
+
+
 def test_run_set_description_reads_the_runs_own_config_not_the_profile_file(tmp_path):
     """Committed results are described as they were made (their config.yaml and run list); without
     results, the profile as it is now."""

@@ -288,20 +288,6 @@ def available_profiles() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("ichseg.profiles").iterdir() if p.name.endswith(".yaml"))
 
 
-def profile_notes(name: str) -> str:
-    """The comment block that opens a named profile's YAML file, without the ``#`` marks: where a
-    profile records why it is sized as it is (the measurements behind its choices)."""
-    res = resources.files("ichseg.profiles") / f"{name}.yaml"
-    if not res.is_file():
-        raise IchsegError(f"profile: unknown name {name!r}; known: {', '.join(available_profiles())}")
-    lines = []
-    for line in res.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line[2:] if line.startswith("# ") else line[1:])
-    return "\n".join(lines)
-
-
 def load_profile(name_or_path: str | Path) -> dict:
     """A profile by name (``smoke``, ``gpu``, ``paper``) or by path to a YAML file."""
     path = Path(name_or_path)

@@ -64,6 +64,24 @@ class Study:
         return list(self.manifest["datasets"])
 
 
+def profile_notes(name: str) -> str:
+    """The comment block that opens a named profile's YAML file, without the ``#`` marks: where a
+    profile records why it is sized as it is (the measurements behind its choices)."""
+    from importlib import resources
+
+    from ..engine.config import available_profiles
+
+    res = resources.files("ichseg.profiles") / f"{name}.yaml"
+    if not res.is_file():
+        raise IchsegError(f"profile: unknown name {name!r}; known: {', '.join(available_profiles())}")
+    lines = []
+    for line in res.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    return "\n".join(lines)
+
+
 def run_set_description(profile: str, study: Study | None) -> str:
     """One Markdown line saying what a profile's committed runs are: cohort, resolution, iterations,
     validation, evaluation sampler, seeds per method. Read from the runs' own recorded

@@ -221,9 +221,9 @@ def patient_table(slices: pd.DataFrame, profile: str, dataset: str = "instance20
     seeds); a column per patient with lesions, its header the patient and its lesion-slice count.
     A few patients every method misses move a small test split's mean more than any method does."""
     t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
-    t = t[t["positive"] == 1] if "positive" in t else t.iloc[0:0]
-    if t.empty:
+    if "positive" not in t or not (t["positive"] == 1).any():
         return pd.DataFrame()
+    t = t[t["positive"] == 1]
     patient = t["patient"].astype(str)
     names = sorted(patient.unique(), key=lambda p: (len(p), p))
     group = pd.Series(pd.Categorical(patient, categories=names), index=t.index)

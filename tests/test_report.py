@@ -361,14 +361,18 @@ def test_run_set_description_reads_the_runs_own_config_not_the_profile_file(tmp_
     cfg["data"]["phantom"]["cases"] = 7
     cfg["train"]["iterations"] = 1234
     runs = []
-    for method, seed in (("full", 0), ("full", 1), ("unet", 0)):
+    for method, seed in (("full", 0), ("full", 1), ("medsegdiffv2", 0), ("cross_attention", 0), ("unet", 0)):
         run_dir = tmp_path / "runs" / f"{method}-s{seed}"
         run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+        own = resolve_run_config("smoke", "unet") if method == "unet" else cfg
+        if method == "full":  # trained longer than the other variants: named beside the usual budget
+            own = {**cfg, "train": {**cfg["train"], "iterations": 2468}}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(own))
         runs.append({"method": method, "run_dir": run_dir})
     text = run_set_description("smoke", Study(tmp_path, {"profile": "smoke"}, runs))
-    assert "7 synthetic patients per dataset" in text and "1,234 iterations" in text
-    assert "Seeds: 2 for full; 1 for unet." in text
+    assert "7 synthetic patients per dataset" in text
+    assert "1,234 iterations of batch 4 per diffusion run; 2,468 for full (amp" in text, text
+    assert "Seeds: 2 for full; 1 for medsegdiffv2, cross_attention, unet." in text
     now = run_set_description("smoke", None)
     assert f"{resolve_run_config('smoke', 'full')['train']['iterations']:,} iterations" in now and "7 synthetic" not in now
     assert "Seeds" not in now  # no run says how many

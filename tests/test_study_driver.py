@@ -172,6 +172,21 @@ def test_method_seeds_of_a_profile_and_seeds_override():
     assert one.seeds_of == {"medsegdiffv2": [4], "unet": [4]}
 
 
+def test_method_overrides_of_a_profile_reach_only_their_methods():
+    """The cpu profile trains the two ResNet18-branch variants for 3,000 iterations and the others
+    for the profile's 1,500; a ``--set METHOD:`` override comes after the profile's and wins."""
+    study = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "resnet18", "full", "unet"]), log=lambda m: None)
+    iterations = {m: study.configs[(m, 0)]["train"]["iterations"] for m in study.methods}
+    assert iterations == {"medsegdiffv2": 1500, "resnet18": 3000, "full": 3000, "unet": 2400}
+    trains = {s.id: s.parameters["overrides"] for s in study.stages if s.kind == "train"}
+    assert trains["train-full-s2"] == ["train.iterations=3000"] and trains["train-medsegdiffv2-s0"] == []
+    mine = Study(StudySpec(profile="cpu", methods=["full"], overrides={"full": ["train.iterations=40"]}), log=lambda m: None)
+    assert mine.configs[("full", 1)]["train"]["iterations"] == 40
+    from ichseg.study import profiles
+
+    assert profiles.study_settings("smoke")["method_overrides"] == {}
+
+
 def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     """Stamp status 'running' with the same stamp -> resume (folder kept); another stamp -> wipe;
     no record at all (e.g. trained beforehand with torchrun) -> kept. No kernel: execute is faked."""

@@ -90,14 +90,18 @@ def run_set_description(profile: str, study: Study | None) -> str:
     profile's full-model config as it is now (no seeds: no run says how many)."""
     from ..engine.config import resolve_run_config
 
-    cfg, seeds = None, {}
+    cfg, seeds, budgets = None, {}, {}
     if study is not None and study.runs:
-        first = next((r for r in study.runs if r["method"] == "full"), study.runs[0])
-        path = Path(first["run_dir"]) / "config.yaml"
-        if path.is_file():
-            import yaml
+        import yaml
 
-            cfg = yaml.safe_load(path.read_text())
+        configs = {}
+        for run in study.runs:
+            path = Path(run["run_dir"]) / "config.yaml"
+            if path.is_file():
+                configs.setdefault(run["method"], yaml.safe_load(path.read_text()))
+        cfg = configs.get("full") or next(iter(configs.values()), None)
+        # iterations per diffusion method (a profile may give some more: trained until flat)
+        budgets = {m: c["train"]["iterations"] for m, c in configs.items() if "diffusion" in c}
         seeds = pd.Series([r["method"] for r in study.runs]).value_counts(sort=False).to_dict()
     if cfg is None:
         cfg = resolve_run_config(profile, "full")
@@ -107,8 +111,15 @@ def run_set_description(profile: str, study: Study | None) -> str:
     t, e = cfg["train"], cfg["evaluate"]
     counts = sorted(set(seeds.values()), reverse=True)
     seed_text = "; ".join(f"{n} for " + ", ".join(m for m, k in seeds.items() if k == n) for n in counts)
+    usual = pd.Series(list(budgets.values())).mode().max() if budgets else t["iterations"]
+    others = {}
+    for m, n in budgets.items():
+        if n != usual:
+            others.setdefault(n, []).append(m)
+    other_text = "".join(f"; {n:,} for " + ", ".join(ms) for n, ms in sorted(others.items()))
     return (f"**Profile `{profile}`**: {cases}, prepared at {cfg['data']['prep']['size']}² pixels; "
-            f"{t['iterations']:,} iterations of batch {t['batch_size']} per diffusion run (amp: {t.get('amp', 'none')}), "
+            f"{usual:,} iterations of batch {t['batch_size']} per diffusion run{other_text} "
+            f"(amp: {t.get('amp', 'none')}), "
             f"validated every {t['eval_every']} on {t['val_slices']} slices; evaluation with {e['sampler']} at "
             f"{e['steps']} steps and {e['ensemble']} samples per slice." + (f" Seeds: {seed_text}." if seeds else ""))
 

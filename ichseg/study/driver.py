@@ -237,7 +237,8 @@ class Study:
         if unknown:
             raise ConfigError(f"--set: method(s) {', '.join(sorted(unknown))} are not in this study ({', '.join(self.methods)})")
         self.global_overrides = list(settings["overrides"]) + spec.overrides.get("*", [])
-        self.overrides = {m: self.global_overrides + spec.overrides.get(m, []) for m in self.methods}
+        self.overrides = {m: self.global_overrides + settings["method_overrides"].get(m, []) + spec.overrides.get(m, [])
+                          for m in self.methods}
         self.results_dir = (Path(spec.results_root) if spec.results_root else self.root / "results").resolve() / self.profile
         self.data_root = (Path(spec.data_root) if spec.data_root else self.root / "data").resolve()
         self.notebooks = {k: (self.root / v) for k, v in NOTEBOOKS.items()}

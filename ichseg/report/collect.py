@@ -85,8 +85,8 @@ def profile_notes(name: str) -> str:
 def run_set_description(profile: str, study: Study | None) -> str:
     """One Markdown line saying what a profile's committed runs are: cohort, resolution, iterations,
     validation, evaluation sampler, seeds per method. Read from the runs' own recorded
-    ``config.yaml`` (the first full-model run, else the first run; iterations from every diffusion
-    method's, the usual budget and the methods trained longer or shorter) and run list, so it describes the
+    ``config.yaml`` (the first full-model run, else the first run; the iteration budget from every
+    diffusion method's, naming those trained longer or shorter) and run list, so it describes the
     results as they were made even after the profile file has changed; without results, the
     profile's full-model config as it is now (no seeds: no run says how many)."""
     from ..engine.config import resolve_run_config

@@ -22,11 +22,11 @@ STUDY_PROFILES: dict[str, dict] = {
     # the paper's recipe; the paper reports single runs
     "paper": {"methods": list(METHODS), "seeds": [0], "overrides": []},
     # the 2-core CPU evidence profile: three seeds for the two models both tables compare (the
-    # MedSegDiff-v2 baseline and the full model), one for the others (the budget's limit). The two variants
-    # with the ResNet18 branch, which trains from scratch here (no ImageNet weights offline), get
-    # twice the iterations: at 1,500 their validation lesion-slice Dice was still rising while every
-    # other variant's was flat from ~750 (measured; the profile's comments) — each method is
-    # trained until its curve flattens; Fig. 1 plots each curve over its own iterations
+    # MedSegDiff-v2 baseline and the full model), one for the others (the budget's limit). The two
+    # variants with the ResNet18 branch, which trains from scratch here (no ImageNet weights
+    # offline), get twice the iterations: at 1,500 their validation lesion-slice Dice was still
+    # rising while every other variant's was flat from ~750 (measured; the profile's comments).
+    # Each method is trained until its curve flattens; Fig. 1 plots each over its own iterations.
     "cpu": {"methods": list(METHODS), "seeds": [0], "overrides": [],
             "method_seeds": {"medsegdiffv2": [0, 1, 2], "full": [0, 1, 2]},
             "method_overrides": {"resnet18": ["train.iterations=3000"], "full": ["train.iterations=3000"]}},

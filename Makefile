@@ -19,10 +19,27 @@ EXTRAS := book nnunet realct dev
 # every wheel of every platform to hash it). It lives in its own venv: regenerating the lock must not
 # depend on the lock. The lock's versions stay unless LOCK_FLAGS=--upgrade (or --upgrade-package NAME).
 LOCK_TOOLS := $(VENV)/lock-tools
-UV         := uv==0.13.9
 LOCK_FLAGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# the installer itself, pinned with every hash of its release (`make lock` writes it)
+BOOTSTRAP := requirements/bootstrap.txt
+UV_VERSION := 0.13.9
+UV_CACHE_DIR ?= $(HOME)/.cache/uv
+export UV_CACHE_DIR
+# uv reads no pip configuration: hand it the package sources pip is configured with on this machine
+# (extra indexes and find-links holding local copies of PyPI files); with none, uv uses PyPI alone.
+# Every file is still checked against the lock's hashes, whichever source serves it.
+PIP_SOURCES = $(foreach u,$(shell $(PYTHON) -m pip config get global.extra-index-url 2>/dev/null),--extra-index-url $(u)) \
+              $(foreach u,$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),--find-links $(u))
+INSTALL_SOURCES ?= $(PIP_SOURCES)
+# what is installed after the lock, resolving nothing (tests of the install step set it empty)
+PROJECT_INSTALL ?= -e .
 export PATH := $(abspath $(BIN)):$(PATH)
+# Python writes each module's byte code the first time it is imported, into one cache inside the venv
+# (not beside the sources): compiling all of torch up front cost ~30 s of every fresh set-up, and where
+# PYTHONDONTWRITEBYTECODE is set every notebook kernel would compile every import again.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export MPLBACKEND := Agg
 
 JB_FLAGS := -W -n --keep-going
@@ -35,22 +52,29 @@ TOC_REQUIRE ?= --require $(STUDY_PROFILE)
 
 venv: $(STAMP)
 
-# Installs exactly the lock (every hash checked), then ichseg itself without resolving anything;
-# re-installs when the lock or pyproject.toml changes. pip takes torch/torchvision from local disk here.
-# --no-compile, then compileall on every core: pip byte-compiles the installed modules (torch's
-# thousands) one at a time, about 36 s of a fresh clone's `make book`; compileall -j 0 does it in
-# about 20 s on two cores. The .pyc files must exist: where PYTHONDONTWRITEBYTECODE is set, Python
-# would otherwise compile every imported module again in every notebook kernel. compileall's status
-# is ignored, as pip ignores it: some wheels ship files that are not Python 3 (templates, fixtures).
-$(STAMP): pyproject.toml $(LOCK)
+# Installs exactly the lock and resolves nothing, so no upstream release can change or break it:
+# - pip only bootstraps the installer: one exact pin, every hash of its release, --no-deps.
+# - `uv pip sync --require-hashes` installs the lock's files as they are (no resolver: pip in
+#   --require-hashes mode still resolves each package's dependencies and extras, and refuses the
+#   lock as soon as a newer release of one of them is published), removes anything not in it, and
+#   unpacks in parallel (~30 s for the whole lock on 2 cores, where pip took ~85 s).
+# - --index-strategy unsafe-best-match: a file may come from any configured source; the hashes, not
+#   the source, decide what is accepted, which is what the "unsafe" guards against.
+# Re-installs when the lock, the bootstrap pin or pyproject.toml changes.
+$(STAMP): pyproject.toml $(LOCK) $(BOOTSTRAP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --no-compile --require-hashes -r $(LOCK)
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
-	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/uv --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || \
+	  $(PIP) install --quiet --no-deps --require-hashes --no-compile -r $(BOOTSTRAP)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --index-strategy unsafe-best-match \
+	  $(INSTALL_SOURCES) $(LOCK)
+	$(if $(strip $(PROJECT_INSTALL)),$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation $(PROJECT_INSTALL))
 	touch $@
 
 lock:
-	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet '$(UV)'; }
+	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+	  $(LOCK_TOOLS)/bin/pip install --quiet --no-deps --require-hashes -r $(BOOTSTRAP); }
+	echo 'uv==$(UV_VERSION)' | $(LOCK_TOOLS)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' --output-file $(BOOTSTRAP) -
 	$(LOCK_TOOLS)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --custom-compile-command 'make lock' $(addprefix --extra ,$(EXTRAS)) $(LOCK_FLAGS) --output-file $(LOCK) pyproject.toml
 	$(LOCK_TOOLS)/bin/python requirements/environment.py --extras $(EXTRAS) --out environment.yml

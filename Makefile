@@ -63,7 +63,7 @@ venv: $(STAMP)
 # Re-installs when the lock, the bootstrap pin or pyproject.toml changes.
 $(STAMP): pyproject.toml $(LOCK) $(BOOTSTRAP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/uv --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || \
+	$(BIN)/uv --version 2>/dev/null | grep -qE '^uv $(subst .,\.,$(UV_VERSION))( |$$)' || \
 	  $(PIP) install --quiet --no-deps --require-hashes --no-compile -r $(BOOTSTRAP)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --index-strategy unsafe-best-match \
 	  $(INSTALL_SOURCES) $(LOCK)

@@ -1,0 +1,67 @@
+"""What a new user waits for: ``make venv`` and ``make book`` on a fresh clone of a commit.
+
+Clones the commit into a temporary folder (no .venv, no results/smoke, no byte code), runs
+``make venv`` with an empty installer cache (as on a fresh machine: every file is fetched and
+unpacked again), then ``make book`` (the smoke study and the book), and times each command.
+
+    python3 bench/fresh_clone.py [--commit HEAD] [--skip-book]
+
+Prints the seconds and writes bench/out/fresh_clone.json (copy it to bench/measured/ to keep it).
+Run it on an otherwise idle machine: the numbers are wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    started = time.monotonic()
+    done = subprocess.run(cmd, cwd=cwd, env=env)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd} (exit {done.returncode})")
+    return time.monotonic() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commit", default="HEAD")
+    ap.add_argument("--skip-book", action="store_true", help="time make venv only")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fresh_clone.json")
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.commit], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    record = {"bench": "fresh_clone", "commit": commit, "cores": os.cpu_count(),
+              "platform": platform.platform(), "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="ichseg-fresh-") as tmp:
+        clone = Path(tmp) / "ichseg"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", commit], check=True)
+        env = {**os.environ, "UV_CACHE_DIR": str(Path(tmp) / "uv-cache")}
+        record["make_venv_s"] = round(timed(["make", "venv"], clone, env), 1)
+        print(f"make venv: {record['make_venv_s']} s", flush=True)
+        if not args.skip_book:
+            # `make book` on a fresh clone includes its own set-up: time it from a second clean clone
+            # that reuses nothing but the machine (a fresh venv, the same empty-cache rule)
+            second = Path(tmp) / "ichseg-book"
+            subprocess.run(["git", "clone", "--quiet", str(clone), str(second)], check=True)
+            env["UV_CACHE_DIR"] = str(Path(tmp) / "uv-cache-book")
+            record["make_book_s"] = round(timed(["make", "book"], second, env), 1)
+            print(f"make book: {record['make_book_s']} s", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

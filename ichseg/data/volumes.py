@@ -291,7 +291,8 @@ def volume_from_array(path: str | os.PathLike, data: np.ndarray, affine: np.ndar
     if bad.any():
         raise IchsegError(f"{path}: {int(bad.sum())} voxel(s) are NaN or infinite")
     shape = tuple(int(s) for s in data.shape)
-    return _canonical(path, data, affine, shape, *_geometry(affine, shape))
+    ornt, _, spacing = _geometry(affine, shape)
+    return _canonical(path, data, affine, shape, ornt, spacing)
 
 
 def check_hounsfield(vol: Volume) -> None:

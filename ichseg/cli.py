@@ -57,7 +57,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "with the range of the ensemble members' volumes, the bedside ABC/2 estimate (Kothari et al., "
                 "Stroke 1996), the slices involved and the settings used. Several scans, or a folder of them, give "
                 "one subfolder per scan and a summary.csv; a rerun skips the scans already done, and a bad scan is "
-                "recorded in the table while the others go on. Only the files a prediction writes are ever "
+                "recorded in the table while the others go on (the exit status is then 2). Only the files a prediction writes are ever "
                 "replaced in --out. The checkpoint samples with the settings its profile evaluates with unless an "
                 "option replaces one. A research tool: not for clinical use."),
     "export": ("ichseg.engine.commands.export", "the EMA weights of a trained run, small (float16) and without optimiser state, to hand out",

@@ -43,6 +43,12 @@ from .inference import eval_settings, segment
 from .provenance import environment
 
 SUMMARY = "summary.json"
+VOLUME_DEFINITIONS = (
+    "hemorrhage_volume_ml: voxels of mask.nii.gz (ensemble mean >= threshold) x voxel volume; "
+    "hemorrhage_volume_range_ml: min-max of the ensemble members' own mask volumes (each member mapped and "
+    "thresholded alike); the mean's mask keeps only voxels most members agree on, so it can lie below the range; "
+    "abc2: Kothari et al., Stroke 1996, on the mask"
+)
 NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
 _STAGING = ".ichseg-predict-"  # prefix of the staging folder (hidden; removed on success and failure)
 REPLACING = ".ichseg-predict-replacing"  # marks a folder whose earlier prediction is being replaced
@@ -324,6 +330,7 @@ class Predictor:
             "slices_with_hemorrhage": [int(k) for k in involved],
             "threshold": self.threshold,
             "probability": "mean of the ensemble members' masks (the strict protocol's map)",
+            "volume_definitions": VOLUME_DEFINITIONS,
             "evaluate": dict(self.ecfg.__dict__),
             "settings": self.settings(),
             "environment": environment(self.device),

@@ -93,8 +93,20 @@ def _absurd_header(raw):
     return _data(raw, 1), "refusing"
 
 
+def _not_hu(raw):  # an MR-like volume, 0-1000: no air near -1000 HU
+    hu = np.asanyarray(nib.load(str(_data(raw, 3))).get_fdata(), dtype=np.float32)
+    write_nifti(_data(raw, 3), np.clip(hu + 1000, 0, 1000), _affine(_data(raw, 3)), dtype=np.int16)
+    return _data(raw, 3), "does not look like CT in Hounsfield units"
+
+
+def _complex(raw):
+    hu = np.asanyarray(nib.load(str(_data(raw, 2))).get_fdata())
+    nib.save(nib.Nifti1Image(hu.astype(np.complex64), _affine(_data(raw, 2))), str(_data(raw, 2)))
+    return _data(raw, 2), "complex (complex64)"
+
+
 CASES = [_missing_mask, _shape_mismatch, _affine_mismatch, _not_nifti, _truncated, _nan, _two_d, _four_d,
-         _absurd_header]
+         _absurd_header, _not_hu, _complex]
 
 
 def _nothing_written(out):

@@ -197,6 +197,7 @@ def ellipsoid_raw(tmp_path_factory):
     affine = np.diag([*NATIVE_SPACING, 1.0])
     lesion = _ellipsoid(CENTER_MM)
     hu = np.where(lesion, 70.0, 30.0)
+    hu[:, :2] = -1000.0  # air in the field of view, as in any head CT (preparation checks the HU)
     write_nifti(raw / "train_2" / "data" / "001.nii.gz", hu, affine)
     write_nifti(raw / "train_2" / "label" / "001.nii.gz", lesion.astype(np.uint8), affine, dtype=np.uint8)
     write_nifti(raw / "shifted.nii.gz", _ellipsoid((CENTER_MM[0] + SHIFT_MM, *CENTER_MM[1:])).astype(np.uint8),

@@ -89,3 +89,28 @@ def test_multi_window_gives_three_channels_and_windowing_is_right():
     w = window(hu, PrepConfig(window="brain").windows)
     np.testing.assert_allclose(w[0, 0], [0, 0, 0.5, 1, 1])
     assert PrepConfig(window="multi").channels == 3
+
+
+def test_volume_from_array_is_what_load_volume_makes_of_the_same_voxels(tmp_path):
+    """The seam for readers other than NIfTI's (a DICOM series): an HU array and its affine become
+    the same ``Volume`` as the NIfTI file holding them, so predictions map back alike."""
+    import nibabel as nib
+
+    from ichseg.data.volumes import volume_from_array
+    from ichseg.errors import IchsegError
+
+    rng = np.random.default_rng(2)
+    aff = np.array([[0, -0.5, 0, 10], [-0.5, 0, 0, 5], [0, 0, -5.0, 40], [0, 0, 0, 1.0]])
+    hu = rng.normal(30, 5, (16, 12, 4))
+    hu[:, :2] = -1000
+    write_nifti(tmp_path / "i.nii", hu, aff)
+    a = load_volume(tmp_path / "i.nii")
+    b = volume_from_array(tmp_path / "series", np.asarray(nib.load(str(tmp_path / "i.nii")).get_fdata()), aff)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_allclose(a.affine, b.affine)
+    assert a.spacing == b.spacing and a.original_shape == b.original_shape
+    np.testing.assert_array_equal(a.ornt, b.ornt)
+    with pytest.raises(IchsegError, match="complex"):
+        volume_from_array(tmp_path / "series", hu.astype(np.complex64), aff)
+    with pytest.raises(IchsegError, match="3D"):
+        volume_from_array(tmp_path / "series", hu[..., 0], aff)

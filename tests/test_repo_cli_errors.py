@@ -35,7 +35,7 @@ def fake_command(monkeypatch):
     module.add_arguments = lambda p: p.add_argument("what")
     module.run = _failing_run
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(cli.COMMANDS, "fail", (module.__name__, "raise on purpose"))
+    monkeypatch.setitem(cli.COMMANDS, "fail", (module.__name__, "raise on purpose", "Raise what it is asked to, on purpose."))
     return "fail"
 
 

@@ -10,9 +10,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .phantom import DOMAINS
 
     p.add_argument("out", type=Path, help="folder to write (created)")
-    p.add_argument("--layout", required=True, choices=list(DOMAINS))
-    p.add_argument("--cases", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", required=True, choices=list(DOMAINS), help="the dataset whose folder layout and scan geometry to copy")
+    p.add_argument("--cases", type=int, default=10, help="how many patients (volumes) to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same files")
     p.add_argument("--in-plane", type=int, default=512, help="pixels per side (default 512, as the real datasets; "
                    "128 is ~15x faster)")
     p.add_argument("--slices", type=int, default=None, help="slices per volume (default: the layout's range)")

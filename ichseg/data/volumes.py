@@ -10,7 +10,13 @@ datasets ship NIfTI):
    the image is in Hounsfield units whatever integer type the file stores;
 3. the array is reoriented to RAS+ (what ``nibabel.as_closest_canonical`` does; the
    orientation transform is kept so predictions can be mapped back onto the file's grid);
-4. non-finite voxels are refused.
+4. non-finite voxels are refused;
+5. a scan handed to ``prepare`` or ``predict`` must look like CT in Hounsfield units
+   (``check_hounsfield``): a model that has only seen HU windows answers an MR, a normalised
+   volume or a CT stored without its rescale intercept with a confident, wrong "no bleed".
+
+Non-NIfTI input gets a hint instead of a bare "not NIfTI": a folder or file of DICOM is named as
+such (``dicom_hint``), since that is how head CT leaves the scanner.
 
 Masks go through the same path; any label > 0 is hemorrhage, the label values themselves are
 kept (BHSD stores the subtype as 1-5, Wu et al. 2023).
@@ -101,14 +107,71 @@ class VolumeHeader:
         return int(self.canonical_shape[2])
 
 
+#: Voxel types a CT volume or a label mask can be stored as (numpy kinds: signed, unsigned
+#: integer, floating point); complex, RGB and 1-bit types hold no Hounsfield number.
+REAL_KINDS = "iuf"
+#: Air in a CT is -1000 HU (water 0); scanners clamp it at -1024. A head CT's field of view always
+#: holds some of it around the head; ``check_hounsfield`` asks for this share of voxels in this range.
+AIR_HU = (-1100.0, -850.0)
+MIN_AIR_FRACTION = 1e-3
+#: Above the densest bone (cortical bone ~2000 HU; 12-bit scanners clamp at 3071) only metal lies;
+#: more than half a percent of the voxels there is not a head CT in HU (e.g. HU x 10 stored unscaled).
+MAX_HU_P995 = 4000.0
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """A DICOM Part 10 file (``DICM`` at byte 128) or a file named like one."""
+    path = Path(path)
+    if str(path).lower().endswith(DICOM_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def dicom_files(folder: str | os.PathLike) -> list[Path]:
+    """The DICOM files directly in ``folder`` (sorted; hidden files skipped)."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".") and is_dicom_file(p))
+
+
+def dicom_hint(path: Path) -> str | None:
+    """The one-line explanation for DICOM handed where a NIfTI volume is read, else None."""
+    if path.is_dir():
+        n = len(dicom_files(path))
+        if n:
+            return (f"{path}: a folder of {n} DICOM file(s), not a NIfTI volume; convert the series to NIfTI "
+                    f"first (e.g. `dcm2niix -z y -o OUT {path}`) and give the .nii.gz")
+        return None
+    if path.is_file() and is_dicom_file(path):
+        return (f"{path}: a DICOM file (one image of a series), not a NIfTI volume; convert the whole series "
+                f"folder to NIfTI (e.g. `dcm2niix -z y -o OUT {path.parent}`) and give the .nii.gz")
+    return None
+
+
 def _open(path: Path) -> nib.Nifti1Image:
+    hint = dicom_hint(path)
+    if hint:
+        raise IchsegError(hint)
+    if path.is_dir():
+        raise IchsegError(f"{path}: a folder, not a NIfTI file (expected a .nii or .nii.gz volume)")
     if not path.is_file():
         raise IchsegError(f"{path}: file not found")
     if not is_nifti_name(path):
         raise IchsegError(f"{path}: not a NIfTI file (expected .nii or .nii.gz)")
+    from nibabel.imageglobals import LoggingOutputSuppressor
+
     try:
-        img = nib.load(str(path))
+        with LoggingOutputSuppressor():  # nibabel would also log its complaint to stderr: one line is ours
+            img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for garbage input
+        if str(exc).startswith("data code"):  # a NIfTI datatype nibabel cannot read, e.g. 1 = 1-bit "binary"
+            raise IchsegError(f"{path}: stores its voxels in a data type nibabel cannot read ({_first_line(exc)}); "
+                              f"expected an integer or floating-point type (e.g. int16 HU)") from None
         raise IchsegError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise IchsegError(f"{path}: not a NIfTI image (nibabel read it as {type(img).__name__})")
@@ -118,6 +181,19 @@ def _open(path: Path) -> nib.Nifti1Image:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else "no message"
+
+
+def _check_real_dtype(path: Path, img: nib.Nifti1Image) -> None:
+    dtype = img.header.get_data_dtype()
+    if dtype.kind not in REAL_KINDS or dtype.fields is not None:
+        raise IchsegError(f"{path}: stores its voxels as {_dtype_name(dtype)}, which holds no real value per voxel; "
+                          f"expected an integer or floating-point type (e.g. int16 HU)")
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    if dtype.fields is not None:
+        return f"a structured type {dtype.descr} (RGB?)" if len(dtype.fields) in (3, 4) else f"a structured type {dtype.descr}"
+    return {"c": f"complex ({dtype.name})", "b": "boolean"}.get(dtype.kind, dtype.name)
 
 
 def read_header(path: str | os.PathLike, *, max_bytes: int | None = None) -> VolumeHeader:
@@ -131,6 +207,7 @@ def read_header(path: str | os.PathLike, *, max_bytes: int | None = None) -> Vol
         raise IchsegError(f"{path}: expected a 3D volume, the header says {len(shape)}D with shape {shape}")
     if min(shape) < 1:
         raise IchsegError(f"{path}: the header declares an empty dimension {shape}")
+    _check_real_dtype(path, img)
     limit = MAX_VOLUME_BYTES if max_bytes is None else int(max_bytes)
     nbytes = int(np.prod(shape, dtype=np.float64)) * 4
     if nbytes > limit:
@@ -146,11 +223,16 @@ def read_header(path: str | os.PathLike, *, max_bytes: int | None = None) -> Vol
         needed = int(img.header.get_data_offset()) + int(np.prod(img.header.get_data_shape())) * img.header.get_data_dtype().itemsize
         if path.stat().st_size < needed:
             raise IchsegError(f"{path}: truncated file ({path.stat().st_size} bytes, the header needs {needed})")
+    return VolumeHeader(path, shape, affine, *_geometry(affine, shape))  # type: ignore[arg-type]
+
+
+def _geometry(affine: np.ndarray, shape: tuple[int, ...]):
+    """(orientation transform to RAS+, canonical shape, canonical spacing) of a grid."""
     ornt = ornt_mod.io_orientation(affine)
     canon_affine = affine @ ornt_mod.inv_ornt_aff(ornt, shape)
     canon_shape = tuple(int(shape[int(i)]) for i in np.argsort(ornt[:, 0]))
     spacing = tuple(float(z) for z in np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0)))
-    return VolumeHeader(path, shape, affine, ornt, canon_shape, spacing)  # type: ignore[arg-type]
+    return ornt, canon_shape, spacing
 
 
 def load_volume(path: str | os.PathLike, *, mask: bool = False, max_bytes: int | None = None) -> Volume:
@@ -179,11 +261,57 @@ def load_volume(path: str | os.PathLike, *, mask: bool = False, max_bytes: int |
     if mask and stored.kind not in "iub":
         # any label > 0 is hemorrhage; keep the label value (BHSD subtypes) as an integer
         data = np.where(data > 0, np.maximum(np.rint(data), 1), 0).astype(np.float32)
+    return _canonical(path, data, header.affine, header.shape, header.ornt, header.canonical_spacing)
+
+
+def _canonical(path: Path, data: np.ndarray, affine: np.ndarray, shape, ornt, spacing) -> Volume:
     # a view, no copy: NIfTI voxels are stored x-fastest, so (X, Y, Z) arrays read in Fortran order
     # and their axial slices (Z, Y, X) are already contiguous in memory
-    canon = ornt_mod.apply_orientation(data, header.ornt)
-    affine = header.affine @ ornt_mod.inv_ornt_aff(header.ornt, header.shape)
-    return Volume(path, canon, affine, header.affine, header.shape, header.ornt, header.canonical_spacing)
+    canon = ornt_mod.apply_orientation(data, ornt)
+    canon_affine = affine @ ornt_mod.inv_ornt_aff(ornt, shape)
+    return Volume(path, canon, canon_affine, affine, tuple(shape), ornt, spacing)
+
+
+def volume_from_array(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray) -> Volume:
+    """A ``Volume`` from a 3D array of real values (HU) on the grid of ``affine`` (voxel -> mm,
+    RAS+ world as NIfTI's): what any reader other than NIfTI's (e.g. a DICOM series) hands on, so
+    the scan goes through the very same orientation, checks and mapping back as a NIfTI file.
+    ``path`` names the source in messages."""
+    path = Path(path)
+    data = np.asarray(data)
+    if data.dtype.kind not in REAL_KINDS:
+        raise IchsegError(f"{path}: voxels of type {_dtype_name(data.dtype)}; expected real numbers")
+    if data.ndim != 3 or min(data.shape) < 1:
+        raise IchsegError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise IchsegError(f"{path}: the affine is not a finite, invertible 4x4 matrix")
+    data = data.astype(np.float32, copy=False)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise IchsegError(f"{path}: {int(bad.sum())} voxel(s) are NaN or infinite")
+    shape = tuple(int(s) for s in data.shape)
+    ornt, _, spacing = _geometry(affine, shape)
+    return _canonical(path, data, affine, shape, ornt, spacing)
+
+
+def check_hounsfield(vol: Volume) -> None:
+    """Refuse a volume that does not look like CT in Hounsfield units (values after
+    ``scl_slope``/``scl_inter``): some air near -1000 HU (``AIR_HU``, at least ``MIN_AIR_FRACTION``
+    of the voxels) and its 99.5th percentile under ``MAX_HU_P995``. An MR (0 to a few thousand),
+    a CT stored without its -1024 intercept (air at 0), a normalised volume (-3 to 3) or HU x 10
+    all fail it; one line says what was found and what is expected."""
+    sample = vol.data[::2, ::2, :]  # every 4th voxel of each slice: the same statistics, 4x faster
+    air = float(np.count_nonzero((sample >= AIR_HU[0]) & (sample <= AIR_HU[1]))) / sample.size
+    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    if air >= MIN_AIR_FRACTION and hi <= MAX_HU_P995:
+        return
+    found = f"values {lo:.4g} to {hi:.4g} (0.5th-99.5th percentile), {100 * air:.2g}% of voxels near air"
+    raise IchsegError(
+        f"{vol.path}: does not look like CT in Hounsfield units: {found}; expected air near -1000 HU "
+        f"(some voxels in {AIR_HU[0]:.0f}..{AIR_HU[1]:.0f}) and bone under {MAX_HU_P995:.0f} HU "
+        f"(an MR, a normalised volume, or a CT saved without its rescale slope/intercept?)"
+    )
 
 
 def check_same_grid(image: VolumeHeader | Volume, mask: VolumeHeader | Volume, tol: float = AFFINE_TOLERANCE) -> None:
@@ -201,9 +329,12 @@ def check_same_grid(image: VolumeHeader | Volume, mask: VolumeHeader | Volume, t
 
 def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, *, max_bytes: int | None = None,
               tol: float = AFFINE_TOLERANCE) -> tuple[Volume, Volume]:
-    """Read an image and its mask, checking both headers and their agreement before any voxels."""
+    """Read an image and its mask, checking both headers and their agreement before any voxels,
+    and that the image is in Hounsfield units (``check_hounsfield``)."""
     check_same_grid(read_header(image_path, max_bytes=max_bytes), read_header(mask_path, max_bytes=max_bytes), tol)
-    return load_volume(image_path, max_bytes=max_bytes), load_volume(mask_path, mask=True, max_bytes=max_bytes)
+    image = load_volume(image_path, max_bytes=max_bytes)
+    check_hounsfield(image)
+    return image, load_volume(mask_path, mask=True, max_bytes=max_bytes)
 
 
 def to_original_grid(canonical: np.ndarray, vol: Volume | VolumeHeader) -> np.ndarray:

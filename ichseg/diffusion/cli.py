@@ -11,8 +11,8 @@ from .gaussian import GaussianDiffusion
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--timesteps", type=int, default=DiffusionConfig.timesteps)
-    p.add_argument("--schedule", default=DiffusionConfig.schedule)
+    p.add_argument("--timesteps", type=int, default=DiffusionConfig.timesteps, help="diffusion steps T of the forward process")
+    p.add_argument("--schedule", default=DiffusionConfig.schedule, help="β schedule (e.g. linear, cosine)")
     p.add_argument("--points", type=int, default=6, help="how many timesteps to list")
 
 

@@ -1,41 +1,359 @@
-"""Segment a user's head CT volume with a trained checkpoint (``ichseg predict``).
+"""Segment a user's head CT scans with a trained checkpoint (``ichseg predict``).
 
-The scan goes through the same preparation as the training data (the run config's ``data.prep``),
-every axial slice is segmented (batched, with an ensemble), and the outputs are mapped back onto
-the input's own voxel grid and affine so they overlay the scan in any viewer:
+A scan goes through the same preparation as the training data (the run config's ``data.prep``),
+every axial slice is segmented (batched, with an ensemble) under the settings the checkpoint's
+profile evaluates with (``eval_settings``; each option given replaces one), and the outputs are
+mapped back onto the input's own voxel grid and affine so they overlay the scan in any viewer:
 ``mask.nii.gz`` (uint8), ``probability.nii.gz`` and ``uncertainty.nii.gz`` (float32) and
-``summary.json`` (hemorrhage volume in mL, the slices involved). The folder appears atomically.
+``summary.json`` (volume in mL with the spread of the ensemble members' volumes, the ABC/2
+estimate, the slices involved, the settings used).
+
+Writing: the files are made in a staging folder and moved into ``--out`` one by one, the summary
+last (it marks a finished prediction; the earlier one is removed first). Only the files a
+prediction writes are ever replaced; anything else in the folder is left alone.
+
+Two seams let other readers and writers plug in with one call each: ``load_scan`` (path ->
+``Volume`` + metadata; a DICOM series reader returning an HU array and its affine goes through
+``ichseg.data.volumes.volume_from_array``) and ``write_extras`` (files beside the NIfTI outputs,
+e.g. a preview picture or a report).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from ..data.volumes import Volume, check_hounsfield, dicom_files, dicom_hint, is_nifti_name, load_volume
 from ..errors import IchsegError
-from ..utils import atomic_directory, atomic_write_json, method_of
+from ..metrics.volume import abc2, mask_volume_ml, volume_spread
+from ..utils import atomic_write_json, method_of
 from .config import EvalConfig
-from .evaluate import load_trained_model
-from .inference import segment
 from .devices import inference_amp, resolve_device
+from .evaluate import load_trained_model
+from .inference import eval_settings, segment
 from .provenance import environment
 
+SUMMARY = "summary.json"
+VOLUME_DEFINITIONS = (
+    "hemorrhage_volume_ml: voxels of mask.nii.gz (ensemble mean >= threshold) x voxel volume; "
+    "hemorrhage_volume_range_ml: min-max of the ensemble members' own mask volumes (each member mapped and "
+    "thresholded alike); the mean's mask keeps only voxels most members agree on, so it can lie below the range; "
+    "abc2: Kothari et al., Stroke 1996, on the mask"
+)
+NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
+_STAGING = ".ichseg-predict-"  # prefix of the staging folder (hidden; removed on success and failure)
+REPLACING = ".ichseg-predict-replacing"  # marks a folder whose earlier prediction is being replaced
 
-def _check_writable(out_dir: Path) -> None:
+
+# -- inputs --------------------------------------------------------------------------------------------
+def check_checkpoint_file(path: str | Path) -> Path:
+    """Refuse, in one line, what cannot be a checkpoint before torch reads it (a NIfTI, a folder,
+    any file that is not a zip archive, which is how torch saves)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IchsegError(f"{path}: a folder, not a checkpoint; --checkpoint takes a .pt file "
+                          f"(a run's checkpoints/best.pt, or the weights of `ichseg export`)")
+    if not path.is_file():
+        raise IchsegError(f"{path}: checkpoint not found")
+    with open(path, "rb") as fh:
+        head = fh.read(352)
+    if is_nifti_name(path) or head[344:348] in (b"n+1\x00", b"ni1\x00") or head[:2] == b"\x1f\x8b":
+        raise IchsegError(f"{path}: a NIfTI volume, not a checkpoint; give it as the scan and the model's .pt "
+                          f"file as --checkpoint (e.g. results/cpu/model/full.pt)")
+    if head[:4] != b"PK\x03\x04":
+        raise IchsegError(f"{path}: not a checkpoint (not a PyTorch file); --checkpoint takes a .pt file written by "
+                          f"`ichseg train` or `ichseg export`")
+    return path
+
+
+def load_scan(path: str | Path, *, hu_check: bool = True) -> tuple[Volume, dict]:
+    """The seam every scan enters by: (volume in HU, RAS+; metadata for the summary).
+
+    A NIfTI file is read by ``load_volume``; a folder is a DICOM series (``read_dicom_series``).
+    Then the volume must look like CT in Hounsfield units (``check_hounsfield``) unless
+    ``hu_check`` is off."""
+    path = Path(path)
+    if path.is_dir():
+        vol, meta = read_dicom_series(path)
+    else:
+        vol, meta = load_volume(path), {"format": "nifti"}
+    if vol.n_slices < 1:
+        raise IchsegError(f"{path}: the volume has no axial slices")
+    if hu_check:
+        check_hounsfield(vol)
+    return vol, meta
+
+
+def read_dicom_series(folder: Path) -> tuple[Volume, dict]:
+    """A folder of DICOM files as a volume. The seam for a DICOM series reader: it returns the HU
+    array and its affine (and what it read: series, description), and
+    ``volume_from_array(folder, array, affine)`` makes the ``Volume``. Until one is here, a one-line
+    refusal that says how to convert the series."""
+    raise IchsegError(dicom_hint(folder) or f"{folder}: a folder with no NIfTI volume and no DICOM file in it")
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """The scans named on the command line: a NIfTI file, a DICOM file's series folder... as given;
+    a folder holding DICOM files is one scan (a series); any other folder stands for the NIfTI
+    files and the DICOM series folders directly inside it. A path that does not exist, or a folder
+    with no scan, is refused in one line before anything is read or written."""
+    scans: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise IchsegError(f"{p}: file not found")
+        if p.is_dir() and not dicom_files(p):
+            inside = sorted(q for q in p.iterdir() if not q.name.startswith(".")
+                            and ((q.is_file() and is_nifti_name(q)) or (q.is_dir() and dicom_files(q))))
+            if not inside:
+                raise IchsegError(f"{p}: a folder with no NIfTI volume (.nii, .nii.gz) and no DICOM series in it")
+            scans.extend(inside)
+        else:
+            scans.append(p)
+    return scans
+
+
+def scan_names(scans: list[Path]) -> list[str]:
+    """One output subfolder name per scan (its file name without .nii/.nii.gz, or its folder's
+    name), made unique in order (``name``, ``name-2``, ...) so a rerun maps each scan to its folder."""
+    from ..data.volumes import volume_id
+
+    names, seen = [], {}
+    for s in scans:
+        base = volume_id(s) if s.is_file() else s.name
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return names
+
+
+# -- outputs -------------------------------------------------------------------------------------------
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists():
+        p = p.parent
+    return p
+
+
+def check_out_dir(out_dir: Path, *, own: tuple[str, ...] = (SUMMARY,)) -> None:
+    """Refuse an ``--out`` that cannot take a prediction, creating nothing: one that is a file, lies
+    under a file or an unwritable folder, or is a non-empty folder with files of someone else's and
+    no earlier prediction (``own[0]``, or the marker of one being replaced, ``REPLACING``) in it."""
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise IchsegError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "summary.json").exists():
-        raise IchsegError(f"{out_dir}: exists, is not empty and holds no earlier prediction; choose another --out")
-    parent = out_dir.parent
+    if out_dir.is_dir():
+        entries = [p.name for p in out_dir.iterdir() if not p.name.startswith(".")]  # hidden: staging, .DS_Store
+        if entries and own[0] not in entries and not (out_dir / REPLACING).is_file():
+            raise IchsegError(f"{out_dir}: exists, is not empty and holds no earlier prediction; choose another --out")
+    base = _nearest_existing(out_dir)
+    if not base.is_dir():
+        raise IchsegError(f"{out_dir}: cannot write there ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise IchsegError(f"{out_dir}: cannot write there ({base} is not writable)")
+
+
+def write_extras(outdir: Path, *, volume: Volume, probability: np.ndarray, uncertainty: np.ndarray,
+                 mask: np.ndarray, summary: dict) -> list[str]:
+    """The seam for files beside the NIfTI outputs (a preview picture, a report): write them into
+    ``outdir`` (the staging folder; arrays on the scan's own grid, ``volume`` its RAS+ view) and
+    return their names, which the summary lists so a later prediction replaces them. None yet."""
+    return []
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the staged files into ``out_dir``: the earlier summary goes first (the folder then holds
+    no finished prediction), the new one comes last; an earlier prediction's files this one did not
+    write are removed; nothing else in the folder is touched."""
+    old = out_dir / SUMMARY
+    previous: list[str] = []
+    if old.is_file():
+        try:
+            previous = list(json.loads(old.read_text()).get("files", []))
+        except (OSError, ValueError, AttributeError):
+            previous = []
+    # while files are swapped the folder holds no finished prediction, but says it is ours to finish
+    (out_dir / REPLACING).write_text("ichseg predict is replacing its files here\n")
+    old.unlink(missing_ok=True)
+    names = json.loads((staging / SUMMARY).read_text())["files"]
+    for name in names:
+        if name != SUMMARY:
+            os.replace(staging / name, out_dir / name)
+    for name in set(previous) - set(names) - {SUMMARY}:
+        if "/" not in name and (out_dir / name).is_file():
+            (out_dir / name).unlink()
+    os.replace(staging / SUMMARY, out_dir / SUMMARY)
+    (out_dir / REPLACING).unlink()
+
+
+def write_prediction(out_dir: Path, build) -> None:
+    """Run ``build(staging)`` (it writes the files and their summary) and publish the result: a new
+    folder appears whole (renamed into place); an existing one gets only its own files replaced."""
+    out_dir = Path(out_dir)
+    fresh = not out_dir.exists()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING if not fresh else f".{out_dir.name}.", suffix=".tmp",
+                                    dir=out_dir.parent if fresh else out_dir))
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise IchsegError(f"{out_dir}: cannot write there ({exc.strerror or exc})") from None
+        build(staging)
+        if fresh:
+            staging.chmod(0o777 & ~_umask())
+            os.replace(staging, out_dir)
+        else:
+            _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- one scan ------------------------------------------------------------------------------------------
+@dataclass
+class Predictor:
+    """A loaded checkpoint and the settings it samples with; ``__call__`` segments one volume."""
+
+    checkpoint: Path
+    model: torch.nn.Module
+    diffusion: Any
+    cfg: dict
+    ecfg: EvalConfig
+    device: torch.device
+    threshold: float
+    hu_check: bool = True
+    progress: bool = True
+    timings: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, overrides: Mapping[str, Any] | None = None, *, device: str = "auto",
+             threshold: float | None = None, hu_check: bool = True, progress: bool = True) -> "Predictor":
+        checkpoint = check_checkpoint_file(checkpoint)
+        dev = resolve_device(device, "--device")
+        model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
+        ecfg = eval_settings(cfg, overrides)  # the profile's evaluation settings, options replacing them
+        return cls(checkpoint, model, diffusion, cfg, ecfg, dev, ecfg.threshold if threshold is None else float(threshold),
+                   hu_check, progress)
+
+    def settings(self) -> dict:
+        """What decides a prediction's result (a finished one is reused when these match)."""
+        return {"checkpoint": str(Path(self.checkpoint).resolve()), "evaluate": dict(self.ecfg.__dict__),
+                "threshold": self.threshold, "hu_check": self.hu_check}
+
+    def slices(self, vol: Volume, scan: Path) -> torch.Tensor:
+        from ..data import PrepConfig, preprocess_volume
+
+        prep = PrepConfig.from_dict(dict(self.cfg.get("data", {}).get("prep") or {}))
+        slices = torch.from_numpy(preprocess_volume(vol, prep))
+        want = (self.cfg["model"]["in_channels"], self.cfg["model"]["image_size"])
+        if (slices.shape[1], slices.shape[-1]) != want:
+            raise IchsegError(f"{self.checkpoint}: expects {want[0]}-channel {want[1]}² slices; "
+                              f"preparation of {scan} gave {tuple(slices.shape[1:])}")
+        return slices
+
+    def segment(self, slices: torch.Tensor, label: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(probability, uncertainty, members (Z, N, S, S) or None for a direct segmenter)."""
+        ecfg, members = self.ecfg, []
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(slices), desc=f"segment {label}", unit="slice", leave=False)
+        gen = torch.Generator(device=self.device).manual_seed(ecfg.seed)
+        try:
+            prob, unc = segment(self.model, self.diffusion, slices, sampler=ecfg.sampler,
+                                steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
+                                ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
+                                device=self.device, amp=inference_amp(self.device, self.cfg["train"].get("amp", "none")),
+                                progress=bar, on_members=members.append)
+        finally:
+            if bar is not None:
+                bar.close()
+        return prob, unc, (torch.cat(members) if members else None)
+
+    def __call__(self, scan: str | Path, out_dir: str | Path) -> dict:
+        """Segment ``scan`` into ``out_dir``; returns the summary written there."""
+        t0 = time.perf_counter()
+        scan, out_dir = Path(scan), Path(out_dir)
+        check_out_dir(out_dir)
+        vol, meta = load_scan(scan, hu_check=self.hu_check)
+        prob, unc, members = self.segment(self.slices(vol, scan), scan.name)
+        maps = _on_scan_grid(vol, prob, unc, members, self.threshold)
+        summary = self._summary(scan, vol, meta, maps)
+
+        def build(staging: Path) -> None:
+            from ..data.volumes import write_nifti
+
+            write_nifti(staging / "mask.nii.gz", maps["mask"], vol.original_affine, dtype=np.uint8)
+            write_nifti(staging / "probability.nii.gz", maps["probability"], vol.original_affine, dtype=np.float32)
+            write_nifti(staging / "uncertainty.nii.gz", maps["uncertainty"], vol.original_affine, dtype=np.float32)
+            extras = write_extras(staging, volume=vol, probability=maps["probability"],
+                                  uncertainty=maps["uncertainty"], mask=maps["mask"], summary=summary)
+            summary["files"] = [*NIFTI_OUTPUTS, *extras, SUMMARY]
+            summary["seconds"] = round(time.perf_counter() - t0, 2)
+            atomic_write_json(staging / SUMMARY, summary)
+
+        write_prediction(out_dir, build)
+        return summary
+
+    def _summary(self, scan: Path, vol: Volume, meta: dict, maps: dict) -> dict:
+        src_axis = int(np.nonzero(vol.ornt[:, 0] == 2)[0][0])  # the file's axis that is axial
+        other = tuple(a for a in range(3) if a != src_axis)
+        involved = np.flatnonzero(maps["mask"].any(axis=other))
+        # the mask is back on the scan's own voxel grid, so the scan's voxel size is the unit here
+        voxel_ml = abs(float(np.linalg.det(vol.original_affine[:3, :3]))) / 1000.0
+        from nibabel import orientations as ornt_mod
+
+        spread = volume_spread([v * voxel_ml for v in maps["member_voxels"]])
+        return {
+            "scan": str(scan),
+            "input": meta,
+            "checkpoint": str(self.checkpoint),
+            "method": method_of(self.cfg),
+            "shape": list(maps["mask"].shape),
+            "hemorrhage_volume_ml": round(mask_volume_ml(maps["mask"], voxel_ml), 3),
+            "hemorrhage_volume_range_ml": None if spread["samples"] == 0 else [round(spread["min_ml"], 3), round(spread["max_ml"], 3)],
+            "ensemble_volumes_ml": [round(v * voxel_ml, 3) for v in maps["member_voxels"]],
+            "abc2": _rounded(abc2(ornt_mod.apply_orientation(maps["mask"], vol.ornt), vol.spacing)),
+            "voxel_volume_ml": voxel_ml,
+            "slice_axis": src_axis,
+            "slices_with_hemorrhage": [int(k) for k in involved],
+            "threshold": self.threshold,
+            "probability": "mean of the ensemble members' masks (the strict protocol's map)",
+            "volume_definitions": VOLUME_DEFINITIONS,
+            "evaluate": dict(self.ecfg.__dict__),
+            "settings": self.settings(),
+            "environment": environment(self.device),
+        }
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: torch.Tensor | None,
+                  threshold: float) -> dict:
+    """The maps on the scan's own grid; each member's mask is mapped and thresholded the way the
+    probability is, so the members' volumes (their spread) are measured as the volume itself."""
+    from ..data import volume_from_slices
+
+    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
+    member_voxels = []
+    for i in range(0 if members is None else members.shape[1]):
+        m = volume_from_slices(members[:, i].numpy(), vol, order=1)
+        member_voxels.append(int(np.count_nonzero(m >= threshold)))
+    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32),
+            "mask": (prob_vol >= threshold).astype(np.uint8), "member_voxels": member_voxels}
 
 
 def predict_scan(
@@ -44,69 +362,100 @@ def predict_scan(
     out_dir: str | Path,
     ecfg: EvalConfig | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     device: str = "auto",
-    threshold: float = 0.5,
+    threshold: float | None = None,
+    hu_check: bool = True,
     progress: bool = True,
 ) -> dict:
-    from ..data import PrepConfig, load_volume, preprocess_volume, volume_from_slices
-    from ..data.volumes import write_nifti
+    """Segment one scan (a NIfTI file, or a DICOM series folder once a reader is in) into ``out_dir``.
 
-    ecfg = ecfg or EvalConfig()
+    The sampling settings are the checkpoint profile's (``eval_settings``) with ``overrides``
+    replacing values; ``ecfg`` fixes them all instead. Nothing is created before the inputs check."""
+    check_checkpoint_file(checkpoint)
+    check_out_dir(Path(out_dir))
+    if not Path(scan).exists():
+        raise IchsegError(f"{scan}: file not found")
+    predictor = Predictor.load(checkpoint, overrides, device=device, threshold=threshold, hu_check=hu_check,
+                               progress=progress)
+    if ecfg is not None:
+        predictor.ecfg = ecfg
+        predictor.threshold = ecfg.threshold if threshold is None else float(threshold)
+    return predictor(scan, out_dir)
+
+
+# -- many scans ----------------------------------------------------------------------------------------
+TABLE = "summary.csv"
+TABLE_COLUMNS = ("scan", "status", "volume_ml", "volume_min_ml", "volume_max_ml", "abc2_ml", "slices",
+                 "seconds", "output", "error")
+
+
+def _row(scan: Path, out: Path, status: str, summary: dict | None = None, error: str = "") -> dict:
+    s = summary or {}
+    rng = s.get("hemorrhage_volume_range_ml") or [None, None]
+    return {"scan": str(scan), "status": status, "volume_ml": s.get("hemorrhage_volume_ml"),
+            "volume_min_ml": rng[0], "volume_max_ml": rng[1], "abc2_ml": (s.get("abc2") or {}).get("volume_ml"),
+            "slices": len(s["slices_with_hemorrhage"]) if "slices_with_hemorrhage" in s else None,
+            "seconds": s.get("seconds"), "output": str(out), "error": error}
+
+
+def _finished(out: Path, settings: dict) -> dict | None:
+    """The summary of a finished prediction in ``out`` made with the same settings, else None."""
+    try:
+        summary = json.loads((out / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("settings") == settings else None
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    import csv
+    import io
+
+    from ..utils import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def predict_many(predictor: Predictor, scans: list[Path], out_dir: str | Path, *, log=None) -> list[dict]:
+    """Segment each scan into ``out_dir/<scan name>/`` and keep ``out_dir/summary.csv`` (one row a
+    scan, rewritten after each): a scan finished earlier with the same settings is skipped
+    (``skipped``), a bad one is recorded with its one-line error (``error``) and the next one goes on."""
     out_dir = Path(out_dir)
-    _check_writable(out_dir)  # before any heavy work
-    dev = resolve_device(device)
-    model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
-    vol = load_volume(scan)
-    if vol.n_slices < 1:
-        raise IchsegError(f"{scan}: the volume has no axial slices")
-    prep = PrepConfig.from_dict(dict(cfg.get("data", {}).get("prep") or {}))
-    slices = torch.from_numpy(preprocess_volume(vol, prep))
-    want = (cfg["model"]["in_channels"], cfg["model"]["image_size"])
-    if (slices.shape[1], slices.shape[-1]) != want:
-        raise IchsegError(f"{checkpoint}: expects {want[0]}-channel {want[1]}² slices; preparation gave {tuple(slices.shape[1:])}")
-
+    check_out_dir(out_dir, own=(TABLE,))
+    names, rows = scan_names(scans), []
     bar = None
-    if progress:
+    if predictor.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(slices), desc=f"segment {Path(scan).name}", unit="slice")
-    gen = torch.Generator(device=dev).manual_seed(ecfg.seed)
-    prob, unc = segment(model, diffusion, slices, sampler=ecfg.sampler,
-                               steps=None if ecfg.sampler == "ddpm" else ecfg.steps, eta=ecfg.eta,
-                               ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen,
-                               device=dev, amp=inference_amp(dev, cfg["train"].get("amp", "none")), progress=bar)
-    if bar is not None:
-        bar.close()
-
-    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
-    unc_vol = volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32)
-    mask_vol = (prob_vol >= threshold).astype(np.uint8)
-
-    affine = vol.original_affine
-    # the mask is back on the scan's own voxel grid, so the scan's voxel size is the right unit
-    # here (on prepared slices it would be the prepared pixel: data.prepared_spacing)
-    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    src_axis = int(np.nonzero(vol.ornt[:, 0] == 2)[0][0])  # the file's axis that is axial
-    other = tuple(a for a in range(3) if a != src_axis)
-    involved = np.flatnonzero(mask_vol.any(axis=other))
-    summary = {
-        "scan": str(scan),
-        "checkpoint": str(checkpoint),
-        "method": method_of(cfg),
-        "shape": list(mask_vol.shape),
-        "hemorrhage_volume_ml": round(float(mask_vol.sum()) * voxel_ml, 3),
-        "voxel_volume_ml": voxel_ml,
-        "slice_axis": src_axis,
-        "slices_with_hemorrhage": [int(k) for k in involved],
-        "threshold": threshold,
-        "evaluate": ecfg.__dict__,
-        "environment": environment(dev),
-    }
-    with atomic_directory(out_dir, replace=True) as tmp:
-        write_nifti(tmp / "mask.nii.gz", mask_vol, affine, dtype=np.uint8)
-        write_nifti(tmp / "probability.nii.gz", prob_vol, affine, dtype=np.float32)
-        write_nifti(tmp / "uncertainty.nii.gz", unc_vol, affine, dtype=np.float32)
-        atomic_write_json(tmp / "summary.json", summary)
-    return summary
+        bar = tqdm(total=len(scans), desc="scans", unit="scan")
+    try:
+        for scan, name in zip(scans, names):
+            out = out_dir / name
+            done = _finished(out, predictor.settings())
+            if done is not None:
+                rows.append(_row(scan, out, "skipped", done))
+            else:
+                try:
+                    rows.append(_row(scan, out, "ok", predictor(scan, out)))
+                except IchsegError as exc:
+                    rows.append(_row(scan, out, "error", error=str(exc).splitlines()[0]))
+            if log is not None:
+                log(_table_line(rows[-1]))
+            _write_table(out_dir / TABLE, rows)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
 
 
+def _table_line(row: dict) -> str:
+    if row["status"] == "error":
+        return f"{row['scan']}: error: {row['error']}"
+    return f"{row['scan']}: {row['status']}, {row['volume_ml']} mL -> {row['output']}"

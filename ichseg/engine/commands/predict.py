@@ -1,25 +1,59 @@
-"""``ichseg predict --checkpoint CKPT SCAN.nii[.gz] --out DIR``"""
+"""``ichseg predict SCAN_OR_FOLDER... --checkpoint CKPT --out DIR``"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ..predict import predict_scan
-from .common import add_sampling_arguments, eval_config_from
+from .common import add_sampling_arguments, sampling_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scan", type=Path, help="head CT volume (.nii or .nii.gz)")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="output folder (mask/probability/uncertainty NIfTI, summary.json)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the mask")
+    p.add_argument("scans", type=Path, nargs="+", metavar="SCAN",
+                   help="head CT volume(s) (.nii, .nii.gz), or folders holding them")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="the model: a .pt file of `ichseg train` (checkpoints/best.pt) or `ichseg export` "
+                        "(e.g. results/cpu/model/full.pt)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder: the prediction of one scan, or one subfolder per scan and summary.csv")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability at which a voxel counts as hemorrhage (default: the profile's evaluate.threshold)")
+    p.add_argument("--allow-non-hu", action="store_true",
+                   help="skip the check that a scan looks like CT in Hounsfield units (air near -1000 HU), for "
+                        "a CT cropped so tightly that no air is left in it; anything else gives wrong answers")
     add_sampling_arguments(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
+
+
+def _line(out: Path, s: dict) -> str:
+    rng = s.get("hemorrhage_volume_range_ml")
+    spread = f"ensemble range {rng[0]}-{rng[1]} mL, " if rng else ""
+    return (f"{out}: hemorrhage volume {s['hemorrhage_volume_ml']} mL ({spread}ABC/2 {s['abc2']['volume_ml']} mL) "
+            f"on {len(s['slices_with_hemorrhage'])} slices")
 
 
 def run(args: argparse.Namespace) -> int:
-    s = predict_scan(args.checkpoint, args.scan, args.out, eval_config_from(args), device=args.device,
-                     threshold=args.threshold, progress=not args.no_progress)
-    print(f"{args.out}: hemorrhage volume {s['hemorrhage_volume_ml']} mL on {len(s['slices_with_hemorrhage'])} slices")
+    from ..predict import TABLE, Predictor, check_checkpoint_file, check_out_dir, expand_inputs, predict_many
+
+    # everything the user named is checked before the model loads and before anything is written
+    scans = expand_inputs(args.scans)
+    single = scans == [Path(args.scans[0])]
+    check_checkpoint_file(args.checkpoint)
+    if single:
+        check_out_dir(args.out)
+    else:
+        check_out_dir(args.out, own=(TABLE,))
+    predictor = Predictor.load(args.checkpoint, sampling_overrides(args), device=args.device, threshold=args.threshold,
+                               hu_check=not args.allow_non_hu, progress=not args.no_progress)
+    if single:
+        print(_line(args.out, predictor(scans[0], args.out)))
+        return 0
+    rows = predict_many(predictor, scans, args.out, log=print)
+    bad = sum(r["status"] == "error" for r in rows)
+    print(f"{args.out / TABLE}: {len(rows) - bad} of {len(rows)} scans segmented "
+          f"({sum(r['status'] == 'skipped' for r in rows)} done earlier), {bad} failed")
+    if bad:
+        print(f"ichseg predict: error: {bad} scan(s) failed; their errors are in {args.out / TABLE}", file=sys.stderr)
+        return 2
     return 0

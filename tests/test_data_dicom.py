@@ -59,18 +59,19 @@ def _variant(hu, aff, flips=(), transpose=False):
 # name -> (flips of the RAS+ phantom's axes, in-plane transpose, write_series options); the
 # DICOM orientation they give (row direction, column direction, normal, in LPS) in the comment
 ORIENTATIONS = {
-    # the common axial export: row +x (to the patient's left), column +y (posterior), normal +z
+    # the common head-first axial export: row +x (to the patient's left), column +y (posterior), normal +z
     "axial head-first": ((0, 1), False, dict(patient_position="HFS")),
-    # same planes numbered from the top, files in a random order
-    "axial feet-first numbering, shuffled files": ((0, 1), False, dict(patient_position="FFS", instances_descending=True,
-                                                                       shuffle_seed=7)),
-    # slices stored from the vertex down: positions step against the normal
-    "axial top-down": ((0, 1, 2), False, dict(shuffle_seed=1)),
-    # row -x (the image mirrored left-right): normal -z, toward the feet
-    "row direction flipped": ((1,), False, {}),
+    # the same planes numbered from the vertex down, files named in a random order
+    "axial head-first, numbered top-down, shuffled files": ((0, 1), False, dict(instances_descending=True,
+                                                                                shuffle_seed=7)),
+    # feet-first supine: the scanner's x runs to the patient's right, row -x, normal -z (toward the feet)
+    "axial feet-first (row -x, normal to the feet)": ((1,), False, dict(patient_position="FFS", instances_descending=True,
+                                                                         shuffle_seed=2)),
+    # positions stepping against the normal (slices stored from the vertex down)
+    "axial, positions against the normal": ((0, 1, 2), False, dict(shuffle_seed=1)),
     # rows along y, columns along x: the image rotated by 90 degrees
     "rotated in-plane (row along y)": ((0,), True, {}),
-    # RAS+ as stored by NIfTI tools: row -x, column -y
+    # RAS+ as NIfTI tools store it: row -x, column -y
     "RAS-ordered": ((), False, {}),
 }
 

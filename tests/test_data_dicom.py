@@ -157,6 +157,18 @@ def test_slope_and_intercept_give_hu(tmp_path):
     assert np.array_equal(read_series(tmp_path / "s")[0], hu)
 
 
+def test_files_without_the_dicom_preamble_are_read(tmp_path):
+    """Old exports write the bare data set (implicit VR, no 128-byte preamble, no file meta)."""
+    hu = _ramp_series(tmp_path / "s", nz=3)
+    for f in (tmp_path / "s").iterdir():
+        ds = pydicom.dcmread(f)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(f, ds, implicit_vr=True, little_endian=True)
+        assert not dicom.is_dicom_file(f)
+    assert np.array_equal(read_series(tmp_path / "s")[0], hu)
+
+
 # -- several series -------------------------------------------------------------------------------------
 @pytest.fixture
 def two_series(tmp_path):

@@ -127,6 +127,17 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     return path.is_dir() and any(p.is_file() and is_dicom_file(p) for p in path.rglob("*"))
 
 
+def _image_header(pydicom, f: Path, force: bool):
+    """The header of an image file, or None for anything else (DICOMDIR, reports, damaged or foreign files)."""
+    try:
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=force)
+    except Exception:  # a damaged file among many is skipped like any non-image
+        return None
+    if "SeriesInstanceUID" not in ds or "Rows" not in ds or "Columns" not in ds:
+        return None
+    return ds
+
+
 def list_series(path: str | os.PathLike) -> list[SeriesInfo]:
     """The image series under a folder (or, for a file, in its folder), from headers only."""
     pydicom = _pydicom()
@@ -134,16 +145,12 @@ def list_series(path: str | os.PathLike) -> list[SeriesInfo]:
     if not path.exists():
         raise IchsegError(f"{path}: file or folder not found")
     groups: dict[str, list] = defaultdict(list)
-    for f in _candidate_files(path):
-        if not is_dicom_file(f):
-            continue
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception:  # a damaged file among many: skipped like any non-image
-            continue
-        if "SeriesInstanceUID" not in ds or "Rows" not in ds or "Columns" not in ds:
-            continue  # DICOMDIR, structured reports, presentation states: not images
-        groups[str(ds.SeriesInstanceUID)].append((f, ds))
+    files = _candidate_files(path)
+    tagged = [f for f in files if is_dicom_file(f)]
+    for f in tagged or files:  # no file with the DICM preamble: try reading them without it (old exports)
+        ds = _image_header(pydicom, f, force=not tagged)
+        if ds is not None:
+            groups[str(ds.SeriesInstanceUID)].append((f, ds))
     out = []
     for uid, members in groups.items():
         ds0 = members[0][1]
@@ -151,8 +158,8 @@ def list_series(path: str | os.PathLike) -> list[SeriesInfo]:
         out.append(SeriesInfo(uid, str(ds0.get("SeriesNumber", "") or ""), str(ds0.get("SeriesDescription", "") or ""),
                               str(ds0.get("Modality", "") or ""), tuple(f for f, _ in members), scouts))
     if path.is_file():
-        own = pydicom.dcmread(path, stop_before_pixels=True).get("SeriesInstanceUID") if is_dicom_file(path) else None
-        out = [s for s in out if s.uid == str(own)]
+        own = _image_header(pydicom, path, force=True)
+        out = [s for s in out if own is not None and s.uid == str(own.SeriesInstanceUID)]
     return sorted(out, key=lambda s: (s.number.zfill(8), s.uid))
 
 
@@ -248,7 +255,23 @@ def _slice_spacing(folder: Path, g: _Geometry, ds0) -> tuple[float, bool]:
 
 
 # -- voxels --------------------------------------------------------------------------------------------
+def _with_transfer_syntax(ds):
+    """A bare data set (no file meta) was read in some encoding: name it so the pixels decode."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom import uid
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return ds
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    ds.file_meta = meta if meta is not None else FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (uid.ImplicitVRLittleEndian if implicit else
+                                      uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian)
+    return ds
+
+
 def _hu_slice(ds, f: Path) -> np.ndarray:
+    ds = _with_transfer_syntax(ds)
     try:
         raw = ds.pixel_array
     except Exception as exc:
@@ -286,14 +309,14 @@ def _regular_z(stack: np.ndarray, z: np.ndarray, spacing: float) -> np.ndarray:
 def _read_stack(info: SeriesInfo, g: _Geometry, limit: int) -> np.ndarray:
     pydicom = _pydicom()
     files = [info.files[i] for i in g.order]
-    ds0 = pydicom.dcmread(files[0], stop_before_pixels=True)
+    ds0 = pydicom.dcmread(files[0], stop_before_pixels=True, force=True)
     nbytes = len(files) * int(ds0.Rows) * int(ds0.Columns) * 4
     if nbytes > limit:
         raise IchsegError(f"{files[0].parent}: series of {len(files)} x {ds0.Rows} x {ds0.Columns} is "
                           f"{nbytes / 1024**3:.1f} GiB as float32, over the {limit / 1024**3:.1f} GiB limit")
     stack = np.empty((len(files), int(ds0.Rows), int(ds0.Columns)), dtype=np.float32)
     for k, f in enumerate(files):
-        stack[k] = _hu_slice(pydicom.dcmread(f), f)
+        stack[k] = _hu_slice(pydicom.dcmread(f, force=True), f)
     return stack
 
 
@@ -337,7 +360,7 @@ def read_series_grid(path: str | os.PathLike, series: str | None = None, *,
     if info.modality.upper() != "CT":
         raise IchsegError(f"{path}: series {info.short_uid} is modality {info.modality or 'unknown'}, not CT; "
                           "only CT carries Hounsfield units")
-    headers = [(f, pydicom.dcmread(f, stop_before_pixels=True)) for f in info.files]
+    headers = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in info.files]
     g = _geometry(path, headers)
     ds0 = headers[g.order[0]][1]
     spacing, uneven = _slice_spacing(path, g, ds0)
@@ -394,7 +417,7 @@ def load_scan(path: str | os.PathLike, series: str | None = None, *,
             raise IchsegError(f"{path}: --series applies to DICOM input, this is a NIfTI file")
         vol = load_volume(path, max_bytes=max_bytes)
         return vol, {"format": "nifti", "spacing_mm": [round(s, 6) for s in vol.spacing]}
-    if path.is_file() and not is_dicom_file(path):
+    if path.is_file() and not is_dicom_file(path) and _image_header(_pydicom(), path, force=True) is None:
         raise IchsegError(f"{path}: neither NIfTI (.nii, .nii.gz) nor DICOM")
     return load_series(path, series, max_bytes=max_bytes)
 

@@ -37,6 +37,14 @@ downstream cares where the scan came from:
 Patient identifiers are never copied into the metadata (it ends up in shared summaries).
 ``write_series`` writes a volume as a CT series (used by the tests; also a way to hand a
 phantom to DICOM tools).
+
+Use for a user's scan: ``vol, meta = load_scan(path, series=None)`` takes a NIfTI file, a DICOM
+file (its series) or a folder holding a DICOM series, and returns the ``Volume`` that
+``load_volume`` would (predictions mapped back with ``to_original_grid`` / ``volume_from_slices``
+land on the series' grid, saved with ``vol.original_affine``) and a JSON-ready ``meta``
+(``format``, ``spacing_mm``; for DICOM also the series UID, number and description, slice
+thickness and spacing, measured tilt and the ``corrections`` applied). ``is_dicom_folder`` tells
+a folder holding a series from a folder of NIfTI files.
 """
 
 from __future__ import annotations
@@ -335,7 +343,7 @@ def _metadata(info: SeriesInfo, ds0, g: _Geometry, spacing: float, tilt: float, 
         "series_number": info.number,
         "series_description": info.description,
         "modality": info.modality,
-        "n_files": len(info.files),
+        "n_files": len(info.files),  # the slices as stored; the array may hold more after resampling
         "slice_thickness_mm": thick,
         "slice_spacing_mm": round(spacing, 6),
         "pixel_spacing_mm": [g.pixel[1], g.pixel[0]],  # DICOM order: between rows, between columns

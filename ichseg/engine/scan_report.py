@@ -16,6 +16,12 @@ Opening three NIfTI files in a viewer is too much to check one result, so each p
 
 Arrays are (X, Y, Z) in RAS+ as ``Volume.data`` holds them; ``canonical`` brings an array on the
 file's own grid (what ``volume_from_slices`` returns) there. Both files are written atomically.
+One call after a prediction, e.g. into the folder being assembled::
+
+    write_scan_report(folder, vol.data, canonical(mask_vol, vol), canonical(unc_vol, vol), vol.spacing,
+                      name=scan_name, volume_ml=..., volume_range_ml=(lo, hi), abc2_ml=...,
+                      slices=summary["slices_with_hemorrhage"],
+                      slice_labels=vol.source_slice(np.arange(vol.n_slices)))
 """
 
 from __future__ import annotations

@@ -206,7 +206,9 @@ def test_one_series_beside_a_scout_is_read_without_asking(tmp_path):
     write_series(tmp_path / "s", hu[:, :, :1], np.eye(4), description="Scout", series_number=9,
                  image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
     _, meta = load_series(tmp_path / "s")
-    assert meta["series_description"] == "Head"
+    assert meta["series_description"] == "Head" and meta["n_files"] == 3
+    with pytest.raises(IchsegError, match="already exists"):  # the writer never replaces a file
+        write_series(tmp_path / "s", hu, np.eye(4), description="Other")
 
 
 def test_non_ct_modality_is_refused(tmp_path):

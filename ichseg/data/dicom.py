@@ -223,7 +223,8 @@ def _geometry(folder: Path, headers: list) -> _Geometry:
             raise IchsegError(f"{f}: slice size or pixel spacing differs from {f0.name}'s within one series")
     row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     if abs(float(row @ col)) > 1e-3 or min(ps) <= 0:
-        raise IchsegError(f"{f0}: ImageOrientationPatient is not two perpendicular directions or PixelSpacing is not positive")
+        raise IchsegError(f"{f0}: ImageOrientationPatient is not two perpendicular directions "
+                          "or PixelSpacing is not positive")
     normal = np.cross(row, col)
     ipp = np.stack([_floats(ds, "ImagePositionPatient", 3, f) for f, ds in headers])
     z_all = ipp @ normal
@@ -476,8 +477,9 @@ def write_series(folder: str | os.PathLike, hu: np.ndarray, affine: np.ndarray, 
     PixelSpacing come from the affine (RAS -> LPS). A sheared affine writes a tilted stack.
     ``shuffle_seed`` names the files in a random order unrelated to position;
     ``instances_descending`` numbers the instances from the last slice (as a feet-first export
-    does); ``image_type`` ending in LOCALIZER makes a scout. UIDs are derived from ``uid_seed`` and the description (reproducible). Each file is
-    written atomically.
+    does); ``image_type`` ending in LOCALIZER makes a scout. UIDs are derived from ``uid_seed``
+    and the description (reproducible). Files are named ``S<series number>_<k>.dcm``, each
+    written atomically; an existing file is never overwritten.
     """
     pydicom = _pydicom()
     from pydicom.uid import generate_uid
@@ -496,6 +498,10 @@ def write_series(folder: str | os.PathLike, hu: np.ndarray, affine: np.ndarray, 
     n = hu.shape[2]
     names = np.arange(n) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(n)
     stored = np.clip(np.rint((hu - intercept) / slope), -32768, 32767).astype("<i2")
+    targets = [Path(folder) / f"S{int(series_number):03d}_{int(names[k]):05d}.dcm" for k in range(n)]
+    clash = next((t for t in targets if t.exists()), None)
+    if clash is not None:  # checked before writing anything: no half-written series
+        raise IchsegError(f"{clash}: already exists; write the series into another folder")
     written = []
     for k in range(n):
         ds = copy.deepcopy(base)
@@ -506,7 +512,7 @@ def write_series(folder: str | os.PathLike, hu: np.ndarray, affine: np.ndarray, 
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
         buf = io.BytesIO()
         pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-        written.append(atomic_write_bytes(Path(folder) / f"IM{int(names[k]):05d}.dcm", buf.getvalue()))
+        written.append(atomic_write_bytes(targets[k], buf.getvalue()))
     return written
 
 

@@ -272,6 +272,21 @@ def test_a_missing_slice_is_interpolated_on_the_median_spacing(tmp_path):
     assert "resampled to 5.000 mm" in meta["corrections"][0]
 
 
+def test_a_finer_block_and_a_coarser_block_become_one_regular_grid(tmp_path):
+    """Sequential head CT often images the posterior fossa at 2.5 mm and the cerebrum at 5 mm, in one series."""
+    base = np.random.default_rng(4).normal(0, 20, (6, 5, 1)).round()
+    fine = np.diag([1.0, 1.0, 2.5, 1.0])
+    coarse = np.diag([1.0, 1.0, 5.0, 1.0])
+    coarse[2, 3] = 10.0
+    ramp = lambda z: (base + 10.0 * np.asarray(z)).astype(np.float32)  # HU linear in z: interpolation keeps it exact
+    write_series(tmp_path / "s" / "fossa", ramp([0, 2.5, 5, 7.5]), fine, description="Head seq")
+    write_series(tmp_path / "s" / "cerebrum", ramp([10, 15, 20]), coarse, description="Head seq")
+    data, affine, meta = read_series(tmp_path / "s")  # one SeriesInstanceUID across both folders
+    assert meta["n_files"] == 7 and data.shape == (6, 5, 9) and affine[2, 2] == pytest.approx(2.5)
+    np.testing.assert_allclose(data, ramp(np.arange(9) * 2.5), atol=1e-3)
+    assert "uneven slice spacing 2.50-5.00 mm resampled to 2.500 mm" in meta["corrections"]
+
+
 def test_header_jitter_is_not_unevenness(tmp_path):
     hu = _ramp_series(tmp_path / "s")
     f = _files_by_position(tmp_path / "s")[2]

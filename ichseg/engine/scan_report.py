@@ -100,8 +100,9 @@ def _display(a: np.ndarray) -> np.ndarray:
 def _draw(fig, hu, mask, unc, spacing, zs: list[int], labels: Sequence) -> None:
     lo, hi = WINDOW[0] - WINDOW[1] / 2, WINDOW[0] + WINDOW[1] / 2
     n = len(zs)
-    left, right = 0.02, 1 - COLORBAR_IN / (n * PANEL_IN + COLORBAR_IN)
-    grid = fig.add_gridspec(2, n, left=left, right=right - 0.01, top=1 - TITLE_IN / (2 * PANEL_IN + TITLE_IN),
+    width = n * PANEL_IN + COLORBAR_IN  # inches; margins below are placed in inches too
+    left, right = 0.3 / width, (n * PANEL_IN) / width
+    grid = fig.add_gridspec(2, n, left=left, right=right - 0.05 / width, top=1 - TITLE_IN / (2 * PANEL_IN + TITLE_IN),
                             bottom=0.02, wspace=0.04, hspace=0.12)
     aspect = spacing[1] / spacing[0]  # displayed rows run along y, columns along x
     shown = None
@@ -123,7 +124,7 @@ def _draw(fig, hu, mask, unc, spacing, zs: list[int], labels: Sequence) -> None:
             top.set_ylabel(f"CT  L{WINDOW[0]:g} W{WINDOW[1]:g}", fontsize=9)
             bottom.set_ylabel("ensemble spread", fontsize=9)
             top.text(0.03, 0.5, "R", transform=top.transAxes, color="yellow", fontsize=9, va="center")
-    cax = fig.add_axes([right + 0.15 * (1 - right), 0.04, 0.18 * (1 - right), 0.40])
+    cax = fig.add_axes([right + 0.1 / width, 0.04, 0.15 / width, 0.40])
     bar = fig.colorbar(shown, cax=cax)
     bar.set_label(f"SD of members (fixed 0-{UNCERTAINTY_MAX:g})", fontsize=8)
     bar.ax.tick_params(labelsize=7)

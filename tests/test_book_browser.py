@@ -247,3 +247,49 @@ def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
     assert any(h and h.endswith("results/smoke/results.html") for h in links)
     browser.save_screenshot(str(tmp_path / "results-prose.png"))
+
+
+def _canvas_sum(browser) -> tuple[int, int]:
+    """(sum of the viewer canvas's pixel values, count of non-black pixels)."""
+    return tuple(browser.execute_script(
+        "const c = document.querySelector('.ichseg-viewer canvas'), d = c.getContext('2d')"
+        ".getImageData(0, 0, c.width, c.height).data; let s = 0, n = 0;"
+        "for (let i = 0; i < d.length; i += 4) { s += d[i] + d[i + 1] + d[i + 2]; if (d[i] + d[i + 1] + d[i + 2] > 30) n++; }"
+        "return [s, n];"))
+
+
+@browser_test
+def test_viewer_draws_the_volume_and_toggles_overlays():
+    """The slice viewer draws the CT on its canvas (non-blank pixels), and ticking an overlay or
+    moving the slider changes what it draws; screenshots of the viewer, evidence and intro pages
+    are written into the build folder."""
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    def settled(expected: str) -> None:
+        for _ in range(50):
+            if browser.find_element(By.CSS_SELECTOR, ".ichseg-viewer").get_attribute("data-drawn") == expected:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"viewer never drew state {expected!r}")
+
+    _open(browser, HTML / "viewer.html")
+    settled("0:gt")
+    base, lit = _canvas_sum(browser)
+    assert lit > 0.2 * 512 * 512, "the CT is not drawn"
+    box = browser.find_element(By.CSS_SELECTOR, ".ichseg-viewer input[type=checkbox][value=full]")
+    box.click()
+    settled("0:gt,full")
+    assert _canvas_sum(browser)[0] != base, "ticking the full model's overlay changed nothing"
+    browser.execute_script("const s = document.querySelector('.ichseg-viewer input[type=range]');"
+                           "s.value = 1; s.dispatchEvent(new Event('input'));")
+    settled("1:gt,full")
+    browser.save_screenshot(str(HTML.parent / "screenshot-viewer.png"))
+    _open(browser, HTML / "evidence.html")
+    wide = browser.execute_script(
+        "const m = document.querySelector('main').getBoundingClientRect().right;"
+        "return Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > m + 2)"
+        ".map(e => e.tagName).slice(0, 5);")
+    assert not wide, f"elements wider than the content column: {wide}"
+    browser.save_screenshot(str(HTML.parent / "screenshot-evidence.png"))

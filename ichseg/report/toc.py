@@ -79,7 +79,8 @@ def timings_page(results_dir: Path, profile: str) -> str | None:
              "when it was resumed); *this pass* is 0 for a stage the last pass did not need to run.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(format_value(v) for v in row) + " |")
+        # seconds always with one decimal, so the column reads alike
+        lines.append("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) and v == v else format_value(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 

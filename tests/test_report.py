@@ -449,3 +449,20 @@ def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
     clear = io.BytesIO()
     Image.new("RGBA", (32, 32), (255, 0, 0, 0)).save(clear, "PNG")
     assert compact_png(clear.getvalue(), keep=10.0) == clear.getvalue()  # transparency is kept as it is
+
+
+def test_subtype_figure_shows_each_subtype_at_its_largest_slice():
+    from types import SimpleNamespace
+
+    hu = np.full((16, 16, 4), 30.0)
+    labels = np.zeros((16, 16, 4), np.uint8)
+    labels[2:5, 2:5, 1] = 1
+    labels[2:9, 2:9, 3] = 2
+    labels[1:3, 1:3, 2] = 2
+    vol = SimpleNamespace(hu=hu, labels=labels)
+    fig = report.figures.subtype_figure([vol], ("epidural", "subdural", "subarachnoid"),
+                                        {"epidural": 1, "subdural": 2, "subarachnoid": 3})
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["epidural", "subdural"]  # no subarachnoid voxel: left out
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        report.figures.subtype_figure([vol], ("subarachnoid",), {"subarachnoid": 3})

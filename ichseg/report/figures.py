@@ -238,3 +238,39 @@ __all__ = [
     "sampling_figure",
     "training_figure",
 ]
+
+
+def subtype_figure(volumes, subtypes, codes: Mapping[str, int], window=(40.0, 80.0)):
+    """One axial slice per hemorrhage subtype, at the brain window (level, width in HU): for each
+    subtype the slice of ``volumes`` (objects with ``hu`` and ``labels`` arrays, X × Y × Z, labels
+    holding ``codes[subtype]``) with the most voxels of it, the lesion outlined beside the plain
+    slice. Subtypes no volume holds are left out."""
+    plt = _plt()
+    picks = []
+    for sub in subtypes:
+        best = None
+        for vol in volumes:
+            counts = (np.asarray(vol.labels) == codes[sub]).sum(axis=(0, 1))
+            z = int(np.argmax(counts))
+            if counts[z] and (best is None or counts[z] > best[0]):
+                best = (int(counts[z]), vol, z)
+        if best:
+            picks.append((sub, best[1], best[2]))
+    if not picks:
+        raise ValueError("subtype_figure: no volume holds any of the subtypes")
+    level, width = window
+    fig, axes = plt.subplots(2, len(picks), figsize=(2.3 * len(picks), 4.9), squeeze=False, constrained_layout=True)
+    for j, (sub, vol, z) in enumerate(picks):
+        img = np.rot90(np.asarray(vol.hu)[:, :, z])  # RAS+ voxel order -> anterior at the top
+        lab = np.rot90(np.asarray(vol.labels)[:, :, z] == codes[sub])
+        for i in range(2):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, interpolation="nearest")
+            if i == 1:
+                ax.contour(lab.astype(float), levels=[0.5], colors="#D55E00", linewidths=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, j].set_title(sub, fontsize=10)
+    axes[0, 0].set_ylabel("CT, W80/L40", fontsize=9)
+    axes[1, 0].set_ylabel("blood outlined", fontsize=9)
+    return fig

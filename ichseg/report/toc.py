@@ -4,8 +4,9 @@ The hand-written ``book/_toc.yml`` lists the prose pages and one entry ``file: r
 results chapter). This step copies it to ``book/_toc.generated.yml`` (not committed) and gives
 that chapter one section per profile found under ``results/`` (reached from the book through the
 committed symlink ``book/results -> ../results``): the profile's executed results notebook, with
-its timing page (generated from ``timings.json`` into ``book/generated/``) and its executed
-prep/train/evaluate notebooks below it.
+its timing page (generated from ``timings.json`` and the trainings' ``run.json`` into
+``book/generated/``) and one *notebooks* entry below it that holds its executed prep/train/evaluate
+notebooks, so the sidebar shows them as one collapsed group.
 
 A profile is listed only when its results are consistent: ``study.json`` and every stage stamp
 match (``load_study``), and the results notebook was executed, without an exception, for that very

@@ -156,14 +156,27 @@ def test_figures(tmp_path):
     curves = report.curves_table(study)
     fig = report.convergence_figure(curves)
     assert len(fig.axes) == 2 and all(ax.collections for ax in fig.axes)  # CI bands with 2 seeds
+    # one legend for both panels, legible, one distinct colour per variant; each panel titled by its metric
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [report.method_title(v) for v in ("medsegdiffv2", "resnet18", "full")]
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
+    assert len({h.get_color() for h in legend.legend_handles}) == 3
+    assert ["IoU" in fig.axes[0].get_title(), "Dice" in fig.axes[1].get_title()] == [True, True]
     plt.close(fig)
     items = report.qualitative(study, "bhsd")
     assert set(items) == {"medsegdiffv2", "resnet18", "full"}
     fig = report.qualitative_figure(items, "bhsd")  # the Table 1 models only (resnet18 is an ablation row)
-    assert len(fig.axes) == 3 * (2 + 2 + 1)  # 3 slices x (CT, GT, 2 models, uncertainty)
+    # 3 slices x (CT, GT, 2 models, uncertainty), then a colour bar for the probabilities and one for the uncertainty
+    assert len(fig.axes) == 3 * (2 + 2 + 1) + 2
+    assert [ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes[-2:]] == ["probability of blood", "std over samples"]
+    # every slice's uncertainty is drawn on one scale (the overlay is the panel's last image)
+    limits = {fig.axes[5 * i + 4].get_images()[-1].get_clim() for i in range(3)}
+    assert len(limits) == 1
+    # the models' probabilities are drawn over the CT, not instead of it
+    assert len(fig.axes[2].get_images()) == 2
     plt.close(fig)
     fig = report.qualitative_figure(items, "bhsd", order=None)  # every method given
-    assert len(fig.axes) == 3 * (2 + 3 + 1)
+    assert len(fig.axes) == 3 * (2 + 3 + 1) + 2
     plt.close(fig)
     run = study.runs[0]
     import pandas as pd

@@ -260,7 +260,7 @@ def _canvas_sum(browser) -> tuple[int, int]:
 
 
 @browser_test
-def test_viewer_draws_the_volume_and_toggles_overlays():
+def test_viewer_draws_the_volume_and_toggles_overlays(browser):
     """The slice viewer draws the CT on its canvas (non-blank pixels), and ticking an overlay or
     moving the slider changes what it draws; screenshots of the viewer, evidence and intro pages
     are written into the build folder."""

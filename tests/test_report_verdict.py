@@ -40,10 +40,14 @@ def test_comparability_names_every_departure_and_only_those():
 def test_format_value_reads_like_a_table_for_people():
     f = report.format_value
     assert (f(True), f(np.bool_(False)), f(float("nan")), f(None)) == ("✓", "✗", "–", "–")
-    assert f(500.0) == "500" and f(1549.451) == "1,549.5" and f(0.1234, percent=True) == "12.3" and f(3) == "3"
-    table = report.display_table(pd.DataFrame({"ok": [True, False], "final": [0.5, math.nan], "n": [1500.0, 2.5]}),
+    assert f(500.0) == "500.0" and f(500.0, whole=True) == "500" and f(1549.451) == "1,549.5"
+    assert f(0.1234, percent=True) == "12.3" and f(3) == "3"
+    table = report.display_table(pd.DataFrame({"ok": [True, False], "final": [0.5, math.nan], "n": [1500.0, 2.5],
+                                               "iterations": [500.0, math.nan], "pct": [80.0, 79.84]}),
                                  percent=lambda c: c == "final")
-    assert table.to_dict("list") == {"ok": ["✓", "✗"], "final": ["50.0", "–"], "n": ["1,500", "2.5"]}
+    # a column of whole numbers reads as integers; a column with fractions keeps one decimal throughout
+    assert table.to_dict("list") == {"ok": ["✓", "✗"], "final": ["50.0", "–"], "n": ["1,500.0", "2.5"],
+                                     "iterations": ["500", "–"], "pct": ["80.0", "79.8"]}
 
 
 def test_verdict_counts_every_claim_once(tmp_path):

@@ -277,9 +277,10 @@ def timings_table(timings: dict, run_seconds: dict[str, float] | None = None) ->
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
-def format_value(v, *, percent: bool = False, digits: int = 1) -> str:
-    """One cell for a reader: ✓/✗ for a truth value, – for a missing number, whole numbers without a
-    decimal, other numbers with ``digits`` decimals (× 100 when ``percent``: a fraction shown as %)."""
+def format_value(v, *, percent: bool = False, digits: int = 1, whole: bool = False) -> str:
+    """One cell for a reader: ✓/✗ for a truth value, – for a missing number, integers with thousands
+    separators, other numbers with ``digits`` decimals (× 100 when ``percent``: a fraction shown as %);
+    ``whole``: a float column that holds only whole numbers (iterations) is shown without decimals."""
     if v is None or isinstance(v, str):
         return MISSING if v in (None, "", "nan", "n/a") else v
     if isinstance(v, (bool, np.bool_)):
@@ -293,7 +294,13 @@ def format_value(v, *, percent: bool = False, digits: int = 1) -> str:
     if not math.isfinite(x):
         return MISSING
     x = 100 * x if percent else x
-    return f"{x:,.0f}" if (not percent and x == int(x) and abs(x) >= 10) else f"{x:,.{digits}f}"
+    return f"{x:,.0f}" if whole else f"{x:,.{digits}f}"
+
+
+def _whole_numbers(values) -> bool:
+    nums = [float(v) for v in values if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))]
+    finite = [x for x in nums if math.isfinite(x)]
+    return bool(finite) and all(x.is_integer() for x in finite)
 
 
 def display_table(df: pd.DataFrame, percent=lambda column: False, digits: int = 1) -> pd.DataFrame:
@@ -303,7 +310,8 @@ def display_table(df: pd.DataFrame, percent=lambda column: False, digits: int = 
     for col in df.columns:
         label = col[-1] if isinstance(col, tuple) else col
         pct = bool(percent(str(label)))
-        out[col] = [format_value(v, percent=pct, digits=digits) for v in df[col]]
+        whole = not pct and _whole_numbers(df[col])
+        out[col] = [format_value(v, percent=pct, digits=digits, whole=whole) for v in df[col]]
     return out
 
 

@@ -82,10 +82,10 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
     row = t1.loc[("Instance2022", "Ours [full]")]
     assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
     ours = evals.query("method == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
-    assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.2f}"
+    assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.1f}"
     # beside it, the paper-protocol Dice of predicting nothing on the same slices, read from metrics.json
     metrics = json.loads((tmp_path / "smoke" / "eval" / "full-s0" / "instance2022" / "metrics.json").read_text())
-    assert row[("ours (smoke, 1 seed)", report.ALL_EMPTY_COLUMN)] == f"{100 * metrics['paper']['all_empty_dice']:.2f}"
+    assert row[("ours (smoke, 1 seed)", report.ALL_EMPTY_COLUMN)] == f"{100 * metrics['paper']['all_empty_dice']:.1f}"
     # a Table 1 model this study did not run says so in its "ours" cells
     unet = t1.loc[("Instance2022", "U-Net [unet]")]
     assert unet[("ours (smoke, 1 seed)", "IoU ↑ (%)")] == "not run" and unet[("paper (single run)", "IoU ↑ (%)")] == "76.92"
@@ -108,7 +108,7 @@ def test_table2_and_strict_tables_with_three_seeds(tmp_path):
     full = t2.loc["+ Transformer Block (Full Model) [full]"]
     sel = evals.query("method == 'full' and dataset == 'instance2022'")["dice"]
     m, h, n = report.mean_ci(sel)
-    assert n == 3 and full[(head, "Dice (%)")] == f"{100 * m:.2f} ± {100 * h:.2f}"
+    assert n == 3 and full[(head, "Dice (%)")] == f"{100 * m:.1f} ± {100 * h:.1f}"
     assert full[("paper (single run)", "Best iteration")] == "85K"
     # variants not run keep the paper's row and say "not run" for ours
     assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
@@ -156,14 +156,27 @@ def test_figures(tmp_path):
     curves = report.curves_table(study)
     fig = report.convergence_figure(curves)
     assert len(fig.axes) == 2 and all(ax.collections for ax in fig.axes)  # CI bands with 2 seeds
+    # one legend for both panels, legible, one distinct colour per variant; each panel titled by its metric
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [report.method_title(v) for v in ("medsegdiffv2", "resnet18", "full")]
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
+    assert len({h.get_color() for h in legend.legend_handles}) == 3
+    assert ["IoU" in fig.axes[0].get_title(), "Dice" in fig.axes[1].get_title()] == [True, True]
     plt.close(fig)
     items = report.qualitative(study, "bhsd")
     assert set(items) == {"medsegdiffv2", "resnet18", "full"}
     fig = report.qualitative_figure(items, "bhsd")  # the Table 1 models only (resnet18 is an ablation row)
-    assert len(fig.axes) == 3 * (2 + 2 + 1)  # 3 slices x (CT, GT, 2 models, uncertainty)
+    # 3 slices x (CT, GT, 2 models, uncertainty), then a colour bar for the probabilities and one for the uncertainty
+    assert len(fig.axes) == 3 * (2 + 2 + 1) + 2
+    assert [ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes[-2:]] == ["probability of blood", "std over samples"]
+    # every slice's uncertainty is drawn on one scale (the overlay is the panel's last image)
+    limits = {fig.axes[5 * i + 4].get_images()[-1].get_clim() for i in range(3)}
+    assert len(limits) == 1
+    # the models' probabilities are drawn over the CT, not instead of it
+    assert len(fig.axes[2].get_images()) == 2
     plt.close(fig)
     fig = report.qualitative_figure(items, "bhsd", order=None)  # every method given
-    assert len(fig.axes) == 3 * (2 + 3 + 1)
+    assert len(fig.axes) == 3 * (2 + 3 + 1) + 2
     plt.close(fig)
     run = study.runs[0]
     import pandas as pd
@@ -215,8 +228,12 @@ def test_generated_toc_lists_consistent_profiles_only(tmp_path):
     entry = toc["chapters"][1]["sections"][0]
     assert entry["file"] == "results/gpu/results" and "3 seeds" in entry["title"]
     files = [s["file"] for s in entry["sections"]]
-    assert files == ["generated/gpu/timings", "results/gpu/notebooks/train-full-s0", "results/gpu/notebooks/evaluate-full-s0"]
-    assert "| train-full-s0 | train | ran | 3.0 | 3.0 |" in (book / "generated" / "gpu" / "timings.md").read_text()
+    assert files == ["generated/gpu/timings", "generated/gpu/notebooks"]
+    # the executed notebooks sit under one entry, in the run set's order (a leftover run is not listed)
+    assert [s["file"] for s in entry["sections"][1]["sections"]] == ["results/gpu/notebooks/train-full-s0",
+                                                                     "results/gpu/notebooks/evaluate-full-s0"]
+    # a training's time is its run.json's wall time (1.0 s), not the driver's record of the stage (3.0 s)
+    assert "| train-full-s0 | train | ran | 3.0 | 1.0 |" in (book / "generated" / "gpu" / "timings.md").read_text()
     _fake_results_notebook(results / "smoke" / "results.ipynb", smoke["stamp"])
     _, listed = generate_toc(book, log=messages.append)
     assert listed == ["gpu", "smoke"]
@@ -257,7 +274,7 @@ def test_results_that_name_the_method_variant_read_as_those_that_say_method(tmp_
     out, listed = generate_toc(book, log=lambda m: None)
     entry = yaml.safe_load(out.read_text())["chapters"][0]["sections"][0]
     assert listed == ["cpu"] and "3 methods × 2 seeds" in entry["title"]
-    assert [s["file"] for s in entry["sections"]] == ["results/cpu/notebooks/train-unet-s1"]
+    assert [s["file"] for s in entry["sections"][0]["sections"]] == ["results/cpu/notebooks/train-unet-s1"]
 
 
 def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path():
@@ -279,7 +296,7 @@ def test_protocol_breakdown_and_table_show_each_step_of_the_released_output_path
     # evaluations written before the steps were recorded: n/a, not an error
     old = report.protocol_table(report.protocol_breakdown(t[["method", "seed", "dataset", "positive", "paper_dice",
                                                              "strict_dice"]]), "smoke")
-    assert old.iloc[0][path].str.startswith("n/a").all()  # an evaluation from before the steps were recorded
+    assert old.iloc[0][path].str.startswith(report.tables.MISSING).all()  # an evaluation from before the steps were recorded
     from ichseg.report.tables import STRICT_COLUMNS
 
     evals = pd.DataFrame(columns=["method", "seed", "dataset", "n_slices", "iou", *STRICT_COLUMNS])
@@ -445,3 +462,20 @@ def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):
     clear = io.BytesIO()
     Image.new("RGBA", (32, 32), (255, 0, 0, 0)).save(clear, "PNG")
     assert compact_png(clear.getvalue(), keep=10.0) == clear.getvalue()  # transparency is kept as it is
+
+
+def test_subtype_figure_shows_each_subtype_at_its_largest_slice():
+    from types import SimpleNamespace
+
+    hu = np.full((16, 16, 4), 30.0)
+    labels = np.zeros((16, 16, 4), np.uint8)
+    labels[2:5, 2:5, 1] = 1
+    labels[2:9, 2:9, 3] = 2
+    labels[1:3, 1:3, 2] = 2
+    vol = SimpleNamespace(hu=hu, labels=labels)
+    fig = report.figures.subtype_figure([vol], ("epidural", "subdural", "subarachnoid"),
+                                        {"epidural": 1, "subdural": 2, "subarachnoid": 3})
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["epidural", "subdural"]  # no subarachnoid voxel: left out
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        report.figures.subtype_figure([vol], ("subarachnoid",), {"subarachnoid": 3})

@@ -23,6 +23,7 @@ from .collect import (
     qualitative,
     read_stamp,
     read_timings,
+    run_set_description,
     slices_table,
     study_banner,
     study_stamp,
@@ -32,10 +33,21 @@ from .figures import convergence_figure, qualitative_figure, read_sampling_bench
 from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dataset_title, method_title, paper_numbers
 from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
-from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, headline, headline_numbers, ours_label, patient_table,
+from .scale import budgets_sentence, comparability, scale_facts
+from .verdict import claim_verdicts, profiles_table, verdict_markdown
+from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, display_table, format_value, headline, headline_numbers, ours_label, patient_table,
                      protocol_table, strict_table, table1, table2, timings_table)
 
 __all__ = [
+    "budgets_sentence",
+    "claim_verdicts",
+    "comparability",
+    "display_table",
+    "format_value",
+    "profiles_table",
+    "run_set_description",
+    "scale_facts",
+    "verdict_markdown",
     "ALL_EMPTY_COLUMN",
     "DATASET_ORDER",
     "METHOD_ORDER",

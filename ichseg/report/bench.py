@@ -133,7 +133,7 @@ def bf16_verdict(record: dict) -> str:
     if not beyond:
         return "two short runs per precision show no change beyond what a seed does, and cannot show a small one"
     return (f"in {' and '.join(beyond)} Dice the change exceeds the difference between the two seeds, which two "
-            "seeds measure poorly: these runs neither clear bf16 nor condemn it, and the committed profiles keep fp32")
+            "seeds measure poorly: these runs neither clear bf16 nor condemn it")
 
 
 def gpu_goals(check: dict, *sampling_records: dict) -> dict:

@@ -353,10 +353,9 @@ def study_banner(study: Study) -> str:
             f"{', '.join(f'`{v}`' for v in study.methods)}; seeds: {', '.join(map(str, study.seeds))}; data: {source}. "
             f"Device: {env.get('device', '?')}; commit `{str(env.get('git_commit', '?'))[:12]}`; run set `{m.get('stamp')}` "
             f"(created {m.get('created', '?')}).")
-    if not any(raw.get(d) for d in datasets):
-        text += (" **Every dataset here is synthetic (or, for realct, real slices with synthetic lesions), so these numbers measure the code path, "
-                 "not the method: they are not comparable to the paper's.**")
-    return text
+    from .scale import comparability, scale_facts
+
+    return text + " **" + comparability(scale_facts(study.profile, study)) + "**"
 
 
 def read_timings(results_dir: str | Path) -> dict[str, Any] | None:

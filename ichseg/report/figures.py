@@ -47,15 +47,16 @@ def training_figure(log: pd.DataFrame, title: str = ""):
     return fig
 
 
-def _palette(methods) -> dict:
-    import seaborn as sns
+#: one distinct hue per Table 2 variant (colour-blind-safe Okabe-Ito colours); baseline and full
+#: model in the two most contrasting ones
+VARIANT_COLOURS = {"medsegdiffv2": "#0072B2", "cross_attention": "#009E73", "reduce_layer": "#E69F00",
+                   "resnet18": "#CC79A7", "full": "#D55E00"}
+EXTRA_COLOURS = ("#56B4E9", "#F0E442", "#000000", "#999999")
 
-    others = [v for v in methods if v not in (BASELINE, FULL)]
-    greys = sns.color_palette("crest", max(len(others), 1))
-    pal = {v: greys[i] for i, v in enumerate(others)}
-    pal[BASELINE] = "#1f77b4"
-    pal[FULL] = "#d62728"
-    return pal
+
+def _palette(methods) -> dict:
+    extra = iter(EXTRA_COLOURS * (1 + len(methods) // len(EXTRA_COLOURS)))
+    return {v: VARIANT_COLOURS.get(v) or next(extra) for v in methods}
 
 
 def convergence_figure(curves: pd.DataFrame, title: str = ""):
@@ -64,7 +65,7 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     Lines are means over seeds; with several seeds, bands are the 95% t-interval at each
     validation point. The baseline (MedSegDiffv2) and the full model are drawn bold. Only the Table 2
     (diffusion) variants are drawn, as in the paper's Fig. 1; the baselines' own curves are on their
-    training pages.
+    training pages. One legend below both panels, at the size of the axis labels.
     """
     import seaborn as sns
 
@@ -74,76 +75,97 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     pal = _palette(variants)
     labels = {v: method_title(v) for v in variants}
     data = curves.assign(model=curves["method"].map(labels), IoU=100 * curves["iou"], Dice=100 * curves["dice"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True, sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True, sharex=True)
     for ax, metric in zip(axes, ("IoU", "Dice")):
         sns.lineplot(data=data, x="iteration", y=metric, hue="model", hue_order=[labels[v] for v in variants],
                      palette={labels[v]: pal[v] for v in variants}, errorbar=ci_band, marker="o", markersize=4, ax=ax,
-                     legend=ax is axes[-1])
+                     legend=False)
         for line, v in zip(ax.get_lines(), variants):
-            if v in (BASELINE, FULL):
-                line.set_linewidth(2.6)
-        ax.set(ylabel=f"validation {metric} (%)", ylim=(0, 100))
+            line.set_linewidth(2.8 if v in (BASELINE, FULL) else 1.4)
+        ax.set(ylabel=f"validation {metric} (%)", ylim=(0, 100), title=f"Validation {metric}, paper protocol")
         ax.grid(alpha=0.3)
-    handles = axes[-1].get_legend()
-    if handles is not None:
-        sns.move_legend(axes[-1], "lower right", frameon=False, fontsize=8, title=None)
+    handles = [plt.Line2D([], [], color=pal[v], lw=2.8 if v in (BASELINE, FULL) else 1.6, marker="o", ms=4)
+               for v in variants]
+    fig.legend(handles, [labels[v] for v in variants], loc="outside lower center", ncol=min(len(variants), 3),
+               frameon=False, fontsize=10)
     if title:
         fig.suptitle(title)
     return fig
 
 
+def _ct_panel(ax, img, overlay=None, contour=None, vmax=1.0, cmap="autumn"):
+    """The CT slice in its grey window, ``overlay`` (a map in [0, vmax]) over it where it is above 2%
+    of ``vmax``, and ``contour`` (the ground truth) as a cyan outline; returns the overlay's image."""
+    lo, hi = np.percentile(img, [1, 99.5])
+    ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
+    shown = None
+    if overlay is not None:
+        masked = np.ma.masked_less(np.asarray(overlay, dtype=float), 0.02 * vmax)
+        shown = ax.imshow(masked, cmap=cmap, vmin=0, vmax=vmax, alpha=0.75, interpolation="nearest")
+    if contour is not None and np.any(contour > 0.5):
+        ax.contour(np.asarray(contour, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return shown
+
+
+def _shared_rows(items, methods) -> list[int]:
+    common = set(map(int, items[methods[0]]["rows"]))
+    for v in methods[1:]:
+        common &= set(map(int, items[v]["rows"]))
+    return sorted(common, key=lambda r: list(map(int, items[methods[0]]["rows"])).index(r))
+
+
 def qualitative_figure(items: Mapping[str, Mapping[str, np.ndarray]], dataset: str, uncertainty_of: str | None = None,
                        order=TABLE1_ORDER):
-    """Fig. 3 for one dataset: per slice, CT, ground truth, each method's probability and the
-    ensemble uncertainty (std over samples) of ``uncertainty_of`` (the full model by default).
+    """Fig. 3 for one dataset: per slice, the CT in its grey window, the ground truth, each method's
+    probability overlaid on the CT (ground truth outlined in cyan), and the ensemble uncertainty
+    (std over samples) of ``uncertainty_of`` (the full model by default) on one scale for every
+    slice, with a colour bar for each scale.
 
     ``items``: method -> arrays of its ``qualitative.npz`` (rows, image, mask, probability,
     uncertainty). Methods must share the same slices (the engine picks them from the ground
     truth only); slices they do not share are left out. ``order``: the methods shown, in this
     order (default: the Table 1 models, as the paper's Fig. 3); ``None`` shows every method given.
     """
+    import textwrap
+
     plt = _plt()
     if order is None:
         order = [v for v in VARIANT_ORDER if v in items] + sorted(set(items) - set(VARIANT_ORDER))
     methods = [v for v in order if v in items] or sorted(items)
     if not methods:
         raise ValueError("qualitative_figure: no evaluations to show")
-    common = set(map(int, items[methods[0]]["rows"]))
-    for v in methods[1:]:
-        common &= set(map(int, items[v]["rows"]))
-    rows = sorted(common, key=lambda r: list(map(int, items[methods[0]]["rows"])).index(r))
+    rows = _shared_rows(items, methods)
     if not rows:
         raise ValueError(f"qualitative_figure: the methods share no slice on {dataset}")
     unc_v = uncertainty_of if uncertainty_of in items else (FULL if FULL in items else methods[-1])
-    ref = items[methods[0]]
-    import textwrap
-
-    cols = ["CT", "ground truth"] + [method_title(v) for v in methods] + [f"uncertainty ({method_title(unc_v)})"]
-    cols = [textwrap.fill(c, 18) for c in cols]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.6 * len(cols), 1.6 * len(rows) + 0.6),
+    pos = lambda v, r: list(map(int, items[v]["rows"])).index(r)  # noqa: E731
+    unc_max = max(float(np.max(items[unc_v]["uncertainty"][pos(unc_v, r)])) for r in rows) or 1e-6
+    cols = ["CT", "ground truth"] + [method_title(v) for v in methods] + ["uncertainty (std over samples)"]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.7 * len(cols) + 1.2, 1.7 * len(rows) + 0.9),
                              squeeze=False, constrained_layout=True)
-
-    def pos(v, r):
-        return list(map(int, items[v]["rows"])).index(r)
-
+    prob_im = unc_im = None
     for i, r in enumerate(rows):
         k = pos(methods[0], r)
-        img = ref["image"][k]
+        img = np.asarray(items[methods[0]]["image"][k], dtype=float)
         img = img[0] if img.ndim == 3 else img
-        panels = [(img, "gray", None), (ref["mask"][k], "gray", (0, 1))]
-        panels += [(items[v]["probability"][pos(v, r)], "gray", (0, 1)) for v in methods]
-        unc = items[unc_v]["uncertainty"][pos(unc_v, r)]
-        panels.append((unc, "magma", (0, max(float(np.max(unc)), 1e-6))))
-        for j, (arr, cmap, lim) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(np.asarray(arr, dtype=float), cmap=cmap, vmin=None if lim is None else lim[0],
-                      vmax=None if lim is None else lim[1], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(cols[j], fontsize=7)
-        axes[i, 0].set_ylabel(f"slice {r}", fontsize=7)
-    fig.suptitle(dataset_title(dataset), fontsize=10)
+        gt = np.asarray(items[methods[0]]["mask"][k], dtype=float)
+        _ct_panel(axes[i, 0], img)
+        _ct_panel(axes[i, 1], img, overlay=gt, cmap="autumn")
+        for j, v in enumerate(methods, start=2):
+            prob_im = _ct_panel(axes[i, j], img, overlay=items[v]["probability"][pos(v, r)], contour=gt) or prob_im
+        unc_im = _ct_panel(axes[i, -1], img, overlay=items[unc_v]["uncertainty"][pos(unc_v, r)], vmax=unc_max,
+                           cmap="viridis") or unc_im
+        axes[i, 0].set_ylabel(f"slice {r}", fontsize=8)
+    for j, c in enumerate(cols):
+        axes[0, j].set_title(textwrap.fill(c, 16), fontsize=8)
+    if prob_im is not None:
+        fig.colorbar(prob_im, ax=axes[:, 1:-1], shrink=0.6, label="probability of blood", location="bottom", aspect=40)
+    if unc_im is not None:
+        fig.colorbar(unc_im, ax=axes[:, -1], shrink=0.8, label="std over samples", location="bottom")
+    fig.suptitle(f"{dataset_title(dataset)}: each model's probability over the CT, ground truth outlined in cyan; "
+                 f"uncertainty of {method_title(unc_v)}", fontsize=10)
     return fig
 
 
@@ -216,3 +238,39 @@ __all__ = [
     "sampling_figure",
     "training_figure",
 ]
+
+
+def subtype_figure(volumes, subtypes, codes: Mapping[str, int], window=(40.0, 80.0)):
+    """One axial slice per hemorrhage subtype, at the brain window (level, width in HU): for each
+    subtype the slice of ``volumes`` (objects with ``hu`` and ``labels`` arrays, X × Y × Z, labels
+    holding ``codes[subtype]``) with the most voxels of it, the lesion outlined beside the plain
+    slice. Subtypes no volume holds are left out."""
+    plt = _plt()
+    picks = []
+    for sub in subtypes:
+        best = None
+        for vol in volumes:
+            counts = (np.asarray(vol.labels) == codes[sub]).sum(axis=(0, 1))
+            z = int(np.argmax(counts))
+            if counts[z] and (best is None or counts[z] > best[0]):
+                best = (int(counts[z]), vol, z)
+        if best:
+            picks.append((sub, best[1], best[2]))
+    if not picks:
+        raise ValueError("subtype_figure: no volume holds any of the subtypes")
+    level, width = window
+    fig, axes = plt.subplots(2, len(picks), figsize=(2.3 * len(picks), 4.9), squeeze=False, constrained_layout=True)
+    for j, (sub, vol, z) in enumerate(picks):
+        img = np.rot90(np.asarray(vol.hu)[:, :, z])  # RAS+ voxel order -> anterior at the top
+        lab = np.rot90(np.asarray(vol.labels)[:, :, z] == codes[sub])
+        for i in range(2):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, interpolation="nearest")
+            if i == 1:
+                ax.contour(lab.astype(float), levels=[0.5], colors="#D55E00", linewidths=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, j].set_title(sub, fontsize=10)
+    axes[0, 0].set_ylabel("CT, W80/L40", fontsize=9)
+    axes[1, 0].set_ylabel("blood outlined", fontsize=9)
+    return fig

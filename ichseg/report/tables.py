@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from .paper import DATASET_ORDER, METHOD_ORDER, VARIANT_ORDER, dataset_title, paper_numbers, method_title
@@ -18,6 +19,8 @@ from .claims import beats_all_empty
 from .stats import format_mean_ci, mean_ci, summarise
 
 NOT_RUN = "not run"
+#: what a cell shows where a number does not exist
+MISSING = "–"
 
 
 def _ordered(values, order) -> list:
@@ -59,7 +62,7 @@ def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
             index.append((dataset_title(ds) + ("*" if p["datasets"].get(ds, {}).get("cross_dataset") else ""), title))
             rows.append([
                 _paper(ref.get("iou")), _paper(ref.get("dice")),
-                summarise(sel["iou"], scale=100), summarise(sel["dice"], scale=100), _all_empty(evals, ds),
+                summarise(sel["iou"], scale=100, digits=1), summarise(sel["dice"], scale=100, digits=1), _all_empty(evals, ds),
             ])
     cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"),
                                       (ours, "Dice ↑ (%)"), (ours, ALL_EMPTY_COLUMN)])
@@ -73,7 +76,7 @@ ALL_EMPTY_COLUMN = "Dice of an all-empty prediction (%)"
 def _all_empty(evals: pd.DataFrame, dataset: str) -> str:
     """The paper-protocol Dice of an all-empty prediction on ``dataset``'s slices (the same for every model)."""
     v = evals.loc[evals["dataset"] == dataset, "all_empty_dice"].dropna() if "all_empty_dice" in evals else ()
-    return f"{100 * float(v.iloc[0]):.2f}" if len(v) else "n/a"
+    return f"{100 * float(v.iloc[0]):.1f}" if len(v) else MISSING
 
 
 def _paper(v) -> str:
@@ -97,7 +100,7 @@ def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> 
         rows.append([
             _paper(ref.get("dice")), _paper(ref.get("iou")),
             f"{int(ref['best_iteration']) // 1000}K" if ref.get("best_iteration") else "–",
-            summarise(sel["dice"], scale=100), summarise(sel["iou"], scale=100),
+            summarise(sel["dice"], scale=100, digits=1), summarise(sel["iou"], scale=100, digits=1),
             summarise(best, digits=0),
         ])
         index.append(f"{method_title(v)} [{v}]")
@@ -136,8 +139,8 @@ def strict_table(evals: pd.DataFrame, profile: str) -> pd.DataFrame:
             for key in STRICT_COLUMNS:
                 pct = key in ("dice", "positive_slice_dice", "chance_positive_slice_dice",
                               "chance_positive_slice_dice_in_head", "volume_dice")
-                row.append(summarise(sel[key], scale=100 if pct else 1, digits=2 if pct else 1, missing="n/a",
-                                     failed="failed" if key == "dice" else "n/a"))
+                row.append(summarise(sel[key], scale=100 if pct else 1, digits=1, missing=MISSING,
+                                     failed="failed" if key == "dice" else MISSING))
             rows.append(row)
             index.append((dataset_title(ds), method_title(v)))
     cols = pd.MultiIndex.from_tuples([(ours, c) for c in STRICT_COLUMNS.values()])
@@ -176,8 +179,8 @@ def protocol_table(breakdown: pd.DataFrame, profile: str) -> pd.DataFrame:
             sel = breakdown[(breakdown["method"] == v) & (breakdown["dataset"] == ds)]
             if sel.empty:
                 continue
-            rows.append([summarise(sel[k], scale=100, digits=1, missing="n/a",
-                                   failed="failed" if k == "paper_dice" else "n/a") if k in sel else "n/a" for k in spec])
+            rows.append([summarise(sel[k], scale=100, digits=1, missing=MISSING,
+                                   failed="failed" if k == "paper_dice" else MISSING) if k in sel else MISSING for k in spec])
             index.append((dataset_title(ds), method_title(v)))
     ours = ours_label(int(breakdown["seed"].nunique()), profile)
     cols = pd.MultiIndex.from_tuples(
@@ -243,7 +246,7 @@ def _split_scores(t: pd.DataFrame, group: pd.Series, names: list[str], score: st
         sel = t["method"] == method
         per_seed = t[sel].groupby([t.loc[sel, "seed"], group[sel]], observed=False)[score].mean().unstack()
         overall = t[sel].groupby("seed")[score].mean()
-        rows.append([summarise(per_seed[n], scale=100, digits=1, missing="n/a", failed="n/a") for n in names]
+        rows.append([summarise(per_seed[n], scale=100, digits=1, missing=MISSING, failed=MISSING) for n in names]
                     + [summarise(overall, scale=100, digits=1)])
         index.append(method_title(method))
     head = f"{ours}: {CONTRAST_SCORES[score]} {what}"
@@ -252,20 +255,64 @@ def _split_scores(t: pd.DataFrame, group: pd.Series, names: list[str], score: st
     return pd.DataFrame(rows, index=pd.Index(index, name=f"{dataset_title(dataset)}: method"), columns=cols)
 
 
-def timings_table(timings: dict) -> pd.DataFrame:
-    """The driver's per-stage timing record as a table (seconds this pass; seconds when last run)."""
+def timings_table(timings: dict, run_seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    """The driver's per-stage timing record as a table (seconds this pass; seconds when last run).
+
+    ``run_seconds``: stage id -> the wall time its own record gives (a training's ``run.json``
+    ``wall_time_s``); it replaces the driver's *when last run* for those stages, since a training
+    resumed from its checkpoint is timed by the driver for the resumed part only."""
+    run_seconds = run_seconds or {}
     rows = []
     for s in timings.get("stages", []):
+        last = run_seconds.get(s["id"], s.get("last_run_seconds"))
         rows.append({
             "stage": s["id"], "kind": s.get("kind"), "status": s.get("status"),
             "seconds (this pass)": round(float(s.get("seconds", 0.0)), 1),
-            "seconds (when last run)": (round(float(s["last_run_seconds"]), 1) if s.get("last_run_seconds") is not None else None),
+            "seconds (when last run)": round(float(last), 1) if last is not None else None,
         })
     df = pd.DataFrame(rows, columns=["stage", "kind", "status", "seconds (this pass)", "seconds (when last run)"])
     total = {"stage": "total", "kind": "", "status": timings.get("status", ""),
              "seconds (this pass)": round(float(timings.get("total_seconds", df["seconds (this pass)"].sum())), 1),
              "seconds (when last run)": round(float(df["seconds (when last run)"].fillna(0).sum()), 1) if len(df) else None}
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+
+def format_value(v, *, percent: bool = False, digits: int = 1, whole: bool = False) -> str:
+    """One cell for a reader: ✓/✗ for a truth value, – for a missing number, integers with thousands
+    separators, other numbers with ``digits`` decimals (× 100 when ``percent``: a fraction shown as %);
+    ``whole``: a float column that holds only whole numbers (iterations) is shown without decimals."""
+    if v is None or isinstance(v, str):
+        return MISSING if v in (None, "", "nan", "n/a") else v
+    if isinstance(v, (bool, np.bool_)):
+        return "✓" if v else "✗"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(x):
+        return MISSING
+    x = 100 * x if percent else x
+    return f"{x:,.0f}" if whole else f"{x:,.{digits}f}"
+
+
+def _whole_numbers(values) -> bool:
+    nums = [float(v) for v in values if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))]
+    finite = [x for x in nums if math.isfinite(x)]
+    return bool(finite) and all(x.is_integer() for x in finite)
+
+
+def display_table(df: pd.DataFrame, percent=lambda column: False, digits: int = 1) -> pd.DataFrame:
+    """``df`` with every cell formatted by ``format_value`` (strings: what a reader sees). ``percent``:
+    a predicate on a column's label (its last level) saying the column holds fractions to show in %."""
+    out = df.copy().astype(object)
+    for col in df.columns:
+        label = col[-1] if isinstance(col, tuple) else col
+        pct = bool(percent(str(label)))
+        whole = not pct and _whole_numbers(df[col])
+        out[col] = [format_value(v, percent=pct, digits=digits, whole=whole) for v in df[col]]
+    return out
 
 
 def headline(evals: pd.DataFrame, method: str, dataset: str, key: str = "dice", scale: float = 100.0) -> float:
@@ -309,6 +356,9 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 
 __all__ = [
     "ALL_EMPTY_COLUMN",
+    "MISSING",
+    "display_table",
+    "format_value",
     "CONTRAST_BANDS_HU",
     "CONTRAST_SCORES",
     "contrast_table",

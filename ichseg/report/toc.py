@@ -4,8 +4,9 @@ The hand-written ``book/_toc.yml`` lists the prose pages and one entry ``file: r
 results chapter). This step copies it to ``book/_toc.generated.yml`` (not committed) and gives
 that chapter one section per profile found under ``results/`` (reached from the book through the
 committed symlink ``book/results -> ../results``): the profile's executed results notebook, with
-its timing page (generated from ``timings.json`` into ``book/generated/``) and its executed
-prep/train/evaluate notebooks below it.
+its timing page (generated from ``timings.json`` and the trainings' ``run.json`` into
+``book/generated/``) and one *notebooks* entry below it that holds its executed prep/train/evaluate
+notebooks, so the sidebar shows them as one collapsed group.
 
 A profile is listed only when its results are consistent: ``study.json`` and every stage stamp
 match (``load_study``), and the results notebook was executed, without an exception, for that very
@@ -24,7 +25,7 @@ import yaml
 
 from ..utils import atomic_write_text, method_of, methods_of
 from .collect import STUDY_FILE, StaleResultsError, load_study, read_timings
-from .tables import timings_table
+from .tables import format_value, timings_table
 
 PROFILE_ORDER = ("paper", "gpu", "cpu", "smoke")
 RESULTS_ENTRY = "results"
@@ -53,22 +54,54 @@ def check_profile(results_dir: Path) -> str | None:
     return None
 
 
+def train_seconds(results_dir: Path) -> dict[str, float]:
+    """train-<run> stage id -> the training's own wall time (``runs/<run>/run.json``)."""
+    out = {}
+    for path in sorted((results_dir / "runs").glob("*/run.json")):
+        try:
+            wall = json.loads(path.read_text()).get("wall_time_s")
+        except ValueError:
+            continue
+        if wall is not None:
+            out[f"train-{path.parent.name}"] = float(wall)
+    return out
+
+
 def timings_page(results_dir: Path, profile: str) -> str | None:
     timings = read_timings(results_dir)
     if not timings:
         return None
-    table = timings_table(timings)
+    table = timings_table(timings, train_seconds(results_dir))
     cols = list(table.columns)
     lines = [f"# Timings: {profile} profile", "",
-             f"Wall-clock seconds of each stage of the last `ichseg study --profile {profile}` pass "
-             f"(status **{timings.get('status')}**, finished {timings.get('finished')}, "
-             f"{timings.get('cpu_count')} CPU cores visible). *This pass* is 0 for a stage skipped because its "
-             "stamp matched, or kept as made although the code changed since (status *kept*, `--keep-trained`); "
-             "*when last run* is the time it took when it did run.", "",
+             f"Wall-clock seconds of each stage of the `{profile}` profile ({timings.get('cpu_count')} CPU cores "
+             f"visible, {timings.get('jobs')} stage(s) at a time). *When last run* is the time the stage took "
+             "when it ran: for a training, the wall time its `run.json` records (the whole training, also "
+             "when it was resumed); *this pass* is 0 for a stage the last pass did not need to run.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join("" if (v is None or v != v) else str(v) for v in row) + " |")
+        # seconds always with one decimal, so the column reads alike
+        lines.append("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) and v == v else format_value(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def run_notebooks(results_dir: Path, study: dict, profile: str) -> list[tuple[Path, str]]:
+    """(notebook, title) of a profile's executed notebooks: data preparation, then the run set's
+    training and evaluation notebooks in its order (Table 2 order, then seeds); leftovers of runs
+    no longer in the run set are not shown."""
+    nb_dir = results_dir / "notebooks"
+    out = []
+    for ds in dict.fromkeys([study.get("train_dataset"), *study["datasets"]]):
+        nb = nb_dir / f"prep-{ds}.ipynb"
+        if ds and nb.is_file():
+            out.append((nb, f"Data preparation: {ds} ({profile})"))
+    for run in study["runs"]:
+        rid = f"{method_of(run)}-s{run['seed']}"
+        for prefix, label in (("train-", "Training"), ("evaluate-", "Evaluation")):
+            nb = nb_dir / f"{prefix}{rid}.ipynb"
+            if nb.is_file():
+                out.append((nb, f"{label}: {rid} ({profile})"))
+    return out
 
 
 def profile_entry(book: Path, results_dir: Path, generated: Path) -> dict:
@@ -83,19 +116,16 @@ def profile_entry(book: Path, results_dir: Path, generated: Path) -> dict:
         if not target.is_file() or target.read_text() != page:
             atomic_write_text(target, page)
         sections.append({"file": rel(target), "title": f"Timings ({profile})"})
-    nb_dir = results_dir / "notebooks"
-    for ds in dict.fromkeys([study.get("train_dataset"), *study["datasets"]]):
-        nb = nb_dir / f"prep-{ds}.ipynb"
-        if ds and nb.is_file():
-            sections.append({"file": rel(nb), "title": f"Data preparation: {ds} ({profile})"})
-    # the run set's notebooks only, in its order (Table 2 order, then seeds); leftovers of runs
-    # that are no longer in the run set are not shown
-    for run in study["runs"]:
-        rid = f"{method_of(run)}-s{run['seed']}"
-        for prefix, label in (("train-", "Training"), ("evaluate-", "Evaluation")):
-            nb = nb_dir / f"{prefix}{rid}.ipynb"
-            if nb.is_file():
-                sections.append({"file": rel(nb), "title": f"{label}: {rid} ({profile})"})
+    notebooks = run_notebooks(results_dir, study, profile)
+    if notebooks:
+        # every executed notebook under one entry, so the sidebar shows one line per profile for them
+        target = generated / profile / "notebooks.md"
+        page = (f"# Notebooks: {profile} profile\n\nEvery notebook the `{profile}` pass executed, as it ran: data "
+                "preparation, then one training and one evaluation notebook per method and seed.\n")
+        if not target.is_file() or target.read_text() != page:
+            atomic_write_text(target, page)
+        sections.append({"file": rel(target), "title": f"Notebooks ({profile})",
+                         "sections": [{"file": rel(nb), "title": t} for nb, t in notebooks]})
     seeds = study["seeds"]
     title = (f"Results: {profile} profile ({len(methods_of(study))} methods × {len(seeds)} "
              f"seed{'s' if len(seeds) > 1 else ''})")

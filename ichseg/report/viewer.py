@@ -1,0 +1,134 @@
+"""An interactive slice viewer for the book: the test slices of each dataset that every model was
+sampled on (``qualitative.npz`` of the evaluation), with the ground truth, each model's probability
+and the full model's uncertainty as overlays that a reader toggles.
+
+The page is one self-contained HTML block: every layer is an 8-bit greyscale PNG embedded as a
+``data:`` URL, drawn by ~80 lines of plain JavaScript on a 2D canvas (no WebGL, no library, no
+network), so it works from a copy of the book opened as ``file://``. The slices are the evaluation's
+own fixed picks (chosen from the ground truth only), not a choice made by looking at the scores.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+
+from .paper import TABLE1_ORDER, dataset_title, method_title
+
+FULL = "full"
+#: overlay colours (RGB) per layer kind; each model gets its own from MODEL_COLOURS
+GT_COLOUR, UNC_COLOUR = (0, 220, 255), (180, 255, 60)
+MODEL_COLOURS = ((255, 80, 40), (255, 200, 0), (230, 60, 200), (90, 160, 255), (255, 140, 160), (120, 255, 160))
+
+
+def png_data_url(array: np.ndarray, vmax: float = 1.0) -> str:
+    """A 2D array in [0, vmax] as an 8-bit greyscale PNG ``data:`` URL."""
+    from PIL import Image
+
+    a = np.clip(np.nan_to_num(np.asarray(array, dtype=float)) / (vmax or 1.0), 0.0, 1.0)
+    buf = io.BytesIO()
+    Image.fromarray((255 * a + 0.5).astype(np.uint8), mode="L").save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _ct(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image, dtype=float)
+    img = img[0] if img.ndim == 3 else img
+    lo, hi = np.percentile(img, [1, 99.5])
+    return (img - lo) / (hi - lo if hi > lo else 1.0)
+
+
+def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_ORDER) -> dict:
+    """The viewer's data: per dataset (``{dataset: {method: qualitative arrays}}``, as
+    ``collect.qualitative`` gives them) the slices every shown model shares, each with its layers."""
+    layers, slices = [{"key": "gt", "label": "ground truth", "colour": GT_COLOUR}], []
+    methods = [m for m in order if any(m in items for items in items_by_dataset.values())]
+    for i, m in enumerate(methods):
+        layers.append({"key": m, "label": method_title(m), "colour": MODEL_COLOURS[i % len(MODEL_COLOURS)]})
+    layers.append({"key": "unc", "label": f"uncertainty ({method_title(FULL)})", "colour": UNC_COLOUR})
+    for ds, items in items_by_dataset.items():
+        shown = [m for m in methods if m in items]
+        if not shown:
+            continue
+        rows = [int(r) for r in items[shown[0]]["rows"]]
+        for m in shown[1:]:
+            rows = [r for r in rows if r in set(map(int, items[m]["rows"]))]
+        pos = {m: {int(r): k for k, r in enumerate(items[m]["rows"])} for m in shown}
+        unc_from = FULL if FULL in items else None
+        # one uncertainty scale for every slice of the dataset
+        unc_max = float(np.max(items[unc_from]["uncertainty"])) if unc_from else 1.0
+        for r in rows:
+            ref = items[shown[0]]
+            entry = {"dataset": dataset_title(ds), "slice": r, "ct": png_data_url(_ct(ref["image"][pos[shown[0]][r]])),
+                     "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])}}
+            for m in shown:
+                entry["layers"][m] = png_data_url(items[m]["probability"][pos[m][r]])
+            if unc_from:
+                entry["layers"]["unc"] = png_data_url(items[unc_from]["uncertainty"][pos[unc_from][r]], vmax=unc_max)
+            slices.append(entry)
+    return {"layers": layers, "slices": slices}
+
+
+_SCRIPT = """
+(function () {
+  const root = document.getElementById("%(id)s"), data = JSON.parse(root.querySelector("script[type='application/json']").textContent);
+  const canvas = root.querySelector("canvas"), ctx = canvas.getContext("2d"), slider = root.querySelector("input[type=range]");
+  const label = root.querySelector(".ichseg-viewer-label"), boxes = root.querySelectorAll("input[type=checkbox]");
+  const cache = {};
+  function img(url) {
+    if (!cache[url]) { cache[url] = new Promise(ok => { const im = new Image(); im.onload = () => ok(im); im.src = url; }); }
+    return cache[url];
+  }
+  function pixels(im) {
+    const c = document.createElement("canvas"); c.width = im.width; c.height = im.height;
+    const x = c.getContext("2d"); x.drawImage(im, 0, 0); return x.getImageData(0, 0, im.width, im.height);
+  }
+  async function draw() {
+    const s = data.slices[+slider.value];
+    label.textContent = s.dataset + ", slice " + s.slice + " (" + (+slider.value + 1) + " of " + data.slices.length + ")";
+    const ct = pixels(await img(s.ct)), out = new ImageData(ct.width, ct.height);
+    for (let p = 0; p < ct.data.length; p += 4) { out.data[p] = out.data[p + 1] = out.data[p + 2] = ct.data[p]; out.data[p + 3] = 255; }
+    for (const box of boxes) {
+      if (!box.checked || !s.layers[box.value]) continue;
+      const layer = data.layers.find(l => l.key === box.value), px = pixels(await img(s.layers[box.value]));
+      for (let p = 0; p < px.data.length; p += 4) {
+        const a = 0.75 * px.data[p] / 255;
+        if (a < 0.02) continue;
+        for (let k = 0; k < 3; k++) out.data[p + k] = (1 - a) * out.data[p + k] + a * layer.colour[k];
+      }
+    }
+    const c = document.createElement("canvas"); c.width = ct.width; c.height = ct.height; c.getContext("2d").putImageData(out, 0, 0);
+    ctx.imageSmoothingEnabled = false; ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(c, 0, 0, canvas.width, canvas.height);
+    root.dataset.drawn = String(+slider.value) + ":" + Array.from(boxes).filter(b => b.checked).map(b => b.value).join(",");
+  }
+  slider.addEventListener("input", draw);
+  boxes.forEach(b => b.addEventListener("change", draw));
+  draw();
+})();
+"""
+
+
+def viewer_html(payload: dict, element_id: str = "ichseg-viewer", size: int = 512) -> str:
+    """The self-contained viewer: a canvas, a slice slider and one checkbox per overlay."""
+    if not payload["slices"]:
+        raise ValueError("viewer_html: no slices to show")
+    boxes = "".join(
+        f'<label style="margin-right:1em;white-space:nowrap"><input type="checkbox" value="{html.escape(l["key"])}"'
+        f'{" checked" if l["key"] == "gt" else ""}> <span style="display:inline-block;width:.9em;height:.9em;'
+        f'background:rgb{tuple(l["colour"])}"></span> {html.escape(l["label"])}</label>' for l in payload["layers"])
+    data = json.dumps(payload).replace("</", "<\\/")
+    return (f'<div id="{element_id}" class="ichseg-viewer">'
+            f'<script type="application/json">{data}</script>'
+            f'<div><input type="range" min="0" max="{len(payload["slices"]) - 1}" value="0" style="width:{size}px" '
+            f'aria-label="slice"> <span class="ichseg-viewer-label"></span></div>'
+            f'<canvas width="{size}" height="{size}" style="max-width:100%;image-rendering:pixelated"></canvas>'
+            f'<div class="ichseg-viewer-layers">{boxes}</div>'
+            f'<script>{_SCRIPT % {"id": element_id}}</script></div>')
+
+
+__all__ = ["png_data_url", "viewer_html", "viewer_payload"]

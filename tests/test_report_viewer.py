@@ -1,0 +1,62 @@
+"""The book's slice viewer: every layer of every shared slice embedded as a PNG the page can draw
+offline, one checkbox per overlay, and nothing fetched from the network."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ichseg.report.viewer import _SCRIPT, png_data_url, viewer_html, viewer_payload
+
+
+def _items(rows, value):
+    n = len(rows)
+    img = np.linspace(0, 1, n * 8 * 8).reshape(n, 1, 8, 8)
+    mask = np.zeros((n, 8, 8))
+    mask[:, 2:5, 2:5] = 1
+    return {"rows": np.array(rows), "image": img, "mask": mask, "probability": np.full((n, 8, 8), value),
+            "uncertainty": np.full((n, 8, 8), 0.1 * value)}
+
+
+def test_png_round_trips_the_scaled_values():
+    from PIL import Image
+
+    url = png_data_url(np.array([[0.0, 0.5], [1.0, 2.0]]))
+    assert url.startswith("data:image/png;base64,")
+    px = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+    assert px.tolist() == [[0, 128], [255, 255]]  # clipped at vmax
+
+
+def test_payload_keeps_only_slices_every_model_shares():
+    payload = viewer_payload({"instance2022": {"full": _items([3, 5, 7], 0.9), "unet": _items([5, 7, 9], 0.4)},
+                              "bhsd": {"full": _items([1], 0.2)}})
+    assert [(s["dataset"], s["slice"]) for s in payload["slices"]] == [("Instance2022", 5), ("Instance2022", 7), ("BHSD", 1)]
+    keys = [layer["key"] for layer in payload["layers"]]
+    assert keys == ["gt", "unet", "full", "unc"]  # Table 1 order, ground truth first, uncertainty last
+    assert set(payload["slices"][0]["layers"]) == {"gt", "unet", "full", "unc"}
+    assert set(payload["slices"][2]["layers"]) == {"gt", "full", "unc"}
+    assert len({tuple(layer["colour"]) for layer in payload["layers"]}) == len(keys)
+
+
+def test_html_is_self_contained():
+    text = viewer_html(viewer_payload({"bhsd": {"full": _items([1, 2], 0.5)}}))
+    assert not re.search(r"(src|href)=[\"']https?:", text) and "http" not in _SCRIPT
+    data = json.loads(re.search(r'<script type="application/json">(.*?)</script>', text, re.S).group(1))
+    assert len(data["slices"]) == 2 and 'max="1"' in text
+    assert text.count('type="checkbox"') == len(data["layers"])
+    with pytest.raises(ValueError):
+        viewer_html({"layers": [], "slices": []})
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node to parse the script")
+def test_script_parses(tmp_path):
+    js = tmp_path / "viewer.js"
+    js.write_text(_SCRIPT % {"id": "x"})
+    subprocess.run(["node", "--check", str(js)], check=True)

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("ichseg.diffusion.cli", "print a diffusion schedule's key values (ᾱ_t, SNR) for a config"),
     "prepare": ("ichseg.data.cli", "prepare a dataset folder into 2D slices as paper §4.1 (cached, fingerprinted)"),
     "phantom": ("ichseg.data.phantom_cli", "write synthetic head CT with hemorrhage in a dataset's folder layout"),
-    "models": ("ichseg.models.cli", "model card of the Table 2 variants: parameters and forward FLOPs"),
+    "models": ("ichseg.engine.commands.models", "model card of the Table 2 variants or of a profile's methods: parameters and forward FLOPs"),
     "train": ("ichseg.engine.commands.train", "train one method under a profile (resumable, torchrun-ready)"),
     "evaluate": ("ichseg.engine.commands.evaluate", "evaluate a checkpoint on a prepared dataset (both metric protocols)"),
     "predict": ("ichseg.engine.commands.predict", "segment a head CT NIfTI: mask, probability, uncertainty, summary"),

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ichseg.report.claims import (CONTRADICTS, GAIN, LEVEL, LOSS, SUPPORTS, UNDECIDED, convergence_at_threshold, decide,
-                                  decide_comparisons, difference, preregistered_comparisons)
+from ichseg.report.claims import (CONTRADICTS, GAIN, LEVEL, LOSS, SUPPORTS, UNDECIDED, combine_verdicts,
+                                  convergence_at_threshold, decide, decide_comparisons, difference,
+                                  preregistered_comparisons)
 
 EVIDENCE_METHODS = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full", "full_lite0",
                     "full_lite0_scratch", "unet", "transunet", "ukan", "nnunet")
@@ -115,3 +116,8 @@ def test_convergence_at_one_fixed_threshold():
     out = convergence_at_threshold(curves, 0.6).set_index("method")
     assert out.loc["full", "iterations"] == 500 and math.isnan(out.loc["medsegdiffv2", "iterations"])
     assert out.loc["medsegdiffv2", "last iteration"] == 1000 and out.loc["full", "threshold"] == 0.6
+
+
+def test_both_primary_metrics_must_agree():
+    assert combine_verdicts(SUPPORTS, SUPPORTS) == SUPPORTS
+    assert combine_verdicts(SUPPORTS, UNDECIDED) == UNDECIDED and combine_verdicts(SUPPORTS, CONTRADICTS) == UNDECIDED

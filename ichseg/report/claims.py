@@ -401,6 +401,11 @@ def decide(low: float, high: float, rejected: bool, delta: float, claim: str, ma
     return UNDECIDED
 
 
+def combine_verdicts(*verdicts: str) -> str:
+    """One claim's verdict over the primary metrics: theirs when all agree, ``cannot decide`` otherwise."""
+    return verdicts[0] if verdicts and len(set(verdicts)) == 1 else UNDECIDED
+
+
 def _bootstrap(table: pd.DataFrame, c: Comparison, score: str, n_boot: int, seed: int):
     """The two-level bootstrap of ``c`` on ``score``, or None when either model has no scores."""
     ma, keys, clusters = _score_matrix(table, c.a, c.dataset, score)
@@ -453,6 +458,6 @@ def convergence_at_threshold(curves: pd.DataFrame, threshold: float, column: str
 
 __all__ = ["CONTRADICTS", "GAIN", "IMAGE_CLUSTER_DATASETS", "LEVEL", "LOSS", "PRIMARY_SCORES", "SCORES",
            "SMALLEST_DIFFERENCE", "SUPPORTS", "UNDECIDED", "Comparison", "all_empty_margin", "beats_all_empty",
-           "comparison_claims", "convergence_at_threshold", "convergence_claim", "convergence_table", "decide",
+           "combine_verdicts", "comparison_claims", "convergence_at_threshold", "convergence_claim", "convergence_table", "decide",
            "decide_comparisons", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
            "paired_bootstrap_difference", "preregistered_comparisons", "profile_checks", "verdict"]

@@ -35,10 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Write synthetic head CT volumes (an anatomical atlas with inserted hemorrhages, in HU) and their "
                 "masks as NIfTI, in the folder layout of one of the real datasets, so every command can be tried "
                 "without downloading data. The same seed gives the same files."),
-    "models": ("ichseg.models.cli", "model card of the Table 2 variants: parameters and forward FLOPs",
-               "Print the model card of the paper's Table 2 variants: trainable parameters and forward FLOPs of "
-               "the condition branch and of one denoising step, at a chosen input size and with any model "
-               "setting overridden."),
+    "models": ("ichseg.engine.commands.models", "model card of the Table 2 variants or of a profile's methods: parameters and forward FLOPs",
+               "Print the model card of the paper's Table 2 variants, or with --profile of every method a profile "
+               "trains: trainable parameters of the condition branch and of the diffusion U-Net apart, the "
+               "diffusion U-Net's share, and forward FLOPs of the condition branch and of one denoising step, "
+               "at a chosen input size and with any model setting overridden."),
     "train": ("ichseg.engine.commands.train", "train one method under a profile (resumable, torchrun-ready)",
               "Train one method (a Table 2 variant or a Table 1 baseline) under a profile, preparing its data "
               "first when needed. The run folder receives checkpoints (best on the validation patients, never "

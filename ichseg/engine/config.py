@@ -42,7 +42,7 @@ from ..errors import ConfigError, IchsegError
 from ..metrics import DIRECT_OUTPUTS, FUSIONS
 from ..models.baselines import RECIPES, SegmentationLossConfig
 from ..models.baselines.recipes import OPTIMIZERS, SCHEDULES
-from ..models.registry import BASELINES, VARIANTS
+from ..models.registry import ALL_VARIANTS, BASELINES, VARIANTS
 from ..utils import config_hash
 from ..utils.configs import dataclass_from_dict
 from .devices import AMP_MODES, DEVICES
@@ -303,7 +303,8 @@ def load_profile(name_or_path: str | Path) -> dict:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise IchsegError(f"{name_or_path}: a profile must be a YAML mapping")
-    unknown = set(data) - set(PROFILE_SECTIONS) - {"description"}
+    # "study": what a pass of the profile runs (methods, seeds); the study's, never part of a run
+    unknown = set(data) - set(PROFILE_SECTIONS) - {"description", "study"}
     if unknown:
         raise IchsegError(f"{name_or_path}: unknown profile section(s) {', '.join(sorted(unknown))}; known: {', '.join(PROFILE_SECTIONS)}")
     data["profile"] = name
@@ -339,8 +340,9 @@ def _parse_value(raw: str):
 
 
 def method_kind(name: str) -> str:
-    """``diffusion`` (a Table 2 variant), ``direct`` (a Table 1 baseline network) or ``nnunet``."""
-    if name in VARIANTS:
+    """``diffusion`` (a Table 2 variant, or one beyond the paper), ``direct`` (a Table 1 baseline
+    network) or ``nnunet``."""
+    if name in ALL_VARIANTS:
         return DIFFUSION
     if name in BASELINES:
         return DIRECT
@@ -409,6 +411,7 @@ def resolve_run_config(
             cfg.pop(s, None)
         cfg["train"] = {"seed": int(cfg["train"].get("seed", 0)), "device": cfg["train"].get("device", "auto")}
     cfg.pop("baselines", None)  # a run depends on its own method's settings only
+    cfg.pop("study", None)
     for assignment in overrides:
         if not assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)

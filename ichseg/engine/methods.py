@@ -10,6 +10,12 @@ call them, so no training or evaluation code names another kind's trainer:
     nnunet            -> ichseg.engine.nnunet.train_nnunet_run, ichseg.engine.nnunet.evaluate_nnunet_run
 
 A new kind of method is one entry here (and its name in ``method_kind``).
+
+``BEYOND_PAPER_METHODS`` are diffusion methods that are not rows of the paper's Table 2
+(``ichseg.models.registry.BEYOND_PAPER``: a ResNet18 branch from scratch, the full model with an
+ImageNet or a from-scratch EfficientNet-Lite0 trunk). They train and evaluate as every diffusion
+variant does; they are not in ``METHODS``, so a pass runs them only where its profile names them.
+``ALL_METHODS`` is every name ``method`` accepts.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..models.registry import BEYOND_PAPER
 from ..utils import method_of
 from .config import DIFFUSION, DIRECT, METHODS, NNUNET, EvalConfig, method_kind
 from .evaluate import evaluate_network_run
@@ -50,8 +57,13 @@ KINDS: dict[str, Method] = {
 }
 
 
+BEYOND_PAPER_METHODS: tuple[str, ...] = tuple(BEYOND_PAPER)
+ALL_METHODS: tuple[str, ...] = (*METHODS, *BEYOND_PAPER_METHODS)
+
+
 def method(name: str) -> Method:
-    """The functions of method ``name`` (one of ``METHODS``: a Table 2 variant, a baseline or ``nnunet``)."""
+    """The functions of method ``name`` (one of ``ALL_METHODS``: a Table 2 variant, one beyond the
+    paper, a baseline or ``nnunet``)."""
     return KINDS[method_kind(name)]
 
 
@@ -90,4 +102,4 @@ def evaluate_run(
                           method=method, device=device, progress=progress)
 
 
-__all__ = ["KINDS", "METHODS", "Method", "evaluate_run", "method", "train"]
+__all__ = ["ALL_METHODS", "BEYOND_PAPER_METHODS", "KINDS", "METHODS", "Method", "evaluate_run", "method", "train"]

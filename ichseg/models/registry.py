@@ -12,6 +12,18 @@
 channel_mult (1,1,2,2,4,4) → (1,1,2,2,4)), so at 256² its bottleneck is 16×16 instead of 8×8 —
 the resolution of ResNet18's layer3, whose tokens are the keys/values from the next row on.
 
+Beyond the paper, ``BEYOND_PAPER`` names variants that separate what the "+ ResNet18 Features"
+row mixes — another branch architecture and ImageNet pretraining (§3.2's argument for it):
+
+| name                 | what it is                                      | compared with                 |
+|----------------------|-------------------------------------------------|-------------------------------|
+| ``resnet18_scratch`` | "+ ResNet18 Features" with the trunk from scratch | ``reduce_layer``: ResNet18 vs U-Net branch, neither pretrained |
+| ``full_lite0``       | the full model, EfficientNet-Lite0 ImageNet trunk | ``full_lite0_scratch``: pretrained vs scratch |
+| ``full_lite0_scratch`` | the same trunk from scratch                   | ``full``: Lite0 vs ResNet18 trunk |
+
+They are variants like the five (``variant_config``, ``build_model``, the card; ``ALL_VARIANTS``
+holds all eight), but not in ``VARIANTS``: a profile runs them only when it names them.
+
 The Table 1 baselines that segment in one forward pass (``ichseg.models.baselines``) are named
 here too: ``BASELINES`` (``unet``, ``transunet``, ``ukan``, at their official sizes), built by
 ``build_segmenter`` — and by ``build_model``, which dispatches on the name. ``VARIANTS`` stays the
@@ -60,6 +72,22 @@ VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 """Variant name -> the ModelConfig fields it sets (cumulative down Table 2)."""
 
+BEYOND_PAPER: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "resnet18_scratch": MappingProxyType({**VARIANTS["resnet18"], "pretrained": "none"}),
+    "full_lite0": MappingProxyType({**VARIANTS["full"], "condition": "efficientnet_lite0", "pretrained": "imagenet"}),
+    "full_lite0_scratch": MappingProxyType({**VARIANTS["full"], "condition": "efficientnet_lite0", "pretrained": "none"}),
+})
+"""Beyond-the-paper variant name -> the ModelConfig fields it sets (complete, as ``VARIANTS``')."""
+
+ALL_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({**VARIANTS, **BEYOND_PAPER})
+"""The paper's Table 2 variants, then the ones beyond the paper."""
+
+BEYOND_PAPER_ROWS: Mapping[str, str] = MappingProxyType({
+    "resnet18_scratch": "+ ResNet18 Features, from scratch (beyond the paper)",
+    "full_lite0": "Full Model, ImageNet EfficientNet-Lite0 trunk (beyond the paper)",
+    "full_lite0_scratch": "Full Model, EfficientNet-Lite0 trunk from scratch (beyond the paper)",
+})
+
 TABLE2_ROWS: Mapping[str, str] = MappingProxyType({
     "medsegdiffv2": "Baseline (MedSegDiffv2)",
     "cross_attention": "+ Cross-Attention",
@@ -92,7 +120,13 @@ TABLE1_NAMES: Mapping[str, str] = MappingProxyType({"unet": "U-Net", "transunet"
 
 
 def _known_names() -> str:
-    return f"Table 2 variants: {', '.join(VARIANTS)}; Table 1 baselines: {', '.join(BASELINES)}"
+    return (f"Table 2 variants: {', '.join(VARIANTS)}; beyond the paper: {', '.join(BEYOND_PAPER)}; "
+            f"Table 1 baselines: {', '.join(BASELINES)}")
+
+
+def row_label(name: str) -> str:
+    """The table label of a diffusion variant, the paper's or one beyond it."""
+    return TABLE2_ROWS.get(name) or BEYOND_PAPER_ROWS[name]
 
 
 def is_direct(name: str) -> bool:
@@ -121,17 +155,17 @@ def build_segmenter(name: str, **overrides: Any) -> DirectSegmenter:
 
 # -- Table 2: diffusion variants --------------------------------------------------------------------
 def variant_config(name: str, **overrides: Any) -> ModelConfig:
-    """The ModelConfig of a Table 2 variant with ``overrides`` applied (validated)."""
-    if name not in VARIANTS:
+    """The ModelConfig of a Table 2 variant (or one beyond the paper) with ``overrides`` applied (validated)."""
+    if name not in ALL_VARIANTS:
         if name in BASELINES:
             raise ConfigError(f"variant: {name!r} is a Table 1 baseline, not a diffusion variant; "
-                             f"use segmenter_config({name!r}); known variants: {', '.join(VARIANTS)}")
-        raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join(VARIANTS)}")
+                             f"use segmenter_config({name!r}); known variants: {', '.join(ALL_VARIANTS)}")
+        raise ConfigError(f"variant: unknown name {name!r}; known: {', '.join(ALL_VARIANTS)}")
     known = set(ModelConfig.field_names())
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"overrides: unknown key(s) {', '.join(unknown)} for variant {name!r}; known: {', '.join(sorted(known))}")
-    return ModelConfig(**{**VARIANTS[name], **overrides})
+    return ModelConfig(**{**ALL_VARIANTS[name], **overrides})
 
 
 def build_from_config(config: ModelConfig | SegmenterConfig,
@@ -158,6 +192,6 @@ def build_model(name: str, **overrides: Any) -> DiffusionSegmenter | DirectSegme
     variant) or ``build_model("unet", image_size=64, base_channels=8)`` (a Table 1 baseline)."""
     if name in BASELINES:
         return build_segmenter(name, **overrides)
-    if name not in VARIANTS:
+    if name not in ALL_VARIANTS:
         raise ConfigError(f"model: unknown name {name!r}; known: {_known_names()}")
     return build_from_config(variant_config(name, **overrides))

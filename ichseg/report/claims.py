@@ -16,6 +16,12 @@ models are scored on the same resampled patients (paired). Verdict: **supports**
 interval excludes zero on the side of the paper's claim, **contradicts** when it excludes zero on
 the other side, **cannot decide** otherwise.
 
+A pre-registered pass (``preregistered_comparisons``, ``decide_comparisons``) reads its family of
+comparisons with ``ichseg.report.stats``: the two-level bootstrap (seeds, then test clusters — a
+patient, or a real-CT image, ``IMAGE_CLUSTER_DATASETS``), Holm's correction across the family, and
+a decision rule with a smallest difference that matters (``decide``); convergence there is the
+iterations to one fixed validation threshold (``convergence_at_threshold``).
+
 Convergence (b) compares iterations per seed, where a bootstrap over three numbers says little; the
 verdict is the ordering of the seeds: **supports** when every full-model seed gets there before every
 baseline seed, **contradicts** for the reverse, **cannot decide** otherwise (with three seeds each, a
@@ -25,18 +31,23 @@ complete separation has probability 1/20 under exchangeability: a one-sided rank
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .paper import dataset_title, paper_numbers
+from .paper import VARIANT_ORDER, dataset_title, paper_numbers
+from .stats import cluster_labels, holm, iterations_to_threshold, smallest_detectable_difference, two_level_bootstrap
 
 SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "cannot decide"
 #: the two per-slice scores a difference is measured on: the paper's protocol, and Dice at 0.5 on
 #: the slices with a lesion (where a trivial predictor scores 0)
 SCORES = {"paper_dice": "paper-protocol Dice", "strict_dice": "lesion-slice Dice"}
 BASELINE, FULL = "medsegdiffv2", "full"
+#: test sets whose ``patient`` field is one placeholder for every slice (real CT images with inserted
+#: lesions): there each image (``volume``) is its own resampling cluster
+IMAGE_CLUSTER_DATASETS = ("realct",)
 
 
 def _cluster_means(scores: np.ndarray, clusters: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -84,33 +95,41 @@ def verdict(low: float, high: float, claimed_sign: float) -> str:
 
 
 def _score_matrix(slices: pd.DataFrame, method: str, dataset: str, score: str, keys=None):
-    """(seeds, slices) of ``score`` for one model on one dataset, one column per test slice (keyed by
-    volume and slice index, in ``keys``' order when given), and the patient of each column."""
+    """(seeds, units) of ``score`` for one model on one dataset, one column per test slice (keyed by
+    volume and slice index; a table without ``slice_index`` holds one row per volume), in ``keys``'
+    order when given, and the resampling cluster of each column (``cluster_labels``: the patient,
+    or the image in ``IMAGE_CLUSTER_DATASETS``)."""
     sel = slices[(slices["method"] == method) & (slices["dataset"] == dataset)]
-    if score == "strict_dice":
+    if score == "strict_dice" and "positive" in sel:
         sel = sel[sel["positive"] > 0]
-    if sel.empty:
+    if sel.empty or score not in sel:
         return None, None, None
-    sel = sel.assign(_key=sel["volume"].astype(str) + "/" + sel["slice_index"].astype(str))
+    key = sel["volume"].astype(str)
+    if "slice_index" in sel:
+        key = key + "/" + sel["slice_index"].astype(str)
+    sel = sel.assign(_key=key)
     wide = sel.pivot_table(index="seed", columns="_key", values=score, aggfunc="first", dropna=False)
-    unit = "patient" if "patient" in sel else "volume"  # the resampling unit: a patient's slices go together
-    patients = sel.drop_duplicates("_key").set_index("_key")[unit]
+    first = sel.drop_duplicates("_key").set_index("_key")
+    patients = first["patient"] if "patient" in first else first["volume"]
+    clusters = pd.Series(cluster_labels(patients, first["volume"], dataset in IMAGE_CLUSTER_DATASETS), index=first.index)
     if keys is not None:
         wide = wide.reindex(columns=keys)
     wide = wide.dropna(axis=0, how="any")  # a seed without every slice's score is left out
-    return wide.to_numpy(float), list(wide.columns), patients.reindex(wide.columns).astype(str).to_numpy()
+    return wide.to_numpy(float), list(wide.columns), clusters.reindex(wide.columns).to_numpy()
 
 
 def difference(slices: pd.DataFrame, a: str, b: str, dataset: str, score: str, **boot) -> dict:
-    """{"delta", "low", "high", "seeds_a", "seeds_b", "patients"} of model ``a`` minus ``b`` (NaN when either is missing)."""
-    ma, keys, patients = _score_matrix(slices, a, dataset, score)
+    """{"delta", "low", "high", "p", "seeds_a", "seeds_b", "patients"} of model ``a`` minus ``b``
+    (``stats.two_level_bootstrap``; NaN when either is missing). ``patients``: the clusters resampled."""
+    ma, keys, clusters = _score_matrix(slices, a, dataset, score)
     mb = _score_matrix(slices, b, dataset, score, keys)[0] if ma is not None else None
-    nan = {"delta": math.nan, "low": math.nan, "high": math.nan, "seeds_a": 0, "seeds_b": 0, "patients": 0}
+    nan = {"delta": math.nan, "low": math.nan, "high": math.nan, "p": math.nan, "seeds_a": 0, "seeds_b": 0,
+           "patients": 0}
     if ma is None or mb is None or not len(ma) or not len(mb):
         return nan
-    delta, lo, hi = paired_bootstrap_difference(ma, mb, patients, **boot)
-    return {"delta": delta, "low": lo, "high": hi, "seeds_a": len(ma), "seeds_b": len(mb),
-            "patients": int(len(set(patients)))}
+    r = two_level_bootstrap(ma, mb, clusters, **boot)
+    return {"delta": r.delta, "low": r.low, "high": r.high, "p": r.p, "seeds_a": r.seeds_a, "seeds_b": r.seeds_b,
+            "patients": r.clusters}
 
 
 def _cell(d: Mapping, scale: float = 100.0) -> str:
@@ -296,6 +315,149 @@ def all_empty_margin(breakdown: pd.DataFrame, dataset: str = "instance2022") -> 
     return pd.DataFrame(rows)
 
 
-__all__ = ["CONTRADICTS", "SCORES", "SUPPORTS", "UNDECIDED", "all_empty_margin", "beats_all_empty", "comparison_claims", "convergence_claim",
-           "convergence_table", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
-           "paired_bootstrap_difference", "profile_checks", "verdict"]
+# -- the pre-registered family of comparisons ----------------------------------------------------------
+#: the smallest difference that matters (Dice, 0-1): below every gain the paper's Table 2 claims
+#: (+2.55 to +7.14 points) and above the differences it reports between models it finds level
+#: (-0.30 for "+ ResNet18 Features", -0.13 for the full model against nnU-Net)
+SMALLEST_DIFFERENCE = 0.02
+#: the primary scores of a pre-registered pass (secondary: the paper protocol, ``paper_dice``)
+PRIMARY_SCORES = {"strict_dice": "lesion-slice Dice at 0.5", "volume_dice": "per-volume 3D Dice"}
+GAIN, LOSS, LEVEL = "gain", "loss", "no difference"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Model ``a`` against ``b`` on ``dataset``. ``paper_delta``: the paper's Dice difference (0-1;
+    None where it has none); ``claim``: what is tested — ``gain``, ``loss`` or ``no difference``."""
+
+    id: str
+    kind: str
+    title: str
+    a: str
+    b: str
+    dataset: str
+    paper_delta: float | None
+    claim: str
+    beyond_paper: bool = False
+
+
+def _claim_of(delta: float | None, margin: float) -> str:
+    if delta is None:
+        return GAIN
+    return LEVEL if abs(delta) < margin else (GAIN if delta > 0 else LOSS)
+
+
+def preregistered_comparisons(methods: Sequence[str], datasets: Sequence[str] = ("instance2022",),
+                              margin: float = SMALLEST_DIFFERENCE) -> list[Comparison]:
+    """The family a pass tests, restricted to the ``methods`` it runs: each Table 2 step, the full
+    model against MedSegDiff-v2 and against nnU-Net, the beyond-the-paper steps (pretrained vs
+    scratch trunk, Lite0 vs ResNet18 trunk), and the full model against MedSegDiff-v2 on every
+    cross-dataset test set in ``datasets``."""
+    p, home = paper_numbers(), "instance2022"
+    t1, t2 = p["table1"], p["table2"]
+    dice = lambda table, m: table[m]["dice"] / 100 if m in table else None  # noqa: E731
+    rows = [r for r in VARIANT_ORDER if r in t2]
+    out = [Comparison(f"table2:{row}", "(a) ablation", f"{t2[row]['title']} vs {t2[prev]['title']}", row, prev, home,
+                      dice(t2, row) - dice(t2, prev), "") for prev, row in zip(rows, rows[1:])]
+    out.append(Comparison("full-vs-medsegdiffv2", "(a) ablation", "full model vs MedSegDiffv2", FULL, BASELINE, home,
+                          dice(t2, FULL) - dice(t2, BASELINE), ""))
+    ours, nn = t1[home].get("ours"), t1[home].get("nnunet")
+    out.append(Comparison("full-vs-nnunet", "(d) baseline", "full model vs nnU-Net", FULL, "nnunet", home,
+                          (ours["dice"] - nn["dice"]) / 100 if ours and nn else None, ""))
+    out.append(Comparison("pretrained-vs-scratch", "(e) beyond the paper",
+                          "full model on EfficientNet-Lite0: ImageNet vs from scratch", "full_lite0",
+                          "full_lite0_scratch", home, None, "", True))
+    out.append(Comparison("lite0-imagenet-vs-full", "(e) beyond the paper",
+                          "full model: ImageNet EfficientNet-Lite0 trunk vs its ResNet18 trunk", "full_lite0", FULL,
+                          home, None, "", True))
+    for ds in datasets:
+        if p["datasets"].get(ds, {}).get("cross_dataset"):
+            ref = t1.get(ds, {})
+            delta = (ref["ours"]["dice"] - ref["medsegdiffv2"]["dice"]) / 100 if "ours" in ref and "medsegdiffv2" in ref else None
+            out.append(Comparison(f"cross:{ds}", "(c) cross-dataset", f"full model vs MedSegDiffv2 on {dataset_title(ds)}",
+                                  FULL, BASELINE, ds, delta, ""))
+    keep = set(methods)
+    return [replace(c, claim=_claim_of(c.paper_delta, margin)) for c in out if c.a in keep and c.b in keep]
+
+
+def decide(low: float, high: float, rejected: bool, delta: float, claim: str, margin: float = SMALLEST_DIFFERENCE) -> str:
+    """The decision rule. ``low``/``high``: the difference's interval at the family's level;
+    ``rejected``: Holm rejects "no difference".
+    gain: supports when rejected with a positive difference; contradicts when rejected with a negative
+    one, or when the interval lies below ``margin`` (no gain that matters); cannot decide otherwise.
+    loss: the mirror image. no difference: supports when the interval lies inside (-margin, margin);
+    contradicts when it lies wholly beyond one of them; cannot decide otherwise."""
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(delta)):
+        return UNDECIDED
+    if claim == LEVEL:
+        if -margin < low and high < margin:
+            return SUPPORTS
+        return CONTRADICTS if low >= margin or high <= -margin else UNDECIDED
+    sign = 1.0 if claim == GAIN else -1.0
+    if rejected and sign * delta > 0:
+        return SUPPORTS
+    if (rejected and sign * delta < 0) or (sign * high < margin if sign > 0 else sign * low < margin):
+        return CONTRADICTS
+    return UNDECIDED
+
+
+def combine_verdicts(*verdicts: str) -> str:
+    """One claim's verdict over the primary metrics: theirs when all agree, ``cannot decide`` otherwise."""
+    return verdicts[0] if verdicts and len(set(verdicts)) == 1 else UNDECIDED
+
+
+def _bootstrap(table: pd.DataFrame, c: Comparison, score: str, n_boot: int, seed: int):
+    """The two-level bootstrap of ``c`` on ``score``, or None when either model has no scores."""
+    ma, keys, clusters = _score_matrix(table, c.a, c.dataset, score)
+    mb = _score_matrix(table, c.b, c.dataset, score, keys)[0] if ma is not None else None
+    if ma is None or mb is None or not len(ma) or not len(mb):
+        return None
+    return two_level_bootstrap(ma, mb, clusters, n_boot=n_boot, seed=seed)
+
+
+def decide_comparisons(table: pd.DataFrame, comparisons: Sequence[Comparison], score: str, *, alpha: float = 0.05,
+                       margin: float = SMALLEST_DIFFERENCE, seed_sd: float | None = None, n_boot: int = 4000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Every comparison of the family on ``score`` (a column of ``table``: slices, or one row per
+    volume): the difference and its 95% interval (two-level bootstrap), Holm's adjusted p-value
+    across the family, the interval at the family's level (1 - alpha/m) that the rule reads, the
+    verdict (``decide``) and, given a pilot's ``seed_sd``, the smallest detectable difference at
+    Holm's strictest level. A comparison that was not run stays in the family (it counts in m)."""
+    level = alpha / max(len(comparisons), 1)
+    boots = [_bootstrap(table, c, score, n_boot, seed) for c in comparisons]
+    adjusted, rejected = holm([r.p if r is not None else math.nan for r in boots], alpha)
+    rows = []
+    for c, r, adj, rej in zip(comparisons, boots, adjusted, rejected):
+        row = {"id": c.id, "claim": c.kind, "comparison": c.title, "dataset": c.dataset, "tested": c.claim,
+               "paper Δ Dice (points)": "–" if c.paper_delta is None else f"{100 * c.paper_delta:+.2f}"}
+        if r is None:
+            rows.append({**row, "verdict": "not run"})
+            continue
+        lo_f, hi_f = (float(x) for x in np.percentile(r.draws, [50 * level, 100 - 50 * level]))
+        sdd = smallest_detectable_difference(seed_sd, r.seeds_a, r.seeds_b, alpha=level) if seed_sd is not None else math.nan
+        rows.append({**row, "Δ (points)": 100 * r.delta, "95% CI (points)": f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}]",
+                     "p": r.p, "Holm p": float(adj), "family interval (points)": f"[{100 * lo_f:+.1f}, {100 * hi_f:+.1f}]",
+                     "verdict": decide(lo_f, hi_f, bool(rej), r.delta, c.claim, margin),
+                     "seeds": f"{r.seeds_a} vs {r.seeds_b}", "clusters": r.clusters,
+                     "smallest detectable (points)": 100 * sdd})
+    return pd.DataFrame(rows)
+
+
+def convergence_at_threshold(curves: pd.DataFrame, threshold: float, column: str = "strict_dice") -> pd.DataFrame:
+    """Per run: the first validation iteration at which ``column`` reaches ``threshold`` — one fixed
+    value for every method (NaN: never within the run) — and the run's last iteration."""
+    rows = []
+    for (method, seed), log in curves.groupby(["method", "seed"], sort=False):
+        if column not in log:
+            continue
+        rows.append({"method": method, "seed": int(seed), "threshold": threshold,
+                     "iterations": iterations_to_threshold(log["iteration"], log[column], threshold),
+                     "last iteration": float(log["iteration"].max())})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["CONTRADICTS", "GAIN", "IMAGE_CLUSTER_DATASETS", "LEVEL", "LOSS", "PRIMARY_SCORES", "SCORES",
+           "SMALLEST_DIFFERENCE", "SUPPORTS", "UNDECIDED", "Comparison", "all_empty_margin", "beats_all_empty",
+           "combine_verdicts", "comparison_claims", "convergence_at_threshold", "convergence_claim", "convergence_table", "decide",
+           "decide_comparisons", "difference", "is_flat", "iterations_to_fraction", "ordering_verdict",
+           "paired_bootstrap_difference", "preregistered_comparisons", "profile_checks", "verdict"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +70,7 @@ class Layout:
     role: str = ROLE_TRAIN_TEST
     expected: str = ""  # human-readable description of the folder, for errors
     paper_counts: dict[str, int] = {}
+    test_share: float | None = None  # share of patients tested whatever the profile's test_fraction (None: the profile's)
 
     # -- to implement ----------------------------------------------------------------------------
     def signature(self, root: Path) -> bool:
@@ -382,24 +383,36 @@ class _PhysioNetWriter(LayoutWriter):
 
 
 class RealCT(PhysioNet):
-    """Real head CT slices with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder
-    format plus ``realct.json``. All its volumes are lesion draws on a handful of real slices, so they
-    form one test sample (one "patient": sampling 10% of them would leave almost nothing)."""
+    """Real head CT with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder format
+    plus ``realct.json``. Its volumes are lesion draws on a few real images (two slices, one whole
+    head): each real image is one "patient", so every interval clusters its copies together, and all
+    of them are tested (a 10% sample of three would leave one)."""
 
     name, title, role = "realct", "Real CT, inserted lesions", ROLE_TEST_SAMPLE
     expected = "ct_scans/NNN.nii, masks/NNN.nii, hemorrhage_diagnosis_raw_ct.csv and realct.json (ichseg.data.realct)"
     paper_counts = {}
+    test_share = 1.0
+    FIRST_NUMBER = 1
+    META = "realct.json"
 
     def signature(self, root: Path) -> bool:
-        return super().signature(root) and (root / "realct.json").is_file()
+        return super().signature(root) and (root / self.META).is_file()
 
-    def patient_of(self, vid: str) -> str:
-        return "realct"
+    def _find(self, root: Path) -> Discovery:
+        found = super()._find(root)
+        meta = root / self.META
+        try:
+            cases = json.loads(meta.read_text())["cases"] if meta.is_file() else {}
+            source = {vid: str(info["source"]) for vid, info in cases.items()}
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise IchsegError(f"{meta}: not a realct case list ({type(exc).__name__}: {exc})") from None
+        found.cases = [replace(c, patient=source.get(c.volume, "realct")) for c in found.cases]
+        return found
 
     def _add_aux(self, root: Path, found: Discovery) -> None:
         super()._add_aux(root, found)
-        if (root / "realct.json").is_file():
-            found.extra_files.append(root / "realct.json")
+        if (root / self.META).is_file():
+            found.extra_files.append(root / self.META)
 
 
 def subtypes_from_labels(mask: Volume, names: dict[int, str]) -> list[str]:

@@ -281,3 +281,9 @@ def template_brain_box() -> tuple[np.ndarray, np.ndarray]:
     lv = _level(1)
     idx = np.argwhere(lv.brain > 0.5)
     return idx.min(axis=0) * lv.step + lv.origin, idx.max(axis=0) * lv.step + lv.origin
+
+
+def template_ventricle_centre() -> np.ndarray:
+    """MNI mm of the template's ventricular CSF centroid."""
+    lv = _level(1)
+    return np.argwhere(lv.vent > 0.5).mean(axis=0) * lv.step + lv.origin

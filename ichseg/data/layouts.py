@@ -87,6 +87,10 @@ class Layout:
         """Per canonical axial slice, the hemorrhage subtype(s) present ('' when none or unknown)."""
         return [""] * mask.n_slices
 
+    def test_fraction(self, configured: float) -> float:
+        """The share of patients tested: the layout's own ``test_share``, else the profile's."""
+        return configured if self.test_share is None else self.test_share
+
     def writer(self, out: Path, rng: np.random.Generator) -> "LayoutWriter":
         """How generated cases are written in this layout's folder (``rng``: for made-up ids)."""
         raise ConfigError(f"layout: {self.name} cannot be written")

@@ -28,7 +28,6 @@ the same ``prepare_dataset`` path under the dataset name ``realct``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path

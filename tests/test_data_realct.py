@@ -156,3 +156,16 @@ def test_missing_whole_head_volume_names_the_package(tmp_path, monkeypatch):
     with pytest.raises(IchsegError, match="invesalius-examples") as err:
         realct.write_realct(tmp_path / "raw", draws=1)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not invesalius.have_cranium(), reason=f"{invesalius.CRANIUM_PATH} absent: {invesalius.INSTALL_HINT}")
+def test_realism_synthetic_against_the_real_whole_head():
+    table, images = realism.whole_head_compare(seed=1, in_plane=128)
+    assert len(images) == 2 and any(k.startswith("real Cranium") for k in images)
+    for src, g in table.groupby("source"):
+        g = g.set_index("tissue")
+        assert 15 <= g.loc["parenchyma", "median"] <= 45, src
+        assert g.loc["bone", "median"] > 300, src
+    real = table[table.source.str.startswith("real")].set_index("tissue")
+    assert real.loc["csf", "pixels"] > 500 and real.loc["csf", "median"] < 15  # the lateral ventricles
+    assert real.loc["parenchyma", "pixels"] > 5000 and real.loc["blood", "pixels"] == 0  # a head without blood

@@ -169,3 +169,12 @@ def test_realism_synthetic_against_the_real_whole_head():
     real = table[table.source.str.startswith("real")].set_index("tissue")
     assert real.loc["csf", "pixels"] > 500 and real.loc["csf", "median"] < 15  # the lateral ventricles
     assert real.loc["parenchyma", "pixels"] > 5000 and real.loc["blood", "pixels"] == 0  # a head without blood
+
+
+def test_an_older_realct_folder_is_refused_with_what_to_do(tmp_path):
+    for sub in ("ct_scans", "masks"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "realct.json").write_text(json.dumps({"seed": 0, "draws": 6, "cases": {}}))  # no "format": the old one
+    with pytest.raises(IchsegError, match="older format.*delete") as err:
+        get_layout("realct").discover(tmp_path)
+    assert "\n" not in str(err.value)

@@ -398,6 +398,7 @@ class RealCT(PhysioNet):
     test_share = 1.0
     FIRST_NUMBER = 1
     META = "realct.json"
+    FORMAT = 2  # realct.json's "format": 2 adds the real whole-head volume and one cluster per real image
 
     def signature(self, root: Path) -> bool:
         return super().signature(root) and (root / self.META).is_file()
@@ -406,10 +407,14 @@ class RealCT(PhysioNet):
         found = super()._find(root)
         meta = root / self.META
         try:
-            cases = json.loads(meta.read_text())["cases"] if meta.is_file() else {}
-            source = {vid: str(info["source"]) for vid, info in cases.items()}
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            spec = json.loads(meta.read_text()) if meta.is_file() else {"format": self.FORMAT, "cases": {}}
+            source = {vid: str(info["source"]) for vid, info in spec["cases"].items()}
+            written = int(spec.get("format", 1))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IchsegError(f"{meta}: not a realct case list ({type(exc).__name__}: {exc})") from None
+        if written < self.FORMAT:
+            raise IchsegError(f"{meta}: a realct set of an older format ({written}, now {self.FORMAT}: without the real "
+                              f"whole-head volume); delete {root} and it is written again")
         found.cases = [replace(c, patient=source.get(c.volume, "realct")) for c in found.cases]
         return found
 

@@ -21,9 +21,14 @@ the HU clipped to soft tissue, so the real noise stays; intraparenchymal lesions
 get a faint oedema rim. Subtypes: intraparenchymal (irregular, in parenchyma), subdural (crescent
 along the inner table), epidural (lens against the inner table).
 
-The files are written in the PhysioNet CT-ICH folder format (one-slice volumes ``ct_scans/NNN.nii``,
-``masks/NNN.nii``, the per-slice subtype CSV) plus ``realct.json`` naming the sources, and read by
-the same ``prepare_dataset`` path under the dataset name ``realct``.
+The whole-head volume (``ichseg.data.invesalius``: Debian's ``invesalius-examples``, read at run
+time) joins them: untouched as a negative and with hemorrhages of every subtype inserted by the
+synthetic head CT's own lesion generator (``ichseg.data.realvolume``), at 4.5 mm slices.
+
+The files are written in the PhysioNet CT-ICH folder format (``ct_scans/NNN.nii``, ``masks/NNN.nii``,
+the per-slice subtype CSV, through the ``realct`` layout's writer) plus ``realct.json`` naming each
+case's source: every real image or volume is one patient, so each interval clusters its copies.
+They are read by the same ``prepare_dataset`` path under the dataset name ``realct``.
 """
 
 from __future__ import annotations
@@ -242,6 +247,6 @@ def write_realct(out: str | Path, draws: int = 6, seed: int = 0) -> Path:
     atomic_write_json(out / "realct.json", {
         "what": "real head CT (pydicom / pydicom-data test slices, MIT; InVesalius Cranium.inv3, GPL-2) with "
                 "inserted synthetic hemorrhages; each source is one cluster",
-        "seed": int(seed), "draws": int(draws), "cases": sources,
+        "format": get_layout("realct").FORMAT, "seed": int(seed), "draws": int(draws), "cases": sources,
     })
     return out

@@ -140,8 +140,19 @@ def _resample_1mm(vol: RealVolume, arrays: list[np.ndarray]) -> list[np.ndarray]
     return [ndimage.map_coordinates(a.astype(F32), coords, order=1, mode="nearest", prefilter=False) for a in arrays]
 
 
+_MAPS: dict = {}  # the last head's maps: the set writer and the measurements build them once per process
+
+
 def head_maps(vol: RealVolume) -> tuple[HeadMaps, np.ndarray]:
     """The tissue maps of ``vol`` and the shift (mm) from its world frame to the MNI-like frame."""
+    key = (str(vol.source), vol.hu.shape, float(vol.hu.sum(dtype=np.float64)), tuple(vol.affine.ravel()))
+    if key not in _MAPS:
+        _MAPS.clear()
+        _MAPS[key] = _head_maps(vol)
+    return _MAPS[key]
+
+
+def _head_maps(vol: RealVolume) -> tuple[HeadMaps, np.ndarray]:
     cav_f, sm = _resample_1mm(vol, [cavity(vol), ndimage.gaussian_filter(vol.hu, (1.0, 1.0, 0.7))])
     cav = cav_f >= 0.5
     par = (cav & (sm > 15) & (sm < 50)).astype(F32)

@@ -62,3 +62,7 @@ def test_blood_where_the_subtype_belongs_and_the_rest_untouched(made):
         if c.subtype in ("subdural", "epidural"):  # against the inner table: bone within 5 mm in-plane
             near_bone = ndimage.binary_dilation(ref > 300, iterations=5, structure=np.ones((3, 3, 1), bool))
             assert (m & near_bone).sum() > 0.3 * m.sum()
+
+
+def test_every_subtype_has_its_own_stream():
+    assert set(realvolume.STREAM) == set(SUBTYPES) and len(set(realvolume.STREAM.values())) == len(SUBTYPES)

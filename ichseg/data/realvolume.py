@@ -35,7 +35,6 @@ from scipy.spatial import ConvexHull
 
 from ..errors import IchsegError
 from .invesalius import RealVolume, read_cranium
-from .layouts import SUBTYPES
 from .phantom.anatomy import template_brain_box, template_ventricle_centre
 from .phantom.lesions import VISIBLE_BLOOD_MAX_HU, draw_lesion
 
@@ -44,6 +43,8 @@ SLAB = 3
 #: lesion volume classes (mL, as stored): one lesion per subtype and class where the generator reaches it
 SIZE_BINS_ML = ((0.3, 1.0), (1.0, 10.0), (10.0, 30.0), (30.0, math.inf))
 TRIES = 60  # draws per subtype before a class is given up (the generator's size ranges differ by subtype)
+#: each subtype's own stream of random numbers, by name (adding or reordering subtypes changes no other)
+STREAM = {"epidural": 0, "intraparenchymal": 1, "intraventricular": 2, "subarachnoid": 3, "subdural": 4}
 C_EA_MM = 0.5  # the real cavity already holds the extra-axial CSF: only half a millimetre more
 F32 = np.float32
 
@@ -258,15 +259,15 @@ def _bin_of(ml: float) -> int | None:
 
 
 def lesion_copies(seed: int = 0, vol: RealVolume | None = None) -> list[Inserted]:
-    """Per subtype (in ``SUBTYPES`` order, each from its own seeded generator), one lesion copy per
+    """Per subtype (by name, each from its own seeded stream ``STREAM``), one lesion copy per
     volume class of ``SIZE_BINS_ML`` that the generator reaches within ``TRIES`` draws."""
     vol = vol if vol is not None else read_cranium()
     maps, shift = head_maps(vol)
     texture = _texture(vol)
     z_range = (float(maps.origin[2]), float(maps.origin[2] + maps.shape[2] - 1))
     out = []
-    for sub in SUBTYPES:
-        rng = np.random.default_rng([seed, 5151, SUBTYPES.index(sub)])
+    for sub in sorted(STREAM):
+        rng = np.random.default_rng([seed, 5151, STREAM[sub]])
         found: dict[int, Inserted] = {}
         for _ in range(TRIES):
             if len(found) == len(SIZE_BINS_ML):

@@ -48,7 +48,7 @@ STUDY_PROFILE ?= smoke
 # what `ichseg report toc` must find: this study's profile, or (book-committed) any committed one
 TOC_REQUIRE ?= --require $(STUDY_PROFILE)
 
-.PHONY: test book book-html book-committed study gpu-check browser chromium venv lock publish clean
+.PHONY: test book book-html book-committed study gpu-check browser chromium invesalius venv lock publish clean
 
 venv: $(STAMP)
 
@@ -79,7 +79,7 @@ lock:
 	  --custom-compile-command 'make lock' $(addprefix --extra ,$(EXTRAS)) $(LOCK_FLAGS) --output-file $(LOCK) pyproject.toml
 	$(LOCK_TOOLS)/bin/python requirements/environment.py --extras $(EXTRAS) --out environment.yml
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium invesalius
 	$(BIN)/python -m pytest -m "not browser and not study"
 	$(MAKE) book
 	ICHSEG_REQUIRE_BOOK=1 $(BIN)/python -m pytest -s -m "browser or study" tests/test_study_outcome.py tests/test_book_browser.py
@@ -126,6 +126,13 @@ chromium:
 	elif [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "install chromium and chromium-driver (apt-get, as root) for the browser test" >&2; exit 1; fi
+
+# Debian's invesalius-examples: its Cranium.inv3 is the real whole-head CT test volume (read at run time)
+invesalius:
+	@if [ -f /usr/share/doc/invesalius-examples/examples/Cranium.inv3 ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq invesalius-examples >/dev/null; \
+	else echo "install invesalius-examples (apt-get, as root) for the real whole-head CT test volume" >&2; exit 1; fi
 
 clean:
 	rm -rf _build .pytest_cache book/_toc.generated.yml book/generated

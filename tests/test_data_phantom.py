@@ -133,7 +133,7 @@ def test_blood_is_labelled_only_where_it_shows(monkeypatch):
     only = type(dom)(**{**dom.__dict__, "subtype_mix": {"subarachnoid": 1.0}, "noise_hu": 0.0})
 
     def draw(rule_hu):
-        monkeypatch.setattr(phantom_mod, "VISIBLE_BLOOD_MAX_HU", rule_hu)
+        monkeypatch.setattr(phantom_mod.lesions, "VISIBLE_BLOOD_MAX_HU", rule_hu)
         for s in range(40):
             v = make_volume(np.random.default_rng(s), only, 96, 24, positive=True)
             if any(les["site"] == "basal_cisterns" for les in v.lesions):
@@ -160,3 +160,48 @@ def test_phantom_cases_per_dataset_name_the_folder_and_a_missing_count_is_named(
     assert "-n20-" in a.name and "-n10-" in b.name
     with pytest.raises(IchsegError, match="names no count for physionet"):
         engine_data.raw_folder(cfg, "physionet", tmp_path)
+
+
+def test_package_layout_and_public_names():
+    from ichseg.data.phantom import anatomy, lesions, scanner, volume, writing  # noqa: F401 (one module per job)
+
+    for name in ("BLOOD_HU", "DOMAINS", "GENERATOR_VERSION", "SUBTYPE_CODE", "VISIBLE_BLOOD_MAX_HU", "make_volume",
+                 "phantom_case", "write_phantom"):
+        assert hasattr(phantom_mod, name), name
+
+
+def test_subtype_codes_and_csv_columns_are_by_name_not_by_order(tmp_path, monkeypatch):
+    """Reordering the subtype tuple changes nothing written: codes come from BHSD's labels, CSV flags
+    from the column names."""
+    from ichseg.data import layouts
+
+    assert SUBTYPE_CODE == {"epidural": 1, "intraparenchymal": 2, "intraventricular": 3, "subarachnoid": 4, "subdural": 5}
+    write_phantom(tmp_path / "a", "physionet", cases=2, seed=3, in_plane=32, slices=(6, 6))
+    monkeypatch.setattr(layouts, "SUBTYPES", tuple(reversed(layouts.SUBTYPES)))
+    write_phantom(tmp_path / "b", "physionet", cases=2, seed=3, in_plane=32, slices=(6, 6))
+    files = lambda d: {p.relative_to(tmp_path / d): file_sha256(p) for p in (tmp_path / d).rglob("*") if p.is_file()}
+    assert files("a") == files("b")
+
+
+def test_physionet_csv_flags_match_the_labels_by_name(tmp_path):
+    import pandas as pd
+
+    from ichseg.data import load_pair
+
+    write_phantom(tmp_path / "p", "physionet", cases=4, seed=5, in_plane=32, slices=(8, 8))
+    table = pd.read_csv(tmp_path / "p" / "hemorrhage_diagnosis_raw_ct.csv")
+    # the phantom's PhysioNet masks are binary: the CSV flags say which subtypes, the mask where
+    for num, rows in table.groupby("PatientNumber"):
+        _, mask = load_pair(tmp_path / "p" / "ct_scans" / f"{num:03d}.nii", tmp_path / "p" / "masks" / f"{num:03d}.nii")
+        has_blood = (mask.data > 0).any(axis=(0, 1))
+        rows = rows.sort_values("SliceNumber")
+        assert np.array_equal(rows.No_Hemorrhage.to_numpy() == 0, has_blood)
+    assert table.No_Hemorrhage.min() == 0  # some slice with blood among these seeds
+
+
+def test_layout_writer_names_an_unknown_subtype(tmp_path):
+    from ichseg.data.layouts import get_layout
+
+    w = get_layout("physionet").writer(tmp_path, np.random.default_rng(0))
+    with pytest.raises(Exception, match="no CSV column for subtype"):
+        w.add(0, [{"contusion"}])

@@ -1,6 +1,7 @@
-"""The realct domain (real pydicom head CT slices with inserted hemorrhages) and the realism
-statistics: written in the PhysioNet format, read by the same ingestion path, lesions in real
-parenchyma with blood HU, negatives untouched; a one-line error when pydicom is missing."""
+"""The realct domain (real pydicom head CT slices and the real whole-head InVesalius volume, with
+inserted hemorrhages) and the realism statistics: written in the PhysioNet format, read by the same
+ingestion path, one cluster per real image, lesions in real parenchyma with blood HU, negatives
+untouched; a one-line error when pydicom or the volume is missing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ichseg.data import PrepConfig, get_layout, load_pair, prepare_dataset
-from ichseg.data import realism, realct
+from ichseg.data import invesalius, realism, realct
 from ichseg.engine.data import raw_folder
 from ichseg.errors import IchsegError
 
@@ -27,6 +28,9 @@ def _have_pydicom() -> bool:
 
 
 needs_real = pytest.mark.skipif(not _have_pydicom(), reason="the realct extra (pydicom, pydicom-data) is not installed")
+needs_all = pytest.mark.skipif(not (_have_pydicom() and invesalius.have_cranium()),
+                               reason="the realct set needs the realct extra (pydicom, pydicom-data) and "
+                                      f"{invesalius.CRANIUM_PATH} ({invesalius.INSTALL_HINT})")
 
 
 def test_missing_pydicom_is_one_line_error(monkeypatch):
@@ -57,32 +61,39 @@ def test_real_slices_decode_with_head_ct_hu():
         assert rs.bone.sum() > 5000 and rs.cavity.sum() > 50_000
 
 
-@needs_real
+@needs_all
 def test_written_in_physionet_format_and_prepared_by_the_same_path(written):
     raw, root = written
     meta = json.loads((raw / "realct.json").read_text())
     cases = meta["cases"]
-    # J2K: 1 negative + 3 lesions; 693: 3 lesions only (its untouched slice is not a normal head)
-    assert len(cases) == 7
-    assert [c["inserted"] for c in cases.values()].count(None) == 1
+    by_source = pd.Series([c["source"] for c in cases.values()]).value_counts()
+    # J2K: 1 negative + 3 lesions; 693: 3 lesions only (its untouched slice is not a normal head);
+    # the whole head: 1 negative + its lesion copies
+    assert by_source["J2K_pixelrep_mismatch.dcm"] == 4 and by_source["693_UNCR.dcm"] == 3
+    assert by_source["Cranium.inv3"] >= 1 + 10
+    assert [c["inserted"] for c in cases.values()].count(None) == 2
     assert all(c["blood_voxels"] > 0 for c in cases.values() if c["inserted"])
     found = get_layout("realct").discover(raw)
-    assert len(found.cases) == 7 and {c.patient for c in found.cases} == {"realct"}
+    assert len(found.cases) == len(cases)
+    assert {c.patient for c in found.cases} == {"J2K_pixelrep_mismatch.dcm", "693_UNCR.dcm", "Cranium.inv3"}
     assert get_layout("physionet").signature(raw)  # the same folder format
-    prepared = prepare_dataset("realct", raw, root / "prepared", PrepConfig(size=32))
+    prepared = prepare_dataset("realct", raw, root / "prepared", PrepConfig(size=32, test_fraction=0.1))
     t = pd.read_csv(prepared / "slices.csv", keep_default_na=False, na_values=[""])
-    assert set(t.split) == {"test"} and len(t) == 7  # every one-slice volume is a test slice
-    assert t.positive.sum() == 6
-    pos = t[t.positive == 1]
-    assert set(pos.subtype) == {"intraparenchymal", "subdural", "epidural"}
+    assert set(t.split) == {"test"} and t.patient.nunique() == 3  # every image tested, whatever test_fraction
+    vol = t[t.patient == "Cranium.inv3"]
+    assert (vol.positive == 0).sum() >= 36  # the clean head, all of it, plus the copies' margin slices
+    assert set(t[t.positive == 1].subtype) >= {"intraparenchymal", "subdural", "epidural", "intraventricular", "subarachnoid"}
+    assert set(vol.thickness_mm.round(2)) == {4.5}
 
 
-@needs_real
+@needs_all
 def test_inserted_blood_is_blood_in_real_parenchyma_and_the_rest_is_untouched(written):
     raw, _ = written
     orig = {rs.name: rs for rs in realct.available_slices()}
     meta = json.loads((raw / "realct.json").read_text())["cases"]
     for vid, info in meta.items():
+        if info["source"] not in orig:
+            continue  # the whole-head volume: tests/test_data_realvolume.py
         image, mask = load_pair(raw / "ct_scans" / f"{vid}.nii", raw / "masks" / f"{vid}.nii")
         rs = orig[info["source"]]
         hu, m = image.data[:, :, 0], mask.data[:, :, 0] > 0
@@ -137,3 +148,33 @@ def test_realism_compare_synthetic_and_real():
         assert g.loc["bone", "median"] > 300, src
         assert 45 <= g.loc["blood", "median"] <= 90, src
     assert len(images) == 3
+
+
+@needs_real
+def test_missing_whole_head_volume_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(invesalius, "CRANIUM_PATH", tmp_path / "absent" / "Cranium.inv3")
+    with pytest.raises(IchsegError, match="invesalius-examples") as err:
+        realct.write_realct(tmp_path / "raw", draws=1)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not invesalius.have_cranium(), reason=f"{invesalius.CRANIUM_PATH} absent: {invesalius.INSTALL_HINT}")
+def test_realism_synthetic_against_the_real_whole_head():
+    table, images = realism.whole_head_compare(seed=1, in_plane=128)
+    assert len(images) == 2 and any(k.startswith("real Cranium") for k in images)
+    for src, g in table.groupby("source"):
+        g = g.set_index("tissue")
+        assert 15 <= g.loc["parenchyma", "median"] <= 45, src
+        assert g.loc["bone", "median"] > 300, src
+    real = table[table.source.str.startswith("real")].set_index("tissue")
+    assert real.loc["csf", "pixels"] > 500 and real.loc["csf", "median"] < 15  # the lateral ventricles
+    assert real.loc["parenchyma", "pixels"] > 5000 and real.loc["blood", "pixels"] == 0  # a head without blood
+
+
+def test_an_older_realct_folder_is_refused_with_what_to_do(tmp_path):
+    for sub in ("ct_scans", "masks"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "realct.json").write_text(json.dumps({"seed": 0, "draws": 6, "cases": {}}))  # no "format": the old one
+    with pytest.raises(IchsegError, match="older format.*delete") as err:
+        get_layout("realct").discover(tmp_path)
+    assert "\n" not in str(err.value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +70,7 @@ class Layout:
     role: str = ROLE_TRAIN_TEST
     expected: str = ""  # human-readable description of the folder, for errors
     paper_counts: dict[str, int] = {}
+    test_share: float | None = None  # share of patients tested whatever the profile's test_fraction (None: the profile's)
 
     # -- to implement ----------------------------------------------------------------------------
     def signature(self, root: Path) -> bool:
@@ -85,6 +86,14 @@ class Layout:
     def slice_subtypes(self, case: Case, mask: Volume, discovery: Discovery) -> list[str]:
         """Per canonical axial slice, the hemorrhage subtype(s) present ('' when none or unknown)."""
         return [""] * mask.n_slices
+
+    def test_fraction(self, configured: float) -> float:
+        """The share of patients tested: the layout's own ``test_share``, else the profile's."""
+        return configured if self.test_share is None else self.test_share
+
+    def writer(self, out: Path, rng: np.random.Generator) -> "LayoutWriter":
+        """How generated cases are written in this layout's folder (``rng``: for made-up ids)."""
+        raise ConfigError(f"layout: {self.name} cannot be written")
 
     # -- shared ------------------------------------------------------------------------------------
     def discover(self, raw: str | Path, image_glob: str | None = None, mask_glob: str | None = None) -> Discovery:
@@ -150,6 +159,24 @@ class Layout:
         """Hook: attach side files (CSV, dataset.json) found under ``root``."""
 
 
+class LayoutWriter:
+    """Writes cases into a layout's folder as its publisher ships it: ``paths`` says where case
+    ``index``'s image and mask go, ``add`` records the subtypes present per slice (along the file's
+    own slice axis), ``finish`` writes the side files (CSV, dataset.json)."""
+
+    def __init__(self, layout: Layout, out: Path, rng: np.random.Generator):
+        self.layout, self.out, self.rng = layout, Path(out), rng
+
+    def paths(self, index: int) -> tuple[Path, Path]:
+        raise NotImplementedError
+
+    def add(self, index: int, slice_subtypes: list[set[str]]) -> None:
+        """Hook: the subtypes of case ``index`` per slice, for side files that list them."""
+
+    def finish(self, cases: int) -> None:
+        """Hook: side files, once every case is written."""
+
+
 def _matches(layout: Layout, raw: Path) -> bool:
     try:
         return raw.is_dir() and (layout.signature(raw) or any(d.is_dir() and layout.signature(d) for d in raw.iterdir()))
@@ -188,6 +215,15 @@ class Instance2022(Layout):
         rel = d.relative_to(root) if d != root else Path(".")
         return self._pair(root, _nifti_files(d / "data"), _nifti_files(d / "label"),
                           lambda vid: f"{rel / 'label' / vid}.nii.gz")
+
+    def writer(self, out: Path, rng: np.random.Generator) -> LayoutWriter:
+        return _Instance2022Writer(self, out, rng)
+
+
+class _Instance2022Writer(LayoutWriter):
+    def paths(self, index: int) -> tuple[Path, Path]:
+        name = f"{index + 1:03d}.nii.gz"
+        return self.out / "train_2" / "data" / name, self.out / "train_2" / "label" / name
 
 
 class BHSD(Layout):
@@ -238,6 +274,34 @@ class BHSD(Layout):
     def slice_subtypes(self, case: Case, mask: Volume, discovery: Discovery) -> list[str]:
         return subtypes_from_labels(mask, discovery.aux.get("labels", self.DEFAULT_LABELS))
 
+    def writer(self, out: Path, rng: np.random.Generator) -> LayoutWriter:
+        return _BHSDWriter(self, out, rng)
+
+
+class _BHSDWriter(LayoutWriter):
+    """RSNA-style ids, about one patient in five with a second series; even cases in Tr, odd in Ts."""
+
+    patient: str | None = None
+
+    def _hex(self, n: int) -> str:
+        return "".join(self.rng.choice(list("0123456789abcdef"), size=n))
+
+    def paths(self, index: int) -> tuple[Path, Path]:
+        if self.patient is None or self.rng.random() > 0.2:
+            self.patient = f"ID_{self._hex(9)}"
+        name = f"{self.patient}_ID_{self._hex(10)}.nii.gz"
+        part = "Tr" if index % 2 == 0 else "Ts"
+        return self.out / f"images{part}" / name, self.out / f"labels{part}" / name
+
+    def finish(self, cases: int) -> None:
+        from ..utils.atomic import atomic_write_json
+
+        codes = {name: code for code, name in sorted(BHSD.DEFAULT_LABELS.items())}
+        atomic_write_json(self.out / "dataset.json", {
+            "name": f"{self.layout.title} phantom", "channel_names": {"0": "CT"}, "file_ending": ".nii.gz",
+            "labels": {"background": 0, **codes}, "numTraining": (int(cases) + 1) // 2,
+        })
+
 
 class PhysioNet(Layout):
     """PhysioNet CT-ICH v1.3.1: ``ct_scans/NNN.nii``, ``masks/NNN.nii``, ``hemorrhage_diagnosis_raw_ct.csv``."""
@@ -246,6 +310,10 @@ class PhysioNet(Layout):
     expected = "ct_scans/NNN.nii, masks/NNN.nii and hemorrhage_diagnosis_raw_ct.csv"
     paper_counts = {"test": 346}
     CSV = "hemorrhage_diagnosis_raw_ct.csv"
+    #: the published CSV's columns, in its order
+    CSV_COLUMNS = ["PatientNumber", "SliceNumber", "Intraventricular", "Intraparenchymal", "Subarachnoid",
+                   "Epidural", "Subdural", "No_Hemorrhage", "Fracture_Yes_No"]
+    FIRST_NUMBER = 49  # the published volumes are numbered from 049
     CSV_SUBTYPES = {"Epidural": "epidural", "Intraparenchymal": "intraparenchymal",
                     "Intraventricular": "intraventricular", "Subarachnoid": "subarachnoid", "Subdural": "subdural"}
 
@@ -285,26 +353,75 @@ class PhysioNet(Layout):
         src = mask.source_slice(np.arange(mask.n_slices)) + 1
         return [table.get((int(case.volume), int(s)), "") for s in src]
 
+    def writer(self, out: Path, rng: np.random.Generator) -> LayoutWriter:
+        return _PhysioNetWriter(self, out, rng)
+
+
+class _PhysioNetWriter(LayoutWriter):
+    """``ct_scans/NNN.nii``, ``masks/NNN.nii`` and the per-slice subtype CSV."""
+
+    def __init__(self, layout: "PhysioNet", out: Path, rng: np.random.Generator):
+        super().__init__(layout, out, rng)
+        self.rows: list[list[int]] = []
+
+    def number(self, index: int) -> int:
+        return self.layout.FIRST_NUMBER + index
+
+    def paths(self, index: int) -> tuple[Path, Path]:
+        name = f"{self.number(index):03d}.nii"
+        return self.out / "ct_scans" / name, self.out / "masks" / name
+
+    def add(self, index: int, slice_subtypes: list[set[str]]) -> None:
+        flags = lambda present: [int(self.layout.CSV_SUBTYPES[c] in present) for c in self.layout.CSV_COLUMNS if c in self.layout.CSV_SUBTYPES]
+        for k, present in enumerate(slice_subtypes):
+            unknown = set(present) - set(self.layout.CSV_SUBTYPES.values())
+            if unknown:
+                raise ConfigError(f"{self.layout.title}: no CSV column for subtype(s) {', '.join(sorted(unknown))}")
+            self.rows.append([self.number(index), k + 1, *flags(present), int(not present), 0])
+
+    def finish(self, cases: int) -> None:
+        from ..utils.atomic import atomic_write_text
+
+        table = pd.DataFrame(self.rows, columns=self.layout.CSV_COLUMNS)
+        atomic_write_text(self.out / self.layout.CSV, table.to_csv(index=False))
+
 
 class RealCT(PhysioNet):
-    """Real head CT slices with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder
-    format plus ``realct.json``. All its volumes are lesion draws on a handful of real slices, so they
-    form one test sample (one "patient": sampling 10% of them would leave almost nothing)."""
+    """Real head CT with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder format
+    plus ``realct.json``. Its volumes are lesion draws on a few real images (two slices, one whole
+    head): each real image is one "patient", so every interval clusters its copies together, and all
+    of them are tested (a 10% sample of three would leave one)."""
 
     name, title, role = "realct", "Real CT, inserted lesions", ROLE_TEST_SAMPLE
     expected = "ct_scans/NNN.nii, masks/NNN.nii, hemorrhage_diagnosis_raw_ct.csv and realct.json (ichseg.data.realct)"
     paper_counts = {}
+    test_share = 1.0
+    FIRST_NUMBER = 1
+    META = "realct.json"
+    FORMAT = 2  # realct.json's "format": 2 adds the real whole-head volume and one cluster per real image
 
     def signature(self, root: Path) -> bool:
-        return super().signature(root) and (root / "realct.json").is_file()
+        return super().signature(root) and (root / self.META).is_file()
 
-    def patient_of(self, vid: str) -> str:
-        return "realct"
+    def _find(self, root: Path) -> Discovery:
+        found = super()._find(root)
+        meta = root / self.META
+        try:
+            spec = json.loads(meta.read_text()) if meta.is_file() else {"format": self.FORMAT, "cases": {}}
+            source = {vid: str(info["source"]) for vid, info in spec["cases"].items()}
+            written = int(spec.get("format", 1))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IchsegError(f"{meta}: not a realct case list ({type(exc).__name__}: {exc})") from None
+        if written < self.FORMAT:
+            raise IchsegError(f"{meta}: a realct set of an older format ({written}, now {self.FORMAT}: without the real "
+                              f"whole-head volume); delete {root} and it is written again")
+        found.cases = [replace(c, patient=source.get(c.volume, "realct")) for c in found.cases]
+        return found
 
     def _add_aux(self, root: Path, found: Discovery) -> None:
         super()._add_aux(root, found)
-        if (root / "realct.json").is_file():
-            found.extra_files.append(root / "realct.json")
+        if (root / self.META).is_file():
+            found.extra_files.append(root / self.META)
 
 
 def subtypes_from_labels(mask: Volume, names: dict[int, str]) -> list[str]:

@@ -252,8 +252,8 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
     fingerprint = _fingerprint(dataset, config, skip_bad, sources)
 
     # 1. headers (cheap) for every case; 2. patient split over all discovered patients
-    split_of = split_patients([c.patient for c in discovery.cases], layout.role, config.test_fraction, config.seed,
-                              config.val_fraction)
+    split_of = split_patients([c.patient for c in discovery.cases], layout.role,
+                              layout.test_fraction(config.test_fraction), config.seed, config.val_fraction)
     headers_ok: list[Case] = []
     header_of = {}
     tables: list[pd.DataFrame] = []

@@ -21,14 +21,18 @@ the HU clipped to soft tissue, so the real noise stays; intraparenchymal lesions
 get a faint oedema rim. Subtypes: intraparenchymal (irregular, in parenchyma), subdural (crescent
 along the inner table), epidural (lens against the inner table).
 
-The files are written in the PhysioNet CT-ICH folder format (one-slice volumes ``ct_scans/NNN.nii``,
-``masks/NNN.nii``, the per-slice subtype CSV) plus ``realct.json`` naming the sources, and read by
-the same ``prepare_dataset`` path under the dataset name ``realct``.
+The whole-head volume (``ichseg.data.invesalius``: Debian's ``invesalius-examples``, read at run
+time) joins them: untouched as a negative and with hemorrhages of every subtype inserted by the
+synthetic head CT's own lesion generator (``ichseg.data.realvolume``), at 4.5 mm slices.
+
+The files are written in the PhysioNet CT-ICH folder format (``ct_scans/NNN.nii``, ``masks/NNN.nii``,
+the per-slice subtype CSV, through the ``realct`` layout's writer) plus ``realct.json`` naming each
+case's source: every real image or volume is one patient, so each interval clusters its copies.
+They are read by the same ``prepare_dataset`` path under the dataset name ``realct``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,44 +176,77 @@ def _insert(rs: RealSlice, sub: str, rng: np.random.Generator) -> tuple[np.ndarr
     return out.astype(np.float32), mask
 
 
-def write_realct(out: str | Path, draws: int = 6, seed: int = 0) -> Path:
-    """Write the ``realct`` test set into ``out`` (PhysioNet folder format): per real slice, its
-    untouched copy as a negative (where it is a normal head) and ``draws`` copies with one inserted
-    lesion each (subtypes in turn), seeded. Returns ``out``."""
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
-        raise ConfigError(f"draws: must be an integer >= 1, got {draws!r}")
-    out = Path(out)
-    rng = np.random.default_rng([seed, 4242])
-    cases = []  # (hu, mask, affine, subtype, source)
+@dataclass
+class RealCase:
+    """One volume of the set, RAS+ (X, Y, Z): HU, binary mask, affine, per-slice subtypes, its source."""
+
+    hu: np.ndarray
+    mask: np.ndarray
+    affine: np.ndarray
+    subtype: str  # '' for a negative
+    source: str  # the real image or volume it was made from: its cluster (patient) in every interval
+    extra: dict
+
+
+def _slice_cases(draws: int, rng: np.random.Generator) -> list[RealCase]:
+    """Per real slice, its untouched copy as a negative (where it is a normal head) and ``draws``
+    copies with one inserted lesion each (subtypes in turn)."""
+    cases = []
     for rs in available_slices():
+        # DICOM pixel frame (rows, cols) -> NIfTI voxel (col, row, 0)
+        as_vol = lambda a: a.T[:, :, None]
         if rs.negative:
-            cases.append((rs.hu, np.zeros(rs.hu.shape, bool), rs.affine, "", rs.name))
+            cases.append(RealCase(as_vol(rs.hu), as_vol(np.zeros(rs.hu.shape, bool)), rs.affine, "", rs.name, {}))
         for k in range(int(draws)):
             sub = INSERTED[k % len(INSERTED)]
             for _ in range(10):
                 got = _insert(rs, sub, rng)
                 if got is not None and got[1].any():
-                    cases.append((got[0], got[1], rs.affine, sub, rs.name))
+                    cases.append(RealCase(as_vol(got[0]), as_vol(got[1]), rs.affine, sub, rs.name, {}))
                     break
-    from ..utils.atomic import atomic_write_json, atomic_write_text
-    import pandas as pd
+    return cases
 
-    rows = []
-    cols = ["PatientNumber", "SliceNumber", "Intraventricular", "Intraparenchymal", "Subarachnoid",
-            "Epidural", "Subdural", "No_Hemorrhage", "Fracture_Yes_No"]
+
+def _volume_cases(seed: int) -> list[RealCase]:
+    """The real whole-head CT (``invesalius``): untouched as a negative, and its lesion copies
+    (``realvolume``: every subtype, 0.3 mL to > 30 mL)."""
+    from . import realvolume
+    from .invesalius import read_cranium
+
+    vol = read_cranium()
+    source = vol.source.name
+    hu, aff = realvolume.clean_volume(vol)
+    cases = [RealCase(hu, np.zeros(hu.shape, bool), aff, "", source, {"slice_mm": float(aff[2, 2])})]
+    for c in realvolume.lesion_copies(seed, vol):
+        cases.append(RealCase(c.hu, c.mask, c.affine, c.subtype, source,
+                              {"site": c.site, "ml": c.ml, "slices_of_the_whole_head": list(c.slices)}))
+    return cases
+
+
+def write_realct(out: str | Path, draws: int = 6, seed: int = 0) -> Path:
+    """Write the ``realct`` test set into ``out`` (PhysioNet folder format): the real slices with
+    ``draws`` inserted lesions each (``_slice_cases``) and the real whole-head volume with its lesion
+    copies (``_volume_cases``), seeded; ``realct.json`` names each case's source. Returns ``out``."""
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ConfigError(f"draws: must be an integer >= 1, got {draws!r}")
+    from ..utils.atomic import atomic_write_json
+    from .layouts import get_layout
+
+    out = Path(out)
+    cases = _slice_cases(int(draws), np.random.default_rng([seed, 4242])) + _volume_cases(seed)
+    writer = get_layout("realct").writer(out, np.random.default_rng(seed))
     sources = {}
-    for i, (hu, mask, affine, sub, src) in enumerate(cases):
-        num = i + 1
-        # DICOM pixel frame (rows, cols) -> NIfTI voxel (col, row, 0)
-        write_nifti(out / "ct_scans" / f"{num:03d}.nii", np.rint(hu.T[:, :, None]), affine, dtype=np.int16)
-        write_nifti(out / "masks" / f"{num:03d}.nii", mask.T[:, :, None].astype(np.uint8), affine, dtype=np.uint8)
-        flags = {c: int(sub == c.lower()) for c in cols[2:7]}
-        rows.append([num, 1, flags["Intraventricular"], flags["Intraparenchymal"], flags["Subarachnoid"],
-                     flags["Epidural"], flags["Subdural"], int(not sub), 0])
-        sources[f"{num:03d}"] = {"source": src, "inserted": sub or None, "blood_voxels": int(mask.sum())}
-    atomic_write_text(out / "hemorrhage_diagnosis_raw_ct.csv", pd.DataFrame(rows, columns=cols).to_csv(index=False))
+    for i, c in enumerate(cases):
+        img_p, msk_p = writer.paths(i)
+        write_nifti(img_p, np.rint(c.hu), c.affine, dtype=np.int16)
+        write_nifti(msk_p, c.mask.astype(np.uint8), c.affine, dtype=np.uint8)
+        writer.add(i, [{c.subtype} if c.subtype and c.mask[:, :, k].any() else set() for k in range(c.mask.shape[2])])
+        sources[img_p.name.split(".")[0]] = {"source": c.source, "inserted": c.subtype or None,
+                                             "blood_voxels": int(c.mask.sum()), **c.extra}
+    writer.finish(len(cases))
     atomic_write_json(out / "realct.json", {
-        "what": "real head CT slices (pydicom / pydicom-data test files, MIT) with inserted synthetic hemorrhages",
-        "seed": int(seed), "draws": int(draws), "cases": sources,
+        "what": "real head CT (pydicom / pydicom-data test slices, MIT; InVesalius Cranium.inv3, GPL-2) with "
+                "inserted synthetic hemorrhages; each source is one cluster",
+        "format": get_layout("realct").FORMAT, "seed": int(seed), "draws": int(draws), "cases": sources,
     })
     return out

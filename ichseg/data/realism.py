@@ -102,6 +102,28 @@ def compare(seed: int = 0, in_plane: int = 512) -> tuple[pd.DataFrame, dict]:
     return pd.concat(tables, ignore_index=True), images
 
 
+def whole_head_compare(seed: int = 0, in_plane: int = 256) -> tuple[pd.DataFrame, dict]:
+    """HU statistics per tissue class of a synthetic slice and of the real whole-head CT
+    (``invesalius``) at the level of the lateral ventricles (its slice with the largest cranial
+    cavity in the upper half), classified by the same rule. Blood on the real head is left out (none
+    is inserted here). Returns (table, images) like ``compare``; both images are RAS+ (X, Y)."""
+    from .invesalius import read_cranium
+    from .realvolume import cavity
+
+    hu, classes, _ = synthetic_slice(seed, in_plane=in_plane)
+    tables = [tissue_stats(hu, classes, "synthetic")]
+    images = {"synthetic": (hu, classes["parenchyma"] | classes["csf"] | classes["blood"])}
+    head = read_cranium()
+    cav = cavity(head)
+    area = cav.sum(axis=(0, 1))
+    k = int(np.argmax(area * (np.arange(len(area)) >= len(area) // 2)))
+    r_hu = head.hu[:, :, k]
+    c = threshold_classes(r_hu, cav[:, :, k], None, head.spacing[0])
+    tables.append(tissue_stats(r_hu, c, f"real {head.name} slice {k}"))
+    images[f"real {head.name} slice {k}"] = (r_hu, c["parenchyma"] | c["csf"])
+    return pd.concat(tables, ignore_index=True), images
+
+
 def figure(images: dict, bins=np.arange(-20, 101, 2)):
     """Each image of ``compare`` at the brain window (L40/W80) and a bone window (L600/W2800), and the
     HU histograms inside the skull. Returns the matplotlib figure."""
@@ -110,7 +132,8 @@ def figure(images: dict, bins=np.arange(-20, 101, 2)):
     n = len(images)
     fig, axes = plt.subplots(2, n + 1, figsize=(3.2 * (n + 1), 6.4), squeeze=False)
     for j, (title, (hu, inside)) in enumerate(images.items()):
-        img = np.rot90(np.asarray(hu)) if title == "synthetic" else np.asarray(hu)  # anterior up in both
+        ras = title == "synthetic" or title.startswith("real Cranium")  # RAS+ (X, Y) arrays, not DICOM frames
+        img = np.rot90(np.asarray(hu)) if ras else np.asarray(hu)  # anterior up in all
         axes[0, j].imshow(img, cmap="gray", vmin=0, vmax=80)
         axes[1, j].imshow(img, cmap="gray", vmin=-800, vmax=2000)
         axes[0, j].set_title(title, fontsize=8)

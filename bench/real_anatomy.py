@@ -1,0 +1,161 @@
+"""Measurement: a trained checkpoint on the real whole-head CT (``ichseg.data.realvolume``), per
+subtype and size. Test data only: nothing is fitted or chosen on it.
+
+The cases are the untouched head (every predicted voxel a false positive) and its copies with one
+inserted hemorrhage each (every subtype, 0.3 mL to > 30 mL). Each goes through exactly what
+``ichseg predict`` does (the checkpoint's own preparation, the default ensemble sampler, the
+probability mapped back onto the scan's grid, threshold 0.5), and is scored on that grid:
+
+- lesion-slice Dice: per axial slice holding inserted blood, Dice of the predicted mask (the
+  study's strict per-slice Dice, ``ichseg.metrics.strict.overlap_scores``), averaged over slices;
+- detected: the prediction overlaps the inserted lesion in 3D;
+- volume error: (predicted mL - inserted mL) / inserted mL, everything predicted in the copy's slab;
+- false positive mL on the clean head.
+
+All cases come from one head, so they are one cluster: no interval here holds test-set variation.
+
+    .venv/bin/python bench/real_anatomy.py [--checkpoint results/cpu/model/full.pt] [--threads 1]
+
+Prints a table and writes bench/out/real_anatomy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZE_LABELS = ("0.3-1 mL", "1-10 mL", "10-30 mL", "> 30 mL")
+
+
+def _volume(hu: np.ndarray, affine: np.ndarray, name: str):
+    """An in-memory RAS+ ``Volume`` (what ``load_volume`` returns for a file written this way)."""
+    from ichseg.data import Volume
+
+    ornt = np.array([[0, 1], [1, 1], [2, 1]], float)
+    spacing = tuple(float(abs(affine[i, i])) for i in range(3))
+    return Volume(Path(name), hu.astype(np.float32), affine, affine, tuple(hu.shape), ornt, spacing)
+
+
+def predict_probability(model, diffusion, cfg, vol, ecfg, device) -> np.ndarray:
+    """``ichseg predict``'s probability on the scan's own grid (without writing files)."""
+    import torch
+
+    from ichseg.data import PrepConfig, preprocess_volume, volume_from_slices
+    from ichseg.engine.devices import inference_amp
+    from ichseg.engine.inference import segment
+
+    prep = PrepConfig.from_dict(dict(cfg.get("data", {}).get("prep") or {}))
+    slices = torch.from_numpy(preprocess_volume(vol, prep))
+    gen = torch.Generator(device=device).manual_seed(ecfg.seed)
+    prob, _ = segment(model, diffusion, slices, sampler=ecfg.sampler, steps=None if ecfg.sampler == "ddpm" else ecfg.steps,
+                      eta=ecfg.eta, ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen, device=device,
+                      amp=inference_amp(device, cfg["train"].get("amp", "none")))
+    return volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
+
+
+def score_case(pred: np.ndarray, gt: np.ndarray, voxel_ml: float) -> dict:
+    """Scores of one case on the scan's grid (``pred``, ``gt`` boolean, axial last)."""
+    from ichseg.metrics.strict import overlap_scores
+
+    pred_ml = float(pred.sum() * voxel_ml)
+    if not gt.any():
+        return {"fp_ml": pred_ml, "pred_ml": pred_ml}
+    dice, _ = overlap_scores(pred, gt, axis=(0, 1))
+    pos = gt.any(axis=(0, 1))
+    gt_ml = float(gt.sum() * voxel_ml)
+    return {"slice_dice": [float(d) for d in dice[pos]], "lesion_slice_dice": float(np.mean(dice[pos])),
+            "detected": bool((pred & gt).any()), "gt_ml": gt_ml, "pred_ml": pred_ml,
+            "volume_error": (pred_ml - gt_ml) / gt_ml}
+
+
+def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, device: str = "cpu") -> dict:
+    """Every case of the real whole-head set scored with ``checkpoint``; returns per-case rows and
+    the summary per subtype and size class."""
+    from ichseg.data import invesalius, realvolume
+    from ichseg.engine.config import EvalConfig
+    from ichseg.engine.devices import resolve_device
+    from ichseg.engine.evaluate import load_trained_model
+
+    dev = resolve_device(device)
+    model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
+    ecfg = EvalConfig()
+    head = invesalius.read_cranium()
+    clean, aff = realvolume.clean_volume(head)
+    cases = [("clean", "", clean, np.zeros(clean.shape, bool), aff)]
+    cases += [(f"{c.subtype}-{c.ml}", c.subtype, c.hu, c.mask, c.affine) for c in realvolume.lesion_copies(seed, head)]
+    rows = []
+    for name, sub, hu, gt, affine in cases:
+        t0 = time.perf_counter()
+        prob = predict_probability(model, diffusion, cfg, _volume(hu, affine, name), ecfg, dev)
+        voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+        row = {"case": name, "subtype": sub, "slices": int(hu.shape[2]),
+               **score_case(prob >= threshold, gt, voxel_ml), "seconds": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "slice_dice"}), flush=True)
+    return {"checkpoint": str(checkpoint), "evaluate": ecfg.__dict__, "threshold": threshold, "seed": seed,
+            "cases": rows, "summary": summarise(rows)}
+
+
+def _size_class(ml: float) -> str:
+    from ichseg.data.realvolume import SIZE_BINS_ML
+
+    return next((lab for lab, (lo, hi) in zip(SIZE_LABELS, SIZE_BINS_ML) if lo <= ml < hi), "other")
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Overall, per subtype and per size class: lesion-slice Dice (over all lesion slices),
+    detection rate, mean absolute and mean signed volume error; false-positive mL on the clean head."""
+    les = [r for r in rows if r["subtype"]]
+
+    def block(rs):
+        dice = [d for r in rs for d in r["slice_dice"]]
+        return {"cases": len(rs), "lesion_slices": len(dice), "lesion_slice_dice": float(np.mean(dice)) if dice else None,
+                "detected": float(np.mean([r["detected"] for r in rs])) if rs else None,
+                "volume_error_mean": float(np.mean([r["volume_error"] for r in rs])) if rs else None,
+                "volume_error_abs_mean": float(np.mean([abs(r["volume_error"]) for r in rs])) if rs else None}
+
+    out = {"overall": block(les), "clean_head_fp_ml": [r["fp_ml"] for r in rows if not r["subtype"]]}
+    out["per_subtype"] = {s: block([r for r in les if r["subtype"] == s]) for s in sorted({r["subtype"] for r in les})}
+    out["per_size"] = {k: block([r for r in les if _size_class(r["gt_ml"]) == k]) for k in SIZE_LABELS}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default=str(ROOT / "results" / "cpu" / "model" / "full.pt"))
+    ap.add_argument("--seed", type=int, default=0, help="seed of the lesion copies")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "real_anatomy.json"))
+    args = ap.parse_args(argv)
+    import platform
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    res = measure(args.checkpoint, seed=args.seed)
+    res["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                      "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__}
+    s = res["summary"]
+    print(f"clean head: {s['clean_head_fp_ml']} mL predicted")
+    for name, b in [("overall", s["overall"]), *s["per_subtype"].items(), *s["per_size"].items()]:
+        if b["cases"]:
+            print(f"{name:18s} n={b['cases']:2d}  lesion-slice Dice {b['lesion_slice_dice']:.3f}  detected {b['detected']:.2f}  "
+                  f"volume error {b['volume_error_mean']:+.2f} (|.| {b['volume_error_abs_mean']:.2f})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

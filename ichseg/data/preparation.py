@@ -172,6 +172,17 @@ def _stat_sources(files: list[Path], root: Path) -> list[dict]:
     return out
 
 
+def read_manifest(prepared: str | Path) -> dict:
+    """The ``manifest.json`` of a prepared folder: the one reader of that file."""
+    path = Path(prepared) / MANIFEST
+    if not path.is_file():
+        raise IchsegError(f"{path}: not found; is {prepared} a folder written by `ichseg prepare`?")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise IchsegError(f"{path}: not a JSON manifest ({exc})") from None
+
+
 def _fingerprint(dataset: str, config: PrepConfig, skip_bad: bool, sources: list[dict]) -> str:
     return config_hash({
         "prep_version": PREP_VERSION, "dataset": dataset, "config": config.to_dict(), "skip_bad": skip_bad,

@@ -155,6 +155,15 @@ class RealctSettings:
         check_int("data.realct.seed", self.seed, 0)
 
 
+#: the dataset a profile trains on when its data section names none (the paper's)
+TRAIN_DATASET = "instance2022"
+
+
+def train_dataset_of(data: Mapping[str, Any]) -> str:
+    """The dataset a run config's ``data`` section trains on."""
+    return (data or {}).get("train_dataset") or TRAIN_DATASET
+
+
 DATA_KEYS = ("train_dataset", "test_datasets", "raw", "phantom", "realct", "prep")
 
 
@@ -162,7 +171,7 @@ def check_data_section(data: Mapping[str, Any] | None, datasets) -> None:
     """Validate a run config's ``data`` section as written (nothing filled in: the section enters
     the run's hash as the profile wrote it). ``datasets``: the dataset names a profile may use."""
     data = check_keys("data", data or {}, DATA_KEYS)
-    check_choice("data.train_dataset", data.get("train_dataset", "instance2022"), datasets)
+    check_choice("data.train_dataset", train_dataset_of(data), datasets)
     tests = data.get("test_datasets") or []
     if not isinstance(tests, (list, tuple)):
         raise ConfigError(f"data.test_datasets: must be a list of dataset names, got {tests!r}")

@@ -181,7 +181,7 @@ class EvalConfig:
 class NnunetConfig:
     """Settings of the nnU-Net baseline.
 
-    configuration:  nnU-Net configuration; only ``2d`` (see ``ichseg.engine.nnunet.pipeline``).
+    configuration:  nnU-Net configuration; only ``2d`` (the book's baselines page says why).
     trainer:        ``nnUNetTrainer`` (nnU-Net's default recipe, 1000 x 250 iterations; the
                     length fields must keep their defaults) or ``nnUNetTrainerIchseg`` (the same
                     recipe with the run length below).

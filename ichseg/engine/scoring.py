@@ -19,6 +19,7 @@ from ..errors import IchsegError
 from ..metrics import (FUSION_STAGES, chance_dice, chance_dice_in_head, fusion_maps, fusion_stages, head_mask,
                        paper_slice_scores, strict_protocol)
 from ..utils import atomic_directory, atomic_write_json
+from ..utils.layout import METRICS, QUALITATIVE, SLICE_SCORES
 from .config import EvalConfig
 from .provenance import environment
 
@@ -124,10 +125,10 @@ def write_evaluation(
         "environment": environment(device or torch.device("cpu")),
     }
     with atomic_directory(out_dir, replace=True) as tmp:
-        per_slice.to_csv(tmp / "slices.csv", index=False)
-        np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q], mask=g[q], probability=p[q],
+        per_slice.to_csv(tmp / SLICE_SCORES, index=False)
+        np.savez_compressed(tmp / QUALITATIVE, rows=q, image=images[q], mask=g[q], probability=p[q],
                             uncertainty=unc[q], paper_map=np.asarray(fusion_maps(stages)[ecfg.paper_fusion])[q])
-        atomic_write_json(tmp / "metrics.json", summary)
+        atomic_write_json(tmp / METRICS, summary)
     return summary
 
 

@@ -9,10 +9,12 @@ repository root (``Plan.rel``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..data.config import train_dataset_of
 from ..engine.config import METHODS, NNUNET, load_profile, resolve_run_config
 from ..errors import ConfigError
 from ..utils import file_sha256
@@ -105,7 +107,7 @@ class Plan:
         # data preparation depends on the overrides shared by all methods only, so that one
         # method's override does not re-run every method's stages through the prep stamps
         self.prep_config = resolve_run_config(spec.profile, self.methods[0], self.global_overrides)
-        self.train_dataset = self.prep_config["data"].get("train_dataset", "instance2022")
+        self.train_dataset = train_dataset_of(self.prep_config["data"])
         self.datasets = list(spec.datasets or self.prep_config["data"].get("test_datasets") or [self.train_dataset])
         self.description = describe(base.get("description", ""), self)
         self.stages = self._prep_stages() + [st for m in self.methods for s in self.seeds_of[m]
@@ -149,8 +151,6 @@ class Plan:
         return Path(ensure_prepared(self.prep_config, dataset, self.data_root))
 
     def _prep_stages(self) -> list[Stage]:
-        from .stamps import prepared_record, prepared_still_there
-
         nb = self.notebooks["prep"]
         stages = []
         for ds in dict.fromkeys([self.train_dataset, *self.datasets]):
@@ -218,6 +218,26 @@ class Plan:
         )
 
 
+def prepared_record(path: Path) -> dict:
+    """What a preparation stage records: its folder and the data's fingerprint."""
+    from ..data.preparation import read_manifest
+
+    return {"prepared": str(path), "fingerprint": read_manifest(path).get("fingerprint")}
+
+
+def prepared_still_there(outputs: dict) -> bool:
+    """Does the recorded prepared folder still hold the recorded data?"""
+    from ..data.preparation import read_manifest
+    from ..errors import IchsegError
+
+    if not outputs.get("prepared"):
+        return False
+    try:
+        return read_manifest(Path(outputs["prepared"])).get("fingerprint") == outputs.get("fingerprint")
+    except (IchsegError, OSError, json.JSONDecodeError):
+        return False
+
+
 def describe(text: str, plan: Plan) -> str:
     """The run set in one line: the profile's own words (what it is for: its ``description``, which
     states no setting), then what its settings say (size, patients, iterations per method, seeds),
@@ -243,4 +263,5 @@ def describe(text: str, plan: Plan) -> str:
     return "; ".join(p for p in (head, iterations, seeds) if p)
 
 
-__all__ = ["NOTEBOOKS", "Plan", "Stage", "StudySpec", "describe", "parse_overrides"]
+__all__ = ["NOTEBOOKS", "Plan", "Stage", "StudySpec", "describe", "parse_overrides", "prepared_record",
+           "prepared_still_there"]

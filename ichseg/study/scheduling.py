@@ -9,7 +9,7 @@ At the first failure no further stage starts, running ones finish, and the failu
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
 from ..utils.validate import check_int

@@ -10,7 +10,6 @@ across a code change). Records live in ``results/<profile>/stamps/<stage>.json``
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -151,25 +150,4 @@ def last_seconds(record: dict) -> float | None:
     return record.get("seconds") if record.get("status") == "complete" else record.get("last_run_seconds")
 
 
-def prepared_record(path: Path) -> dict:
-    """What a preparation stage records: its folder and the data's fingerprint."""
-    from ..data.preparation import read_manifest
-
-    return {"prepared": str(path), "fingerprint": read_manifest(path).get("fingerprint")}
-
-
-def prepared_still_there(outputs: dict) -> bool:
-    """Does the recorded prepared folder still hold the recorded data?"""
-    from ..data.preparation import read_manifest
-    from ..errors import IchsegError
-
-    if not outputs.get("prepared"):
-        return False
-    try:
-        return read_manifest(Path(outputs["prepared"])).get("fingerprint") == outputs.get("fingerprint")
-    except (IchsegError, OSError, json.JSONDecodeError):
-        return False
-
-
-__all__ = ["CODE_DEPS", "KEPT_KINDS", "StampBook", "code_hash", "last_seconds", "now", "prepared_record",
-           "prepared_still_there"]
+__all__ = ["CODE_DEPS", "KEPT_KINDS", "StampBook", "code_hash", "last_seconds", "now"]

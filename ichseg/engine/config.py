@@ -173,7 +173,7 @@ class EvalConfig:
             check_int(f"evaluate.{name}", getattr(self, name))
         check_int("evaluate.qualitative", self.qualitative, 0)
         check_int("evaluate.seed", self.seed, 0)
-        check_number("evaluate.eta", self.eta, 0.0)
+        check_number("evaluate.eta", self.eta, 0.0, 1.0)
         check_number("evaluate.threshold", self.threshold, 0.0, 1.0, low_open=True, high_open=True)
 
 

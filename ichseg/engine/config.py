@@ -472,6 +472,9 @@ def _resolve_sections(cfg: dict, method: str, kind: str, overrides: list[str], i
         cfg.setdefault(s, {})
     cfg["method"] = method
     for assignment in overrides:
+        if assignment.strip().startswith("study."):
+            raise ConfigError(f"--set {assignment}: the study section says what `ichseg study` runs, not how a run "
+                              "trains; use its options (--methods, --seeds, --set METHOD:KEY=VALUE)")
         if assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)
     _check_baselines(cfg.get("baselines") or {})

@@ -143,14 +143,14 @@ class StudyPass:
 
     def _write_run_set(self) -> str:
         """study.json once every stage before the results page completed; returns its stamp."""
-        manifest = self.run_set()
-        manifest["stages"] = {s.id: self.stamps.record(s.id)["stamp"] for s in self.stages}
-        manifest["stamp"] = study_stamp(manifest)
-        manifest["created"] = now()
+        run_set = self.run_set()
+        run_set["stages"] = {s.id: self.stamps.record(s.id)["stamp"] for s in self.stages}
+        run_set["stamp"] = study_stamp(run_set)
+        run_set["created"] = now()
         old = _read_json(self.results_dir / STUDY_FILE)
-        if old.get("stamp") != manifest["stamp"]:
-            atomic_write_json(self.results_dir / STUDY_FILE, manifest)
-        return manifest["stamp"]
+        if old.get("stamp") != run_set["stamp"]:
+            atomic_write_json(self.results_dir / STUDY_FILE, run_set)
+        return run_set["stamp"]
 
     def run(self) -> dict:
         """Execute the plan; returns the timing record (also written to timings.json)."""

@@ -1,9 +1,13 @@
 """Run configuration: a profile (YAML in ``ichseg/profiles``) + a method name + overrides.
 
 A resolved run config is a plain nested dict with the sections below; it fully determines a run,
-is written to the run folder and hashed (``run_config_hash``). Each section is validated by the
-dataclass that owns it (``TrainConfig``, ``EvalConfig`` here; ``DiffusionConfig``; the model's and
-loss's own configs when the model is built).
+is written to the run folder and hashed (``run_config_hash``). Every section is validated by the
+type that owns it when the config is resolved, so a wrong key or value fails there, in one line
+naming the profile file and the key: ``data`` by ``ichseg.data.config`` (``PhantomSettings``,
+``RealctSettings``, ``PrepConfig``), ``train`` / ``evaluate`` / ``nnunet`` by ``TrainConfig`` /
+``EvalConfig`` / ``NnunetConfig`` here, ``diffusion`` by ``DiffusionConfig``, ``model`` and
+``loss`` by the model's and loss's own configs, and the profile's ``study`` section by
+``StudyConfig`` (what ``ichseg study`` runs; it never enters a run's config).
 
 ``METHODS`` names every method the study trains and evaluates, in the tables' order: the five
 Table 2 variants, then the Table 1 baselines. It is the one list of them: the study driver, its

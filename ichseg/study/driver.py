@@ -182,8 +182,8 @@ class StudyPass:
         """
         plan, changed = [], set()
         for stage in self.stages:
-            current = self.stamps.is_current(stage, self.stamps.stamps_of(stage)[0], self.spec.force)
-            will = bool(set(stage.upstream) & changed) or not (current or self._kept(stage))
+            will = bool(set(stage.upstream) & changed) or not (
+                self.stamps.is_current(stage, self.stamps.stamps_of(stage)[0], self.spec.force) or self._kept(stage))
             if will:
                 changed.add(stage.id)
             plan.append((stage.id, "run" if will else "skip"))

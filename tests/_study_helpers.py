@@ -40,7 +40,7 @@ def write_run(run_dir: Path, method: str, seed: int, iterations: int = 100, ever
     best = int(its[int(np.argmax(dice))])
     (run_dir / "run.json").write_text(json.dumps({
         _key(old_keys): method, "profile": "smoke", "run_hash": run_hash, "status": "complete",
-        "iterations": iterations, "best_iteration": best, "best_dice": float(dice.max()), "wall_time_s": 1.0,
+        "iterations": iterations, "best_iteration": best, "select_on": "dice", "best_score": float(dice.max()), "wall_time_s": 1.0,
         "data": {"fingerprint": "fp-train"}, "environment": {"device": "cpu (test)", "git_commit": "0" * 40},
     }))
     (run_dir / "config.yaml").write_text(f"{_key(old_keys)}: {method}\ndata: {{raw: {{}}}}\n")

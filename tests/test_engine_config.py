@@ -120,3 +120,73 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
         (tmp / "x").write_text("1")
     assert os.stat(written).st_mode & 0o777 == os.stat(plain_file).st_mode & 0o777
     assert os.stat(tmp_path / "eval").st_mode & 0o777 == os.stat(plain_dir).st_mode & 0o777
+
+
+def _edited_profile(tmp_path, name: str, edit):
+    """A copy of a shipped profile with ``edit(cfg)`` applied, as a YAML file."""
+    import yaml
+    from importlib import resources
+
+    cfg = yaml.safe_load((resources.files("ichseg.profiles") / f"{name}.yaml").read_text())
+    edit(cfg)
+    path = tmp_path / f"{name}-edited.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("method, edit, message", [
+    ("full", lambda c: c["data"]["phantom"].update(case=80), r"data.phantom: unknown key\(s\) case; known: cases, in_plane, seed, slices"),
+    ("full", lambda c: c["data"]["phantom"].update(cases=0), r"data.phantom.cases: must be a positive integer, got 0"),
+    ("full", lambda c: c["data"]["phantom"].update(cases={"bhsd": "many"}), r"data.phantom.cases.bhsd: must be a positive integer"),
+    ("full", lambda c: c["data"]["phantom"].update(slices=[20, 16]), r"data.phantom.slices: need min <= max"),
+    ("full", lambda c: c["data"].update(test_datasets=["bhsd", "mnist"]), r"data.test_datasets: unknown value 'mnist'"),
+    ("full", lambda c: c["data"].update(prep={"size": 4}), r"data.prep.size: must be an integer in \[8, 2048\], got 4"),
+    ("full", lambda c: c["data"].update(realct={"draws": -1}), r"data.realct.draws: must be a positive integer"),
+    ("full", lambda c: c["data"].update(extra=1), r"data: unknown key\(s\) extra"),
+    ("full", lambda c: c["train"].update(iteration=5), r"train: unknown key\(s\) iteration"),
+    ("full", lambda c: c["train"].update(batch_size=True), r"train.batch_size: must be a positive integer, got True"),
+    ("full", lambda c: c["train"].update(lesion_fraction=1.5), r"train.lesion_fraction: must lie in \[0, 1\], got 1.5"),
+    ("full", lambda c: c["evaluate"].update(sampler="euler"), r"evaluate.sampler: unknown value 'euler'"),
+    ("nnunet", lambda c: c["evaluate"].update(ensembles=3), r"evaluate: unknown key\(s\) ensembles"),
+    ("full", lambda c: c["model"].update(base_channel=8), r"model: .*unknown key\(s\) base_channel"),
+    ("full", lambda c: c["loss"].update(alpha=0), r"alpha: must be a positive integer"),
+    ("nnunet", lambda c: c["baselines"]["nnunet"].update(epochs=0), r"nnunet.epochs: must be a positive integer, got 0"),
+    ("full", lambda c: c["baselines"].update(vnet={}), r"baselines: unknown key\(s\) vnet"),
+    ("full", lambda c: c.update(study={"seeds": "0"}), r"study.seeds: must be a non-empty list of seeds"),
+])
+def test_a_wrong_key_or_value_anywhere_fails_at_resolve_naming_the_key_and_the_file(tmp_path, method, edit, message):
+    import re
+
+    path = _edited_profile(tmp_path, "smoke", edit)
+    with pytest.raises(IchsegError, match=f"^{re.escape(str(path))}: {message}") as info:
+        resolve_run_config(str(path), method)
+    assert "\n" not in str(info.value)
+
+
+def test_a_shipped_profile_is_named_by_its_file_and_an_override_by_its_assignment():
+    with pytest.raises(IchsegError, match=r"^ichseg/profiles/smoke.yaml with --set train.val_steps=0: train.val_steps: must be"):
+        resolve_run_config("smoke", "full", ["train.val_steps=0"])
+
+
+def test_the_committed_cpu_runs_resolve_to_their_recorded_configs():
+    """Every committed cpu run's config, resolved from today's profile file with the run's recorded
+    overrides and seed, is the one the run recorded (plus what training read from the data: the
+    model's input channels), so its run hash is unchanged: comments, the study section and the
+    description never enter a run's config."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    results = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    study = json.loads((results / "study.json").read_text())
+    assert len(study["runs"]) == 13
+    for run in study["runs"]:
+        method = run.get("method") or run["variant"]
+        cfg = resolve_run_config("cpu", method, run["overrides"], seed=run["seed"])
+        recorded = yaml.safe_load((results / run["run_dir"] / "config.yaml").read_text())
+        recorded.pop("description", None)
+        if "model" in recorded:
+            cfg["model"]["in_channels"] = recorded["model"]["in_channels"]
+        assert cfg == recorded, method
+        assert run_config_hash(cfg) == json.loads((results / run["run_dir"] / "run.json").read_text())["run_hash"]

@@ -23,7 +23,7 @@ from ichseg.engine.config import EvalConfig  # noqa: E402
 from ichseg.engine.nnunet import (  # noqa: E402
     CASES, NnunetConfig, case_table, evaluate_nnunet, export_raw_dataset, predict, train_nnunet,
 )
-from ichseg.engine.nnunet.pipeline import _collect_probabilities  # noqa: E402
+from ichseg.engine.nnunet.prediction import _collect_probabilities  # noqa: E402
 from ichseg.errors import IchsegError  # noqa: E402
 
 PREP = PrepConfig(size=32)

@@ -354,7 +354,7 @@ def test_best_checkpoint_is_the_first_best_of_the_named_validation_score(workdir
     res = train(cfg, workdir / f"select-{select_on}", data_root=workdir / "data", progress=False)
     log = pd.read_csv(res.run_dir / "train_log.csv")
     assert res.best_iteration == int(log["iteration"][log[select_on].idxmax()])
-    assert res.best_dice == pytest.approx(log[select_on].max())
+    assert res.best_score == pytest.approx(log[select_on].max()) and res.selected_on == select_on
     assert load_checkpoint(res.best_checkpoint)["iteration"] == res.best_iteration
 
 

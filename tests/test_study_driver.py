@@ -14,8 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from ichseg.study import Study, StudyFailed, StudySpec, parse_overrides
-from ichseg.study.driver import default_jobs, format_timings, threads_per_job
+from ichseg.study import StudyFailed, StudyPass, StudySpec, parse_overrides
+from ichseg.study.scheduling import format_timings
 
 HELPERS = Path(__file__).with_name("_study_helpers.py")
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
@@ -86,7 +86,7 @@ def study_root(tmp_path):
 
 def test_second_pass_skips_and_one_method_change_reruns_only_it(study_root):
     root, nbs = study_root
-    first = Study(_spec(root, nbs), log=lambda m: None).run()
+    first = StudyPass(_spec(root, nbs), log=lambda m: None).run()
     assert set(_statuses(first).values()) == {"ran"}
     results = root / "results" / "smoke"
     assert (results / "notebooks" / "train-full-s0.ipynb").is_file() and (results / "results.ipynb").is_file()
@@ -98,7 +98,7 @@ def test_second_pass_skips_and_one_method_change_reruns_only_it(study_root):
 
     # nothing changed: every stage is skipped, nothing is rewritten
     mtime = (results / "results.ipynb").stat().st_mtime_ns
-    again = Study(_spec(root, nbs), log=lambda m: None)
+    again = StudyPass(_spec(root, nbs), log=lambda m: None)
     assert {a for _, a in again.dry_run()} == {"skip", "skip?"}
     second = again.run()
     assert set(_statuses(second).values()) == {"skipped"}
@@ -108,7 +108,7 @@ def test_second_pass_skips_and_one_method_change_reruns_only_it(study_root):
     # one method's parameter changes (the first method, whose config also seeds the prep stages):
     # only its training, its evaluation and the results page run
     changed = parse_overrides(["medsegdiffv2:train.lr=2e-4"])
-    third = Study(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
+    third = StudyPass(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
     ran = {k for k, v in _statuses(third).items() if v == "ran"}
     assert ran == {"train-medsegdiffv2-s0", "evaluate-medsegdiffv2-s0", "results"}
     assert json.loads((results / "study.json").read_text())["stamp"] != manifest["stamp"]
@@ -117,7 +117,7 @@ def test_second_pass_skips_and_one_method_change_reruns_only_it(study_root):
     nb = nbformat.read(nbs["evaluate"], as_version=4)
     nb.cells[1].source += "\n# edited\n"
     nbformat.write(nb, nbs["evaluate"])
-    fourth = Study(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
+    fourth = StudyPass(_spec(root, nbs, overrides=changed), log=lambda m: None).run()
     ran = {k for k, v in _statuses(fourth).items() if v == "ran"}
     assert ran == {"evaluate-full-s0", "evaluate-medsegdiffv2-s0", "results"}
 
@@ -127,7 +127,7 @@ def test_a_failing_notebook_stops_the_study_with_its_path(study_root):
     _notebook(nbs["evaluate"], EVAL_PARAMS, "raise RuntimeError('boom in evaluation')")
     messages = []
     with pytest.raises(StudyFailed) as info:
-        Study(_spec(root, nbs), log=messages.append).run()
+        StudyPass(_spec(root, nbs), log=messages.append).run()
     failed = root / "results" / "smoke" / "notebooks" / "evaluate-medsegdiffv2-s0.ipynb"
     assert info.value.notebook == failed and "results/smoke/notebooks/evaluate-medsegdiffv2-s0.ipynb" in str(info.value)
     assert "boom in evaluation" in str(info.value)
@@ -141,52 +141,6 @@ def test_a_failing_notebook_stops_the_study_with_its_path(study_root):
     assert any("evaluate-medsegdiffv2-s0" in m and "failed" in m for m in messages)  # the timing table is printed
 
 
-def test_overrides_and_plan():
-    assert parse_overrides(["train.lr=1", "full:train.iterations=5", "full:loss.alpha=3"]) == {
-        "*": ["train.lr=1"], "full": ["train.iterations=5", "loss.alpha=3"]}
-    with pytest.raises(ValueError):
-        parse_overrides(["train.lr"])
-    with pytest.raises(ValueError, match="not in this study"):
-        Study(StudySpec(profile="smoke", methods=["full"], overrides={"resnet18": ["train.lr=1"]}), log=lambda m: None)
-    study = Study(StudySpec(profile="gpu", methods=["full", "medsegdiffv2"]), log=lambda m: None)
-    assert study.seeds == [0, 1, 2]  # the gpu profile's study settings: three seeds
-    ids = [s.id for s in study.stages]
-    assert ids[:4] == ["prep-instance2022", "prep-bhsd", "prep-physionet", "prep-realct"]
-    assert ids[4:6] == ["train-full-s0", "evaluate-full-s0"] and len(ids) == 4 + 2 * 3 * 2
-    train = study.stages[4]
-    assert train.parameters["out_dir"] == "results/gpu/runs/full-s0" and train.notebook.name == "train.ipynb"
-
-
-def test_method_seeds_of_a_profile_and_seeds_override():
-    """The cpu profile runs three seeds of the two models both tables compare, one of the others;
-    ``--seeds`` applies to every method."""
-    study = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "unet", "full"]), log=lambda m: None)
-    assert study.seeds_of == {"medsegdiffv2": [0, 1, 2], "unet": [0], "full": [0, 1, 2]}
-    trains = [s.id for s in study.stages if s.kind == "train"]
-    assert trains == ["train-medsegdiffv2-s0", "train-medsegdiffv2-s1", "train-medsegdiffv2-s2", "train-unet-s0",
-                      "train-full-s0", "train-full-s1", "train-full-s2"]
-    runs = study.run_set()["runs"]
-    assert [(r["method"], r["seed"]) for r in runs if r["method"] == "unet"] == [("unet", 0)]
-    assert study.run_set()["seeds"] == [0, 1, 2]
-    one = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "unet"], seeds=[4]), log=lambda m: None)
-    assert one.seeds_of == {"medsegdiffv2": [4], "unet": [4]}
-
-
-def test_method_overrides_of_a_profile_reach_only_their_methods():
-    """The cpu profile trains the two ResNet18-branch variants for 3,000 iterations and the others
-    for the profile's 1,500; a ``--set METHOD:`` override comes after the profile's and wins."""
-    study = Study(StudySpec(profile="cpu", methods=["medsegdiffv2", "resnet18", "full", "unet"]), log=lambda m: None)
-    iterations = {m: study.configs[(m, 0)]["train"]["iterations"] for m in study.methods}
-    assert iterations == {"medsegdiffv2": 1500, "resnet18": 3000, "full": 3000, "unet": 2400}
-    trains = {s.id: s.parameters["overrides"] for s in study.stages if s.kind == "train"}
-    assert trains["train-full-s2"] == ["train.iterations=3000"] and trains["train-medsegdiffv2-s0"] == []
-    mine = Study(StudySpec(profile="cpu", methods=["full"], overrides={"full": ["train.iterations=40"]}), log=lambda m: None)
-    assert mine.configs[("full", 1)]["train"]["iterations"] == 40
-    from ichseg.study import profiles
-
-    assert profiles.study_settings("smoke")["method_overrides"] == {}
-
-
 def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     """Stamp status 'running' with the same stamp -> resume (folder kept); another stamp -> wipe;
     no record at all (e.g. trained beforehand with torchrun) -> kept. No kernel: execute is faked."""
@@ -198,21 +152,24 @@ def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
     run_dir = tmp_path / "results" / "smoke" / "runs" / "full-s0"
     run_dir.mkdir(parents=True)
     (run_dir / "marker").write_text("trained beforehand")
-    Study(spec(), log=lambda m: None).run()
+    StudyPass(spec(), log=lambda m: None).run()
     assert ("marker", True) in seen  # no stamp record: the folder was handed to the notebook as it was
 
     # an interrupted stage (status running, same stamp) is resumed: its folder is kept
-    study = Study(spec(), log=lambda m: None)
+    study = StudyPass(spec(), log=lambda m: None)
     stamp_file = study.stamp_path("train-full-s0")
     rec = json.loads(stamp_file.read_text())
     stamp_file.write_text(json.dumps({**rec, "status": "running"}))
     seen.clear()
     record = study.run()
     assert ("marker", True) in seen and {s["id"]: s["status"] for s in record["stages"]}["train-full-s0"] == "resumed"
+    # a resumed training ran its last part only: the time it took is the run's own (run.json)
+    row = next(r for r in record["stages"] if r["id"] == "train-full-s0")
+    assert row["last_run_seconds"] == 1.0 == json.loads(stamp_file.read_text())["seconds"]  # write_run's wall_time_s
 
     # changed inputs: the folder of the old run is removed before the notebook runs
     seen.clear()
-    Study(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    StudyPass(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
     assert ("marker", False) in seen
     assert seen.count("train-full-s0") == 1 and "evaluate-full-s0" in seen and "results" in seen
 
@@ -222,7 +179,7 @@ def test_jobs_2_overlaps_independent_stages_in_dependency_order(tmp_path):
     training ended, the results page after everything; each kernel gets the stage's thread count."""
     nbs = _fake_notebooks(tmp_path, seconds=2.0)
     messages = []
-    record = Study(_spec(tmp_path, nbs, jobs=2, threads=3), log=messages.append).run()
+    record = StudyPass(_spec(tmp_path, nbs, jobs=2, threads=3), log=messages.append).run()
     spans = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "spans").glob("*.json")}
     assert set(spans) == {"train-medsegdiffv2-s0", "train-full-s0", "evaluate-medsegdiffv2-s0", "evaluate-full-s0", "results"}
     a, b = spans["train-medsegdiffv2-s0"], spans["train-full-s0"]
@@ -234,7 +191,7 @@ def test_jobs_2_overlaps_independent_stages_in_dependency_order(tmp_path):
     assert {s["torch_threads"] for s in spans.values()} == {min(3, os.cpu_count())}  # torch caps it at the cores
     # the timing record: plan order, per-stage start/end on the pass's clock, wall < sum of stages
     assert record["jobs"] == 2 and record["threads_per_job"] == 3
-    assert [r["id"] for r in record["stages"]] == [s.id for s in Study(_spec(tmp_path, nbs), log=lambda m: None).stages] + ["results"]
+    assert [r["id"] for r in record["stages"]] == [s.id for s in StudyPass(_spec(tmp_path, nbs), log=lambda m: None).stages] + ["results"]
     rows = {r["id"]: r for r in record["stages"]}
     assert rows["train-full-s0"]["start"] < rows["train-medsegdiffv2-s0"]["end"]
     assert record["total_seconds"] < record["stage_seconds"]
@@ -249,7 +206,7 @@ def test_jobs_2_failure_starts_nothing_more_and_names_the_notebook(tmp_path):
               "import time\ntime.sleep(2)\nfrom pathlib import Path\nfrom _study_helpers import write_run\n"
               "write_run(Path(out_dir), method, seed)\n")
     with pytest.raises(StudyFailed) as info:
-        Study(_spec(tmp_path, nbs, jobs=2), log=lambda m: None).run()
+        StudyPass(_spec(tmp_path, nbs, jobs=2), log=lambda m: None).run()
     assert "results/smoke/notebooks/train-medsegdiffv2-s0.ipynb" in str(info.value) and "boom in training" in str(info.value)
     results = tmp_path / "results" / "smoke"
     timings = json.loads((results / "timings.json").read_text())
@@ -276,32 +233,8 @@ def test_a_kernel_that_dies_starting_is_started_again(study_root, monkeypatch):
     messages = []
     spec = _spec(root, nbs)
     spec.methods = ["full"]
-    Study(spec, log=messages.append).run()
+    StudyPass(spec, log=messages.append).run()
     assert calls[0] == calls[1] and any("starting it again" in m for m in messages)
-
-
-def test_default_jobs_are_sized_to_the_machine():
-    assert default_jobs(2, cuda=False) == 2 and threads_per_job(2, 2) == 1
-    assert default_jobs(16, cuda=False) == 4 and threads_per_job(4, 16) == 4
-    assert default_jobs(1, cuda=False) == 1 and default_jobs(16, cuda=True) == 1
-    with pytest.raises(ValueError, match="--jobs"):
-        Study(StudySpec(profile="smoke", methods=["full"], jobs=0), log=lambda m: None)
-
-
-def test_one_list_of_methods_serves_engine_profiles_and_driver():
-    """The study runs the engine's methods (``ichseg.engine.config.METHODS``), not a list of its own."""
-    from ichseg.engine import methods as engine_methods
-    from ichseg.engine.config import METHODS
-    from ichseg.report.paper import METHOD_ORDER, VARIANT_ORDER
-    from ichseg.study import driver, profiles
-    from ichseg.models.registry import BASELINES, VARIANTS
-
-    assert profiles.METHODS is METHODS and driver.METHODS is METHODS and engine_methods.METHODS is METHODS
-    assert METHODS == (*VARIANTS, *BASELINES, "nnunet")
-    assert all(profiles.study_settings(p)["methods"] == list(METHODS) for p in profiles.STUDY_PROFILES)
-    assert set(METHOD_ORDER) == set(METHODS) and VARIANT_ORDER == tuple(VARIANTS)  # the report orders the same names
-    with pytest.raises(ValueError, match="--methods: unknown vnet; known: medsegdiffv2, .*, nnunet"):
-        Study(StudySpec(profile="smoke", methods=["full", "vnet"]), log=lambda m: None)
 
 
 @pytest.mark.parametrize("flag", ["--methods", "--variants"])
@@ -333,28 +266,12 @@ def test_engine_commands_take_method_and_the_deprecated_variant(command, flag):
     assert "--variant: deprecated alias of --method" in " ".join(p.format_help().split())
 
 
-def test_critical_path_seconds_puts_the_longest_chain_first():
-    """A chain of stages (train 200 s -> evaluate 100 s) outranks a longer single stage (250 s) and
-    its own evaluation; an unrecorded stage counts 0 s, so a first pass keeps the plan order."""
-    from ichseg.study.driver import Stage, critical_path_seconds
-
-    def st(i, *up):
-        return Stage(id=i, kind="train", parameters={}, notebook=None, output=None, upstream=list(up))
-
-    stages = [st("prep"), st("train-a", "prep"), st("eval-a", "train-a"), st("train-b", "prep"), st("eval-b", "train-b")]
-    path = critical_path_seconds(stages, {"prep": 10, "train-a": 250, "eval-a": 20, "train-b": 200, "eval-b": 100})
-    assert path == {"prep": 310.0, "train-a": 270.0, "eval-a": 20.0, "train-b": 300.0, "eval-b": 100.0}
-    assert max(("train-a", "train-b"), key=path.get) == "train-b"
-    fresh = critical_path_seconds(stages, {})
-    assert set(fresh.values()) == {0.0}  # all tied: plan order
-
-
 def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, monkeypatch):
     """With one job and recorded seconds making full's chain the longest, full trains before
     medsegdiffv2 although the plan lists medsegdiffv2 first; then medsegdiffv2's training (a
     longer chain than full's evaluation) comes next. The running stamp keeps the last seconds."""
     nbs = _fake_notebooks(tmp_path, seconds=0.1)
-    Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+    StudyPass(_spec(tmp_path, nbs), log=lambda m: None).run()
     stamps = tmp_path / "results" / "smoke" / "stamps"
     # medsegdiffv2's last run completed in 100 s; full's took 500 s and was then interrupted while
     # running again (its running record keeps the 500 s); changed stamps make both run
@@ -362,7 +279,7 @@ def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, mo
     (stamps / "train-medsegdiffv2-s0.json").write_text(json.dumps({**mdv2, "seconds": 100.0, "stamp": "changed"}))
     (stamps / "train-full-s0.json").write_text(json.dumps(
         {"stamp": "changed", "status": "running", "kind": "train", "last_run_seconds": 500.0}))
-    record = Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+    record = StudyPass(_spec(tmp_path, nbs), log=lambda m: None).run()
     ran = [r for r in sorted(record["stages"], key=lambda r: r["start"]) if r["status"] == "ran"]
     assert ran[0]["id"] == "train-full-s0" and ran[1]["id"] == "train-medsegdiffv2-s0"
     assert json.loads((stamps / "train-full-s0.json").read_text())["status"] == "complete"
@@ -373,9 +290,9 @@ def test_jobs_1_starts_the_stage_heading_the_longest_recorded_chain(tmp_path, mo
     def interrupted(self, stage):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Study, "execute", interrupted)
+    monkeypatch.setattr(StudyPass, "execute", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        Study(_spec(tmp_path, nbs), log=lambda m: None).run()
+        StudyPass(_spec(tmp_path, nbs), log=lambda m: None).run()
     running = json.loads((stamps / "train-full-s0.json").read_text())
     assert running["status"] == "running" and running["last_run_seconds"] == rec["seconds"]
 
@@ -410,7 +327,7 @@ def _kernel_free_study(tmp_path, monkeypatch, seen: list, before_train=None) -> 
         elif stage.kind == "results":
             stage.output.write_text("{}")
 
-    monkeypatch.setattr(Study, "execute", fake_execute)
+    monkeypatch.setattr(StudyPass, "execute", fake_execute)
     monkeypatch.syspath_prepend(str(HELPERS.parent))
     nbs = {k: tmp_path / f"{k}.ipynb" for k in ("train", "evaluate", "results")}
     for p in nbs.values():
@@ -425,7 +342,7 @@ def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch
     nbs = _kernel_free_study(tmp_path, monkeypatch, order)
     spec = StudySpec(profile="smoke", methods=["medsegdiffv2", "unet", "nnunet"], seeds=[0], datasets=["bhsd"],
                      root=tmp_path, notebooks=nbs, prepare=_fake_prepare, jobs=1)
-    Study(spec, log=lambda m: None).run()
+    StudyPass(spec, log=lambda m: None).run()
     trains = [s for s in order if s.startswith("train-")]
     assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
     assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
@@ -435,19 +352,19 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
     """--keep-trained: after a code change, completed preparations and trainings made from the same
     inputs are kept (their stamps stay on disk), evaluations and the results page run again; a
     training whose config changed, or a pass without the flag, trains again. No kernel."""
-    import ichseg.study.driver as driver
+    import ichseg.study.stamps as stamps
 
     seen = []
     nbs = _kernel_free_study(tmp_path, monkeypatch, seen)
     spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
                                   notebooks=nbs, prepare=_fake_prepare, **kw)
-    Study(spec(), log=lambda m: None).run()
+    StudyPass(spec(), log=lambda m: None).run()
     results = tmp_path / "results" / "smoke"
     trained = json.loads((results / "stamps" / "train-full-s0.json").read_text())["stamp"]
 
-    real_code_hash = driver.code_hash
-    monkeypatch.setattr(driver, "code_hash", lambda deps: "changed-" + real_code_hash(deps))  # the library changed
-    study = Study(spec(keep_trained=True), log=lambda m: None)
+    real_code_hash = stamps.code_hash
+    monkeypatch.setattr(stamps, "code_hash", lambda deps: "changed-" + real_code_hash(deps))  # the library changed
+    study = StudyPass(spec(keep_trained=True), log=lambda m: None)
     assert dict(study.dry_run())["train-full-s0"] == "skip"
     seen.clear()
     record = study.run()
@@ -460,14 +377,14 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
     # a preparation made again (here: its record lost) is new input: its trainings are made again
     (results / "stamps" / "prep-instance2022.json").unlink()
     seen.clear()
-    record = Study(spec(keep_trained=True), log=lambda m: None).run()
+    record = StudyPass(spec(keep_trained=True), log=lambda m: None).run()
     assert _statuses(record)["prep-instance2022"] == "ran" and "train-full-s0" in seen
     # a changed run config is not the same training: it trains again, flag or not
     seen.clear()
-    Study(spec(keep_trained=True, overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    StudyPass(spec(keep_trained=True, overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
     assert "train-full-s0" in seen
     # without the flag a code change re-runs the training
-    monkeypatch.setattr(driver, "code_hash", lambda deps: "changed-again-" + real_code_hash(deps))
+    monkeypatch.setattr(stamps, "code_hash", lambda deps: "changed-again-" + real_code_hash(deps))
     seen.clear()
-    Study(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    StudyPass(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
     assert "train-full-s0" in seen

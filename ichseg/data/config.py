@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..utils.configs import dataclass_from_dict
 from ..utils.hashing import config_hash
+from ..utils.validate import check_choice, check_int, check_keys, check_number
 
 #: HU windows as (level, width). ``brain`` (L40/W80) is the usual reading window for acute blood;
 #: ``multi`` stacks brain, subdural (L80/W200) and bone (L600/W2800) as 3 channels, the common
@@ -33,8 +35,7 @@ NORMALIZE = ("unit", "symmetric", "zscore")
 
 
 def _choice(name: str, value: Any, known) -> None:
-    if value not in known:
-        raise ConfigError(f"{name}: unknown value {value!r}; known: {', '.join(known)}")
+    check_choice(name, value, known)
 
 
 @dataclass(frozen=True)
@@ -70,24 +71,16 @@ class PrepConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 8 <= self.size <= 2048:
-            raise ConfigError(f"size: must be an integer in [8, 2048], got {self.size!r}")
+        check_int("size", self.size, 8, 2048)
         _choice("window", self.window, tuple(WINDOWS))
         _choice("image_resize", self.image_resize, IMAGE_RESIZE)
         _choice("mask_resize", self.mask_resize, MASK_RESIZE)
         _choice("normalize", self.normalize, NORMALIZE)
-        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
-                or not 0.0 < float(self.test_fraction) < 1.0:
-            raise ConfigError(f"test_fraction: must be a number in (0, 1), got {self.test_fraction!r}")
-        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
-                or not 0.0 <= float(self.val_fraction) < 1.0:
-            raise ConfigError(f"val_fraction: must be a number in [0, 1), got {self.val_fraction!r}")
-        if self.negative_ratio is not None and (
-                isinstance(self.negative_ratio, bool) or not isinstance(self.negative_ratio, (int, float))
-                or float(self.negative_ratio) < 0):
-            raise ConfigError(f"negative_ratio: must be a number >= 0 or null, got {self.negative_ratio!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed: must be an integer >= 0, got {self.seed!r}")
+        check_number("test_fraction", self.test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        check_number("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True)
+        if self.negative_ratio is not None:
+            check_number("negative_ratio", self.negative_ratio, 0.0)
+        check_int("seed", self.seed, 0)
 
     @property
     def windows(self) -> tuple[tuple[float, float], ...]:
@@ -110,3 +103,87 @@ class PrepConfig:
 
     def hash(self) -> str:
         return config_hash(self.to_dict())
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class PhantomSettings:
+    """``data.phantom``: the synthetic head CT generated for a dataset the profile gives no raw
+    folder (``ichseg.data.phantom.write_phantom``).
+
+    cases:     patients per dataset: one count, or one per dataset ({instance2022: 200, bhsd: 100}).
+    seed:      seeds the draw (each dataset adds its own offset, so test sets never repeat training
+               volumes).
+    in_plane:  pixels per side (the real datasets are 512).
+    slices:    slices per volume: a count or [min, max] (default: the layout's own range).
+    """
+
+    cases: Any = 16
+    seed: int = 0
+    in_plane: int = 512
+    slices: Any = None
+
+    def __post_init__(self) -> None:
+        counts = self.cases.items() if isinstance(self.cases, Mapping) else [(None, self.cases)]
+        for dataset, n in counts:
+            check_int("data.phantom.cases" + (f".{dataset}" if dataset else ""), n)
+        check_int("data.phantom.seed", self.seed, 0)
+        check_int("data.phantom.in_plane", self.in_plane, 16, 1024)
+        if self.slices is None:
+            return
+        lo_hi = list(self.slices) if isinstance(self.slices, (list, tuple)) else [self.slices, self.slices]
+        if len(lo_hi) != 2:
+            raise ConfigError(f"data.phantom.slices: must be a count or [min, max], got {self.slices!r}")
+        lo, hi = (check_int("data.phantom.slices", v, 2, 512) for v in lo_hi)
+        if lo > hi:
+            raise ConfigError(f"data.phantom.slices: need min <= max, got {self.slices!r}")
+
+
+@dataclass(frozen=True)
+class RealctSettings:
+    """``data.realct``: real CT slices with inserted lesions (``ichseg.data.realct``): ``draws``
+    lesion copies of each slice, seeded by ``seed``."""
+
+    draws: int = 6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("data.realct.draws", self.draws)
+        check_int("data.realct.seed", self.seed, 0)
+
+
+#: the dataset a profile trains on when its data section names none (the paper's)
+TRAIN_DATASET = "instance2022"
+
+
+def train_dataset_of(data: Mapping[str, Any]) -> str:
+    """The dataset a run config's ``data`` section trains on."""
+    return (data or {}).get("train_dataset") or TRAIN_DATASET
+
+
+DATA_KEYS = ("train_dataset", "test_datasets", "raw", "phantom", "realct", "prep")
+
+
+def check_data_section(data: Mapping[str, Any] | None, datasets) -> None:
+    """Validate a run config's ``data`` section as written (nothing filled in: the section enters
+    the run's hash as the profile wrote it). ``datasets``: the dataset names a profile may use."""
+    data = check_keys("data", data or {}, DATA_KEYS)
+    check_choice("data.train_dataset", train_dataset_of(data), datasets)
+    tests = data.get("test_datasets") or []
+    if not isinstance(tests, (list, tuple)):
+        raise ConfigError(f"data.test_datasets: must be a list of dataset names, got {tests!r}")
+    for name in tests:
+        check_choice("data.test_datasets", name, datasets)
+    raw = check_keys("data.raw", data.get("raw") or {}, datasets)
+    for name, folder in raw.items():
+        if folder is not None and not isinstance(folder, str):
+            raise ConfigError(f"data.raw.{name}: must be a folder path, got {folder!r}")
+    dataclass_from_dict(PhantomSettings, data.get("phantom") or {}, "data.phantom")
+    dataclass_from_dict(RealctSettings, data.get("realct") or {}, "data.realct")
+    try:
+        PrepConfig.from_dict(dict(check_keys("data.prep", data.get("prep") or {}, PrepConfig.field_names())))
+    except ConfigError as exc:
+        raise ConfigError(f"data.prep.{exc}") from None

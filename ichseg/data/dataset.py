@@ -8,7 +8,6 @@ the mask by nearest neighbour (it stays in {0, 1}).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError, IchsegError
-from .preparation import IMAGES, MANIFEST, MASKS, SLICES
+from ..errors import ConfigError
+from .preparation import IMAGES, MASKS, SLICES, read_manifest
 
 SPLITS = ("train", "val", "test")
 #: columns of ``slices.csv`` giving the size of one *prepared* voxel: (row mm, column mm, slice mm)
@@ -47,10 +46,7 @@ class SliceDataset(Dataset):
         if split not in SPLITS:
             raise ConfigError(f"split: unknown value {split!r}; known: {', '.join(SPLITS)}")
         self.dir = Path(prepared_dir)
-        manifest_path = self.dir / MANIFEST
-        if not manifest_path.is_file():
-            raise IchsegError(f"{manifest_path}: not found; is {self.dir} a folder written by `ichseg prepare`?")
-        self.manifest: dict = json.loads(manifest_path.read_text())
+        self.manifest: dict = read_manifest(self.dir)
         slices = pd.read_csv(self.dir / SLICES, keep_default_na=False, na_values=[""],
                              dtype={"patient": str, "volume": str, "subtype": str, "drop_reason": str})
         slices[["subtype", "drop_reason"]] = slices[["subtype", "drop_reason"]].fillna("")

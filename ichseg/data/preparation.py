@@ -172,6 +172,17 @@ def _stat_sources(files: list[Path], root: Path) -> list[dict]:
     return out
 
 
+def read_manifest(prepared: str | Path) -> dict:
+    """The ``manifest.json`` of a prepared folder: the one reader of that file."""
+    path = Path(prepared) / MANIFEST
+    if not path.is_file():
+        raise IchsegError(f"{path}: not found; is {prepared} a folder written by `ichseg prepare`?")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise IchsegError(f"{path}: not a JSON manifest ({exc})") from None
+
+
 def _fingerprint(dataset: str, config: PrepConfig, skip_bad: bool, sources: list[dict]) -> str:
     return config_hash({
         "prep_version": PREP_VERSION, "dataset": dataset, "config": config.to_dict(), "skip_bad": skip_bad,
@@ -254,26 +265,9 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
     # 1. headers (cheap) for every case; 2. patient split over all discovered patients
     split_of = split_patients([c.patient for c in discovery.cases], layout.role,
                               layout.test_fraction(config.test_fraction), config.seed, config.val_fraction)
-    headers_ok: list[Case] = []
-    header_of = {}
     tables: list[pd.DataFrame] = []
-    for case in discovery.cases:
-        try:
-            ih, mh = read_header(case.image, max_bytes=max_bytes), read_header(case.mask, max_bytes=max_bytes)
-            check_same_grid(ih, mh)
-        except IchsegError as exc:
-            if not skip_bad:
-                raise
-            bad.append(_error_of(exc, case))
-            continue
-        if split_of[case.patient] == "unused":
-            t = _rows(case, "unused", root, ih.n_slices, _header_source_slice(ih), ih.canonical_spacing,
-                      ih.canonical_shape, config.size)
-            t["drop_reason"] = REASON_NOT_SAMPLED
-            tables.append(t)
-        else:
-            headers_ok.append(case)
-            header_of[case] = ih
+    header_of = _read_headers(discovery.cases, split_of, root, config, skip_bad, max_bytes, bad, tables)
+    headers_ok = list(header_of)
     log(f"{layout.title}: {len(discovery.cases)} volumes of {len(split_of)} patients found under {root}; "
         f"reading {len(headers_ok)}")
 
@@ -281,21 +275,7 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
         work = tmp / "_work"
         work.mkdir()
         results = _run_cases(headers_ok, split_of, discovery, config, work, root, max_bytes, workers)
-        kept_masks: dict[int, np.ndarray] = {}
-        image_files: dict[int, Path] = {}
-        for res in results:
-            if res.error is not None:
-                if not skip_bad:
-                    raise IchsegError(f"{res.error[0]}: {res.error[1]}")
-                bad.append(res.error)
-                h = header_of[res.case]  # its slices are accounted for as dropped
-                t = _rows(res.case, split_of[res.case.patient], root, h.n_slices, _header_source_slice(h),
-                          h.canonical_spacing, h.canonical_shape, config.size)
-                t["drop_reason"] = REASON_BAD_FILE
-                tables.append(t)
-                continue
-            kept_masks[len(tables)], image_files[len(tables)] = res.masks, res.image_file
-            tables.append(res.rows)
+        kept_masks, image_files = _collect_cases(results, header_of, split_of, root, config, skip_bad, bad, tables)
         table = _finalise_table(tables, config)
         counts = _write_arrays(tmp, table, tables, kept_masks, image_files, config)
         counts = _counts(table, bad, counts)
@@ -323,6 +303,52 @@ def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: Prep
         tmp.chmod(0o755)
     log(format_summary(manifest))
     return target
+
+
+def _read_headers(cases: list[Case], split_of: dict, root: Path, config: PrepConfig, skip_bad: bool,
+                  max_bytes: int | None, bad: list, tables: list[pd.DataFrame]) -> dict:
+    """Each case's image header (cheap), in discovery order, for the cases to read; the slices of a
+    patient the split does not sample go to ``tables`` as dropped, unusable files to ``bad``."""
+    header_of = {}
+    for case in cases:
+        try:
+            ih, mh = read_header(case.image, max_bytes=max_bytes), read_header(case.mask, max_bytes=max_bytes)
+            check_same_grid(ih, mh)
+        except IchsegError as exc:
+            if not skip_bad:
+                raise
+            bad.append(_error_of(exc, case))
+            continue
+        if split_of[case.patient] == "unused":
+            t = _rows(case, "unused", root, ih.n_slices, _header_source_slice(ih), ih.canonical_spacing,
+                      ih.canonical_shape, config.size)
+            t["drop_reason"] = REASON_NOT_SAMPLED
+            tables.append(t)
+        else:
+            header_of[case] = ih
+    return header_of
+
+
+def _collect_cases(results, header_of: dict, split_of: dict, root: Path, config: PrepConfig, skip_bad: bool,
+                   bad: list, tables: list[pd.DataFrame]) -> tuple[dict[int, np.ndarray], dict[int, Path]]:
+    """The read cases' rows into ``tables`` (a failed case's slices as dropped); the kept masks and
+    image files by table index."""
+    kept_masks: dict[int, np.ndarray] = {}
+    image_files: dict[int, Path] = {}
+    for res in results:
+        if res.error is not None:
+            if not skip_bad:
+                raise IchsegError(f"{res.error[0]}: {res.error[1]}")
+            bad.append(res.error)
+            h = header_of[res.case]  # its slices are accounted for as dropped
+            t = _rows(res.case, split_of[res.case.patient], root, h.n_slices, _header_source_slice(h),
+                      h.canonical_spacing, h.canonical_shape, config.size)
+            t["drop_reason"] = REASON_BAD_FILE
+            tables.append(t)
+            continue
+        kept_masks[len(tables)], image_files[len(tables)] = res.masks, res.image_file
+        tables.append(res.rows)
+    return kept_masks, image_files
 
 
 def _header_source_slice(h) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..utils.configs import DictRoundTrip
+from ..utils.validate import check_int
 from .encoding import MASK_ENCODINGS
 from .schedules import BETA_SCHEDULES
 
@@ -51,8 +52,7 @@ class DiffusionConfig(DictRoundTrip):
     prediction: str = "eps"
 
     def __post_init__(self) -> None:
-        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 2:
-            raise ConfigError(f"timesteps: must be an integer >= 2, got {self.timesteps!r}")
+        check_int("timesteps", self.timesteps, 2)
         _check_choice("schedule", self.schedule, BETA_SCHEDULES)
         BETA_SCHEDULES[self.schedule](self.timesteps)  # schedule-specific limits on T raise here
         _check_choice("mask_encoding", self.mask_encoding, MASK_ENCODINGS)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..utils.validate import check_int
 from .gaussian import GaussianDiffusion
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,8 +39,7 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def respaced_timesteps(num_timesteps: int, steps: int) -> np.ndarray:
     """K evenly spaced timestep indices from 0 to T-1 inclusive, ascending (K=T gives all)."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
+    check_int("steps", steps)
     if steps > num_timesteps:
         raise ConfigError(f"steps: K={steps} exceeds the number of diffusion timesteps T={num_timesteps}")
     if steps == 1:
@@ -186,8 +186,7 @@ def sample(
         raise ConfigError(f"sampler: unknown value {sampler!r}; known: {', '.join(SAMPLERS)}")
     if not isinstance(cond, torch.Tensor) or cond.ndim != 4:
         raise ValueError(f"cond: expected a (B, C, H, W) tensor, got shape {tuple(getattr(cond, 'shape', ()))}")
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ConfigError(f"ensemble: must be a positive integer, got {ensemble!r}")
+    check_int("ensemble", ensemble)
     if not 0.0 <= float(eta) <= 1.0:
         raise ConfigError(f"eta: must lie in [0, 1], got {eta!r}")
     B, _, H, W = cond.shape

@@ -1,9 +1,13 @@
 """Run configuration: a profile (YAML in ``ichseg/profiles``) + a method name + overrides.
 
 A resolved run config is a plain nested dict with the sections below; it fully determines a run,
-is written to the run folder and hashed (``run_config_hash``). Each section is validated by the
-dataclass that owns it (``TrainConfig``, ``EvalConfig`` here; ``DiffusionConfig``; the model's and
-loss's own configs when the model is built).
+is written to the run folder and hashed (``run_config_hash``). Every section is validated by the
+type that owns it when the config is resolved, so a wrong key or value fails there, in one line
+naming the profile file and the key: ``data`` by ``ichseg.data.config`` (``PhantomSettings``,
+``RealctSettings``, ``PrepConfig``), ``train`` / ``evaluate`` / ``nnunet`` by ``TrainConfig`` /
+``EvalConfig`` / ``NnunetConfig`` here, ``diffusion`` by ``DiffusionConfig``, ``model`` and
+``loss`` by the model's and loss's own configs, and the profile's ``study`` section by
+``StudyConfig`` (what ``ichseg study`` runs; it never enters a run's config).
 
 ``METHODS`` names every method the study trains and evaluates, in the tables' order: the five
 Table 2 variants, then the Table 1 baselines. It is the one list of them: the study driver, its
@@ -30,13 +34,15 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..data.config import check_data_section
+from ..data.layouts import DATASETS
 from ..diffusion import SAMPLERS, DiffusionConfig
 from ..errors import ConfigError, IchsegError
 from ..metrics import DIRECT_OUTPUTS, FUSIONS
@@ -45,11 +51,13 @@ from ..models.baselines.recipes import OPTIMIZERS, SCHEDULES
 from ..models.registry import ALL_VARIANTS, BASELINES, VARIANTS
 from ..utils import config_hash
 from ..utils.configs import dataclass_from_dict
+from ..utils.validate import check_bool, check_choice, check_int, check_number
 from .devices import AMP_MODES, DEVICES
 
 SECTIONS = ("data", "model", "diffusion", "loss", "train", "evaluate")
-# profile-only section: sizes and recipe overrides of the Table 1 baselines (resolved away per run)
-PROFILE_SECTIONS = SECTIONS + ("baselines",)
+# profile-only sections, resolved away per run: sizes and recipe overrides of the Table 1
+# baselines (``baselines``), and what a pass of the study runs (``study``: ``StudyConfig``)
+PROFILE_SECTIONS = SECTIONS + ("baselines", "study")
 # the three kinds of method (``method_kind``); ``ichseg.engine.methods`` maps each to its functions
 DIFFUSION, DIRECT, NNUNET = "diffusion", "direct", "nnunet"
 METHOD_KINDS = (DIFFUSION, DIRECT, NNUNET)
@@ -118,30 +126,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "eval_every", "val_slices", "val_steps", "val_ensemble", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"train.{name}: must be a positive integer, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ConfigError(f"train.lr: must be a positive number, got {self.lr!r}")
-        if isinstance(self.lesion_fraction, bool) or not isinstance(self.lesion_fraction, (int, float)) \
-                or not 0.0 <= self.lesion_fraction <= 1.0:
-            raise ConfigError(f"train.lesion_fraction: must lie in [0, 1], got {self.lesion_fraction!r}")
-        if not 0.0 <= float(self.ema_rate) < 1.0:
-            raise ConfigError(f"train.ema_rate: must lie in [0, 1), got {self.ema_rate!r}")
-        if self.val_sampler not in SAMPLER_NAMES:
-            raise ConfigError(f"train.val_sampler: unknown value {self.val_sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
-        for name, known in (("device", DEVICES), ("amp", AMP_MODES), ("optimizer", OPTIMIZERS),
-                            ("lr_schedule", SCHEDULES)):
-            if getattr(self, name) not in known:
-                raise ConfigError(f"train.{name}: unknown value {getattr(self, name)!r}; known: {', '.join(known)}")
-        if not 0.0 <= float(self.min_lr) < float(self.lr):
-            raise ConfigError(f"train.min_lr: must lie in [0, lr), got {self.min_lr!r}")
-        if self.val_rows not in VAL_ROWS:
-            raise ConfigError(f"train.val_rows: unknown value {self.val_rows!r}; known: {', '.join(VAL_ROWS)}")
-        if self.select_on not in SELECTION_SCORES:
-            raise ConfigError(f"train.select_on: unknown value {self.select_on!r}; known: {', '.join(SELECTION_SCORES)}")
-        if self.val_split not in ("val", "train"):  # never "test": no choice may look at the test patients
-            raise ConfigError(f"train.val_split: unknown value {self.val_split!r}; known: val, train")
+            check_int(f"train.{name}", getattr(self, name))
+        check_number("train.lr", self.lr, 0.0, low_open=True)
+        check_number("train.lesion_fraction", self.lesion_fraction, 0.0, 1.0)
+        check_number("train.ema_rate", self.ema_rate, 0.0, 1.0, high_open=True)
+        check_number("train.min_lr", self.min_lr, 0.0, self.lr, high_open=True)
+        check_int("train.seed", self.seed, 0)
+        for name, known in (("val_sampler", SAMPLER_NAMES), ("device", DEVICES), ("amp", AMP_MODES),
+                            ("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("val_rows", VAL_ROWS),
+                            ("select_on", SELECTION_SCORES),
+                            ("val_split", ("val", "train"))):  # never "test": no choice may look at the test patients
+            check_choice(f"train.{name}", getattr(self, name), known)
 
 
 @dataclass(frozen=True)
@@ -175,29 +170,22 @@ class EvalConfig:
     direct_output: str = "mask"
 
     def __post_init__(self) -> None:
-        if self.paper_fusion not in FUSIONS:
-            raise ConfigError(f"evaluate.paper_fusion: unknown value {self.paper_fusion!r}; known: {', '.join(FUSIONS)}")
-        if self.direct_output not in DIRECT_OUTPUTS:
-            raise ConfigError(f"evaluate.direct_output: unknown value {self.direct_output!r}; "
-                              f"known: {', '.join(DIRECT_OUTPUTS)}")
-        if self.sampler not in SAMPLER_NAMES:
-            raise ConfigError(f"evaluate.sampler: unknown value {self.sampler!r}; known: {', '.join(SAMPLER_NAMES)}")
+        check_choice("evaluate.paper_fusion", self.paper_fusion, FUSIONS)
+        check_choice("evaluate.direct_output", self.direct_output, DIRECT_OUTPUTS)
+        check_choice("evaluate.sampler", self.sampler, SAMPLER_NAMES)
         for name in ("steps", "ensemble", "batch_slices"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"evaluate.{name}: must be a positive integer, got {v!r}")
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"nnunet.{name}: must be an integer >= {minimum}, got {value!r}")
+            check_int(f"evaluate.{name}", getattr(self, name))
+        check_int("evaluate.qualitative", self.qualitative, 0)
+        check_int("evaluate.seed", self.seed, 0)
+        check_number("evaluate.eta", self.eta, 0.0, 1.0)
+        check_number("evaluate.threshold", self.threshold, 0.0, 1.0, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
 class NnunetConfig:
     """Settings of the nnU-Net baseline.
 
-    configuration:  nnU-Net configuration; only ``2d`` (see ``ichseg.engine.nnunet.pipeline``).
+    configuration:  nnU-Net configuration; only ``2d`` (the book's baselines page says why).
     trainer:        ``nnUNetTrainer`` (nnU-Net's default recipe, 1000 x 250 iterations; the
                     length fields must keep their defaults) or ``nnUNetTrainerIchseg`` (the same
                     recipe with the run length below).
@@ -237,31 +225,25 @@ class NnunetConfig:
     def __post_init__(self) -> None:
         if self.configuration != "2d":
             raise ConfigError(f"nnunet.configuration: only '2d' is supported, got {self.configuration!r}")
-        if self.trainer not in NNUNET_TRAINERS:
-            raise ConfigError(f"nnunet.trainer: unknown value {self.trainer!r}; known: {', '.join(NNUNET_TRAINERS)}")
+        check_choice("nnunet.trainer", self.trainer, NNUNET_TRAINERS)
         for name in NNUNET_DEFAULT_LENGTH:
-            _positive_int(name, getattr(self, name))
+            check_int(f"nnunet.{name}", getattr(self, name))
             if self.trainer == "nnUNetTrainer" and getattr(self, name) != NNUNET_DEFAULT_LENGTH[name]:
                 raise ConfigError(f"nnunet.{name}: nnUNetTrainer has nnU-Net's fixed length ({name} = "
                                  f"{NNUNET_DEFAULT_LENGTH[name]}); use trainer nnUNetTrainerIchseg to change it")
-        _positive_int("dataset_id", self.dataset_id)
-        if self.dataset_id > 999:
-            raise ConfigError(f"nnunet.dataset_id: must be in [1, 999], got {self.dataset_id!r}")
+        check_int("nnunet.dataset_id", self.dataset_id, 1, 999)
         if isinstance(self.fold, bool) or self.fold != 0:
             raise ConfigError(f"nnunet.fold: only fold 0 (our train/test patient split) exists, got {self.fold!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"nnunet.device: unknown value {self.device!r}; known: {', '.join(DEVICES)}")
-        _positive_int("seed", self.seed, 0)
-        if self.channel_name not in NNUNET_CHANNEL_NAMES:
-            raise ConfigError(f"nnunet.channel_name: unknown value {self.channel_name!r}; known: {', '.join(NNUNET_CHANNEL_NAMES)}")
-        for name in ("tta", "validate"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"nnunet.{name}: must be true or false, got {getattr(self, name)!r}")
-        _positive_int("processes", self.processes)
+        check_choice("nnunet.device", self.device, DEVICES)
+        check_int("nnunet.seed", self.seed, 0)
+        check_choice("nnunet.channel_name", self.channel_name, NNUNET_CHANNEL_NAMES)
+        check_bool("nnunet.tta", self.tta)
+        check_bool("nnunet.validate", self.validate)
+        check_int("nnunet.processes", self.processes)
         if self.da_workers is not None:
-            _positive_int("da_workers", self.da_workers, 0)
+            check_int("nnunet.da_workers", self.da_workers, 0)
         if self.threads is not None:
-            _positive_int("threads", self.threads)
+            check_int("nnunet.threads", self.threads)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "NnunetConfig":
@@ -276,6 +258,75 @@ class NnunetConfig:
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
 
+def _check_assignment(name: str, assignment: Any) -> None:
+    """A ``section.key=value`` string, as ``--set`` takes (applied later, to each run's config)."""
+    key, sep, _ = assignment.partition("=") if isinstance(assignment, str) else ("", "", "")
+    if not sep or key.strip().split(".")[0] not in PROFILE_SECTIONS + (NNUNET,) or "." not in key:
+        raise ConfigError(f"{name}: expected SECTION.KEY=VALUE (e.g. train.iterations=3000), got {assignment!r}")
+
+
+def _check_seeds(name: str, seeds: Any) -> None:
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError(f"{name}: must be a non-empty list of seeds, got {seeds!r}")
+    for seed in seeds:
+        check_int(name, seed, 0)
+
+
+def _check_per_method(name: str, table: Any, check) -> None:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{name}: must map method names to values, got {table!r}")
+    for method, value in table.items():
+        check_choice(name, method, METHODS)
+        check(f"{name}.{method}", value)
+
+
+def _check_assignments(name: str, items: Any) -> None:
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"{name}: must be a list of SECTION.KEY=VALUE strings, got {items!r}")
+    for item in items:
+        _check_assignment(name, item)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The profile's ``study`` section: what one pass of ``ichseg study`` runs (its options override it).
+
+    methods:           the methods trained and evaluated (default: all of ``METHODS``).
+    seeds:             training seeds of every method.
+    overrides:         ``SECTION.KEY=VALUE`` assignments for every method's run config.
+    method_seeds:      method -> seeds, replacing ``seeds`` for the methods it names.
+    method_overrides:  method -> assignments, after ``overrides`` for the methods it names (as
+                       ``--set METHOD:KEY=VALUE``, which comes after it).
+    """
+
+    methods: tuple = METHODS
+    seeds: tuple = (0,)
+    overrides: tuple = ()
+    method_seeds: Mapping = field(default_factory=dict)
+    method_overrides: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.methods, (list, tuple)) or not self.methods:
+            raise ConfigError(f"study.methods: must be a non-empty list of methods, got {self.methods!r}")
+        for m in self.methods:
+            check_choice("study.methods", m, METHODS)
+        _check_seeds("study.seeds", self.seeds)
+        _check_assignments("study.overrides", self.overrides)
+        _check_per_method("study.method_seeds", self.method_seeds, _check_seeds)
+        _check_per_method("study.method_overrides", self.method_overrides, _check_assignments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and dicts (a caller's copy)."""
+        return {"methods": list(self.methods), "seeds": [int(x) for x in self.seeds], "overrides": list(self.overrides),
+                "method_seeds": {m: [int(x) for x in v] for m, v in self.method_seeds.items()},
+                "method_overrides": {m: list(v) for m, v in self.method_overrides.items()}}
+
+
+def study_config(profile: Mapping[str, Any]) -> StudyConfig:
+    """A loaded profile's ``study`` section, validated (defaults for a profile without one)."""
+    return dataclass_from_dict(StudyConfig, profile.get("study") or {}, "study")
+
+
 def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
     return dataclass_from_dict(TrainConfig, cfg.get("train", {}), "train")
 
@@ -286,6 +337,16 @@ def eval_config(cfg: Mapping[str, Any]) -> EvalConfig:
 
 def available_profiles() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("ichseg.profiles").iterdir() if p.name.endswith(".yaml"))
+
+
+def profile_source(name_or_path: str | Path | Mapping[str, Any]) -> str:
+    """The file a profile is read from, as errors name it (``ichseg/profiles/cpu.yaml``)."""
+    if isinstance(name_or_path, Mapping):
+        return f"profile {name_or_path.get('profile', '(a mapping)')}"
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return str(path)
+    return f"ichseg/profiles/{name_or_path}.yaml"
 
 
 def load_profile(name_or_path: str | Path) -> dict:
@@ -389,29 +450,49 @@ def resolve_run_config(
     iterations: int | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Profile + method name + overrides -> the full run config (validated sections).
+    """Profile + method name + overrides -> the full run config (every section validated).
 
     ``--set`` overrides of the ``baselines`` section apply before a baseline's sections are
-    resolved from it; all others after, so ``--set train.lr=...`` wins over a recipe.
+    resolved from it; all others after, so ``--set train.lr=...`` wins over a recipe. A wrong key
+    or value anywhere fails here, in one line naming the profile file and the key. The profile-only
+    sections (``baselines``, ``study``) and its ``description`` are resolved away: a run depends on
+    its own method's settings only.
     """
     cfg = copy.deepcopy(dict(profile)) if isinstance(profile, Mapping) else load_profile(profile)
+    kind = method_kind(method)
+    overrides = list(overrides or ())
+    try:
+        study_config(cfg)
+        _resolve_sections(cfg, method, kind, overrides, iterations, seed)
+        _check_sections(cfg, method, kind)
+    except ConfigError as exc:
+        where = profile_source(profile) + (f" with --set {' '.join(overrides)}" if overrides else "")
+        raise ConfigError(f"{where}: {exc}") from None
+    return cfg
+
+
+def _resolve_sections(cfg: dict, method: str, kind: str, overrides: list[str], iterations: int | None,
+                      seed: int | None) -> None:
+    """The method's own sections from the profile's, then the overrides (in place)."""
     for s in SECTIONS:
         cfg.setdefault(s, {})
-    kind = method_kind(method)
     cfg["method"] = method
-    overrides = list(overrides or ())
     for assignment in overrides:
+        if assignment.strip().startswith("study."):
+            raise ConfigError(f"--set {assignment}: the study section says what `ichseg study` runs, not how a run "
+                              "trains; use its options (--methods, --seeds, --set METHOD:KEY=VALUE)")
         if assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)
+    _check_baselines(cfg.get("baselines") or {})
     if kind == DIRECT:
         _direct_sections(cfg, method)
     elif kind == NNUNET:
         cfg[NNUNET] = dict((cfg.get("baselines") or {}).get(NNUNET) or {})
         for s in ("model", "diffusion", "loss"):
             cfg.pop(s, None)
-        cfg["train"] = {"seed": int(cfg["train"].get("seed", 0)), "device": cfg["train"].get("device", "auto")}
-    cfg.pop("baselines", None)  # a run depends on its own method's settings only
-    cfg.pop("study", None)
+        cfg["train"] = {"seed": cfg["train"].get("seed", 0), "device": cfg["train"].get("device", "auto")}
+    for s in ("baselines", "study", "description"):
+        cfg.pop(s, None)
     for assignment in overrides:
         if not assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)
@@ -421,19 +502,42 @@ def resolve_run_config(
         cfg["train"]["iterations"] = int(iterations)
     if seed is not None:
         cfg["train"]["seed"] = int(seed)
-    # validate and normalise the engine's own sections (defaults filled in, so the hash is explicit)
+
+
+def _check_baselines(base: Mapping[str, Any]) -> None:
+    if not isinstance(base, Mapping):
+        raise ConfigError(f"baselines: expected a mapping, got {type(base).__name__}")
+    known = (*BASELINES, NNUNET, "model", "train", "loss")
+    unknown = sorted(set(base) - set(known))
+    if unknown:
+        raise ConfigError(f"baselines: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+def _check_sections(cfg: dict, method: str, kind: str) -> None:
+    """Validate each section by the type that owns it; the engine's own sections are normalised
+    (defaults filled in, so the hash is explicit), the others are checked as written (their
+    defaults live with their owners, and the hashes of recorded runs stay what they were)."""
+    from ..models import LossConfig, segmenter_config, variant_config
+
+    check_data_section(cfg.get("data"), tuple(DATASETS))
     cfg["evaluate"] = asdict(eval_config(cfg))
+    seed = check_int("train.seed", cfg["train"].get("seed", 0), 0)
     if kind == NNUNET:
         # one seed per run, as for every method: the study's seed is nnU-Net's
-        cfg[NNUNET]["seed"] = int(cfg["train"]["seed"])
+        cfg[NNUNET]["seed"] = seed
         cfg[NNUNET] = NnunetConfig.from_dict(cfg[NNUNET]).to_dict()
-        return cfg
+        return
     cfg["train"] = asdict(train_config(cfg))
+    model = dict(cfg.get("model") or {})
+    try:
+        (segmenter_config if kind == DIRECT else variant_config)(method, **model)
+    except ConfigError as exc:
+        raise ConfigError(f"model: {exc}") from None
     if kind == DIRECT:
         cfg["loss"] = SegmentationLossConfig.from_dict(cfg["loss"]).to_dict()
-        return cfg
+        return
+    dataclass_from_dict(LossConfig, cfg.get("loss") or {}, "loss")
     cfg["diffusion"] = DiffusionConfig.from_dict(cfg["diffusion"]).to_dict()
-    return cfg
 
 
 def run_config_hash(cfg: Mapping[str, Any]) -> str:
@@ -458,5 +562,8 @@ __all__ = [
     "load_profile",
     "resolve_run_config",
     "run_config_hash",
+    "StudyConfig",
+    "profile_source",
+    "study_config",
     "train_config",
 ]

@@ -19,6 +19,7 @@ import torch
 from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
 from ..utils import method_of
+from ..utils.layout import best_checkpoint
 from ..models import build_from_config, segmenter_config, variant_config
 from .checkpoint import load_checkpoint
 from .config import DIRECT, EvalConfig, method_kind
@@ -117,7 +118,7 @@ def evaluate_network_run(
     progress: bool = True,
 ) -> dict:
     """``evaluate_checkpoint`` of a training run folder's best checkpoint (``train`` wrote it)."""
-    return evaluate_checkpoint(Path(run_dir) / "checkpoints" / "best.pt", prepared, out_dir, ecfg, dataset=dataset,
+    return evaluate_checkpoint(best_checkpoint(run_dir), prepared, out_dir, ecfg, dataset=dataset,
                                split=split, device=device, method=method, progress=progress)
 
 

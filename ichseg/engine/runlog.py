@@ -14,21 +14,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils import atomic_write_text
+from ..utils.layout import run_info_path
 
 # loss_eps/loss_anchor: the terms of Eq. 4 (diffusion variants); loss_bce/loss_dice: a baseline's
 LOG_COLUMNS = ["iteration", "loss", "loss_eps", "loss_anchor", "loss_bce", "loss_dice", "lr", "dice", "iou",
                "strict_dice", "wall_time_s"]
-RUN_INFO = "run.json"
 
 
 @dataclass
 class TrainResult:
+    """What a training returns. ``best_score`` is the validation score named by ``selected_on``
+    (``train.select_on``) at ``best_iteration``, the iteration whose weights are kept; None when the
+    method keeps its own final weights without our validation (nnU-Net)."""
+
     run_dir: Path
     last_checkpoint: Path
     best_checkpoint: Path
     history: list[dict]
-    best_dice: float
+    best_score: float | None
     best_iteration: int
+    selected_on: str | None = "dice"
+
+    @property
+    def best_dice(self) -> float:
+        """Former name of ``best_score`` (NaN where there is none), for callers not yet moved."""
+        return float("nan") if self.best_score is None else self.best_score
 
 
 def write_log(path: Path, history: list[dict], columns: list[str] = LOG_COLUMNS) -> None:
@@ -42,8 +52,8 @@ def write_log(path: Path, history: list[dict], columns: list[str] = LOG_COLUMNS)
 
 def read_run_info(run_dir: str | Path) -> dict:
     """A run folder's ``run.json``; ``{}`` when it has none (yet)."""
-    path = Path(run_dir) / RUN_INFO
+    path = run_info_path(run_dir)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-__all__ = ["LOG_COLUMNS", "RUN_INFO", "TrainResult", "read_run_info", "write_log"]
+__all__ = ["LOG_COLUMNS", "TrainResult", "read_run_info", "write_log"]

@@ -19,6 +19,7 @@ from ..errors import IchsegError
 from ..metrics import (FUSION_STAGES, chance_dice, chance_dice_in_head, fusion_maps, fusion_stages, head_mask,
                        paper_slice_scores, strict_protocol)
 from ..utils import atomic_directory, atomic_write_json
+from ..utils.layout import METRICS, QUALITATIVE, SLICE_SCORES
 from .config import EvalConfig
 from .provenance import environment
 
@@ -73,34 +74,15 @@ def write_evaluation(
     stages = paper_stages if paper_stages is not None else fusion_stages(
         p[:, None], ensemble=False, direct_output=ecfg.direct_output, threshold=ecfg.threshold)
     by_fusion = {name: paper_slice_scores(m, g) for name, m in fusion_maps(stages).items()}
-    paper = by_fusion[ecfg.paper_fusion]
     step_dice = {name: paper_slice_scores(stages[name], g)["dice"] for name in FUSION_STAGES}
     step_dice["no_max_norm"] = paper_slice_scores(stages["jpeg8"], g, normalise=False)["dice"]
     spacing = prepared_spacing(table)  # the prepared pixel, not the scanner's: mm and mL of the scored grid
     volumes = table["volume"].astype(str).to_numpy() if "volume" in table else None
     order = table["slice_index"].to_numpy(int) if "slice_index" in table else None
     strict = strict_protocol(p, g, threshold=ecfg.threshold, volume_ids=volumes, spacing=spacing, slice_index=order)
-
-    per_slice = table.copy()
-    per_slice["paper_dice"], per_slice["paper_iou"] = paper["dice"], paper["iou"]
-    for name, scores in step_dice.items():  # mean, anchor_blend, staple, jpeg8 (= medsegdiff), no_max_norm
-        per_slice[f"paper_dice_{name}"] = scores
-    per_slice["paper_dice_v2_raw"] = by_fusion["medsegdiff-v2"]["dice"]
-    per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
-    if "hd95_per_slice_mm" in strict["per_slice"]:
-        per_slice["hd95_per_slice_mm"] = strict["per_slice"]["hd95_per_slice_mm"]
-    per_slice["mean_uncertainty"] = unc.reshape(len(unc), -1).mean(axis=1)
-    per_slice["gt_pixels"] = (g > 0.5).reshape(len(g), -1).sum(axis=1)
-    per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)
-    # chance level: the same number of predicted pixels placed at random (ichseg.metrics.chance)
-    per_slice["chance_dice"] = chance_dice(per_slice["gt_pixels"], per_slice["pred_pixels"], g[0].size if len(g) else 1)
-    # ... and placed inside the head only (a head mask from the prepared image), the stricter reference
-    per_slice["head_pixels"] = head_mask(images).reshape(len(g), -1).sum(axis=1)
-    per_slice["chance_dice_in_head"] = chance_dice_in_head(per_slice["gt_pixels"], per_slice["pred_pixels"],
-                                                           per_slice["head_pixels"])
+    per_slice = _slice_scores(table, p, g, unc, images, ecfg, by_fusion, step_dice, strict)
     positive = per_slice["gt_pixels"].to_numpy() > 0
-
-    q = qualitative_rows(table, g, ecfg.qualitative)
+    paper = by_fusion[ecfg.paper_fusion]
     summary = {
         **meta,
         "dataset": dataset,
@@ -123,12 +105,38 @@ def write_evaluation(
         "seconds_per_slice": round(seconds / max(len(p), 1), 4),
         "environment": environment(device or torch.device("cpu")),
     }
+    q = qualitative_rows(table, g, ecfg.qualitative)
     with atomic_directory(out_dir, replace=True) as tmp:
-        per_slice.to_csv(tmp / "slices.csv", index=False)
-        np.savez_compressed(tmp / "qualitative.npz", rows=q, image=images[q], mask=g[q], probability=p[q],
+        per_slice.to_csv(tmp / SLICE_SCORES, index=False)
+        np.savez_compressed(tmp / QUALITATIVE, rows=q, image=images[q], mask=g[q], probability=p[q],
                             uncertainty=unc[q], paper_map=np.asarray(fusion_maps(stages)[ecfg.paper_fusion])[q])
-        atomic_write_json(tmp / "metrics.json", summary)
+        atomic_write_json(tmp / METRICS, summary)
     return summary
+
+
+def _slice_scores(table: pd.DataFrame, p: np.ndarray, g: np.ndarray, unc: np.ndarray, images: np.ndarray,
+                  ecfg: EvalConfig, by_fusion: dict, step_dice: dict, strict: dict) -> pd.DataFrame:
+    """``slices.csv``: the split's table with each slice's scores under both protocols, its pixel
+    counts and its chance levels."""
+    paper = by_fusion[ecfg.paper_fusion]
+    per_slice = table.copy()
+    per_slice["paper_dice"], per_slice["paper_iou"] = paper["dice"], paper["iou"]
+    for name, scores in step_dice.items():  # mean, anchor_blend, staple, jpeg8 (= medsegdiff), no_max_norm
+        per_slice[f"paper_dice_{name}"] = scores
+    per_slice["paper_dice_v2_raw"] = by_fusion["medsegdiff-v2"]["dice"]
+    per_slice["strict_dice"], per_slice["strict_iou"] = strict["per_slice"]["dice"], strict["per_slice"]["iou"]
+    if "hd95_per_slice_mm" in strict["per_slice"]:
+        per_slice["hd95_per_slice_mm"] = strict["per_slice"]["hd95_per_slice_mm"]
+    per_slice["mean_uncertainty"] = unc.reshape(len(unc), -1).mean(axis=1)
+    per_slice["gt_pixels"] = (g > 0.5).reshape(len(g), -1).sum(axis=1)
+    per_slice["pred_pixels"] = (p > ecfg.threshold).reshape(len(p), -1).sum(axis=1)
+    # chance level: the same number of predicted pixels placed at random (ichseg.metrics.chance)
+    per_slice["chance_dice"] = chance_dice(per_slice["gt_pixels"], per_slice["pred_pixels"], g[0].size if len(g) else 1)
+    # ... and placed inside the head only (a head mask from the prepared image), the stricter reference
+    per_slice["head_pixels"] = head_mask(images).reshape(len(g), -1).sum(axis=1)
+    per_slice["chance_dice_in_head"] = chance_dice_in_head(per_slice["gt_pixels"], per_slice["pred_pixels"],
+                                                           per_slice["head_pixels"])
+    return per_slice
 
 
 __all__ = ["qualitative_rows", "write_evaluation"]

@@ -37,10 +37,12 @@ import torch.distributed as dist
 import yaml
 
 from ..data import SliceDataset
+from ..data.config import train_dataset_of
 from ..errors import ConfigError, IchsegError
 from ..models import build_model
 from ..models.baselines import Recipe, build_optimizer, build_scheduler
 from ..utils import atomic_write_json, atomic_write_text
+from ..utils.layout import best_checkpoint, last_checkpoint, run_config_path, run_info_path, train_log_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DIFFUSION, DIRECT, TrainConfig, method_kind, run_config_hash, train_config
 from .data import ensure_prepared, load_split
@@ -48,7 +50,7 @@ from .devices import autocast, resolve_device
 from .ema import EMA
 from .objectives import make_objective, validation_scores
 from .provenance import environment
-from .runlog import RUN_INFO, TrainResult, read_run_info, write_log
+from .runlog import TrainResult, read_run_info, write_log
 
 # -- seeded, stateless randomness ----------------------------------------------------------------
 def iteration_generator(seed: int, stream: int, iteration: int) -> torch.Generator:
@@ -151,11 +153,11 @@ class _Run:
 
     @property
     def last_path(self) -> Path:
-        return self.out_dir / "checkpoints" / "last.pt"
+        return last_checkpoint(self.out_dir)
 
     @property
     def best_path(self) -> Path:
-        return self.out_dir / "checkpoints" / "best.pt"
+        return best_checkpoint(self.out_dir)
 
 
 @dataclass
@@ -165,7 +167,7 @@ class _History:
     start: int = 0
     wall: float = 0.0
     rows: list[dict] = field(default_factory=list)
-    best_dice: float = -1.0  # the best validation score named by train.select_on
+    best_score: float = -1.0  # the best validation score named by train.select_on
     best_iteration: int = -1
 
 
@@ -222,10 +224,11 @@ def train_network(
         bar.close()
     if rank == 0:
         info = read_run_info(run.out_dir)
-        info.update(status="complete", iterations=tcfg.iterations, best_dice=hist.best_dice,
+        info.update(status="complete", iterations=tcfg.iterations, select_on=tcfg.select_on, best_score=hist.best_score,
                     best_iteration=hist.best_iteration, wall_time_s=round(hist.wall, 3))
-        atomic_write_json(run.out_dir / RUN_INFO, info)
-    return TrainResult(run.out_dir, run.last_path, run.best_path, hist.rows, hist.best_dice, hist.best_iteration)
+        atomic_write_json(run_info_path(run.out_dir), info)
+    return TrainResult(run.out_dir, run.last_path, run.best_path, hist.rows, hist.best_score, hist.best_iteration,
+                       tcfg.select_on)
 
 
 def _set_up(cfg: dict, out_dir: Path, data_root: str | Path, prepared: str | Path | None) -> _Run:
@@ -239,7 +242,7 @@ def _set_up(cfg: dict, out_dir: Path, data_root: str | Path, prepared: str | Pat
     if tcfg.batch_size % world:
         raise ConfigError(f"train.batch_size: the global batch {tcfg.batch_size} must divide by the {world} ranks")
     if prepared is None:
-        prepared = ensure_prepared(cfg, cfg["data"].get("train_dataset", "instance2022"), data_root) if rank == 0 else None
+        prepared = ensure_prepared(cfg, train_dataset_of(cfg["data"]), data_root) if rank == 0 else None
         if world > 1:
             box = [str(prepared) if prepared else None]
             dist.broadcast_object_list(box, src=0)
@@ -303,7 +306,7 @@ def _resume(run: _Run, state: dict | None) -> _History:
     run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     return _History(int(state["iteration"]), float(state["wall_time_s"]), list(state["history"]),
-                    float(state["best_dice"]), int(state["best_iteration"]))
+                    float(state.get("best_score", state.get("best_dice"))), int(state["best_iteration"]))
 
 
 def _wrap(run: _Run) -> torch.nn.Module:
@@ -325,7 +328,7 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
         return None, None
     tcfg, cfg, ds = run.tcfg, run.cfg, run.ds
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+    atomic_write_text(run_config_path(run.out_dir), yaml.safe_dump(cfg, sort_keys=True))
     if tcfg.val_split == "val" and not ds.manifest["counts"]["splits"].get("val", {}).get("slices"):
         raise IchsegError(f"{run.prepared}: no validation split to choose checkpoints on (prep.val_fraction is 0 "
                           "or too few training patients); set prep.val_fraction > 0 or train.val_split: train")
@@ -335,7 +338,7 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
     if tcfg.select_on == "strict_dice" and not bool((vm[rows] > 0).any()):
         raise IchsegError(f"{run.prepared}: the {len(rows)} validation slices hold no lesion, so train.select_on: "
                           "strict_dice has nothing to choose on; raise train.val_slices or select on dice")
-    atomic_write_json(run.out_dir / RUN_INFO, {
+    atomic_write_json(run_info_path(run.out_dir), {
         "method": cfg["method"], "profile": cfg.get("profile"), "run_hash": run.run_hash,
         "data": {"prepared": str(run.prepared), "fingerprint": ds.manifest.get("fingerprint"),
                  "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
@@ -381,20 +384,20 @@ def _validate_and_checkpoint(run: _Run, hist: _History, running: dict, keys: tup
         row.update({k: running[k] / max(running["n"], 1) for k in keys})
         row.update(validation_scores(run.objective.predict(run.ema.model, val_images, run.tcfg, run.device), val_masks))
         hist.rows.append(row)
-        if row[run.tcfg.select_on] > hist.best_dice:  # the selection score (train.select_on)
-            hist.best_dice, hist.best_iteration = row[run.tcfg.select_on], done
+        if row[run.tcfg.select_on] > hist.best_score:  # the selection score (train.select_on)
+            hist.best_score, hist.best_iteration = row[run.tcfg.select_on], done
         ckpt = {
             "model": run.model.state_dict(), "ema": run.ema.state_dict(), "ema_updates": run.ema.updates,
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": done,
-            "wall_time_s": hist.wall, "history": hist.rows, "best_dice": hist.best_dice,
+            "wall_time_s": hist.wall, "history": hist.rows, "best_score": hist.best_score,
             "best_iteration": hist.best_iteration, "run_hash": run.run_hash, "method": run.cfg["method"],
             "config": run.cfg,
         }
         if hist.best_iteration == done:
             save_checkpoint(run.best_path, ckpt)
         save_checkpoint(run.last_path, ckpt)
-        write_log(run.out_dir / "train_log.csv", hist.rows)
+        write_log(train_log_path(run.out_dir), hist.rows)
     if run.world > 1:
         dist.barrier()
 

@@ -19,7 +19,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 #: the keys an exported file keeps from a training checkpoint
 # (``variant``: what checkpoints written before ``method`` named their method)
-KEPT = ("ema_updates", "iteration", "best_dice", "best_iteration", "run_hash", "method", "variant", "config")
+KEPT = ("ema_updates", "iteration", "best_score", "best_dice", "best_iteration", "run_hash", "method", "variant", "config")
 
 
 def export_weights(checkpoint: str | Path, out: str | Path, *, dtype: str = "float16", note: str = "") -> Path:

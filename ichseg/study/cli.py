@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .driver import StudySpec, Study, default_jobs, parse_overrides
+from .driver import StudyPass
+from .planning import StudySpec, parse_overrides
+from .scheduling import default_jobs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     spec = StudySpec(profile=args.profile, methods=args.methods, seeds=args.seeds, datasets=args.datasets,
                      overrides=parse_overrides(args.overrides), evaluate=evaluate, root=args.root,
                      results_root=args.results, data_root=args.data_root, force=args.force, keep_trained=args.keep_trained,
-                     jobs=args.jobs or default_jobs(), threads=args.threads)
-    study = Study(spec)
+                     jobs=default_jobs() if args.jobs is None else args.jobs, threads=args.threads)
+    study = StudyPass(spec)
     if args.dry_run:
         for stage, action in study.dry_run():
             print(f"{action:>5}  {stage}")

@@ -1,7 +1,9 @@
 """nnU-Net v2 as one method of the study (Table 1, column "nnU-Net"): the adapter to its package.
 
-``pipeline``: export of the prepared slices, nnU-Net's planning, training and prediction in child
-processes, and scoring with the study's ``write_evaluation``; ``run``: a run folder like every
+``export``: the prepared slices as an nnU-Net raw dataset and our split as its fold 0;
+``training``: nnU-Net's planning, preprocessing and training in child processes (``process``);
+``prediction``: a trained model on any prepared split; ``evaluation``: scoring with the study's
+``write_evaluation``; ``run``: a run folder like every
 other method's (``train_nnunet_run``, ``evaluate_nnunet_run``, which ``ichseg.engine.methods``
 calls for the ``nnunet`` kind); ``trainer/``: the trainer class nnU-Net finds by name. The
 settings are ``ichseg.engine.config.NnunetConfig`` (the ``nnunet`` section of a run config).
@@ -9,9 +11,11 @@ Nothing else in the engine imports this package but ``ichseg.engine.methods``.
 """
 
 from ..config import NnunetConfig
-from .pipeline import (CASES, CHECKPOINT, NNUNET_REQUIREMENT, case_table, dataset_name, evaluate_nnunet, export_images,
-                       export_raw_dataset, nnunet_device, nnunet_version, predict, read_cases, train_nnunet,
-                       write_splits)
+from .evaluation import evaluate_nnunet
+from .export import CASES, case_table, dataset_name, export_images, export_raw_dataset, read_cases, write_splits
+from .prediction import predict
+from .process import CHECKPOINT, NNUNET_REQUIREMENT, nnunet_device, nnunet_version
+from .training import train_nnunet
 from .run import NNUNET_LOG_COLUMNS, evaluate_nnunet_run, parse_training_logs, train_nnunet_run
 
 __all__ = [

@@ -1,7 +1,7 @@
 """nnU-Net as one method of the study: a run folder like every other method's.
 
 ``train_nnunet_run`` is how the ``nnunet`` method trains (``ichseg.engine.methods`` routes it
-here): it trains through ``ichseg.engine.nnunet.pipeline.train_nnunet`` (nnU-Net's own package, in ``<run>/nnunet/``) and
+here): it trains through ``ichseg.engine.nnunet.training.train_nnunet`` (nnU-Net's own package, in ``<run>/nnunet/``) and
 writes the files the study and the report read for every run: ``config.yaml``, ``run.json``
 (provenance, status) and ``train_log.csv`` — nnU-Net's per-epoch log converted to the engine's
 columns (iteration = epochs × iterations per epoch; ``loss`` = nnU-Net's training loss, its
@@ -20,13 +20,18 @@ from typing import Any, Mapping
 import yaml
 
 from ...errors import IchsegError
+from ...data.config import train_dataset_of
+from ...data.preparation import read_manifest
 from ...utils import atomic_write_json, atomic_write_text
+from ...utils.layout import nnunet_model_dir, read_run_config, run_config_path, run_info_path, train_log_path
 from ..config import NnunetConfig, run_config_hash
 from ..data import ensure_prepared
 from ..devices import resolve_device
 from ..provenance import environment
-from ..runlog import RUN_INFO, TrainResult, read_run_info, write_log
-from .pipeline import CHECKPOINT, evaluate_nnunet, train_nnunet
+from ..runlog import TrainResult, read_run_info, write_log
+from .evaluation import evaluate_nnunet
+from .process import CHECKPOINT
+from .training import train_nnunet
 
 # train_log.csv of an nnU-Net run (the engine's columns where they apply; runlog.LOG_COLUMNS for networks)
 NNUNET_LOG_COLUMNS = ["iteration", "epoch", "loss", "val_loss", "pseudo_dice", "lr", "dice", "iou", "strict_dice",
@@ -79,7 +84,7 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
     ncfg = NnunetConfig.from_dict(cfg["nnunet"])
     out_dir = Path(out_dir)
     run_hash = run_config_hash(cfg)
-    info_path = out_dir / RUN_INFO
+    info_path = run_info_path(out_dir)
     if info_path.exists():
         old = json.loads(info_path.read_text())
         if old.get("run_hash") != run_hash:
@@ -88,27 +93,27 @@ def train_nnunet_run(cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: 
         if not resume and old.get("status") == "complete":
             raise IchsegError(f"{out_dir}: holds a run already; pass --resume to continue it or choose another --out")
     if prepared is None:
-        prepared = ensure_prepared(cfg, cfg["data"].get("train_dataset", "instance2022"), data_root)
+        prepared = ensure_prepared(cfg, train_dataset_of(cfg["data"]), data_root)
     prepared = Path(prepared)
-    manifest = json.loads((prepared / "manifest.json").read_text())
+    manifest = read_manifest(prepared)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dict(cfg), sort_keys=True))
+    atomic_write_text(run_config_path(out_dir), yaml.safe_dump(dict(cfg), sort_keys=True))
     info = {"method": cfg["method"], "profile": cfg.get("profile"), "run_hash": run_hash, "engine": "nnunet",
             "data": {"prepared": str(prepared), "fingerprint": manifest.get("fingerprint"), "val_split": "val"},
             "environment": environment(resolve_device(ncfg.device, "nnunet.device")), "status": "running"}
     atomic_write_json(info_path, info)
-    model_dir = train_nnunet(prepared, out_dir / "nnunet", ncfg, log=print if progress else None)
+    model_dir = train_nnunet(prepared, nnunet_model_dir(out_dir), ncfg, log=print if progress else None)
     fold_dir = model_dir / f"fold_{ncfg.fold}"
     history = parse_training_logs(fold_dir, ncfg.iterations_per_epoch)
-    write_log(out_dir / "train_log.csv", history, NNUNET_LOG_COLUMNS)
+    write_log(train_log_path(out_dir), history, NNUNET_LOG_COLUMNS)
     final = fold_dir / CHECKPOINT
     iterations = ncfg.epochs * ncfg.iterations_per_epoch
     info.update(status="complete", model_dir=str(model_dir), iterations=iterations,
                 # nnU-Net predicts with its final checkpoint: the "best iteration" is the last one
-                best_iteration=iterations, best_dice=None,
+                best_iteration=iterations, select_on=None, best_score=None,
                 wall_time_s=history[-1]["wall_time_s"] if history else None)
     atomic_write_json(info_path, info)
-    return TrainResult(out_dir, final, final, history, float("nan"), iterations)
+    return TrainResult(out_dir, final, final, history, None, iterations, None)
 
 
 def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str | Path, ecfg, *,
@@ -121,7 +126,7 @@ def evaluate_nnunet_run(run_dir: str | Path, prepared: str | Path, out_dir: str 
     info = read_run_info(run_dir)
     if info.get("status") != "complete" or not info.get("model_dir"):
         raise IchsegError(f"{run_dir}: holds no finished nnU-Net run (run.json status {info.get('status')!r})")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = read_run_config(run_dir)
     meta = {"profile": cfg.get("profile"), "run_hash": info.get("run_hash"),
             "inference": "nnU-Net softmax of its final checkpoint"}
     return evaluate_nnunet(info["model_dir"], prepared, out_dir, ecfg, dataset=dataset, split=split, meta=meta,

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..utils.configs import dataclass_from_dict
 from ..utils.hashing import config_hash
-from ..utils.validate import check_choice, check_int, check_keys, check_number
+from ..utils.validate import check_bool, check_choice, check_int, check_keys, check_number
 
 #: HU windows as (level, width). ``brain`` (L40/W80) is the usual reading window for acute blood;
 #: ``multi`` stacks brain, subdural (L80/W200) and bone (L600/W2800) as 3 channels, the common
@@ -144,15 +144,18 @@ class PhantomSettings:
 
 @dataclass(frozen=True)
 class RealctSettings:
-    """``data.realct``: real CT slices with inserted lesions (``ichseg.data.realct``): ``draws``
-    lesion copies of each slice, seeded by ``seed``."""
+    """``data.realct``: real CT with inserted lesions (``ichseg.data.realct``): ``draws`` lesion
+    copies of each real slice, seeded by ``seed``; ``whole_head``: also the real whole-head volume,
+    clean and with lesion copies of every subtype (needs Debian's ``invesalius-examples``)."""
 
     draws: int = 6
     seed: int = 0
+    whole_head: bool = True
 
     def __post_init__(self) -> None:
         check_int("data.realct.draws", self.draws)
         check_int("data.realct.seed", self.seed, 0)
+        check_bool("data.realct.whole_head", self.whole_head)
 
 
 #: the dataset a profile trains on when its data section names none (the paper's)

@@ -223,17 +223,18 @@ def _volume_cases(seed: int) -> list[RealCase]:
     return cases
 
 
-def write_realct(out: str | Path, draws: int = 6, seed: int = 0) -> Path:
+def write_realct(out: str | Path, draws: int = 6, seed: int = 0, whole_head: bool = True) -> Path:
     """Write the ``realct`` test set into ``out`` (PhysioNet folder format): the real slices with
-    ``draws`` inserted lesions each (``_slice_cases``) and the real whole-head volume with its lesion
-    copies (``_volume_cases``), seeded; ``realct.json`` names each case's source. Returns ``out``."""
+    ``draws`` inserted lesions each (``_slice_cases``) and, with ``whole_head``, the real whole-head
+    volume with its lesion copies (``_volume_cases``), seeded; ``realct.json`` names each case's
+    source. Returns ``out``."""
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
         raise ConfigError(f"draws: must be an integer >= 1, got {draws!r}")
     from ..utils.atomic import atomic_write_json
     from .layouts import get_layout
 
     out = Path(out)
-    cases = _slice_cases(int(draws), np.random.default_rng([seed, 4242])) + _volume_cases(seed)
+    cases = _slice_cases(int(draws), np.random.default_rng([seed, 4242])) + (_volume_cases(seed) if whole_head else [])
     writer = get_layout("realct").writer(out, np.random.default_rng(seed))
     sources = {}
     for i, c in enumerate(cases):

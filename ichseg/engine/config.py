@@ -69,6 +69,9 @@ NNUNET_CHANNEL_NAMES = ("noNorm", "CT", "zscore")
 #: every method of the study, in the tables' order: the Table 2 variants (diffusion; MedSegDiff-v2
 #: and the full model are Table 1 columns too), the Table 1 baseline networks, then nnU-Net
 METHODS: tuple[str, ...] = (*VARIANTS, *BASELINES, NNUNET)
+#: every name a profile may run: ``METHODS`` and the variants beyond the paper (``models.registry.BEYOND_PAPER``),
+#: which a pass runs only where its profile names them
+ALL_METHODS: tuple[str, ...] = (*METHODS, *(v for v in ALL_VARIANTS if v not in VARIANTS))
 
 
 SELECTION_SCORES = ("dice", "strict_dice")  # validation scores that can choose the best checkpoint
@@ -276,7 +279,7 @@ def _check_per_method(name: str, table: Any, check) -> None:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{name}: must map method names to values, got {table!r}")
     for method, value in table.items():
-        check_choice(name, method, METHODS)
+        check_choice(name, method, ALL_METHODS)
         check(f"{name}.{method}", value)
 
 
@@ -309,7 +312,7 @@ class StudyConfig:
         if not isinstance(self.methods, (list, tuple)) or not self.methods:
             raise ConfigError(f"study.methods: must be a non-empty list of methods, got {self.methods!r}")
         for m in self.methods:
-            check_choice("study.methods", m, METHODS)
+            check_choice("study.methods", m, ALL_METHODS)
         _check_seeds("study.seeds", self.seeds)
         _check_assignments("study.overrides", self.overrides)
         _check_per_method("study.method_seeds", self.method_seeds, _check_seeds)
@@ -409,7 +412,7 @@ def method_kind(name: str) -> str:
         return DIRECT
     if name == NNUNET:
         return NNUNET
-    raise ConfigError(f"method: unknown name {name!r}; known: {', '.join(METHODS)}")
+    raise ConfigError(f"method: unknown name {name!r}; known: {', '.join(ALL_METHODS)}")
 
 
 def _merge(*parts: Mapping[str, Any] | None) -> dict:
@@ -549,6 +552,7 @@ __all__ = [
     "DIFFUSION",
     "DIRECT",
     "EvalConfig",
+    "ALL_METHODS",
     "METHODS",
     "METHOD_KINDS",
     "NNUNET",

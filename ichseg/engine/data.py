@@ -31,13 +31,13 @@ def raw_folder(cfg: Mapping[str, Any], dataset: str, data_root: Path) -> Path:
             raise IchsegError(f"{path}: raw folder for {dataset} not found (profile data.raw.{dataset})")
         return path
     if dataset == "realct":
+        from ..data.config import RealctSettings
         from ..data.realct import write_realct
 
-        rc = dict(data.get("realct") or {})
-        draws, seed = int(rc.get("draws", 6)), int(rc.get("seed", 0))
-        out = data_root / "raw" / f"realct-d{draws}-s{seed}"
+        rc = RealctSettings(**dict(data.get("realct") or {}))
+        out = data_root / "raw" / f"realct-d{rc.draws}-s{rc.seed}{'-head' if rc.whole_head else ''}"
         if not (out / ".complete").exists():
-            write_realct(out, draws=draws, seed=seed)
+            write_realct(out, draws=rc.draws, seed=rc.seed, whole_head=rc.whole_head)
             (out / ".complete").touch()
         return out
     from ..data.phantom import GENERATOR_VERSION, write_phantom

@@ -26,7 +26,7 @@ from typing import Callable
 
 from ..models.registry import BEYOND_PAPER
 from ..utils import method_of
-from .config import DIFFUSION, DIRECT, METHODS, NNUNET, EvalConfig, method_kind
+from .config import ALL_METHODS, DIFFUSION, DIRECT, METHODS, NNUNET, EvalConfig, method_kind
 from .evaluate import evaluate_network_run
 from .nnunet import evaluate_nnunet_run, train_nnunet_run
 from .runlog import TrainResult, read_run_info
@@ -58,7 +58,6 @@ KINDS: dict[str, Method] = {
 
 
 BEYOND_PAPER_METHODS: tuple[str, ...] = tuple(BEYOND_PAPER)
-ALL_METHODS: tuple[str, ...] = (*METHODS, *BEYOND_PAPER_METHODS)
 
 
 def method(name: str) -> Method:

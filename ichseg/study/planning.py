@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..data.config import train_dataset_of
-from ..engine.config import METHODS, NNUNET, load_profile, resolve_run_config
+from ..engine.config import ALL_METHODS, NNUNET, load_profile, resolve_run_config
 from ..errors import ConfigError
 from ..utils import file_sha256
 from ..utils.layout import metrics_path, run_config_path, run_outputs
@@ -115,9 +115,9 @@ class Plan:
 
     def _run_set_settings(self, spec: StudySpec, settings: dict) -> None:
         self.methods = list(spec.methods or settings["methods"])
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown:
-            raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS)}")
+            raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(ALL_METHODS)}")
         seeds = [int(s) for s in (spec.seeds if spec.seeds is not None else settings["seeds"])]
         # seeds per method: --seeds applies to every method; otherwise the profile's method_seeds
         # replace its seeds for the methods they name

@@ -67,6 +67,20 @@ def mni_to_voxel(mm) -> np.ndarray:
     return np.asarray(mm, dtype=float) - ORIGIN_MM
 
 
+def deep_csf(csf: np.ndarray, d_in: np.ndarray, box: tuple[slice, ...], csf_min: float, depth_mm: float) -> np.ndarray:
+    """The ventricles: CSF (probability > ``csf_min``) deeper than ``depth_mm`` inside the brain
+    (``d_in``: distance to its surface) within ``box``, without specks under 30 voxels, dilated by
+    one voxel and weighted by the CSF probability; zero outside ``box``."""
+    vmask = (csf[box] > csf_min) & (d_in[box] > depth_mm)
+    lab, n = ndimage.label(vmask)
+    if n:
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        vmask = (sizes >= 30)[lab] & (lab > 0)
+    vent = np.zeros_like(csf)
+    vent[box] = ndimage.binary_dilation(vmask, iterations=1) * csf[box]
+    return vent
+
+
 @functools.lru_cache(maxsize=1)
 def load_atlas() -> Atlas:
     import nibabel as nib
@@ -94,14 +108,7 @@ def load_atlas() -> Atlas:
     d_out = _upsample(np.maximum(sd, 0), brain.shape)
     # ventricles: CSF deep inside the brain, near the midline, from the temporal horns to the roofs
     lo, hi = mni_to_voxel([-36, -58, -22]).astype(int), mni_to_voxel([36, 32, 38]).astype(int)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    vmask = (csf[box] > 0.55) & (d_in[box] > 7)
-    lab, n = ndimage.label(vmask)
-    if n:
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        vmask = (sizes >= 30)[lab] & (lab > 0)
-    vent = np.zeros_like(csf)
-    vent[box] = ndimage.binary_dilation(vmask, iterations=1) * csf[box]
+    vent = deep_csf(csf, d_in, tuple(slice(a, b) for a, b in zip(lo, hi)), csf_min=0.55, depth_mm=7)
     # closed cranial cavity: the brain closed with a 12 mm ball, so bone fills the gaps under the
     # temporal lobes and around the cerebellum (the skull base) instead of scalp
     r = 6.0  # in 2 mm voxels

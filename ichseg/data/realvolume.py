@@ -34,6 +34,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from ..errors import IchsegError
+from .atlas import deep_csf
 from .invesalius import RealVolume, read_cranium
 from .phantom.anatomy import template_brain_box, template_ventricle_centre
 from .phantom.lesions import VISIBLE_BLOOD_MAX_HU, draw_lesion
@@ -189,15 +190,7 @@ def _ventricles(csf: np.ndarray, d_in: np.ndarray, origin: np.ndarray) -> np.nda
     """Deep CSF near the midline, as the atlas defines the ventricles (``atlas.load_atlas``)."""
     lo = np.clip(np.round(np.array([-36, -58, -22]) - origin).astype(int), 0, None)
     hi = np.clip(np.round(np.array([36, 32, 38]) - origin).astype(int), 0, np.array(csf.shape))
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    vmask = (csf[box] > 0.5) & (d_in[box] > 10)
-    lab, n = ndimage.label(vmask)
-    if n:
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        vmask = (sizes >= 30)[lab] & (lab > 0)
-    vent = np.zeros_like(csf)
-    vent[box] = ndimage.binary_dilation(vmask, iterations=1) * csf[box]
-    return vent
+    return deep_csf(csf, d_in, tuple(slice(a, b) for a, b in zip(lo, hi)), csf_min=0.5, depth_mm=10)
 
 
 def _native_fraction(vol: RealVolume, maps: HeadMaps, shift: np.ndarray, box: tuple, a: np.ndarray) -> tuple:

@@ -115,11 +115,13 @@ def test_inserted_blood_is_blood_in_real_parenchyma_and_the_rest_is_untouched(wr
 
 def test_engine_writes_realct_through_the_raw_folder_path(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(realct, "write_realct", lambda out, draws, seed: calls.append((out, draws, seed)) or out.mkdir(parents=True))
+    monkeypatch.setattr(realct, "write_realct", lambda out, draws, seed, whole_head: calls.append((out, draws, seed, whole_head)) or out.mkdir(parents=True))
     out = raw_folder({"data": {"realct": {"draws": 2, "seed": 5}}}, "realct", tmp_path)
-    assert calls == [(out, 2, 5)] and (out / ".complete").exists()
+    assert calls == [(out, 2, 5, True)] and (out / ".complete").exists()
     raw_folder({"data": {"realct": {"draws": 2, "seed": 5}}}, "realct", tmp_path)
     assert len(calls) == 1  # a no-op once written
+    slices_only = raw_folder({"data": {"realct": {"draws": 2, "seed": 5, "whole_head": False}}}, "realct", tmp_path)
+    assert slices_only != out and calls[-1] == (slices_only, 2, 5, False)  # its own folder: another set
 
 
 def test_tissue_stats_and_threshold_classes():

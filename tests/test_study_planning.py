@@ -68,16 +68,21 @@ def test_method_overrides_of_a_profile_reach_only_their_methods():
 
 
 def test_one_list_of_methods_serves_engine_profiles_and_driver():
-    """The study runs the engine's methods (``ichseg.engine.config.METHODS``), not a list of its own."""
+    """The study runs the engine's methods (``ichseg.engine.config.METHODS``, and the variants beyond
+    the paper in ``ALL_METHODS`` where a profile names them), not a list of its own."""
     from ichseg.engine import methods as engine_methods
-    from ichseg.engine.config import METHODS, available_profiles
+    from ichseg.engine.config import ALL_METHODS, METHODS, available_profiles
     from ichseg.report.paper import METHOD_ORDER, VARIANT_ORDER
     from ichseg.study import planning, profiles
-    from ichseg.models.registry import BASELINES, VARIANTS
+    from ichseg.models.registry import BASELINES, BEYOND_PAPER, VARIANTS
 
-    assert profiles.METHODS is METHODS and planning.METHODS is METHODS and engine_methods.METHODS is METHODS
-    assert METHODS == (*VARIANTS, *BASELINES, "nnunet")
-    assert all(profiles.study_settings(p)["methods"] == list(METHODS) for p in available_profiles())
+    assert profiles.METHODS is METHODS and engine_methods.METHODS is METHODS
+    assert planning.ALL_METHODS is ALL_METHODS and engine_methods.ALL_METHODS is ALL_METHODS
+    assert METHODS == (*VARIANTS, *BASELINES, "nnunet") and ALL_METHODS == (*METHODS, *BEYOND_PAPER)
+    for p in available_profiles():
+        methods = profiles.study_settings(p)["methods"]
+        assert set(methods) <= set(ALL_METHODS)
+        assert methods == list(METHODS) or p == "evidence", p  # only the evidence pass goes beyond the paper
     assert set(METHOD_ORDER) == set(METHODS) and VARIANT_ORDER == tuple(VARIANTS)  # the report orders the same names
     with pytest.raises(ValueError, match="--methods: unknown vnet; known: medsegdiffv2, .*, nnunet"):
         Plan(StudySpec(profile="smoke", methods=["full", "vnet"]))

@@ -16,7 +16,8 @@ datasets ship NIfTI):
    volume or a CT stored without its rescale intercept with a confident, wrong "no bleed".
 
 Non-NIfTI input gets a hint instead of a bare "not NIfTI": a folder or file of DICOM is named as
-such (``dicom_hint``), since that is how head CT leaves the scanner.
+such (``dicom_hint``: ``ichseg predict`` reads it through ``ichseg.data.dicom``; a dataset must be
+NIfTI), since that is how head CT leaves the scanner.
 
 Masks go through the same path; any label > 0 is hemorrhage, the label values themselves are
 kept (BHSD stores the subtype as 1-5, Wu et al. 2023).
@@ -144,12 +145,12 @@ def dicom_hint(path: Path) -> str | None:
     if path.is_dir():
         n = len(dicom_files(path))
         if n:
-            return (f"{path}: a folder of {n} DICOM file(s), not a NIfTI volume; convert the series to NIfTI "
-                    f"first (e.g. `dcm2niix -z y -o OUT {path}`) and give the .nii.gz")
+            return (f"{path}: a folder of {n} DICOM file(s), not a NIfTI volume; `ichseg predict` reads a DICOM "
+                    f"series as it is, a dataset needs NIfTI (e.g. `dcm2niix -z y -o OUT {path}`)")
         return None
     if path.is_file() and is_dicom_file(path):
-        return (f"{path}: a DICOM file (one image of a series), not a NIfTI volume; convert the whole series "
-                f"folder to NIfTI (e.g. `dcm2niix -z y -o OUT {path.parent}`) and give the .nii.gz")
+        return (f"{path}: a DICOM file (one image of a series), not a NIfTI volume; `ichseg predict` reads its "
+                f"series as it is, a dataset needs NIfTI (e.g. `dcm2niix -z y -o OUT {path.parent}`)")
     return None
 
 

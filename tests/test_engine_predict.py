@@ -289,6 +289,16 @@ def test_two_series_in_a_folder_are_listed_and_series_picks_one(setup, tmp_path,
     assert "--series '2' picks a DICOM series, and no scan given is DICOM" in one_error_line(capsys)
 
 
+def test_the_slices_sampled_at_once_do_not_change_the_prediction(setup, scan, tmp_path):
+    """``batch_slices`` (capped on a CPU) is a memory knob: with ddim every slice starts from the
+    same noise in any batch, so the maps agree."""
+    for n in ("1", "8"):
+        assert predict(scan, "--checkpoint", setup[0], "--out", tmp_path / n, "--batch-slices", n) == 0
+    a, b = (np.asarray(nib.load(str(tmp_path / n / "probability.nii.gz")).dataobj) for n in ("1", "8"))
+    assert a.max() > 0 and np.allclose(a, b, atol=1e-4)
+    assert np.array_equal(*(np.asarray(nib.load(str(tmp_path / n / "mask.nii.gz")).dataobj) for n in ("1", "8")))
+
+
 # -- a folder of scans -----------------------------------------------------------------------------------
 def test_a_folder_of_five_scans_one_broken_then_a_rerun_skips_the_four(setup, tmp_path, capsys):
     folder = tmp_path / "scans"
@@ -336,7 +346,7 @@ def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_pat
     steps, ensemble and fusion its profile was evaluated with."""
     from ichseg.engine import evaluate as evaluate_mod
     from ichseg.engine.checkpoint import load_checkpoint
-    from ichseg.engine.predict import Predictor
+    from ichseg.engine.predict import CPU_BATCH_SLICES, Predictor
     from ichseg.errors import IchsegError
 
     weights = Path(__file__).resolve().parents[1] / "results" / "cpu" / "model" / "full.pt"
@@ -356,8 +366,10 @@ def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_pat
     assert predict(setup[1][0], "--checkpoint", weights, "--out", tmp_path / "p") == 2
     capsys.readouterr()
     profile = load_checkpoint(weights)["config"]["evaluate"]
-    keys = ("sampler", "steps", "ensemble", "paper_fusion", "batch_slices", "seed", "threshold")
+    keys = ("sampler", "steps", "ensemble", "eta", "paper_fusion", "seed", "threshold")
     assert [getattr(seen["predict"], k) for k in keys] == [getattr(seen["evaluate"], k) for k in keys]
+    # on a CPU predict samples fewer slices at once (memory; the result does not depend on it)
+    assert seen["predict"].batch_slices == min(profile["batch_slices"], CPU_BATCH_SLICES)
     assert (seen["predict"].sampler, seen["predict"].steps, seen["predict"].ensemble) == (
         profile["sampler"], profile["steps"], profile["ensemble"])
 

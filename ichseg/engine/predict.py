@@ -25,6 +25,7 @@ Two seams let other readers and writers plug in with one call each: ``load_scan`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -55,6 +56,11 @@ VOLUME_DEFINITIONS = (
     "abc2: Kothari et al., Stroke 1996, on the mask"
 )
 NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
+#: slices sampled together on a CPU unless --batch-slices says otherwise: a smaller batch than a
+#: GPU profile's keeps the activations of slices x members in cache and the peak memory of a
+#: 512² 120-slice scan low (bench/predict_cpu.py); with ddim / dpm-solver++ the result does not
+#: depend on it (each slice's starting noise is the same stream, nothing else is drawn)
+CPU_BATCH_SLICES = 8
 _STAGING = ".ichseg-predict-"  # prefix of the staging folder (hidden; removed on success and failure)
 REPLACING = ".ichseg-predict-replacing"  # marks a folder whose earlier prediction is being replaced
 
@@ -270,6 +276,8 @@ class Predictor:
         dev = resolve_device(device, "--device")
         model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
         ecfg = eval_settings(cfg, overrides)  # the profile's evaluation settings, options replacing them
+        if dev.type == "cpu" and (overrides or {}).get("batch_slices") in (None, 0) and ecfg.batch_slices > CPU_BATCH_SLICES:
+            ecfg = dataclasses.replace(ecfg, batch_slices=CPU_BATCH_SLICES)
         return cls(checkpoint, model, diffusion, cfg, ecfg, dev, ecfg.threshold if threshold is None else float(threshold),
                    hu_check, progress, series)
 
@@ -315,9 +323,16 @@ class Predictor:
         scan, out_dir = Path(scan), Path(out_dir)
         check_out_dir(out_dir)
         vol, meta = load_scan(scan, series=self.series if is_dicom_input(scan) else None, hu_check=self.hu_check)
-        prob, unc, members = self.segment(self.slices(vol, scan), scan.name)
+        slices = self.slices(vol, scan)
+        t1 = time.perf_counter()
+        prob, unc, members = self.segment(slices, scan.name)
+        t2 = time.perf_counter()
         maps = _on_scan_grid(vol, prob, unc, members, self.threshold)
+        del prob, unc, members, slices
         summary = self._summary(scan, vol, meta, maps)
+        # where the time went: reading and preparing, sampling (also per slice), mapping back and writing
+        summary["timings_s"] = {"read": round(t1 - t0, 3), "segment": round(t2 - t1, 3),
+                                "segment_per_slice": round((t2 - t1) / max(vol.n_slices, 1), 4)}
 
         def build(staging: Path) -> None:
             from ..data.volumes import write_nifti
@@ -329,6 +344,7 @@ class Predictor:
                                   uncertainty=maps["uncertainty"], mask=maps["mask"], summary=summary)
             summary["files"] = [*NIFTI_OUTPUTS, *extras, SUMMARY]
             summary["seconds"] = round(time.perf_counter() - t0, 2)
+            summary["timings_s"]["map_and_write"] = round(time.perf_counter() - t2, 3)
             atomic_write_json(staging / SUMMARY, summary)
 
         write_prediction(out_dir, build)
@@ -372,16 +388,17 @@ def _rounded(d: dict) -> dict:
 def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: torch.Tensor | None,
                   threshold: float) -> dict:
     """The maps on the scan's own grid; each member's mask is mapped and thresholded the way the
-    probability is, so the members' volumes (their spread) are measured as the volume itself."""
+    probability is, so the members' volumes (their spread) are measured as the volume itself. The
+    members go first, one at a time, so only one full-size map is in flight beside the outputs."""
     from ..data import volume_from_slices
 
-    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
     member_voxels = []
     for i in range(0 if members is None else members.shape[1]):
-        m = volume_from_slices(members[:, i].numpy(), vol, order=1)
-        member_voxels.append(int(np.count_nonzero(m >= threshold)))
-    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32),
-            "mask": (prob_vol >= threshold).astype(np.uint8), "member_voxels": member_voxels}
+        member_voxels.append(int(np.count_nonzero(volume_from_slices(members[:, i].numpy(), vol, order=1) >= threshold)))
+    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32, copy=False)
+    mask = (prob_vol >= threshold).astype(np.uint8)
+    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32, copy=False),
+            "mask": mask, "member_voxels": member_voxels}
 
 
 def predict_scan(

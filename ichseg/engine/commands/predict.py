@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the check that a scan looks like CT in Hounsfield units (air near -1000 HU), for "
                         "a CT cropped so tightly that no air is left in it; anything else gives wrong answers")
     add_sampling_arguments(p)
+    from ..predict import CPU_BATCH_SLICES
+
+    for action in p._actions:
+        if action.dest == "batch_slices":
+            action.help = (f"slices sampled together; lower it if memory runs short (default: the profile's "
+                           f"evaluate.batch_slices, at most {CPU_BATCH_SLICES} on a CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
 
 

@@ -10,7 +10,7 @@ model (``results/cpu/model/full.pt``) at its profile's settings: "before" runs t
 ``--baseline-src`` (e.g. ``git archive <commit> | tar -x -C DIR``), "after" this one. Candidates run
 interleaved (``_timing.interleave``: before, after, before, after, ...) so the load other users put
 on the shared machine hits both alike; the record keeps every run and the ratio of the medians.
-Peak memory is the process's maximum resident set (``os.wait4``). The masks of both are scored
+Peak memory is the process's maximum resident set (VmHWM, read by the process itself at exit). The masks of both are scored
 against the truth on the lesion slices (mean 2D Dice) and in 3D, and against each other.
 
 nnU-Net's predictor is timed beside it only where a trained nnU-Net model is committed; the
@@ -57,22 +57,36 @@ def make_volumes(root: Path) -> dict[str, tuple[Path, Path]]:
             "512x512x120": (big / "ct.nii.gz", big / "label.nii.gz")}
 
 
+#: the child runs the CLI and leaves its peak resident memory (VmHWM: this process's own, unlike
+#: wait4's ru_maxrss, which Linux carries over from the parent across fork and exec)
+_CHILD = """import sys
+hwm_file = sys.argv.pop(1)
+from ichseg.cli import main
+try:
+    rc = main(sys.argv[1:])
+finally:
+    with open('/proc/self/status') as fh:
+        open(hwm_file, 'w').write(next(l for l in fh if l.startswith('VmHWM')).split()[1])
+sys.exit(rc)
+"""
+
+
 def run_predict(src: Path, scan: Path, out: Path) -> dict:
     """One ``ichseg predict`` in a fresh single-threaded process: wall seconds, peak RSS (MB), what it printed."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    log = out.with_name(out.name + ".log")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules compiled once, not at every start
+    log, hwm = out.with_name(out.name + ".log"), out.with_name(out.name + ".hwm")
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "ichseg.cli", "predict", str(scan), "--checkpoint", str(WEIGHTS),
-                                 "--out", str(out), "--no-progress"], env=env, cwd=src, stdout=fh, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(hwm), "predict", str(scan), "--checkpoint",
+                               str(WEIGHTS), "--out", str(out), "--no-progress"], env=env, cwd=src, stdout=fh,
+                              stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text().strip()
     if proc.returncode != 0:
         raise RuntimeError(f"{src}: predict failed: {text[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "stdout": text.splitlines()[-1]}
+    return {"wall_s": wall, "peak_rss_mb": int(hwm.read_text()) / 1024.0, "stdout": text.splitlines()[-1]}
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,10 +108,13 @@ def scores(out: Path, label: Path, other: Path | None = None) -> dict:
     return row
 
 
-def bench_volume(name: str, scan: Path, label: Path, srcs: dict[str, Path], work: Path, rounds: int) -> dict:
+def bench_volume(name: str, scan: Path, label: Path, srcs: dict[str, Path], work: Path, rounds: int,
+                 warmup: int = 0) -> dict:
     runs: dict[str, list[dict]] = {k: [] for k in srcs}
     cands = {k: (lambda k=k: runs[k].append(run_predict(srcs[k], scan, work / f"{name}-{k}"))) for k in srcs}
-    timing = interleave(cands, rounds=rounds, warmup=0)
+    timing = interleave(cands, rounds=rounds, warmup=warmup)
+    for k in runs:
+        runs[k] = runs[k][warmup:]  # the untimed first run compiles the modules' bytecode
     n = nib.load(str(scan)).shape[2]
     out = {"slices": n, "candidates": {}}
     for k in srcs:
@@ -150,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.volumes and name not in args.volumes:
             continue
         rounds = args.rounds_512 if name.startswith("512") else args.rounds
-        record["volumes"][name] = bench_volume(name, scan, label, srcs, args.work, rounds)
+        record["volumes"][name] = bench_volume(name, scan, label, srcs, args.work, rounds, warmup=int(not record["volumes"]))
         record["volumes"][name]["rounds"] = rounds
         print(name, json.dumps(record["volumes"][name].get("ratio_after_over_before")), flush=True)
     atomic_write_json(args.out, record)

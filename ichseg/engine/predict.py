@@ -56,10 +56,10 @@ VOLUME_DEFINITIONS = (
     "abc2: Kothari et al., Stroke 1996, on the mask"
 )
 NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
-#: slices sampled together on a CPU unless --batch-slices says otherwise: a smaller batch than a
-#: GPU profile's keeps the activations of slices x members in cache and the peak memory of a
-#: 512² 120-slice scan low (bench/predict_cpu.py); with ddim / dpm-solver++ the result does not
-#: depend on it (each slice's starting noise is the same stream, nothing else is drawn)
+#: slices sampled together on a CPU unless --batch-slices says otherwise: a GPU-sized batch (the
+#: cpu profile evaluates 32 slices x 3 members at once) holds ~0.5 GB more activations and is no
+#: faster on a CPU (bench/predict_cpu.py); with ddim / dpm-solver++ the result does not depend on
+#: it (each slice starts from the same stream of noise in any batch, and nothing else is drawn)
 CPU_BATCH_SLICES = 8
 _STAGING = ".ichseg-predict-"  # prefix of the staging folder (hidden; removed on success and failure)
 REPLACING = ".ichseg-predict-replacing"  # marks a folder whose earlier prediction is being replaced

@@ -53,8 +53,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "slices.csv and qualitative.npz into --out and prints the headline numbers."),
     "predict": ("ichseg.engine.commands.predict", "segment head CT scans: mask, probability, uncertainty, volume",
                 "Segment intracerebral hemorrhage in head CT scans with a trained checkpoint. One scan (a NIfTI "
-                "volume in Hounsfield units) gives, in --out, mask.nii.gz, probability.nii.gz and "
-                "uncertainty.nii.gz on the scan's own grid and affine, and summary.json: the hemorrhage volume "
+                "volume in Hounsfield units, or a folder holding a DICOM CT series; --series picks one where it "
+                "holds several) gives, in --out, mask.nii.gz, probability.nii.gz and "
+                "uncertainty.nii.gz on the scan's own grid and affine, preview.png and report.html to check "
+                "them at a glance, and summary.json: the hemorrhage volume "
                 "with the range of the ensemble members' volumes, the bedside ABC/2 estimate (Kothari et al., "
                 "Stroke 1996), the slices involved and the settings used. Several scans, or a folder of them, give "
                 "one subfolder per scan and a summary.csv; a rerun skips the scans already done, and a bad scan is "
@@ -86,6 +88,7 @@ EPILOG = """examples:
   ichseg phantom data/demo --layout instance2022 --cases 2 --in-plane 128
   ichseg predict data/demo/train_2/data/001.nii.gz --checkpoint results/cpu/model/full.pt --out pred/001
   ichseg predict data/demo/train_2/data --checkpoint results/cpu/model/full.pt --out pred
+  ichseg predict path/to/dicom_series --series 3 --checkpoint results/cpu/model/full.pt --out pred/ct
   ichseg study --profile smoke
 
 Errors in your input print one line and exit with 2; --debug shows their traceback too."""

@@ -45,6 +45,22 @@ def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
 
 
+def as_series(nifti: Path, folder: Path, *, rotate: bool = True, **kw) -> Path:
+    """The NIfTI phantom written as a DICOM CT series into ``folder``; ``rotate`` stores it with
+    rows along y (the image turned by 90 degrees, files in shuffled order), so the series' own grid
+    differs from the NIfTI's while the anatomy is the same."""
+    from ichseg.data.dicom import write_series
+
+    img = nib.load(str(nifti))
+    hu, aff = np.asarray(img.dataobj, dtype=np.float64), img.affine.copy()
+    if rotate:
+        hu, aff = hu.transpose(1, 0, 2), aff[:, [1, 0, 2, 3]]
+        kw.setdefault("shuffle_seed", 5)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_series(folder, hu, aff, **kw)
+    return folder
+
+
 def _hu_like(scan: Path, dst: Path, transform, **kw) -> Path:
     img = nib.load(str(scan))
     write_nifti(dst, transform(img.get_fdata()), img.affine, **kw)
@@ -104,28 +120,16 @@ def test_non_real_voxel_types_are_refused_naming_file_and_type(setup, tmp_path, 
     assert not out.exists()
 
 
-def _dicom_file(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)  # a Part 10 preamble and magic
-    return path
-
-
-def test_a_dicom_folder_is_named_as_such_not_file_not_found(setup, tmp_path, capsys):
+def test_a_folder_of_files_that_are_not_dicom_images_is_one_line(setup, tmp_path, capsys):
     series = tmp_path / "series"
-    for i in range(3):
-        _dicom_file(series / f"IM{i:04d}")
+    series.mkdir()
+    for i in range(3):  # a Part 10 preamble and magic, then nothing a reader can use
+        (series / f"IM{i:04d}.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)
     out = tmp_path / "out"
     assert predict(series, "--checkpoint", setup[0], "--out", out) == 2
     line = one_error_line(capsys)
-    assert f"{series}: a folder of 3 DICOM file(s)" in line and "dcm2niix" in line and "not found" not in line
+    assert f"{series}: no DICOM image found" in line and "not found" not in line
     assert not out.exists()
-
-
-def test_a_dicom_file_gets_a_hint(setup, tmp_path, capsys):
-    dcm = _dicom_file(tmp_path / "IM0001.dcm")
-    assert predict(dcm, "--checkpoint", setup[0], "--out", tmp_path / "out") == 2
-    line = one_error_line(capsys)
-    assert f"{dcm}: a DICOM file" in line and "series" in line and "dcm2niix" in line
 
 
 def test_a_nifti_as_checkpoint_says_it_is_not_a_checkpoint(scan, tmp_path, capsys):
@@ -168,12 +172,12 @@ def test_a_users_file_beside_an_earlier_prediction_survives(setup, scan, tmp_pat
     (out / "sub").mkdir()
     (out / "sub" / "keep.nii.gz").write_bytes(b"mine")
     # an earlier prediction's extra file that this one does not write is its own: it goes
-    (out / "preview.png").write_bytes(b"old")
-    (out / "summary.json").write_text(json.dumps({**first, "files": [*first["files"], "preview.png"]}))
+    (out / "overlay.png").write_bytes(b"old")
+    (out / "summary.json").write_text(json.dumps({**first, "files": [*first["files"], "overlay.png"]}))
     assert predict(scan, "--checkpoint", setup[0], "--out", out, "--ensemble", "3") == 0, capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "my notes" and (out / "sub" / "keep.nii.gz").read_bytes() == b"mine"
-    assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "notes.txt", "probability.nii.gz", "sub",
-                                                     "summary.json", "uncertainty.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "notes.txt", "preview.png", "probability.nii.gz",
+                                                     "report.html", "sub", "summary.json", "uncertainty.nii.gz"]
     assert json.loads((out / "summary.json").read_text())["evaluate"]["ensemble"] == 3  # replaced
 
 
@@ -217,6 +221,84 @@ def test_predict_samples_as_the_profile_evaluates_and_reports_the_volume(setup, 
     assert (ev["sampler"], ev["steps"], ev["ensemble"]) == ("dpm-solver++", 3, 2)  # options replace, one each
 
 
+# -- DICOM input -----------------------------------------------------------------------------------------
+def _canonical(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    return np.asarray(img.dataobj), img.affine
+
+
+def test_a_dicom_series_and_the_nifti_of_the_same_phantom_give_the_same_mask_and_volume(setup, scan, tmp_path, capsys):
+    series = as_series(scan, tmp_path / "series")
+    assert predict(scan, "--checkpoint", setup[0], "--out", tmp_path / "nifti") == 0
+    assert predict(series, "--checkpoint", setup[0], "--out", tmp_path / "dicom") == 0, capsys.readouterr().err
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("nifti", "dicom"))
+    mask_a, aff_a = _canonical(tmp_path / "nifti" / "mask.nii.gz")
+    mask_b, aff_b = _canonical(tmp_path / "dicom" / "mask.nii.gz")
+    assert mask_a.any() and np.array_equal(mask_a, mask_b) and np.allclose(aff_a, aff_b, atol=1e-3)
+    # the series' own grid is not the NIfTI's: the mask is stored on each input's grid
+    assert nib.load(str(tmp_path / "dicom" / "mask.nii.gz")).shape[:2] == nib.load(str(scan)).shape[1::-1]
+    np.testing.assert_allclose(_canonical(tmp_path / "nifti" / "probability.nii.gz")[0],
+                               _canonical(tmp_path / "dicom" / "probability.nii.gz")[0], atol=1e-5)
+    for key in ("hemorrhage_volume_ml", "hemorrhage_volume_range_ml", "ensemble_volumes_ml"):
+        assert b[key] == pytest.approx(a[key], abs=2e-3), key
+    assert b["abc2"]["volume_ml"] == pytest.approx(a["abc2"]["volume_ml"], abs=2e-3)
+    assert len(b["slices_with_hemorrhage"]) == len(a["slices_with_hemorrhage"])
+    # what was read is recorded, the patient's name and ID never are
+    meta = b["input"]
+    assert (meta["format"], meta["modality"], meta["series_description"], meta["n_files"]) == (
+        "dicom", "CT", "ichseg phantom", nib.load(str(scan)).shape[2])
+    text = (tmp_path / "dicom" / "summary.json").read_text() + (tmp_path / "dicom" / "report.html").read_text()
+    assert "Phantom^Ichseg" not in text and "PHANTOM" not in text
+    assert "DICOM series #1 &#x27;ichseg phantom&#x27;" in (tmp_path / "dicom" / "report.html").read_text()
+    # one file of the series stands for its series
+    one = sorted(series.iterdir())[0]
+    assert predict(one, "--checkpoint", setup[0], "--out", tmp_path / "file") == 0
+    assert np.array_equal(_canonical(tmp_path / "file" / "mask.nii.gz")[0], mask_a)
+
+
+def test_preview_and_report_beside_every_prediction(setup, scan, tmp_path):
+    out = tmp_path / "out"
+    assert predict(scan, "--checkpoint", setup[0], "--out", out) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert {"preview.png", "report.html"} <= set(s["files"])
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    lo, hi = s["hemorrhage_volume_range_ml"]
+    assert f"{s['hemorrhage_volume_ml']:.1f} mL (range {lo:.1f}-{hi:.1f} mL)" in page
+    assert f"{s['abc2']['volume_ml']:.1f} mL" in page and "data:image/png;base64," in page
+    assert "http" not in page.replace("http-equiv", "")  # needs no network
+
+
+def test_two_series_in_a_folder_are_listed_and_series_picks_one(setup, tmp_path, capsys):
+    folder = tmp_path / "study"
+    as_series(setup[1][0], folder, description="HEAD 5mm", series_number=2)
+    as_series(setup[1][1], folder, rotate=False, description="BONE", series_number=3)
+    out = tmp_path / "out"
+    assert predict(folder, "--checkpoint", setup[0], "--out", out) == 2
+    line = one_error_line(capsys)
+    assert f"{folder}: 2 series found, pick one with --series" in line and "'HEAD 5mm'" in line and "'BONE'" in line
+    assert not out.exists()
+    assert predict(folder, "--checkpoint", setup[0], "--out", out, "--series", "3") == 0, capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["input"]["series_description"] == "BONE"
+    assert predict(folder, "--checkpoint", setup[0], "--out", out, "--series", "head 5mm") == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["input"]["series_number"], s["settings"]["series"]) == ("2", "head 5mm")
+    assert s["shape"] == list(nib.load(str(setup[1][0])).shape[1::-1]) + [nib.load(str(setup[1][0])).shape[2]]
+    capsys.readouterr()
+    assert predict(setup[1][0], "--checkpoint", setup[0], "--out", tmp_path / "n", "--series", "2") == 2
+    assert "--series '2' picks a DICOM series, and no scan given is DICOM" in one_error_line(capsys)
+
+
+def test_the_slices_sampled_at_once_do_not_change_the_prediction(setup, scan, tmp_path):
+    """``batch_slices`` (capped on a CPU) is a memory knob: with ddim every slice starts from the
+    same noise in any batch, so the maps agree."""
+    for n in ("1", "8"):
+        assert predict(scan, "--checkpoint", setup[0], "--out", tmp_path / n, "--batch-slices", n) == 0
+    a, b = (np.asarray(nib.load(str(tmp_path / n / "probability.nii.gz")).dataobj) for n in ("1", "8"))
+    assert a.max() > 0 and np.allclose(a, b, atol=1e-4)
+    assert np.array_equal(*(np.asarray(nib.load(str(tmp_path / n / "mask.nii.gz")).dataobj) for n in ("1", "8")))
+
+
 # -- a folder of scans -----------------------------------------------------------------------------------
 def test_a_folder_of_five_scans_one_broken_then_a_rerun_skips_the_four(setup, tmp_path, capsys):
     folder = tmp_path / "scans"
@@ -225,6 +307,8 @@ def test_a_folder_of_five_scans_one_broken_then_a_rerun_skips_the_four(setup, tm
         shutil.copy(p, folder / p.name)
     broken = folder / setup[1][2].name
     broken.write_bytes(b"not a NIfTI at all" * 10)
+    (folder / setup[1][3].name).unlink()  # the fourth scan as a DICOM series in its own folder
+    as_series(setup[1][3], folder / "004-ct")
     out = tmp_path / "out"
     assert predict(folder, "--checkpoint", setup[0], "--out", out) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -233,8 +317,12 @@ def test_a_folder_of_five_scans_one_broken_then_a_rerun_skips_the_four(setup, tm
     assert [r["status"] for r in rows] == ["ok", "ok", "error", "ok", "ok"]
     assert str(broken) in rows[2]["error"] and "not a readable NIfTI" in rows[2]["error"]
     assert all(float(r["volume_ml"]) >= 0 and r["abc2_ml"] and r["volume_min_ml"] and r["slices"] for r in rows if r["status"] == "ok")
-    assert sorted(p.name for p in out.iterdir()) == ["001", "002", "004", "005", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["001", "002", "004-ct", "005", "summary.csv"]
+    assert rows[3]["scan"] == str(folder / "004-ct")
+    assert json.loads((out / "004-ct" / "summary.json").read_text())["input"]["format"] == "dicom"
+    assert all({"preview.png", "report.html"} <= {p.name for p in (out / d).iterdir()} for d in ("001", "004-ct"))
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("mask.nii.gz")}
+    assert len(stamps) == 4
     assert predict(folder, "--checkpoint", setup[0], "--out", out) == 2
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["skipped", "skipped", "error", "skipped", "skipped"]
@@ -258,7 +346,7 @@ def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_pat
     steps, ensemble and fusion its profile was evaluated with."""
     from ichseg.engine import evaluate as evaluate_mod
     from ichseg.engine.checkpoint import load_checkpoint
-    from ichseg.engine.predict import Predictor
+    from ichseg.engine.predict import CPU_BATCH_SLICES, Predictor
     from ichseg.errors import IchsegError
 
     weights = Path(__file__).resolve().parents[1] / "results" / "cpu" / "model" / "full.pt"
@@ -278,8 +366,10 @@ def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_pat
     assert predict(setup[1][0], "--checkpoint", weights, "--out", tmp_path / "p") == 2
     capsys.readouterr()
     profile = load_checkpoint(weights)["config"]["evaluate"]
-    keys = ("sampler", "steps", "ensemble", "paper_fusion", "batch_slices", "seed", "threshold")
+    keys = ("sampler", "steps", "ensemble", "eta", "paper_fusion", "seed", "threshold")
     assert [getattr(seen["predict"], k) for k in keys] == [getattr(seen["evaluate"], k) for k in keys]
+    # on a CPU predict samples fewer slices at once (memory; the result does not depend on it)
+    assert seen["predict"].batch_slices == min(profile["batch_slices"], CPU_BATCH_SLICES)
     assert (seen["predict"].sampler, seen["predict"].steps, seen["predict"].ensemble) == (
         profile["sampler"], profile["steps"], profile["ensemble"])
 

@@ -16,7 +16,8 @@ datasets ship NIfTI):
    volume or a CT stored without its rescale intercept with a confident, wrong "no bleed".
 
 Non-NIfTI input gets a hint instead of a bare "not NIfTI": a folder or file of DICOM is named as
-such (``dicom_hint``), since that is how head CT leaves the scanner.
+such (``dicom_hint``: ``ichseg predict`` reads it through ``ichseg.data.dicom``; a dataset must be
+NIfTI), since that is how head CT leaves the scanner.
 
 Masks go through the same path; any label > 0 is hemorrhage, the label values themselves are
 kept (BHSD stores the subtype as 1-5, Wu et al. 2023).
@@ -144,12 +145,12 @@ def dicom_hint(path: Path) -> str | None:
     if path.is_dir():
         n = len(dicom_files(path))
         if n:
-            return (f"{path}: a folder of {n} DICOM file(s), not a NIfTI volume; convert the series to NIfTI "
-                    f"first (e.g. `dcm2niix -z y -o OUT {path}`) and give the .nii.gz")
+            return (f"{path}: a folder of {n} DICOM file(s), not a NIfTI volume; `ichseg predict` reads a DICOM "
+                    f"series as it is, a dataset needs NIfTI (e.g. `dcm2niix -z y -o OUT {path}`)")
         return None
     if path.is_file() and is_dicom_file(path):
-        return (f"{path}: a DICOM file (one image of a series), not a NIfTI volume; convert the whole series "
-                f"folder to NIfTI (e.g. `dcm2niix -z y -o OUT {path.parent}`) and give the .nii.gz")
+        return (f"{path}: a DICOM file (one image of a series), not a NIfTI volume; `ichseg predict` reads its "
+                f"series as it is, a dataset needs NIfTI (e.g. `dcm2niix -z y -o OUT {path.parent}`)")
     return None
 
 
@@ -357,26 +358,42 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, *
     """
     from ..utils.atomic import atomic_write_bytes  # local: keeps import cost off the read path
     import gzip
+    import io
 
     path = Path(path)
     dtype = np.dtype(dtype)
-    raw = np.asarray(data, dtype=np.float64)
-    if slope != 1.0 or inter != 0.0:
-        raw = (raw - inter) / slope
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        raw = np.clip(np.rint(raw), info.min, info.max)
-    raw = raw.astype(dtype)
+    data = np.asarray(data)
     hdr = nib.Nifti1Header()
     hdr.set_data_dtype(dtype)
-    hdr.set_data_shape(raw.shape)
+    hdr.set_data_shape(data.shape)
     hdr.set_qform(affine, code=1)
     hdr.set_sform(affine, code=1)
     hdr.set_xyzt_units("mm", "sec")
     hdr["scl_slope"] = slope
     hdr["scl_inter"] = inter
     hdr["vox_offset"] = 352
-    blob = hdr.binaryblock + b"\x00" * 4 + raw.tobytes(order="F")
-    if str(path).lower().endswith(".gz"):
-        blob = gzip.compress(blob, compresslevel=compresslevel, mtime=0)
+    buf = io.BytesIO()
+    out = gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=compresslevel, mtime=0) if str(path).lower().endswith(".gz") else buf
+    out.write(hdr.binaryblock + b"\x00" * 4)
+    # one slice (last axis) at a time: NIfTI's Fortran order is the slices' Fortran orders in turn,
+    # so a large volume is never held again in float64 or as one uncompressed block
+    for k in range(data.shape[-1] if data.ndim else 1):
+        out.write(_stored(data[..., k] if data.ndim else data, dtype, slope, inter).tobytes(order="F"))
+    if out is not buf:
+        out.close()
+    blob = buf.getvalue()
     return atomic_write_bytes(path, blob)
+
+
+def _stored(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) -> np.ndarray:
+    """World values -> what the file stores: ``(values - inter) / slope`` as ``dtype`` (integers
+    rounded and clipped to the type's range)."""
+    if slope == 1.0 and inter == 0.0 and dtype.kind == "f":
+        return values.astype(dtype, copy=False)
+    raw = np.asarray(values, dtype=np.float64)
+    if slope != 1.0 or inter != 0.0:
+        raw = (raw - inter) / slope
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        raw = np.clip(np.rint(raw), info.min, info.max)
+    return raw.astype(dtype)

@@ -4,22 +4,28 @@ A scan goes through the same preparation as the training data (the run config's 
 every axial slice is segmented (batched, with an ensemble) under the settings the checkpoint's
 profile evaluates with (``eval_settings``; each option given replaces one), and the outputs are
 mapped back onto the input's own voxel grid and affine so they overlay the scan in any viewer:
-``mask.nii.gz`` (uint8), ``probability.nii.gz`` and ``uncertainty.nii.gz`` (float32) and
+``mask.nii.gz`` (uint8), ``probability.nii.gz`` and ``uncertainty.nii.gz`` (float32), a picture to
+check them (``preview.png`` and the self-contained ``report.html`` of ``scan_report``) and
 ``summary.json`` (volume in mL with the spread of the ensemble members' volumes, the ABC/2
-estimate, the slices involved, the settings used).
+estimate, the slices involved, the settings used, and what was read: for a DICOM series its
+number, description, spacing and the corrections applied, never a patient identifier).
+
+A scan is a NIfTI file, a folder holding one DICOM CT series or one file of such a series
+(``ichseg.data.dicom``: HU through the rescale, the affine from the patient geometry, gantry tilt
+and uneven spacing corrected); a folder with several series is refused with their list, and
+``series`` picks one.
 
 Writing: the files are made in a staging folder and moved into ``--out`` one by one, the summary
 last (it marks a finished prediction; the earlier one is removed first). Only the files a
 prediction writes are ever replaced; anything else in the folder is left alone.
 
 Two seams let other readers and writers plug in with one call each: ``load_scan`` (path ->
-``Volume`` + metadata; a DICOM series reader returning an HU array and its affine goes through
-``ichseg.data.volumes.volume_from_array``) and ``write_extras`` (files beside the NIfTI outputs,
-e.g. a preview picture or a report).
+``Volume`` + metadata) and ``write_extras`` (files beside the NIfTI outputs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..data.volumes import Volume, check_hounsfield, dicom_files, dicom_hint, is_nifti_name, load_volume
+from ..data.volumes import Volume, check_hounsfield, dicom_files, is_nifti_name
 from ..errors import IchsegError
 from ..metrics.volume import abc2, mask_volume_ml, volume_spread
 from ..utils import atomic_write_json, method_of
@@ -50,6 +56,11 @@ VOLUME_DEFINITIONS = (
     "abc2: Kothari et al., Stroke 1996, on the mask"
 )
 NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
+#: slices sampled together on a CPU unless --batch-slices says otherwise: a GPU-sized batch (the
+#: cpu profile evaluates 32 slices x 3 members at once) holds ~0.5 GB more activations and is no
+#: faster on a CPU (bench/predict_cpu.py); with ddim / dpm-solver++ the result does not depend on
+#: it (each slice starts from the same stream of noise in any batch, and nothing else is drawn)
+CPU_BATCH_SLICES = 8
 _STAGING = ".ichseg-predict-"  # prefix of the staging folder (hidden; removed on success and failure)
 REPLACING = ".ichseg-predict-replacing"  # marks a folder whose earlier prediction is being replaced
 
@@ -75,17 +86,16 @@ def check_checkpoint_file(path: str | Path) -> Path:
     return path
 
 
-def load_scan(path: str | Path, *, hu_check: bool = True) -> tuple[Volume, dict]:
+def load_scan(path: str | Path, *, series: str | None = None, hu_check: bool = True) -> tuple[Volume, dict]:
     """The seam every scan enters by: (volume in HU, RAS+; metadata for the summary).
 
-    A NIfTI file is read by ``load_volume``; a folder is a DICOM series (``read_dicom_series``).
-    Then the volume must look like CT in Hounsfield units (``check_hounsfield``) unless
-    ``hu_check`` is off."""
+    A NIfTI file, a DICOM file (its series) or a folder holding a DICOM series, read by
+    ``ichseg.data.dicom.load_scan`` (``series`` picks one of several; NIfTI takes none). Then the
+    volume must look like CT in Hounsfield units (``check_hounsfield``) unless ``hu_check`` is off."""
+    from ..data.dicom import load_scan as read_scan
+
     path = Path(path)
-    if path.is_dir():
-        vol, meta = read_dicom_series(path)
-    else:
-        vol, meta = load_volume(path), {"format": "nifti"}
+    vol, meta = read_scan(path, series)
     if vol.n_slices < 1:
         raise IchsegError(f"{path}: the volume has no axial slices")
     if hu_check:
@@ -93,12 +103,9 @@ def load_scan(path: str | Path, *, hu_check: bool = True) -> tuple[Volume, dict]
     return vol, meta
 
 
-def read_dicom_series(folder: Path) -> tuple[Volume, dict]:
-    """A folder of DICOM files as a volume. The seam for a DICOM series reader: it returns the HU
-    array and its affine (and what it read: series, description), and
-    ``volume_from_array(folder, array, affine)`` makes the ``Volume``. Until one is here, a one-line
-    refusal that says how to convert the series."""
-    raise IchsegError(dicom_hint(folder) or f"{folder}: a folder with no NIfTI volume and no DICOM file in it")
+def is_dicom_input(path: Path) -> bool:
+    """A scan that is not a NIfTI file: a DICOM series folder or one of its files."""
+    return not (Path(path).is_file() and is_nifti_name(path))
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -163,10 +170,35 @@ def check_out_dir(out_dir: Path, *, own: tuple[str, ...] = (SUMMARY,)) -> None:
 
 def write_extras(outdir: Path, *, volume: Volume, probability: np.ndarray, uncertainty: np.ndarray,
                  mask: np.ndarray, summary: dict) -> list[str]:
-    """The seam for files beside the NIfTI outputs (a preview picture, a report): write them into
-    ``outdir`` (the staging folder; arrays on the scan's own grid, ``volume`` its RAS+ view) and
-    return their names, which the summary lists so a later prediction replaces them. None yet."""
-    return []
+    """The files beside the NIfTI outputs, written into ``outdir`` (the staging folder; arrays on the
+    scan's own grid, ``volume`` its RAS+ view); returns their names, which the summary lists so a
+    later prediction replaces them: ``preview.png`` and ``report.html`` (``scan_report``)."""
+    from .scan_report import canonical, write_scan_report
+
+    written = write_scan_report(
+        outdir, volume.data, canonical(mask, volume), canonical(uncertainty, volume), volume.spacing,
+        name=Path(summary["scan"]).name, volume_ml=summary["hemorrhage_volume_ml"],
+        volume_range_ml=summary.get("hemorrhage_volume_range_ml"), abc2_ml=(summary.get("abc2") or {}).get("volume_ml"),
+        slices=summary["slices_with_hemorrhage"], slice_labels=volume.source_slice(np.arange(volume.n_slices)),
+        details=report_details(summary))
+    return [Path(p).name for p in written.values()]
+
+
+def report_details(summary: dict) -> dict:
+    """The report's further rows: what was read, and how it was segmented."""
+    meta, ev = summary.get("input") or {}, summary.get("evaluate") or {}
+    if meta.get("format") == "dicom":
+        read = (f"DICOM series #{meta.get('series_number') or '?'} '{meta.get('series_description') or 'no description'}'"
+                f", {meta.get('n_files')} files, slices every {meta.get('slice_spacing_mm')} mm")
+    else:
+        read = "NIfTI"
+    rows = {"Input": read, "Voxel size (mm)": " x ".join(f"{v:g}" for v in meta.get("spacing_mm") or [])}
+    if meta.get("corrections"):
+        rows["Corrections"] = "; ".join(meta["corrections"])
+    rows["Model"] = f"{Path(summary['checkpoint']).name} ({summary.get('method')})"
+    rows["Sampling"] = (f"{ev.get('sampler')}, {ev.get('steps')} steps, {ev.get('ensemble')} members, "
+                        f"threshold {summary.get('threshold')}")
+    return rows
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
@@ -233,22 +265,26 @@ class Predictor:
     threshold: float
     hu_check: bool = True
     progress: bool = True
+    series: str | None = None  # the DICOM series to read where a folder holds several
     timings: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, checkpoint: str | Path, overrides: Mapping[str, Any] | None = None, *, device: str = "auto",
-             threshold: float | None = None, hu_check: bool = True, progress: bool = True) -> "Predictor":
+             threshold: float | None = None, hu_check: bool = True, progress: bool = True,
+             series: str | None = None) -> "Predictor":
         checkpoint = check_checkpoint_file(checkpoint)
         dev = resolve_device(device, "--device")
         model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
         ecfg = eval_settings(cfg, overrides)  # the profile's evaluation settings, options replacing them
+        if dev.type == "cpu" and (overrides or {}).get("batch_slices") in (None, 0) and ecfg.batch_slices > CPU_BATCH_SLICES:
+            ecfg = dataclasses.replace(ecfg, batch_slices=CPU_BATCH_SLICES)
         return cls(checkpoint, model, diffusion, cfg, ecfg, dev, ecfg.threshold if threshold is None else float(threshold),
-                   hu_check, progress)
+                   hu_check, progress, series)
 
     def settings(self) -> dict:
         """What decides a prediction's result (a finished one is reused when these match)."""
         return {"checkpoint": str(Path(self.checkpoint).resolve()), "evaluate": dict(self.ecfg.__dict__),
-                "threshold": self.threshold, "hu_check": self.hu_check}
+                "threshold": self.threshold, "hu_check": self.hu_check, "series": self.series}
 
     def slices(self, vol: Volume, scan: Path) -> torch.Tensor:
         from ..data import PrepConfig, preprocess_volume
@@ -286,10 +322,17 @@ class Predictor:
         t0 = time.perf_counter()
         scan, out_dir = Path(scan), Path(out_dir)
         check_out_dir(out_dir)
-        vol, meta = load_scan(scan, hu_check=self.hu_check)
-        prob, unc, members = self.segment(self.slices(vol, scan), scan.name)
+        vol, meta = load_scan(scan, series=self.series if is_dicom_input(scan) else None, hu_check=self.hu_check)
+        slices = self.slices(vol, scan)
+        t1 = time.perf_counter()
+        prob, unc, members = self.segment(slices, scan.name)
+        t2 = time.perf_counter()
         maps = _on_scan_grid(vol, prob, unc, members, self.threshold)
+        del prob, unc, members, slices
         summary = self._summary(scan, vol, meta, maps)
+        # where the time went: reading and preparing, sampling (also per slice), mapping back and writing
+        summary["timings_s"] = {"read": round(t1 - t0, 3), "segment": round(t2 - t1, 3),
+                                "segment_per_slice": round((t2 - t1) / max(vol.n_slices, 1), 4)}
 
         def build(staging: Path) -> None:
             from ..data.volumes import write_nifti
@@ -301,6 +344,7 @@ class Predictor:
                                   uncertainty=maps["uncertainty"], mask=maps["mask"], summary=summary)
             summary["files"] = [*NIFTI_OUTPUTS, *extras, SUMMARY]
             summary["seconds"] = round(time.perf_counter() - t0, 2)
+            summary["timings_s"]["map_and_write"] = round(time.perf_counter() - t2, 3)
             atomic_write_json(staging / SUMMARY, summary)
 
         write_prediction(out_dir, build)
@@ -344,16 +388,17 @@ def _rounded(d: dict) -> dict:
 def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: torch.Tensor | None,
                   threshold: float) -> dict:
     """The maps on the scan's own grid; each member's mask is mapped and thresholded the way the
-    probability is, so the members' volumes (their spread) are measured as the volume itself."""
+    probability is, so the members' volumes (their spread) are measured as the volume itself. The
+    members go first, one at a time, so only one full-size map is in flight beside the outputs."""
     from ..data import volume_from_slices
 
-    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
     member_voxels = []
     for i in range(0 if members is None else members.shape[1]):
-        m = volume_from_slices(members[:, i].numpy(), vol, order=1)
-        member_voxels.append(int(np.count_nonzero(m >= threshold)))
-    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32),
-            "mask": (prob_vol >= threshold).astype(np.uint8), "member_voxels": member_voxels}
+        member_voxels.append(int(np.count_nonzero(volume_from_slices(members[:, i].numpy(), vol, order=1) >= threshold)))
+    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32, copy=False)
+    mask = (prob_vol >= threshold).astype(np.uint8)
+    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32, copy=False),
+            "mask": mask, "member_voxels": member_voxels}
 
 
 def predict_scan(
@@ -367,8 +412,9 @@ def predict_scan(
     threshold: float | None = None,
     hu_check: bool = True,
     progress: bool = True,
+    series: str | None = None,
 ) -> dict:
-    """Segment one scan (a NIfTI file, or a DICOM series folder once a reader is in) into ``out_dir``.
+    """Segment one scan (a NIfTI file, a DICOM series folder or file) into ``out_dir``.
 
     The sampling settings are the checkpoint profile's (``eval_settings``) with ``overrides``
     replacing values; ``ecfg`` fixes them all instead. Nothing is created before the inputs check."""
@@ -377,7 +423,7 @@ def predict_scan(
     if not Path(scan).exists():
         raise IchsegError(f"{scan}: file not found")
     predictor = Predictor.load(checkpoint, overrides, device=device, threshold=threshold, hu_check=hu_check,
-                               progress=progress)
+                               progress=progress, series=series)
     if ecfg is not None:
         predictor.ecfg = ecfg
         predictor.threshold = ecfg.threshold if threshold is None else float(threshold)

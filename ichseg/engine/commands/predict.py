@@ -11,18 +11,29 @@ from .common import add_sampling_arguments, sampling_overrides
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scans", type=Path, nargs="+", metavar="SCAN",
-                   help="head CT volume(s) (.nii, .nii.gz), or folders holding them")
+                   help="head CT scan(s): a NIfTI volume (.nii, .nii.gz), a folder holding one DICOM CT series (or "
+                        "one file of it), or a folder holding such scans (one prediction each)")
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="the model: a .pt file of `ichseg train` (checkpoints/best.pt) or `ichseg export` "
                         "(e.g. results/cpu/model/full.pt)")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: the prediction of one scan, or one subfolder per scan and summary.csv")
+    p.add_argument("--series", default=None, metavar="UID|NUMBER|DESCRIPTION",
+                   help="the DICOM series to segment where a folder holds several (its UID or the UID's last digits, "
+                        "its series number or its description, as the error listing them shows); applies to every "
+                        "DICOM scan named")
     p.add_argument("--threshold", type=float, default=None,
                    help="probability at which a voxel counts as hemorrhage (default: the profile's evaluate.threshold)")
     p.add_argument("--allow-non-hu", action="store_true",
                    help="skip the check that a scan looks like CT in Hounsfield units (air near -1000 HU), for "
                         "a CT cropped so tightly that no air is left in it; anything else gives wrong answers")
     add_sampling_arguments(p)
+    from ..predict import CPU_BATCH_SLICES
+
+    for action in p._actions:
+        if action.dest == "batch_slices":
+            action.help = (f"slices sampled together; lower it if memory runs short (default: the profile's "
+                           f"evaluate.batch_slices, at most {CPU_BATCH_SLICES} on a CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
 
 
@@ -34,10 +45,14 @@ def _line(out: Path, s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import TABLE, Predictor, check_checkpoint_file, check_out_dir, expand_inputs, predict_many
+    from ...errors import IchsegError
+    from ..predict import (TABLE, Predictor, check_checkpoint_file, check_out_dir, expand_inputs, is_dicom_input,
+                           predict_many)
 
     # everything the user named is checked before the model loads and before anything is written
     scans = expand_inputs(args.scans)
+    if args.series is not None and not any(is_dicom_input(s) for s in scans):
+        raise IchsegError(f"--series {args.series!r} picks a DICOM series, and no scan given is DICOM")
     single = scans == [Path(args.scans[0])]
     check_checkpoint_file(args.checkpoint)
     if single:
@@ -45,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_out_dir(args.out, own=(TABLE,))
     predictor = Predictor.load(args.checkpoint, sampling_overrides(args), device=args.device, threshold=args.threshold,
-                               hu_check=not args.allow_non_hu, progress=not args.no_progress)
+                               hu_check=not args.allow_non_hu, progress=not args.no_progress, series=args.series)
     if single:
         print(_line(args.out, predictor(scans[0], args.out)))
         return 0

@@ -32,7 +32,8 @@ import pandas as pd
 
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
-from ..utils.layout import SLICE_SCORES, metrics_path, read_run_config, run_config_path, run_info_path
+from ..utils.layout import (QUALITATIVE, SLICE_SCORES, metrics_path, read_run_config, run_config_path, run_info_path,
+                            train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
@@ -203,7 +204,7 @@ def curves_table(study: Study) -> pd.DataFrame:
     """Every run's ``train_log.csv`` stacked: method, seed, iteration, loss..., dice, iou, strict_dice."""
     frames = []
     for run in study.runs:
-        log = pd.read_csv(run["run_dir"] / "train_log.csv")
+        log = pd.read_csv(train_log_path(run["run_dir"]))
         log.insert(0, "seed", int(run["seed"]))
         log.insert(0, "method", run["method"])
         frames.append(log)
@@ -230,7 +231,7 @@ def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str
     for run in study.runs:
         if int(run["seed"]) != int(seed) or dataset not in run["metrics"]:
             continue
-        path = run["eval_dir"] / dataset / "qualitative.npz"
+        path = run["eval_dir"] / dataset / QUALITATIVE
         if path.is_file():
             with np.load(path) as z:
                 out[run["method"]] = {k: z[k] for k in z.files}

@@ -3,26 +3,16 @@ objectives) and its failure rule and seed SD are what its docstring fixes in adv
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from _bench_helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def pilot():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_evidence_pilot", BENCH / "evidence_pilot.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench("evidence_pilot")
 
 
 def test_the_plan_trains_both_objectives_at_the_profiles_settings(pilot):

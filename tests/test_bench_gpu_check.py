@@ -4,28 +4,14 @@ the GPU run writes (with the goals and whether they are met)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+from _bench_helpers import BENCH, load_bench
 
 
 def test_gpu_check_dry_run_writes_its_json(tmp_path):
-    record = _load("gpu_check").main(["--dry-run", "--out-dir", str(tmp_path)])
+    record = load_bench("gpu_check").main(["--dry-run", "--out-dir", str(tmp_path)])
     written = json.loads((tmp_path / "gpu_check.json").read_text())
     assert written["summary"] == json.loads(json.dumps(record["summary"]))
     assert {r["variant"] for r in written["train"]} == {"full", "medsegdiffv2"}

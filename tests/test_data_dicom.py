@@ -5,7 +5,6 @@ head-CT Hounsfield units."""
 
 from __future__ import annotations
 
-import builtins
 import shutil
 
 import numpy as np
@@ -18,6 +17,8 @@ from ichseg.data.dicom import load_scan, load_series, read_series, read_series_g
 from ichseg.data.phantom import DOMAINS, make_volume
 from ichseg.data.volumes import write_nifti
 from ichseg.errors import IchsegError
+
+from _data_helpers import hide_pydicom
 
 pydicom = pytest.importorskip("pydicom")
 
@@ -224,14 +225,7 @@ def test_folder_without_dicom_and_missing_pydicom(tmp_path, monkeypatch):
         load_series(tmp_path)
     with pytest.raises(IchsegError, match="neither NIfTI"):
         load_scan(tmp_path / "x.txt")
-    real_import = builtins.__import__
-
-    def no_pydicom(name, *args, **kwargs):
-        if name.startswith("pydicom"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    hide_pydicom(monkeypatch)
     with pytest.raises(IchsegError, match=r"needs pydicom; pip install 'ichseg\[realct\]'"):
         load_series(tmp_path)
 

@@ -5,7 +5,6 @@ untouched; a one-line error when pydicom or the volume is missing."""
 
 from __future__ import annotations
 
-import builtins
 import json
 
 import numpy as np
@@ -16,6 +15,8 @@ from ichseg.data import PrepConfig, get_layout, load_pair, prepare_dataset
 from ichseg.data import invesalius, realism, realct
 from ichseg.engine.data import raw_folder
 from ichseg.errors import IchsegError
+
+from _data_helpers import hide_pydicom
 
 
 def _have_pydicom() -> bool:
@@ -34,14 +35,7 @@ needs_all = pytest.mark.skipif(not (_have_pydicom() and invesalius.have_cranium(
 
 
 def test_missing_pydicom_is_one_line_error(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_pydicom(name, *args, **kwargs):
-        if name.startswith("pydicom"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    hide_pydicom(monkeypatch)
     with pytest.raises(IchsegError, match=r"pip install 'ichseg\[realct\]'") as err:
         realct.write_realct("/nonexistent/realct", draws=1)
     assert "\n" not in str(err.value)

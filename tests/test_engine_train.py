@@ -371,3 +371,20 @@ def test_selecting_on_lesion_slices_needs_a_lesion_among_the_validation_slices(w
     cfg = resolve_run_config(profile, "medsegdiffv2")
     with pytest.raises(IchsegError, match="validation slices hold no lesion.*select_on: strict_dice"):
         train(cfg, workdir / "select-no-lesion", data_root=workdir / "data", progress=False)
+
+
+@pytest.mark.parametrize("score, line", [(None, "trained 40 iterations"),
+                                         (0.8125, "best validation strict_dice 0.8125 at iteration 40")])
+def test_train_command_reports_the_score_the_run_selected_on(tmp_path, monkeypatch, capsys, score, line):
+    import argparse
+
+    from ichseg.engine.commands import train as command
+    from ichseg.engine.runlog import TrainResult
+
+    result = TrainResult(tmp_path, tmp_path, tmp_path, [], score, 40, None if score is None else "strict_dice")
+    monkeypatch.setattr(command, "resolve_run_config", lambda *a, **k: {"profile": "smoke", "train": {"seed": 0}})
+    monkeypatch.setattr(command, "train", lambda *a, **k: result)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert command.run(parser.parse_args(["--method", "nnunet" if score is None else "full", "--out", str(tmp_path)])) == 0
+    assert capsys.readouterr().out == f"{tmp_path}: {line}\n"

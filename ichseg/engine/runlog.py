@@ -35,11 +35,6 @@ class TrainResult:
     best_iteration: int
     selected_on: str | None = "dice"
 
-    @property
-    def best_dice(self) -> float:
-        """Former name of ``best_score`` (NaN where there is none), for callers not yet moved."""
-        return float("nan") if self.best_score is None else self.best_score
-
 
 def write_log(path: Path, history: list[dict], columns: list[str] = LOG_COLUMNS) -> None:
     """A run's ``train_log.csv`` (atomically): one row per validation point, missing values empty."""

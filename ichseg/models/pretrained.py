@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -73,39 +75,50 @@ def sha256_prefix(path: Path, n: int = 8) -> str:
     return h.hexdigest()[:n]
 
 
-def _read_state_dict(path: Path, verify: bool, expect: str, what: str, first_key: str) -> dict[str, torch.Tensor]:
-    """Hash-check (``verify``) and read a state dict whose file name is ``what``; ``first_key`` must be in it."""
-    if verify:
-        got = sha256_prefix(path)
-        if got != expect:
-            raise IchsegError(
-                f"weights_path: {path} is not {what}: its sha256 starts {got}, expected {expect} (truncated, "
-                f"corrupt or other weights; set verify_weights: false to load a different state dict on purpose)"
-            )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable pickle, truncated zip, ...
-        raise IchsegError(f"weights_path: cannot read {what} {path}: {_one_line(exc)}") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or first_key not in state:
-        raise IchsegError(f"weights_path: {path} does not hold a {what} state dict")
-    return state
+@dataclass(frozen=True)
+class TrunkWeights:
+    """One trunk's ImageNet state dict on local disk: where it is (``resolve``), the first hex digits
+    of its sha256, how errors name the file and the network, and a key the state dict must hold."""
+
+    resolve: Callable[[str | None], Path]
+    sha256_prefix: str
+    file: str
+    network: str
+    first_key: str
+
+    def state_dict(self, weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+        """Read (and by default hash-check) the state dict from local disk."""
+        path = self.resolve(weights_path)
+        if verify:
+            got = sha256_prefix(path)
+            if got != self.sha256_prefix:
+                raise IchsegError(
+                    f"weights_path: {path} is not {self.file}: its sha256 starts {got}, expected {self.sha256_prefix} "
+                    f"(truncated, corrupt or other weights; set verify_weights: false to load a different state dict "
+                    f"on purpose)"
+                )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # unreadable pickle, truncated zip, ...
+            raise IchsegError(f"weights_path: cannot read {self.file} {path}: {_one_line(exc)}") from exc
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict) or self.first_key not in state:
+            raise IchsegError(f"weights_path: {path} does not hold a {self.file} state dict")
+        return state
+
+    def load_into(self, model: torch.nn.Module, weights_path: str | None = None, verify: bool = True) -> None:
+        """Copy the weights into the network; every key must match (strict)."""
+        state = self.state_dict(weights_path, verify)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise IchsegError(f"weights_path: the file does not match {self.network}: {_one_line(exc)}") from exc
 
 
-def load_resnet18_state_dict(weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Read (and by default hash-check) the ResNet18 ImageNet state dict from local disk."""
-    path = resolve_resnet18_weights(weights_path)
-    return _read_state_dict(path, verify, RESNET18_SHA256_PREFIX, f"torchvision's {RESNET18_FILE}", "conv1.weight")
-
-
-def load_into_resnet18(model: torch.nn.Module, weights_path: str | None = None, verify: bool = True) -> None:
-    """Copy the weights into a torchvision ``resnet18()``; every key must match (strict)."""
-    state = load_resnet18_state_dict(weights_path, verify)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise IchsegError(f"weights_path: the file does not match torchvision's ResNet18: {_one_line(exc)}") from exc
+RESNET18 = TrunkWeights(resolve_resnet18_weights, RESNET18_SHA256_PREFIX, f"torchvision's {RESNET18_FILE}",
+                        "torchvision's ResNet18", "conv1.weight")
+load_resnet18_state_dict, load_into_resnet18 = RESNET18.state_dict, RESNET18.load_into
 
 
 # -- EfficientNet-Lite0 (beyond the paper) ---------------------------------------------------------
@@ -127,16 +140,6 @@ def resolve_lite0_weights(weights_path: str | None = None) -> Path:
     return path
 
 
-def load_lite0_state_dict(weights_path: str | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Read (and by default hash-check) the EfficientNet-Lite0 ImageNet state dict from local disk."""
-    path = resolve_lite0_weights(weights_path)
-    return _read_state_dict(path, verify, LITE0_SHA256_PREFIX, f"EfficientNet-Lite0's {LITE0_FILE}", "_conv_stem.weight")
-
-
-def load_into_lite0(model: torch.nn.Module, weights_path: str | None = None, verify: bool = True) -> None:
-    """Copy the weights into an ``efficientnet_lite_pytorch`` EfficientNet-Lite0; every key must match."""
-    state = load_lite0_state_dict(weights_path, verify)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise IchsegError(f"weights_path: the file does not match EfficientNet-Lite0: {_one_line(exc)}") from exc
+LITE0 = TrunkWeights(resolve_lite0_weights, LITE0_SHA256_PREFIX, f"EfficientNet-Lite0's {LITE0_FILE}",
+                     "EfficientNet-Lite0", "_conv_stem.weight")
+load_lite0_state_dict, load_into_lite0 = LITE0.state_dict, LITE0.load_into

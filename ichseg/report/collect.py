@@ -32,6 +32,8 @@ import pandas as pd
 
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
+from ..utils.layout import (QUALITATIVE, SLICE_SCORES, metrics_path, read_run_config, run_config_path, run_info_path,
+                            train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
@@ -93,13 +95,10 @@ def run_set_description(profile: str, study: Study | None) -> str:
 
     cfg, seeds, budgets = None, {}, {}
     if study is not None and study.runs:
-        import yaml
-
         configs = {}
         for run in study.runs:
-            path = Path(run["run_dir"]) / "config.yaml"
-            if path.is_file():
-                configs.setdefault(run["method"], yaml.safe_load(path.read_text()))
+            if run_config_path(run["run_dir"]).is_file():
+                configs.setdefault(run["method"], read_run_config(run["run_dir"]))
         cfg = configs.get("full") or next(iter(configs.values()), None)
         # iterations per diffusion method (a profile may give some more: trained until flat)
         budgets = {m: c["train"]["iterations"] for m, c in configs.items() if "diffusion" in c}
@@ -151,13 +150,13 @@ def load_study(results_dir: str | Path, expected_stamp: str | None = None) -> St
         run = dict(entry)
         run["method"] = method_of(entry)
         run_dir = results_dir / entry["run_dir"]
-        info = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+        info = _read_json(run_info_path(run_dir)) if run_info_path(run_dir).exists() else {}
         if info.get("status") != "complete":
             problems.append(f"{run_dir}: training not complete")
         run["run_dir"], run["eval_dir"], run["info"] = run_dir, results_dir / entry["eval_dir"], info
         run["metrics"] = {}
         for ds in manifest["datasets"]:
-            mpath = run["eval_dir"] / ds / "metrics.json"
+            mpath = metrics_path(run["eval_dir"] / ds)
             if not mpath.is_file():
                 problems.append(f"{mpath}: missing")
                 continue
@@ -205,7 +204,7 @@ def curves_table(study: Study) -> pd.DataFrame:
     """Every run's ``train_log.csv`` stacked: method, seed, iteration, loss..., dice, iou, strict_dice."""
     frames = []
     for run in study.runs:
-        log = pd.read_csv(run["run_dir"] / "train_log.csv")
+        log = pd.read_csv(train_log_path(run["run_dir"]))
         log.insert(0, "seed", int(run["seed"]))
         log.insert(0, "method", run["method"])
         frames.append(log)
@@ -217,7 +216,7 @@ def slices_table(study: Study) -> pd.DataFrame:
     frames = []
     for run in study.runs:
         for ds in run["metrics"]:
-            t = pd.read_csv(run["eval_dir"] / ds / "slices.csv")
+            t = pd.read_csv(run["eval_dir"] / ds / SLICE_SCORES)
             t.insert(0, "dataset", ds)
             t.insert(0, "seed", int(run["seed"]))
             t.insert(0, "method", run["method"])
@@ -232,7 +231,7 @@ def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str
     for run in study.runs:
         if int(run["seed"]) != int(seed) or dataset not in run["metrics"]:
             continue
-        path = run["eval_dir"] / dataset / "qualitative.npz"
+        path = run["eval_dir"] / dataset / QUALITATIVE
         if path.is_file():
             with np.load(path) as z:
                 out[run["method"]] = {k: z[k] for k in z.files}
@@ -336,13 +335,10 @@ def metrics_frame(summaries: dict[str, dict]) -> pd.DataFrame:
 def study_banner(study: Study) -> str:
     """Markdown line naming the profile, run set, data source per dataset, device and commit; with a
     bold warning when every dataset is the synthetic phantom."""
-    import yaml
-
     from .paper import dataset_title
 
     first = study.runs[0] if study.runs else {"run_dir": study.results_dir, "info": {}}
-    cfg_path = Path(first["run_dir"]) / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
+    cfg = read_run_config(first["run_dir"]) if run_config_path(first["run_dir"]).is_file() else {}
     raw = ((cfg or {}).get("data") or {}).get("raw") or {}
     m = study.manifest
     datasets = list(dict.fromkeys([m.get("train_dataset"), *study.datasets]))

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..utils import atomic_write_bytes, atomic_write_text
+from ..utils.layout import QUALITATIVE, SLICE_SCORES
 from .collect import load_study
 
-QUALITATIVE, SLICES = "qualitative.npz", "slices.csv"
 SIGNIFICANT = "%.6g"
 GRID = 2048  # figure maps are rounded to multiples of 1/GRID (within 2.5e-4; they are drawn at 8 bits)
 
@@ -97,12 +97,12 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     number of files and their size in bytes before and after (``before``, ``after``)."""
     study = load_study(results_dir)  # refuses stale or incomplete results: compact what the book shows
     files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
-             for name in (QUALITATIVE, SLICES)]
+             for name in (QUALITATIVE, SLICE_SCORES)]
     files = [f for f in files if f.is_file()]
     files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
     before = sum(f.stat().st_size for f in files)
     for f in files:
-        {QUALITATIVE: compact_qualitative, SLICES: compact_slices}.get(f.name, compact_notebook)(f)
+        {QUALITATIVE: compact_qualitative, SLICE_SCORES: compact_slices}.get(f.name, compact_notebook)(f)
     return {"files": len(files), "before": before, "after": sum(f.stat().st_size for f in files)}
 
 

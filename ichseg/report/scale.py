@@ -7,8 +7,9 @@ be set beside the paper's uses it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
+
+from ..utils.layout import read_run_config, run_config_path
 
 #: the paper's recipe (§4.2), which every profile is compared against
 PAPER_SIZE, PAPER_ITERATIONS = 256, 115_000
@@ -21,14 +22,11 @@ def scale_facts(profile: str, study=None) -> dict[str, Any]:
     Keys: ``profile``, ``real_data`` (every dataset from real scans), ``size`` (pixels per side),
     ``iterations`` (the diffusion methods' training budgets, sorted), ``pretrained`` (the condition
     encoder's weights), ``amp``, ``patients`` (training cohort, or None when real)."""
-    import yaml
-
     configs: dict[str, dict] = {}
     if study is not None:
         for run in study.runs:
-            path = Path(run["run_dir"]) / "config.yaml"
-            if path.is_file():
-                configs.setdefault(run["method"], yaml.safe_load(path.read_text()))
+            if run_config_path(run["run_dir"]).is_file():
+                configs.setdefault(run["method"], read_run_config(run["run_dir"]))
     if not configs:
         from ..engine.config import resolve_run_config
 
@@ -84,18 +82,15 @@ def _join(items: list[str]) -> str:
 def budgets_sentence(study) -> str:
     """Each diffusion method's training budget, from its runs' recorded configs (a profile may train
     some methods longer), e.g. "Training budgets: 3,000 iterations for ...; 1,500 for ...". """
-    import yaml
-
     from .paper import method_title
 
     budgets: dict[int, list[str]] = {}
     seen = set()
     for run in study.runs:
-        path = Path(run["run_dir"]) / "config.yaml"
-        if run["method"] in seen or not path.is_file():
+        if run["method"] in seen or not run_config_path(run["run_dir"]).is_file():
             continue
         seen.add(run["method"])
-        cfg = yaml.safe_load(path.read_text())
+        cfg = read_run_config(run["run_dir"])
         if "diffusion" in cfg:
             budgets.setdefault(int(cfg["train"]["iterations"]), []).append(method_title(run["method"]))
     if not budgets:

@@ -28,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_run_config(args.profile, args.method, args.overrides, iterations=args.iterations, seed=args.seed)
     out = args.out or Path("results") / cfg["profile"] / "runs" / f"{args.method}-s{cfg['train']['seed']}"
     res = train(cfg, out, data_root=args.data_root, resume=args.resume, progress=not args.no_progress)
-    if res.best_dice is None:  # nnU-Net keeps its own final checkpoint
+    if res.best_score is None:  # nnU-Net keeps its own final checkpoint
         print(f"{res.run_dir}: trained {res.best_iteration} iterations")
     else:
-        print(f"{res.run_dir}: best validation {cfg['train'].get('select_on', 'dice')} {res.best_dice:.4f} "
-              f"at iteration {res.best_iteration}")
+        print(f"{res.run_dir}: best validation {res.selected_on} {res.best_score:.4f} at iteration {res.best_iteration}")
     return 0

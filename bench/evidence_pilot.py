@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from ichseg.engine.commands.models import study_methods  # noqa: E402
 from ichseg.engine.config import load_profile, resolve_run_config  # noqa: E402
-from ichseg.engine.methods import train  # noqa: E402
+from ichseg.engine.methods import train_run  # noqa: E402
 
 OUT = ROOT / "bench" / "measured" / "evidence_pilot.json"
 ARMS = {"paper": [], "x0-a1": ["diffusion.prediction=x0", "loss.alpha=1"]}
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     for arm, m, s, cfg in runs:
         run_dir = args.out / arm / f"{m}-s{s}"
         resume = (run_dir / "train_log.csv").exists()
-        train(cfg, run_dir, data_root=args.data_root, resume=resume, progress=False)
+        train_run(cfg, run_dir, data_root=args.data_root, resume=resume, progress=False)
         best[(arm, m, s)] = best_validation(run_dir)
     out = {"profile": args.profile, "split": "val", "best_val_strict_dice": {f"{a}/{m}/s{s}": v for (a, m, s), v in best.items()},
            **verdict(best)}

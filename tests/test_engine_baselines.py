@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ichseg.cli import main as cli_main
-from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train
+from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train_run
 from ichseg.engine.checkpoint import load_checkpoint
 from ichseg.engine.config import method_kind, run_config_hash
 from ichseg.models.baselines import RECIPES
@@ -78,7 +78,7 @@ def test_unknown_method_lists_every_method():
 @pytest.fixture(scope="module")
 def unet_run(workdir):
     cfg = resolve_run_config("smoke", "unet", TINY + ["train.iterations=12", "train.eval_every=6"])
-    return cfg, train(cfg, workdir / "unet", data_root=workdir / "data", progress=False)
+    return cfg, train_run(cfg, workdir / "unet", data_root=workdir / "data", progress=False)
 
 
 def test_direct_training_logs_its_own_loss_and_schedule(unet_run):
@@ -115,9 +115,9 @@ def test_direct_training_resumes_exactly(unet_run, workdir, monkeypatch):
 
     monkeypatch.setattr(objectives.DirectObjective, "loss", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, workdir / "unet-resumed", data_root=workdir / "data", progress=False)
+        train_run(cfg, workdir / "unet-resumed", data_root=workdir / "data", progress=False)
     monkeypatch.setattr(objectives.DirectObjective, "loss", real)
-    again = train(cfg, workdir / "unet-resumed", data_root=workdir / "data", progress=False, resume=True)
+    again = train_run(cfg, workdir / "unet-resumed", data_root=workdir / "data", progress=False, resume=True)
     a, b = load_checkpoint(res.last_checkpoint), load_checkpoint(again.last_checkpoint)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k

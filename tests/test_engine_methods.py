@@ -34,7 +34,7 @@ def test_train_and_evaluate_run_go_through_the_registry(monkeypatch, tmp_path):
     fake = methods.Method(train=lambda cfg, out, **kw: calls.append(("train", cfg["method"], kw["resume"])),
                           evaluate_run=lambda run, *a, **kw: calls.append(("evaluate", kw["method"], kw["split"])))
     monkeypatch.setitem(methods.KINDS, NNUNET, fake)
-    methods.train({"method": "nnunet"}, tmp_path, resume=True)
+    methods.train_run({"method": "nnunet"}, tmp_path, resume=True)
     (tmp_path / "run.json").write_text(json.dumps({"method": "nnunet"}))
     methods.evaluate_run(tmp_path, tmp_path, tmp_path / "eval", split="val")
     # a run folder written before run.json named its method `method` says `variant`

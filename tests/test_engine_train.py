@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from ichseg.cli import main as cli_main
-from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train
+from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train_run
 from ichseg.engine.checkpoint import load_checkpoint
 from ichseg.errors import IchsegError
 
@@ -58,7 +58,7 @@ def reference_run(workdir):
     """An uninterrupted 24-iteration run (checkpoint every 6) in this process."""
     profile = tiny_profile(workdir, 24, 6)
     cfg = resolve_run_config(profile, "medsegdiffv2")
-    res = train(cfg, workdir / "ref", data_root=workdir / "data", progress=False)
+    res = train_run(cfg, workdir / "ref", data_root=workdir / "data", progress=False)
     return profile, res
 
 
@@ -104,7 +104,7 @@ def test_validation_reads_the_val_split(monkeypatch, tmp_path):
     real = engine_train.load_split
     monkeypatch.setattr(engine_train, "load_split", lambda prepared, split: seen.append(split) or real(prepared, split))
     profile = tiny_profile(tmp_path, 2, 2, extra=["train.augment=false"])
-    train(resolve_run_config(profile, "medsegdiffv2"), tmp_path / "run", data_root=tmp_path / "data", progress=False)
+    train_run(resolve_run_config(profile, "medsegdiffv2"), tmp_path / "run", data_root=tmp_path / "data", progress=False)
     assert seen == ["val"]
 
 
@@ -182,8 +182,8 @@ def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
 
     cfg = resolve_run_config(profile, "medsegdiffv2")
     with pytest.raises(IchsegError, match="--resume"):
-        train(cfg, out, data_root=workdir / "data", progress=False)
-    train(cfg, out, data_root=workdir / "data", resume=True, progress=False)
+        train_run(cfg, out, data_root=workdir / "data", progress=False)
+    train_run(cfg, out, data_root=workdir / "data", resume=True, progress=False)
     a, b = state_tensors(ref.last_checkpoint), state_tensors(last)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
@@ -196,7 +196,7 @@ def test_resume_refuses_another_configuration(reference_run, workdir):
     profile, ref = reference_run
     other = resolve_run_config(profile, "medsegdiffv2", ["train.lr=3e-4"])
     with pytest.raises(IchsegError, match="another configuration"):
-        train(other, ref.run_dir, data_root=workdir / "data", resume=True, progress=False)
+        train_run(other, ref.run_dir, data_root=workdir / "data", resume=True, progress=False)
 
 
 def test_torchrun_two_ranks_match_one_process(workdir):
@@ -351,7 +351,7 @@ def test_predict_bad_input_is_one_clear_error_and_leaves_nothing(reference_run, 
 def test_best_checkpoint_is_the_first_best_of_the_named_validation_score(workdir, select_on):
     profile = tiny_profile(workdir, 12, 4, [f"train.select_on={select_on}"])
     cfg = resolve_run_config(profile, "medsegdiffv2")
-    res = train(cfg, workdir / f"select-{select_on}", data_root=workdir / "data", progress=False)
+    res = train_run(cfg, workdir / f"select-{select_on}", data_root=workdir / "data", progress=False)
     log = pd.read_csv(res.run_dir / "train_log.csv")
     assert res.best_iteration == int(log["iteration"][log[select_on].idxmax()])
     assert res.best_score == pytest.approx(log[select_on].max()) and res.selected_on == select_on
@@ -370,7 +370,7 @@ def test_selecting_on_lesion_slices_needs_a_lesion_among_the_validation_slices(w
     profile = tiny_profile(workdir, 2, 1, ["train.select_on=strict_dice"])
     cfg = resolve_run_config(profile, "medsegdiffv2")
     with pytest.raises(IchsegError, match="validation slices hold no lesion.*select_on: strict_dice"):
-        train(cfg, workdir / "select-no-lesion", data_root=workdir / "data", progress=False)
+        train_run(cfg, workdir / "select-no-lesion", data_root=workdir / "data", progress=False)
 
 
 @pytest.mark.parametrize("score, line", [(None, "trained 40 iterations"),
@@ -383,7 +383,7 @@ def test_train_command_reports_the_score_the_run_selected_on(tmp_path, monkeypat
 
     result = TrainResult(tmp_path, tmp_path, tmp_path, [], score, 40, None if score is None else "strict_dice")
     monkeypatch.setattr(command, "resolve_run_config", lambda *a, **k: {"profile": "smoke", "train": {"seed": 0}})
-    monkeypatch.setattr(command, "train", lambda *a, **k: result)
+    monkeypatch.setattr(command, "train_run", lambda *a, **k: result)
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     assert command.run(parser.parse_args(["--method", "nnunet" if score is None else "full", "--out", str(tmp_path)])) == 0

@@ -49,7 +49,7 @@ def test_every_method_kind_writes_the_same_run_folder_layout(method, workdir, mo
         _stand_in_for_nnunet(monkeypatch)
     cfg = resolve_run_config("smoke", method, OVERRIDES[method])
     run_dir = workdir / f"run-{method}"
-    result = methods.train(cfg, run_dir, data_root=workdir / "data", progress=False)
+    result = methods.train_run(cfg, run_dir, data_root=workdir / "data", progress=False)
     own_folder = method == NNUNET
     assert [p.relative_to(run_dir).as_posix() for p in layout.run_outputs(run_dir, own_folder)] == [
         "run.json", "train_log.csv", "config.yaml", "nnunet" if own_folder else "checkpoints/best.pt"]

@@ -4,14 +4,14 @@ Its modules import one way (enforced by ``.importlinter``, acyclic_siblings cont
 ``devices``, ``provenance``, ``checkpoint``, ``ema``, ``runlog``, ``data``; ``config`` (run
 configs, method kinds); ``scoring`` (``write_evaluation``), ``inference``, ``objectives``;
 ``train`` (the network training loop), ``evaluate``, ``predict``; ``nnunet`` (the nnU-Net
-adapter); ``methods`` (kind -> train / evaluate functions: ``train``, ``evaluate_run``);
+adapter); ``methods`` (kind -> train / evaluate functions: ``train_run``, ``evaluate_run``);
 ``commands`` (the CLI).
 """
 
 from .config import EvalConfig, TrainConfig, load_profile, resolve_run_config, run_config_hash
 from .evaluate import evaluate_checkpoint, load_trained_model
 from .inference import segment_slices
-from .methods import evaluate_run, train
+from .methods import evaluate_run, train_run
 from .predict import predict_scan
 from .runlog import TrainResult
 
@@ -27,5 +27,5 @@ __all__ = [
     "resolve_run_config",
     "run_config_hash",
     "segment_slices",
-    "train",
+    "train_run",
 ]

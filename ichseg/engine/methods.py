@@ -3,7 +3,7 @@
 ``METHODS`` (``ichseg.engine.config``) names every method of the study; ``method_kind(name)``
 says what kind it is: ``diffusion`` (the Table 2 variants), ``direct`` (the Table 1 baseline
 networks) or ``nnunet`` (nnU-Net v2 through its own package). ``KINDS`` maps each kind to its
-``train`` and ``evaluate_run`` functions; ``train`` and ``evaluate_run`` below look the kind up and
+``train`` and ``evaluate_run`` functions; ``train_run`` and ``evaluate_run`` below look the kind up and
 call them, so no training or evaluation code names another kind's trainer:
 
     diffusion, direct -> ichseg.engine.train.train_network, ichseg.engine.evaluate.evaluate_network_run
@@ -66,7 +66,7 @@ def method(name: str) -> Method:
     return KINDS[method_kind(name)]
 
 
-def train(
+def train_run(
     cfg: dict,
     out_dir: str | Path,
     *,
@@ -101,4 +101,4 @@ def evaluate_run(
                           method=method, device=device, progress=progress)
 
 
-__all__ = ["ALL_METHODS", "BEYOND_PAPER_METHODS", "KINDS", "METHODS", "Method", "evaluate_run", "method", "train"]
+__all__ = ["ALL_METHODS", "BEYOND_PAPER_METHODS", "KINDS", "METHODS", "Method", "evaluate_run", "method", "train_run"]

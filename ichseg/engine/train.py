@@ -13,7 +13,7 @@ from that checkpoint) and the loop of ``_step`` with ``_validate_and_checkpoint`
 Exact resume: every random draw of iteration i (batch rows, augmentation, timesteps, noise) comes
 from generators seeded by (seed, i), so a run needs no RNG stream position to continue; the
 checkpoint holds model, EMA, optimizer, the LR scheduler (torch's ``LambdaLR``), the iteration,
-the validation history and the global torch RNG state. ``train(..., resume=True)`` after a kill
+the validation history and the global torch RNG state. ``train_run(..., resume=True)`` after a kill
 ends bit-identical (CPU) to an uninterrupted run.
 
 Distributed: under ``torchrun`` (WORLD_SIZE > 1) each rank takes its share of the same global

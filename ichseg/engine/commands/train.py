@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import resolve_run_config
-from ..methods import train
+from ..methods import train_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_run_config(args.profile, args.method, args.overrides, iterations=args.iterations, seed=args.seed)
     out = args.out or Path("results") / cfg["profile"] / "runs" / f"{args.method}-s{cfg['train']['seed']}"
-    res = train(cfg, out, data_root=args.data_root, resume=args.resume, progress=not args.no_progress)
+    res = train_run(cfg, out, data_root=args.data_root, resume=args.resume, progress=not args.no_progress)
     if res.best_score is None:  # nnU-Net keeps its own final checkpoint
         print(f"{res.run_dir}: trained {res.best_iteration} iterations")
     else:

@@ -244,6 +244,7 @@ def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
         text = " ".join(browser.find_element(By.TAG_NAME, "body").text.replace("\u2019", "'").split())
         assert f"full model's lesion-slice Dice is {100 * m:.1f} ± {100 * h:.1f}% ({n} seeds)" in text, page
         assert "Verdict of the `cpu` profile".replace("`", "") in text.replace("`", "")
+        browser.execute_script("window.scrollTo(0, 0)")  # the first screen, where the answer is
         browser.save_screenshot(str(HTML.parent / f"screenshot-{page.removesuffix('.html')}.png"))
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
     assert any(h and h.endswith("results/smoke/results.html") for h in links)
@@ -295,3 +296,30 @@ def test_viewer_draws_the_volume_and_toggles_overlays(browser):
         ".map(e => e.tagName).slice(0, 5);")
     assert not wide, f"elements wider than the content column: {wide}"
     browser.save_screenshot(str(HTML.parent / "screenshot-evidence.png"))
+
+
+@browser_test
+def test_maths_typesets_from_the_books_own_files(browser):
+    """The method page's equations are typeset by the MathJax copied into the build (no network):
+    every equation becomes MathJax output, no TeX delimiter is left in the text, and MathJax reports
+    no file it failed to load (its fonts are the package's STIX-Web)."""
+    import time
+
+    _open(browser, HTML / "method.html")
+    state = {}
+    for _ in range(100):
+        state = browser.execute_script(
+            "const m = document.getElementById('MathJax_Message');"
+            "return {src: Array.from(document.scripts).map(s => s.src).filter(s => /MathJax/.test(s)),"
+            " done: !!(window.MathJax && MathJax.Hub && MathJax.Hub.queue && MathJax.Hub.queue.pending === 0"
+            "           && MathJax.Hub.queue.running === 0),"
+            " typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_SVG_Display').length,"
+            " scripts: document.querySelectorAll('script[type^=\"math/tex\"]').length,"
+            " raw: ['\\\\(', '\\\\['].filter(d => document.body.innerText.includes(d)),"
+            " message: m ? m.textContent : ''}")
+        if state["done"] and state["typeset"]:
+            break
+        time.sleep(0.1)
+    assert state["src"] and all(s.startswith("file://") for s in state["src"]), state["src"]
+    assert state["typeset"] >= state["scripts"] > 0 and not state["raw"], state  # every equation typeset, no TeX left
+    assert "fail" not in state["message"].lower(), state["message"]

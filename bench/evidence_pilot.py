@@ -15,6 +15,7 @@ the ``seed_sd`` the pre-registration's smallest detectable differences use.
 
     .venv/bin/python bench/evidence_pilot.py --plan                 # the runs, nothing trained
     .venv/bin/python bench/evidence_pilot.py [--iterations N]       # hours on 2 cores; resumable
+    .venv/bin/python bench/evidence_pilot.py --only paper/full/s1 x0-a1/full/s0   # a share of it, in parallel
 
 Writes bench/measured/evidence_pilot.json.
 """
@@ -28,6 +29,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,8 +74,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "evidence_pilot")
     ap.add_argument("--data-root", type=Path, default=ROOT / "data")
     ap.add_argument("--plan", action="store_true", help="print the runs and exit")
+    ap.add_argument("--only", nargs="+", metavar="ARM/METHOD/sSEED",
+                    help="train only these runs (e.g. paper/full/s1), then exit: several processes share the pilot")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of this process (default 1)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     runs = plan(args.profile, args.iterations)
+    if args.only:
+        unknown = set(args.only) - {f"{a}/{m}/s{s}" for a, m, s, _ in runs}
+        if unknown:
+            ap.error(f"--only: no such pilot run {sorted(unknown)}")
+        runs = [r for r in runs if f"{r[0]}/{r[1]}/s{r[2]}" in args.only]
     for arm, m, s, cfg in runs:
         print(f"{arm:<6} {m:<13} seed {s}: {cfg['train']['iterations']} iterations, "
               f"{cfg['diffusion']['prediction']}, alpha {cfg['loss']['alpha']}")
@@ -85,6 +96,8 @@ def main(argv=None) -> int:
         resume = (run_dir / "train_log.csv").exists()
         train_run(cfg, run_dir, data_root=args.data_root, resume=resume, progress=False)
         best[(arm, m, s)] = best_validation(run_dir)
+    if args.only:
+        return 0
     out = {"profile": args.profile, "split": "val", "best_val_strict_dice": {f"{a}/{m}/s{s}": v for (a, m, s), v in best.items()},
            **verdict(best)}
     OUT.write_text(json.dumps(out, indent=1) + "\n")

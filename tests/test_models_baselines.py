@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -437,3 +438,24 @@ def test_overfits_one_phantom_batch(name, phantom_batch):
             dice = float(np.mean(slice_scores(torch.sigmoid(model(image)), mask)["dice"]))
     print(f"{name}: hard Dice {dice:.3f} after {step} steps")
     assert dice > 0.8 and math.isfinite(loss.item()), f"{name}: hard Dice {dice:.3f} after {step} steps"
+
+
+def test_adam_recipes_use_the_fused_kernel_with_the_loop_s_numbers():
+    """On a CPU the Adam family runs fused (one pass over all parameters); one step of it moves
+    every parameter as torch's per-tensor reference loop does."""
+    torch.manual_seed(0)
+    model = tiny("unet", 32)
+    ref = copy.deepcopy(model)
+    opt = build_optimizer(model, "unet")
+    assert opt.defaults["fused"] is True
+    loop = torch.optim.Adam(ref.parameters(), lr=opt.defaults["lr"], weight_decay=opt.defaults["weight_decay"],
+                            foreach=False)
+    x = torch.randn(2, 1, 32, 32)
+    for m, o in ((model, opt), (ref, loop)):
+        for _ in range(3):
+            o.zero_grad()
+            m(x).square().mean().backward()
+            o.step()
+    for a, b in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert build_optimizer(model, "transunet").defaults.get("fused") in (None, False)  # SGD: torch's default

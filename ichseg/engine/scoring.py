@@ -2,8 +2,9 @@
 
 ``write_evaluation`` is the one scorer of the study: every method (diffusion variants, direct
 segmenters, nnU-Net) hands it its probability maps of the same slices, and it writes, atomically,
-``metrics.json`` (both protocols, provenance), ``slices.csv`` (per-slice scores) and
-``qualitative.npz`` (a few fixed slices for the qualitative figure) into one folder.
+``metrics.json`` (both protocols, provenance), ``slices.csv`` (per-slice scores),
+``qualitative.npz`` (a few fixed slices for the qualitative figure) and ``volume.npz`` (one whole
+test volume for the book's viewer, ``ichseg.engine.viewer_volume``) into one folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..utils import atomic_directory, atomic_write_json
 from ..utils.layout import METRICS, QUALITATIVE, SLICE_SCORES
 from .config import EvalConfig
 from .provenance import environment
+from .viewer_volume import volume_rows, write_volume
 
 
 def qualitative_rows(table: pd.DataFrame, masks: np.ndarray, count: int) -> np.ndarray:
@@ -110,6 +112,7 @@ def write_evaluation(
         per_slice.to_csv(tmp / SLICE_SCORES, index=False)
         np.savez_compressed(tmp / QUALITATIVE, rows=q, image=images[q], mask=g[q], probability=p[q],
                             uncertainty=unc[q], paper_map=np.asarray(fusion_maps(stages)[ecfg.paper_fusion])[q])
+        write_volume(tmp, table, volume_rows(table, g), images, g, p, unc)
         atomic_write_json(tmp / METRICS, summary)
     return summary
 

@@ -32,8 +32,8 @@ import pandas as pd
 
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
-from ..utils.layout import (QUALITATIVE, SLICE_SCORES, metrics_path, read_run_config, run_config_path, run_info_path,
-                            train_log_path)
+from ..utils.layout import (QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, metrics_path, read_run_config, run_config_path,
+                            run_info_path, train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
@@ -224,6 +224,21 @@ def slices_table(study: Study) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def viewer_volumes(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """method -> its evaluation's whole test volume on ``dataset`` (``volume.npz``; first seed
+    unless given), with ``rows`` set to the slice numbers the viewer labels; {} when none kept one."""
+    from ..engine.viewer_volume import read_volume
+
+    seed = study.seeds[0] if seed is None else seed
+    out = {}
+    for run in study.runs:
+        if int(run["seed"]) == int(seed) and dataset in run["metrics"]:
+            vol = read_volume(run["eval_dir"] / dataset / VIEWER_VOLUME)
+            if vol is not None:
+                out[run["method"]] = {**vol, "rows": vol["slice_index"], "windowed": True}
+    return out
+
+
 def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """method -> the arrays of its ``qualitative.npz`` on ``dataset`` (first seed unless given)."""
     seed = study.seeds[0] if seed is None else seed
@@ -373,6 +388,7 @@ __all__ = [
     "metrics_frame",
     "protocol_breakdown",
     "provenance_table",
+    "viewer_volumes",
     "qualitative",
     "read_stamp",
     "read_timings",

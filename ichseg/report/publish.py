@@ -9,7 +9,8 @@ truth as uint8, and writes ``slices.csv`` with six significant digits (every tab
 the book rounds far coarser). Runs the book does not draw in Fig. 3 keep their arrays too. The
 executed notebooks' figures (PNG) are re-encoded with a palette of 256 colours, which matplotlib's
 flat colours, grey CT windows and colour maps fit (about half the bytes at 128²); a figure is
-replaced only when that saves a tenth. Idempotent; every file is replaced atomically. Stage stamps
+replaced only when that saves a tenth. The viewer's whole test volumes (``volume.npz``) are kept for the
+first seed of each Table 1 model only, the ones the book's viewer shows. Idempotent; every file is replaced atomically. Stage stamps
 do not hash outputs, so compacted results stay consistent.
 """
 
@@ -25,11 +26,23 @@ import numpy as np
 import pandas as pd
 
 from ..utils import atomic_write_bytes, atomic_write_text
-from ..utils.layout import QUALITATIVE, SLICE_SCORES
+from ..utils.layout import QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME
 from .collect import load_study
 
 SIGNIFICANT = "%.6g"
 GRID = 2048  # figure maps are rounded to multiples of 1/GRID (within 2.5e-4; they are drawn at 8 bits)
+
+
+def _prune_viewer_volumes(study) -> None:
+    """Keep ``volume.npz`` only where the book's viewer shows it: the first seed of each Table 1
+    model (each is ~100 kB; a pass evaluates every seed of every method on every dataset)."""
+    from .paper import TABLE1_ORDER
+
+    for run in study.runs:
+        if run["method"] in TABLE1_ORDER and int(run["seed"]) == int(study.seeds[0]):
+            continue
+        for ds in run["metrics"]:
+            (run["eval_dir"] / ds / VIEWER_VOLUME).unlink(missing_ok=True)
 
 
 def compact_qualitative(path: Path) -> None:
@@ -99,6 +112,7 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
              for name in (QUALITATIVE, SLICE_SCORES)]
     files = [f for f in files if f.is_file()]
+    _prune_viewer_volumes(study)
     files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
     before = sum(f.stat().st_size for f in files)
     for f in files:

@@ -35,9 +35,13 @@ def png_data_url(array: np.ndarray, vmax: float = 1.0) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _ct(image: np.ndarray) -> np.ndarray:
+def _ct(image: np.ndarray, windowed: bool = False) -> np.ndarray:
+    """The CT in [0, 1]: as given when already windowed (a whole volume, on one window), else on
+    the slice's own 1st-99.5th percentile window."""
     img = np.asarray(image, dtype=float)
     img = img[0] if img.ndim == 3 else img
+    if windowed:
+        return img
     lo, hi = np.percentile(img, [1, 99.5])
     return (img - lo) / (hi - lo if hi > lo else 1.0)
 
@@ -63,7 +67,7 @@ def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_OR
         unc_max = float(np.max(items[unc_from]["uncertainty"])) if unc_from else 1.0
         for r in rows:
             ref = items[shown[0]]
-            entry = {"dataset": dataset_title(ds), "slice": r, "ct": png_data_url(_ct(ref["image"][pos[shown[0]][r]])),
+            entry = {"dataset": dataset_title(ds), "slice": r, "ct": png_data_url(_ct(ref["image"][pos[shown[0]][r]], bool(ref.get("windowed")))),
                      "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])}}
             for m in shown:
                 entry["layers"][m] = png_data_url(items[m]["probability"][pos[m][r]])

@@ -115,7 +115,7 @@ def _commit(repo: Path, path: str, message: str) -> str:
 
 
 @pytest.fixture
-def repo(tmp_path):
+def empty_repo(tmp_path):
     _git(tmp_path, "init", "-q")
     return tmp_path
 
@@ -123,7 +123,8 @@ def repo(tmp_path):
 PLAN, METRIC = "results/evidence/preregistration.yaml", "results/evidence/eval/full-s0/bhsd/metrics.json"
 
 
-def test_a_plan_committed_before_the_first_test_metric_precedes_it(repo):
+def test_a_plan_committed_before_the_first_test_metric_precedes_it(empty_repo):
+    repo = empty_repo
     plan_sha = _commit(repo, PLAN, "plan")
     order = commit_order(repo / "results/evidence")
     assert order["plan_commit"] == plan_sha and order["metrics_commit"] is None and order["precedes"] is None
@@ -139,7 +140,8 @@ def test_a_plan_committed_before_the_first_test_metric_precedes_it(repo):
     assert commit_order(repo / "book" / "results" / "evidence") == order
 
 
-def test_a_plan_committed_after_a_test_metric_does_not(repo):
+def test_a_plan_committed_after_a_test_metric_does_not(empty_repo):
+    repo = empty_repo
     metric_sha = _commit(repo, METRIC, "metric")
     _commit(repo, PLAN, "plan")
     order = commit_order(repo / "results/evidence")
@@ -147,7 +149,8 @@ def test_a_plan_committed_after_a_test_metric_does_not(repo):
     assert "**not** before" in preregistration_section(repo / "results/evidence")[0]
 
 
-def test_a_plan_committed_with_the_metrics_does_not_precede_them(repo):
+def test_a_plan_committed_with_the_metrics_does_not_precede_them(empty_repo):
+    repo = empty_repo
     (repo / "results/evidence/eval/full-s0/bhsd").mkdir(parents=True)
     (repo / METRIC).write_text("{}")
     _git(repo, "add", METRIC)

@@ -36,7 +36,8 @@ def read_plan(results_dir: str | Path) -> dict | None:
         return None
     plan = yaml.safe_load(path.read_text())
     if not isinstance(plan, dict) or not isinstance(plan.get("runs"), list) or not isinstance(plan.get("seeds"), dict):
-        raise IchsegError(f"{path}: not a pre-registration (a mapping with runs and seeds; ichseg preregister writes one)")
+        raise IchsegError(f"{path}: not a pre-registration (a mapping with runs and seeds; "
+                          "ichseg preregister writes one)")
     return plan
 
 
@@ -55,6 +56,10 @@ def _json(path: Path) -> dict:
 
 def _row(kind: str, run: str = "", planned="", found="") -> dict:
     return {"deviation": kind, "run": run, "planned": str(planned), "found": str(found)}
+
+
+def _listed(items) -> str:
+    return ", ".join(map(str, items))
 
 
 def _found_runs(results_dir: Path, study: dict) -> dict[tuple[str, int], dict]:
@@ -80,17 +85,17 @@ def _plan_level(plan: dict, study: dict) -> tuple[list[dict], set[tuple[str, int
         found_seeds.setdefault(r["method"], []).append(int(r["seed"]))
     for m in planned_seeds:
         if m not in found_seeds:
-            rows.append(_row("method dropped", m, ", ".join(map(str, planned_seeds[m])), "not run"))
+            rows.append(_row("method dropped", m, _listed(planned_seeds[m]), "not run"))
             explained |= {(m, s) for s in planned_seeds[m]}
         elif sorted(found_seeds[m]) != sorted(planned_seeds[m]):
-            rows.append(_row("seeds changed", m, ", ".join(map(str, planned_seeds[m])), ", ".join(map(str, found_seeds[m]))))
+            rows.append(_row("seeds changed", m, _listed(planned_seeds[m]), _listed(found_seeds[m])))
             explained |= {(m, s) for s in set(planned_seeds[m]) ^ set(found_seeds[m])}
     for m in found_seeds:
         if m not in planned_seeds:
-            rows.append(_row("method added", m, "not planned", ", ".join(map(str, found_seeds[m]))))
+            rows.append(_row("method added", m, "not planned", _listed(found_seeds[m])))
             explained |= {(m, s) for s in found_seeds[m]}
-    if plan.get("test_datasets") and list(study.get("datasets", [])) != list(plan["test_datasets"]):
-        rows.append(_row("test datasets changed", "", ", ".join(plan["test_datasets"]), ", ".join(study.get("datasets", []))))
+    if plan.get("test_datasets") and sorted(study.get("datasets", [])) != sorted(plan["test_datasets"]):
+        rows.append(_row("test datasets changed", "", _listed(plan["test_datasets"]), _listed(study.get("datasets", []))))
     return rows, explained
 
 
@@ -128,7 +133,8 @@ def _evaluation_level(plan: dict, results_dir: Path) -> list[dict]:
         got = metrics.get("evaluate")
         if want is not None and got is not None and dict(got) != dict(want):
             planned, found = _settings_diff(want, got)
-            rows.append(_row("evaluation settings changed", f"{path.parent.parent.name} on {path.parent.name}", planned, found))
+            run = f"{path.parent.parent.name} on {path.parent.name}"
+            rows.append(_row("evaluation settings changed", run, planned, found))
     return rows
 
 

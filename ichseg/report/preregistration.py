@@ -156,7 +156,7 @@ def preregistration(profile: str | dict, *, seed_sd: float | None = None, conver
         "code_commit": git_commit(),
         "question": "do the paper's changes make a better diffusion segmenter (Table 2), and does the full model "
                     "beat MedSegDiff-v2 on the other test sets (Table 1)?",
-        "methods": methods, "seeds": seeds, "runs": runs, "test_datasets": datasets,
+        "methods": methods, "seeds": seeds, "runs": runs, "test_datasets": list(cfg["data"].get("test_datasets", [])),
         **evaluation_block(configs),
         "budget_rule": budget_rule(configs), "checkpoint_rule": checkpoint_rule(configs),
         "metrics": {"primary": [f"{k}: {v}" for k, v in PRIMARY_SCORES.items()],
@@ -194,7 +194,8 @@ def read_pilot(path: str | Path, profile: str) -> tuple[float, dict]:
     if pilot.get("profile") != profile:
         raise IchsegError(f"{path}: a pilot of profile {pilot.get('profile')!r}, not of {profile!r}")
     if pilot.get("split") != "val":
-        raise IchsegError(f"{path}: the pilot scored split {pilot.get('split')!r}; only validation patients may size a plan")
+        raise IchsegError(f"{path}: the pilot scored split {pilot.get('split')!r}; only validation patients may "
+                          "size a plan")
     return sd, {"file": path.as_posix(), "split": "val",
                 "paper_objective_fails_for": list(pilot.get("paper_objective_fails_for") or [])}
 

@@ -76,6 +76,12 @@ def test_a_missing_run_a_changed_hash_and_an_unplanned_run(tmp_path):
     assert "deviates from its plan in 3 ways" in text and list(table["run"]) == ["medsegdiffv2-s1", "full-s1", "unet-s0"]
 
 
+def test_an_unfinished_run_and_a_record_naming_its_variant(tmp_path):
+    root = study_folder(tmp_path)
+    _write(root / "runs" / "full-s0" / "run.json", {"variant": "full", "run_hash": "full0hash", "status": "running"})
+    assert rows(root) == [("run not complete", "full-s0", "complete", "running")]
+
+
 def test_changed_seeds_methods_datasets_and_evaluation_settings(tmp_path):
     root = study_folder(tmp_path, seeds={"full": [0, 1, 2], "unet": [0]}, datasets=["instance2022"])
     run_folder(root, "full", 0, evaluate={**EVALUATE, "steps": 5})

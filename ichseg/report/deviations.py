@@ -58,18 +58,23 @@ def _row(kind: str, run: str = "", planned="", found="") -> dict:
     return {"deviation": kind, "run": run, "planned": str(planned), "found": str(found)}
 
 
+def _method(record: dict) -> str | None:
+    """The method a study record names (``variant`` in records written before baselines joined)."""
+    return record.get("method") or record.get("variant")
+
+
 def _listed(items) -> str:
     return ", ".join(map(str, items))
 
 
 def _found_runs(results_dir: Path, study: dict) -> dict[tuple[str, int], dict]:
     """(method, seed) -> run.json of every run the study lists or ``runs/`` holds ({} when absent)."""
-    found = {(r["method"], int(r["seed"])): _json(results_dir / r["run_dir"] / RUN_INFO) for r in study.get("runs", [])}
+    found = {(_method(r), int(r["seed"])): _json(results_dir / r["run_dir"] / RUN_INFO) for r in study.get("runs", [])}
     for info_path in sorted(results_dir.glob(f"runs/*/{RUN_INFO}")):
         name = RUN_DIR.match(info_path.parent.name)
         if name:
             info = _json(info_path)
-            found.setdefault((info.get("method") or name["method"], int(name["seed"])), info)
+            found.setdefault((_method(info) or name["method"], int(name["seed"])), info)
     return found
 
 
@@ -82,7 +87,7 @@ def _plan_level(plan: dict, study: dict) -> tuple[list[dict], set[tuple[str, int
     planned_seeds = {m: [int(s) for s in v] for m, v in plan["seeds"].items()}
     found_seeds: dict[str, list[int]] = {}
     for r in study.get("runs", []):
-        found_seeds.setdefault(r["method"], []).append(int(r["seed"]))
+        found_seeds.setdefault(_method(r), []).append(int(r["seed"]))
     for m in planned_seeds:
         if m not in found_seeds:
             rows.append(_row("method dropped", m, _listed(planned_seeds[m]), "not run"))
@@ -129,7 +134,7 @@ def _evaluation_level(plan: dict, results_dir: Path) -> list[dict]:
     rows = []
     for path in sorted(results_dir.glob(f"eval/*/*/{METRICS}")):
         metrics, name = _json(path), RUN_DIR.match(path.parent.parent.name)
-        want = planned_evaluation(plan, metrics.get("method") or (name["method"] if name else ""))
+        want = planned_evaluation(plan, _method(metrics) or (name["method"] if name else ""))
         got = metrics.get("evaluate")
         if want is not None and got is not None and dict(got) != dict(want):
             planned, found = _settings_diff(want, got)

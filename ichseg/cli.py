@@ -72,6 +72,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "training, their evaluation on each test dataset, and the results page. A stage whose inputs and "
               "code are unchanged since it last ran is skipped, so a rerun only does what changed; independent "
               "stages run side by side."),
+    "preregister": ("ichseg.report.preregister_cli", "write a pass's plan (runs, config hashes, comparisons, decision rule) before its test evaluation",
+                    "Write the pre-registration of a profile's pass to RESULTS/<profile>/preregistration.yaml: every "
+                    "method and seed of its study section with the config hash each run will record, the budget and "
+                    "checkpoint rules, the primary metrics, the family of comparisons with the interval, the "
+                    "multiplicity correction and the decision rule, and (given a pilot's seed standard deviation, "
+                    "measured on validation patients) the smallest difference each comparison can detect. Commit "
+                    "it before the pass: it is refused once any test metric of the profile exists, and an existing "
+                    "plan is never rewritten; the evidence page lists every deviation from it."),
     "report": ("ichseg.report.cli", "report helpers: `toc` writes the book's toc with every profile's results, `compact` shrinks results to commit",
                "Helpers for the book: `toc` writes the book's table of contents with a page for every profile "
                "that has results, `compact` stores a profile's evaluations small enough to commit."),

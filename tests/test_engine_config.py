@@ -144,3 +144,21 @@ def test_the_committed_cpu_runs_resolve_to_their_recorded_configs():
             cfg["model"]["in_channels"] = recorded["model"]["in_channels"]
         assert cfg == recorded, method
         assert run_config_hash(cfg) == json.loads((results / run["run_dir"] / "run.json").read_text())["run_hash"]
+
+
+def test_the_run_hash_training_records_is_known_before_it_trains():
+    """``trained_run_hash`` of a resolved config is the ``run_hash`` its training recorded (the
+    pre-registration's config hashes): every committed cpu run, networks and nnU-Net."""
+    import json
+    from pathlib import Path
+
+    from ichseg.engine.config import trained_run_hash
+
+    results = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    study = json.loads((results / "study.json").read_text())
+    for run in study["runs"]:
+        cfg = resolve_run_config("cpu", run["method"], run["overrides"], seed=run["seed"])
+        recorded = json.loads((results / run["run_dir"] / "run.json").read_text())["run_hash"]
+        assert trained_run_hash(cfg) == recorded, run["run_dir"]
+        if run["method"] != "nnunet":
+            assert run_config_hash(cfg) != recorded  # the hash before the data completes the model differs

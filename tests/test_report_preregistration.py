@@ -3,14 +3,16 @@ comparisons with what each can detect, written once and never replaced."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import yaml
 
+from ichseg import cli
 from ichseg.engine.config import load_profile
 from ichseg.errors import IchsegError
-from ichseg.report.preregistration import FILE, preregistration, write_preregistration
+from ichseg.report.preregistration import FILE, preregistration, read_pilot, write_preregistration
 from ichseg.report.stats import smallest_detectable_difference
 
 
@@ -63,3 +65,42 @@ def test_a_profile_without_one_budget_or_study_is_refused():
         preregistration("cpu")
     with pytest.raises(IchsegError, match="seed_sd"):
         preregistration("evidence", seed_sd=math.nan)
+
+
+def _pilot(tmp_path, **fields):
+    path = tmp_path / "pilot.json"
+    path.write_text(json.dumps({"profile": "evidence", "split": "val", "seed_sd_full_best_val_strict_dice": 0.02,
+                                "paper_objective_fails_for": [], **fields}))
+    return path
+
+
+def test_the_command_writes_the_plan_once(tmp_path, capsys):
+    pilot = _pilot(tmp_path)
+    assert cli.main(["preregister", "--profile", "evidence", "--pilot", str(pilot), "--results", str(tmp_path)]) == 0
+    path = tmp_path / "evidence" / FILE
+    plan = yaml.safe_load(path.read_text())
+    assert plan["pilot_seed_sd_points"] == 2.0 and plan["pilot"]["file"] == pilot.as_posix()
+    assert plan["test_datasets"] == ["instance2022", "bhsd", "physionet", "realct"] and plan["evaluation"]["steps"] == 10
+    assert str(path) in capsys.readouterr().out
+    before = path.read_text()
+    assert cli.main(["preregister", "--profile", "evidence", "--seed-sd", "0.03", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "never rewritten" in err and err.count("\n") == 1 and path.read_text() == before
+
+
+def test_the_command_refuses_once_a_test_metric_exists(tmp_path, capsys):
+    metric = tmp_path / "evidence" / "eval" / "full-s0" / "bhsd" / "metrics.json"
+    metric.parent.mkdir(parents=True)
+    metric.write_text("{}")
+    assert cli.main(["preregister", "--profile", "evidence", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "before any test evaluation" in err and str(metric) in err and err.count("\n") == 1
+    assert not (tmp_path / "evidence" / FILE).exists()
+
+
+@pytest.mark.parametrize("fields, message", [({"profile": "cpu"}, "not of 'evidence'"),
+                                             ({"split": "test"}, "only validation patients"),
+                                             ({"seed_sd_full_best_val_strict_dice": None}, "no seed_sd")])
+def test_a_pilot_of_another_profile_or_split_is_refused(tmp_path, fields, message):
+    with pytest.raises(IchsegError, match=message):
+        read_pilot(_pilot(tmp_path, **fields), "evidence")

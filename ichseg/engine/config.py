@@ -548,6 +548,20 @@ def run_config_hash(cfg: Mapping[str, Any]) -> str:
     return config_hash({k: v for k, v in cfg.items() if k not in ("evaluate", "description")})
 
 
+def trained_run_hash(cfg: Mapping[str, Any]) -> str:
+    """The ``run_hash`` that training a resolved run config records in its ``run.json``, known before
+    it trains: a network's trainer first completes ``model`` with the input channels and side of the
+    prepared slices (``ichseg.engine.train``), which are the preparation's window count and size;
+    nnU-Net hashes the config as resolved."""
+    if method_kind(cfg["method"]) == NNUNET:
+        return run_config_hash(cfg)
+    from ..data import PrepConfig
+
+    prep = PrepConfig.from_dict(dict((cfg.get("data") or {}).get("prep") or {}))
+    model = {**(cfg.get("model") or {}), "in_channels": prep.channels, "image_size": prep.size}
+    return run_config_hash({**cfg, "model": model})
+
+
 __all__ = [
     "DIFFUSION",
     "DIRECT",
@@ -566,6 +580,7 @@ __all__ = [
     "load_profile",
     "resolve_run_config",
     "run_config_hash",
+    "trained_run_hash",
     "StudyConfig",
     "profile_source",
     "study_config",

@@ -15,6 +15,7 @@ deviation the evidence page lists. The seeds and methods come from the profile's
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 import yaml
 
 from ..engine.commands.models import study_methods
-from ..engine.config import DIFFUSION, NNUNET, load_profile, method_kind, resolve_run_config, run_config_hash
+from ..engine.config import DIFFUSION, NNUNET, load_profile, method_kind, resolve_run_config, trained_run_hash
 from ..engine.provenance import git_commit
 from ..errors import IchsegError
 from ..utils.atomic import atomic_write_text
+from ..utils.layout import METRICS
 from .claims import PRIMARY_SCORES, SMALLEST_DIFFERENCE, preregistered_comparisons
 from .stats import smallest_detectable_difference
 
@@ -57,7 +59,8 @@ def study_seeds(profile: dict, methods: list[str]) -> dict[str, list[int]]:
 
 
 def _runs(profile: dict) -> tuple[list[dict], dict[str, dict]]:
-    """One entry per (method, seed) with its config hash, and each method's resolved config (seed 0's)."""
+    """One entry per (method, seed) with its config hash — the ``run_hash`` its ``run.json`` will
+    record (``trained_run_hash``) — and each method's resolved config (its first seed's)."""
     methods, overrides = study_methods(profile)
     seeds = study_seeds(profile, methods)
     runs, configs = [], {}
@@ -65,7 +68,7 @@ def _runs(profile: dict) -> tuple[list[dict], dict[str, dict]]:
         for s in seeds[m]:
             cfg = resolve_run_config(profile, m, overrides[m], seed=s)
             configs.setdefault(m, cfg)
-            runs.append({"method": m, "seed": s, "config_hash": run_config_hash(cfg)})
+            runs.append({"method": m, "seed": s, "config_hash": trained_run_hash(cfg)})
     return runs, configs
 
 
@@ -100,6 +103,19 @@ def checkpoint_rule(configs: dict[str, dict]) -> str:
             f"once per run, after training, and never chooses anything")
 
 
+def evaluation_block(configs: dict[str, dict]) -> dict[str, Any]:
+    """The evaluation settings every method is scored with (``evaluation``), and under
+    ``evaluation_per_method`` those of the methods whose settings differ from the first method's."""
+    first = next(iter(configs.values()))["evaluate"]
+    other = {m: c["evaluate"] for m, c in configs.items() if c["evaluate"] != first}
+    return {"evaluation": dict(first), **({"evaluation_per_method": other} if other else {})}
+
+
+def planned_evaluation(plan: dict, method: str) -> dict | None:
+    """The evaluation settings a plan fixes for ``method`` (None for a plan that records none)."""
+    return (plan.get("evaluation_per_method") or {}).get(method, plan.get("evaluation"))
+
+
 def comparisons_block(methods: list[str], datasets: list[str], seeds: dict[str, list[int]],
                       seed_sd: float | None) -> list[dict]:
     family = preregistered_comparisons(methods, datasets)
@@ -117,12 +133,13 @@ def comparisons_block(methods: list[str], datasets: list[str], seeds: dict[str, 
     return out
 
 
-def preregistration(profile: str | dict, *, seed_sd: float | None = None, convergence_threshold: float = 0.5) -> dict:
+def preregistration(profile: str | dict, *, seed_sd: float | None = None, convergence_threshold: float = 0.5,
+                    pilot: dict | None = None) -> dict:
     """The plan of a pass of ``profile`` as a dict (``write_preregistration`` writes it).
 
     ``seed_sd``: the seed standard deviation of the lesion-slice Dice (0-1) measured in the pilot on
     validation patients; ``convergence_threshold``: the validation lesion-slice Dice every method's
-    convergence is read at."""
+    convergence is read at; ``pilot``: what the pilot found (``read_pilot``), recorded as it is."""
     cfg = load_profile(profile) if isinstance(profile, str) else profile
     if not (cfg.get("study") or {}).get("methods"):
         raise IchsegError(f"profile {cfg.get('profile')}: no study section with methods to pre-register")
@@ -139,7 +156,8 @@ def preregistration(profile: str | dict, *, seed_sd: float | None = None, conver
         "code_commit": git_commit(),
         "question": "do the paper's changes make a better diffusion segmenter (Table 2), and does the full model "
                     "beat MedSegDiff-v2 on the other test sets (Table 1)?",
-        "methods": methods, "seeds": seeds, "runs": runs,
+        "methods": methods, "seeds": seeds, "runs": runs, "test_datasets": list(cfg["data"].get("test_datasets", [])),
+        **evaluation_block(configs),
         "budget_rule": budget_rule(configs), "checkpoint_rule": checkpoint_rule(configs),
         "metrics": {"primary": [f"{k}: {v}" for k, v in PRIMARY_SCORES.items()],
                     "secondary": ["paper_dice: the paper protocol (per-slice Dice over thresholds 0.1-0.9), beside "
@@ -150,21 +168,54 @@ def preregistration(profile: str | dict, *, seed_sd: float | None = None, conver
         "decision_rule": DECISION,
         "smallest_difference_that_matters_points": round(100 * SMALLEST_DIFFERENCE, 2),
         "pilot_seed_sd_points": None if seed_sd is None else round(100 * seed_sd, 2),
+        **({"pilot": pilot} if pilot else {}),
         "convergence": f"iterations to a validation lesion-slice Dice of {convergence_threshold} (one threshold for "
                        f"every method; 'never' when a run does not reach it)",
     }
 
 
-def write_preregistration(profile: str, root: str | Path = "results", **kwargs) -> Path:
-    """Write ``<root>/<profile>/preregistration.yaml`` (atomically); refuse to replace one."""
+def test_metrics(results_dir: str | Path) -> list[Path]:
+    """The test evaluations a profile's results folder holds (``eval/<run>/<dataset>/metrics.json``)."""
+    return sorted(Path(results_dir).glob(f"eval/*/*/{METRICS}"))
+
+
+def read_pilot(path: str | Path, profile: str) -> tuple[float, dict]:
+    """The seed SD (Dice, 0-1) a pilot measured on validation patients (``bench/evidence_pilot.py``'s
+    json), and what the plan records of the pilot; refused when it is another profile's or not a
+    validation-only pilot."""
+    path = Path(path)
+    try:
+        pilot = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IchsegError(f"{path}: cannot read the pilot ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    sd = pilot.get("seed_sd_full_best_val_strict_dice") if isinstance(pilot, dict) else None
+    if sd is None:
+        raise IchsegError(f"{path}: no seed_sd_full_best_val_strict_dice (a pilot from bench/evidence_pilot.py?)")
+    if pilot.get("profile") != profile:
+        raise IchsegError(f"{path}: a pilot of profile {pilot.get('profile')!r}, not of {profile!r}")
+    if pilot.get("split") != "val":
+        raise IchsegError(f"{path}: the pilot scored split {pilot.get('split')!r}; only validation patients may "
+                          "size a plan")
+    return sd, {"file": path.as_posix(), "split": "val",
+                "paper_objective_fails_for": list(pilot.get("paper_objective_fails_for") or [])}
+
+
+def write_preregistration(profile: str | dict, root: str | Path = "results", **kwargs) -> Path:
+    """Write ``<root>/<profile>/preregistration.yaml`` (atomically); refuse to replace one, and refuse
+    once the profile has a test metric: a plan written after test evaluation is no pre-registration."""
     plan = preregistration(profile, **kwargs)
     path = Path(root) / plan["profile"] / FILE
     if path.exists():
         raise IchsegError(f"{path}: a pre-registration exists and is never rewritten; a changed plan is a "
                           f"deviation to record, not a new plan")
+    scored = test_metrics(path.parent)
+    if scored:
+        raise IchsegError(f"{scored[0]}: {len(scored)} test evaluation(s) of {plan['profile']} exist already; a plan "
+                          f"must be written before any test evaluation")
     text = "# The plan of this pass, written before any test evaluation (ichseg.report.preregistration).\n"
     atomic_write_text(path, text + yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=110))
     return path
 
 
-__all__ = ["FILE", "budget_rule", "checkpoint_rule", "preregistration", "study_seeds", "write_preregistration"]
+__all__ = ["FILE", "budget_rule", "checkpoint_rule", "evaluation_block", "planned_evaluation", "preregistration",
+           "read_pilot", "study_seeds", "test_metrics", "write_preregistration"]

@@ -1,0 +1,66 @@
+"""The realism page's tables, from the records the benchmarks write (never typed):
+``bench/measured/realism_whole_head.json`` (HU per tissue class, ``bench/realism_whole_head.py``)
+and ``bench/measured/real_anatomy.json`` (the shipped model on the real head with inserted
+hemorrhages, ``bench/real_anatomy.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+def read_record(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def tissue_table(record: dict) -> pd.DataFrame:
+    """Rows: tissue; one column per image: "median (p5–p95), sd" in HU, "none" where the class is absent."""
+    t = pd.DataFrame(record["table"])
+
+    def cell(r) -> str:
+        if not r["pixels"]:
+            return "none"
+        fmt = "{:.0f}" if abs(r["median"]) >= 100 else "{:.1f}"
+        return f"{fmt.format(r['median'])} ({fmt.format(r['p5'])}–{fmt.format(r['p95'])}), sd {fmt.format(r['std'])}".replace(
+            "-", "−")
+
+    t["cell"] = t.apply(cell, axis=1)
+    out = t.pivot(index="tissue", columns="source", values="cell")
+    order = [x for x in ("parenchyma", "csf", "bone", "blood") if x in out.index]
+    out = out.loc[order, list(dict.fromkeys(t["source"]))]
+    out.index = [{"csf": "CSF"}.get(i, i) for i in out.index]
+    out.index.name = "tissue (HU)"
+    return out
+
+
+def anatomy_table(record: dict) -> pd.DataFrame:
+    """Overall, per subtype and per size class: cases, lesion slices, lesion-slice Dice, detected
+    (k/n), mean signed volume error."""
+    s = record["summary"]
+    blocks = [("all inserted", s["overall"]), *s["per_subtype"].items(),
+              *((k.replace("-", "–"), b) for k, b in s["per_size"].items())]  # size classes, smallest first
+    rows = []
+    for name, b in blocks:
+        if not b["cases"]:
+            continue
+        rows.append({"lesions": name, "cases": b["cases"], "lesion slices": b["lesion_slices"],
+                     "lesion-slice Dice": f"{b['lesion_slice_dice']:.2f}",
+                     "detected": f"{round(b['detected'] * b['cases'])}/{b['cases']}",
+                     "mean volume error": f"{100 * b['volume_error_mean']:+.0f} %".replace("-", "−")})
+    return pd.DataFrame(rows).set_index("lesions")
+
+
+def anatomy_facts(record: dict) -> dict[str, float]:
+    """The numbers the page's sentences quote: false-positive mL on the clean head, the largest
+    size class's lesion-slice Dice, overall Dice, detection and volume error, seconds."""
+    s = record["summary"]
+    largest = [b for b in s["per_size"].values() if b["cases"]][-1]  # size classes are recorded smallest first
+    return {"clean_fp_ml": float(max(s["clean_head_fp_ml"])), "largest_dice": float(largest["lesion_slice_dice"]),
+            "overall_dice": float(s["overall"]["lesion_slice_dice"]),
+            "detected_pct": 100 * float(s["overall"]["detected"]),
+            "volume_error_pct": 100 * float(s["overall"]["volume_error_mean"]),
+            "seconds": float((record.get("machine") or record.get("environment") or {}).get("seconds", float("nan")))}
+
+
+__all__ = ["anatomy_facts", "anatomy_table", "read_record", "tissue_table"]

@@ -1,0 +1,42 @@
+"""The realism page's tables come from the benchmark records, formatted, never typed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ichseg.report.realanatomy import anatomy_facts, anatomy_table, tissue_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _block(cases, dice, detected, err):
+    return {"cases": cases, "lesion_slices": 3 * cases, "lesion_slice_dice": dice, "detected": detected,
+            "volume_error_mean": err, "volume_error_abs_mean": None if err is None else abs(err)}
+
+
+def test_anatomy_table_and_facts_follow_the_record():
+    record = {"machine": {"seconds": 12.5}, "summary": {
+        "overall": _block(4, 0.5, 0.75, -0.2), "clean_head_fp_ml": [0.3],
+        "per_subtype": {"subdural": _block(4, 0.5, 0.75, -0.2)},
+        "per_size": {"0.3-1 mL": _block(0, None, None, None), "1-10 mL": _block(3, 0.4, 2 / 3, -0.3),
+                     "> 30 mL": _block(1, 0.8, 1.0, 0.1)}}}
+    t = anatomy_table(record)
+    assert list(t.index) == ["all inserted", "subdural", "1–10 mL", "> 30 mL"]  # empty size class left out
+    assert t.loc["1–10 mL", "detected"] == "2/3" and t.loc["> 30 mL", "mean volume error"] == "+10 %"
+    assert t.loc["all inserted", "mean volume error"] == "−20 %" and t.loc["subdural", "lesion-slice Dice"] == "0.50"
+    f = anatomy_facts(record)
+    assert f == {"clean_fp_ml": 0.3, "largest_dice": 0.8, "overall_dice": 0.5, "detected_pct": 75.0,
+                 "volume_error_pct": pytest.approx(-20.0), "seconds": 12.5}
+
+
+def test_tissue_table_of_the_committed_record():
+    record = json.loads((ROOT / "bench" / "measured" / "realism_whole_head.json").read_text())
+    t = tissue_table(record)
+    assert list(t.index) == ["parenchyma", "CSF", "bone", "blood"]
+    real = [c for c in t.columns if c.startswith("real")]
+    assert len(real) == 1 and t.loc["blood", real[0]] == "none"  # the real head holds no hemorrhage
+    row = next(r for r in record["table"] if r["source"] == "synthetic" and r["tissue"] == "parenchyma")
+    assert t.loc["parenchyma", "synthetic"].startswith(f"{row['median']:.1f} (")

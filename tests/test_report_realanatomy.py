@@ -33,10 +33,12 @@ def test_anatomy_table_and_facts_follow_the_record():
 
 
 def test_tissue_table_of_the_committed_record():
-    record = json.loads((ROOT / "bench" / "measured" / "realism_whole_head.json").read_text())
+    record = json.loads((ROOT / "bench" / "measured" / "realism.json").read_text())
     t = tissue_table(record)
     assert list(t.index) == ["parenchyma", "CSF", "bone", "blood"]
     real = [c for c in t.columns if c.startswith("real")]
     assert len(real) == 1 and t.loc["blood", real[0]] == "none"  # the real head holds no hemorrhage
-    row = next(r for r in record["table"] if r["source"] == "synthetic" and r["tissue"] == "parenchyma")
+    row = next(r for r in record["whole_head"]["table"] if r["source"] == "synthetic" and r["tissue"] == "parenchyma")
     assert t.loc["parenchyma", "synthetic"].startswith(f"{row['median']:.1f} (")
+    slices = tissue_table(record, "pydicom_slices")
+    assert len(slices.columns) == 3 and slices.loc["blood"].str.contains("none").sum() == 0  # blood inserted in each

@@ -1,5 +1,5 @@
 """The realism page's tables, from the records the benchmarks write (never typed):
-``bench/measured/realism_whole_head.json`` (HU per tissue class, ``bench/realism_whole_head.py``)
+``bench/measured/realism.json`` (HU per tissue class, ``bench/realism.py``)
 and ``bench/measured/real_anatomy.json`` (the shipped model on the real head with inserted
 hemorrhages, ``bench/real_anatomy.py``)."""
 
@@ -14,9 +14,10 @@ def read_record(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def tissue_table(record: dict) -> pd.DataFrame:
-    """Rows: tissue; one column per image: "median (p5–p95), sd" in HU, "none" where the class is absent."""
-    t = pd.DataFrame(record["table"])
+def tissue_table(record: dict, comparison: str = "whole_head") -> pd.DataFrame:
+    """Rows: tissue; one column per image of ``comparison`` (``whole_head`` or ``pydicom_slices``):
+    "median (p5–p95), sd" in HU, "none" where the class is absent."""
+    t = pd.DataFrame(record[comparison]["table"])
 
     def cell(r) -> str:
         if not r["pixels"]:
@@ -32,6 +33,14 @@ def tissue_table(record: dict) -> pd.DataFrame:
     out.index = [{"csf": "CSF"}.get(i, i) for i in out.index]
     out.index.name = "tissue (HU)"
     return out
+
+
+def bone_p95(record: dict, comparison: str = "pydicom_slices") -> dict[str, float]:
+    """The 95th percentile of bone HU per source ("synthetic", "real": the real images' mean)."""
+    t = pd.DataFrame(record[comparison]["table"])
+    bone = t[t["tissue"] == "bone"]
+    real = bone[bone["source"].str.startswith("real")]
+    return {"synthetic": float(bone[bone["source"] == "synthetic"]["p95"].iloc[0]), "real": float(real["p95"].mean())}
 
 
 def anatomy_table(record: dict) -> pd.DataFrame:
@@ -63,4 +72,4 @@ def anatomy_facts(record: dict) -> dict[str, float]:
             "seconds": float((record.get("machine") or record.get("environment") or {}).get("seconds", float("nan")))}
 
 
-__all__ = ["anatomy_facts", "anatomy_table", "read_record", "tissue_table"]
+__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "read_record", "tissue_table"]

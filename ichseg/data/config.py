@@ -119,12 +119,16 @@ class PhantomSettings:
                volumes).
     in_plane:  pixels per side (the real datasets are 512).
     slices:    slices per volume: a count or [min, max] (default: the layout's own range).
+    randomise: per-patient randomisation of tissue HU, scanner, artefacts and bleeds, one mapping
+               (``ichseg.data.phantom.randomise.Randomise``, each option with its reason and
+               source); absent: off, and the volumes are those drawn without it, bit for bit.
     """
 
     cases: Any = 16
     seed: int = 0
     in_plane: int = 512
     slices: Any = None
+    randomise: Any = None
 
     def __post_init__(self) -> None:
         counts = self.cases.items() if isinstance(self.cases, Mapping) else [(None, self.cases)]
@@ -132,6 +136,10 @@ class PhantomSettings:
             check_int("data.phantom.cases" + (f".{dataset}" if dataset else ""), n)
         check_int("data.phantom.seed", self.seed, 0)
         check_int("data.phantom.in_plane", self.in_plane, 16, 1024)
+        if self.randomise is not None:
+            from .phantom.randomise import Randomise
+
+            Randomise.from_config(self.randomise)
         if self.slices is None:
             return
         lo_hi = list(self.slices) if isinstance(self.slices, (list, tuple)) else [self.slices, self.slices]

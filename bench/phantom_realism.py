@@ -76,9 +76,11 @@ def summarise(rows: list[dict]) -> dict:
         for key in ("mean", "sd", "hf_sd"):
             v = np.array([r[name][key] for r in rows if r[name][key] is not None], float)
             out[f"{name}_{key}"] = {"mean": round(float(v.mean()), 2), "between_seed_sd": round(float(v.std()), 2)}
-    for f in rows[0]["parenchyma"].get("nps_hu2mm2", {}):
-        v = np.array([r["parenchyma"]["nps_hu2mm2"][f] for r in rows if "nps_hu2mm2" in r["parenchyma"]], float)
-        out[f"parenchyma_nps_{f}"] = {"mean": round(float(v.mean()), 3), "between_seed_sd": round(float(v.std()), 3)}
+    have = [r["parenchyma"]["nps_hu2mm2"] for r in rows if "nps_hu2mm2" in r["parenchyma"]]
+    for f in (have[0] if have else {}):
+        v = np.array([h[f] for h in have], float)
+        out[f"parenchyma_nps_{f}"] = {"mean": round(float(v.mean()), 3), "between_seed_sd": round(float(v.std()), 3),
+                                      "seeds": len(v)}
     return out
 
 

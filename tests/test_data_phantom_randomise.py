@@ -143,3 +143,16 @@ def test_swirl_mixes_lower_density_into_the_clot():
     core = ndimage.binary_erosion(on.labels > 0, np.ones((3, 3, 1), bool))
     assert on.hu[core].std() > off.hu[core].std() + 3 and on.hu[core].mean() < off.hu[core].mean()
     assert np.array_equal(on.labels, off.labels)  # the label is the blood, whatever its density
+
+
+def test_noise_power_of_white_noise_is_flat_at_its_variance_times_pixel_area():
+    from ichseg.data.realism import noise_power
+
+    rng = np.random.default_rng(0)
+    got = noise_power(rng.normal(30, 5, (256, 256)), np.ones((256, 256), bool), 0.5)
+    assert got["rois"] == 15 * 15
+    for f in ("0.1", "0.2", "0.4", "0.8"):
+        assert got["nps_hu2mm2"][f] == pytest.approx(25 * 0.25, rel=0.15)
+    smooth = noise_power(ndimage.gaussian_filter(rng.normal(0, 5, (256, 256)), 2), np.ones((256, 256), bool), 0.5)
+    assert smooth["nps_hu2mm2"]["0.8"] < 0.01 * smooth["nps_hu2mm2"]["0.1"]  # correlated noise: power at low frequency
+    assert noise_power(np.zeros((16, 16)), np.ones((16, 16), bool), 0.5) == {}

@@ -17,7 +17,6 @@ value. Probabilities are per lesion. ``randomise: {}`` turns on every default be
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -39,7 +38,8 @@ class Randomise:
     """The option group; every field documents its domain reason and source."""
 
     # tissue HU per class from published ranges (grey matter 35-45, white matter 20-30, CSF 0-15 HU;
-    # cortical bone 1000-2500 HU; ``kalender2011ct``) instead of the generator's narrower ones
+    # ``kalender2011ct``) instead of the generator's narrower ones; bone tables and diploe widened
+    # about the generator's own (compact bone reads from ~1000 HU to well above 2000 HU)
     tissue_hu: bool = True
     # per-lesion blood HU by age and haematocrit (``BLOOD_AGE``; ``parizel2001ich``, ``new1976blood``)
     blood_age: bool = True
@@ -139,7 +139,7 @@ def vary_patient(rng: np.random.Generator, pat, r: Randomise):
     grey = 32.0 + 14.0 * u[0]
     white = min(20.0 + 14.0 * u[1], grey - 4.0)  # grey stays brighter than white
     return dataclasses.replace(pat, grey=grey, white=white, csf=15.0 * u[2], diploe_hu=400.0 + 700.0 * u[3],
-                               table_hu=1200.0 + 1400.0 * u[4], scalp_hu=20.0 + 30.0 * u[5])
+                               table_hu=1600.0 + 1200.0 * u[4], scalp_hu=20.0 + 30.0 * u[5])
 
 
 def vary_domain(rng: np.random.Generator, domain, r: Randomise):

@@ -156,3 +156,19 @@ def test_noise_power_of_white_noise_is_flat_at_its_variance_times_pixel_area():
     smooth = noise_power(ndimage.gaussian_filter(rng.normal(0, 5, (256, 256)), 2), np.ones((256, 256), bool), 0.5)
     assert smooth["nps_hu2mm2"]["0.8"] < 0.01 * smooth["nps_hu2mm2"]["0.1"]  # correlated noise: power at low frequency
     assert noise_power(np.zeros((16, 16)), np.ones((16, 16), bool), 0.5) == {}
+
+
+def test_cli_and_profile_folder_name_carry_the_option(tmp_path, capsys):
+    from ichseg.cli import main
+    from ichseg.data.volumes import load_volume
+    from ichseg.engine.data import raw_folder
+
+    for flag, name in (([], "plain"), (["--randomise"], "rand")):
+        rc = main(["phantom", str(tmp_path / name), "--layout", "physionet", "--cases", "1", "--seed", "3",
+                   "--in-plane", "32", "--slices", "4", *flag])
+        assert rc == 0 and "wrote 1 physionet" in capsys.readouterr().out
+    plain, rand = (load_volume(next((tmp_path / n / "ct_scans").iterdir())).data for n in ("plain", "rand"))
+    assert plain.shape[:2] == rand.shape[:2] and not np.array_equal(plain, rand)
+    cfg = lambda ph: {"data": {"phantom": {"cases": 1, "in_plane": 16, "slices": 2, **ph}}}
+    names = {raw_folder(cfg(ph), "physionet", tmp_path).name for ph in ({}, {"randomise": {}})}
+    assert len(names) == 2  # a randomised cohort never reuses the plain one's folder

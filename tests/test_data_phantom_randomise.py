@@ -172,3 +172,17 @@ def test_cli_and_profile_folder_name_carry_the_option(tmp_path, capsys):
     cfg = lambda ph: {"data": {"phantom": {"cases": 1, "in_plane": 16, "slices": 2, **ph}}}
     names = {raw_folder(cfg(ph), "physionet", tmp_path).name for ph in ({}, {"randomise": {}})}
     assert len(names) == 2  # a randomised cohort never reuses the plain one's folder
+
+
+def test_committed_realism_record_has_what_the_realism_page_reads():
+    import json
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "bench" / "measured" / "phantom_realism.json").read_text())
+    assert set(rec["real"]) == {"J2K_pixelrep_mismatch.dcm", "693_UNCR.dcm"}
+    for cond in ("synthetic_off", "synthetic_randomised"):
+        s = rec[cond]["summary"]
+        assert len(rec[cond]["per_seed"]) == rec["machine"]["seeds"]
+        assert {"parenchyma_mean", "parenchyma_hf_sd", "csf_mean", "bone_mean", "parenchyma_nps_0.4"} <= set(s)
+    spread = lambda c: rec[c]["summary"]["parenchyma_hf_sd"]["between_seed_sd"]
+    assert spread("synthetic_randomised") > spread("synthetic_off")  # randomisation widens the noise between patients

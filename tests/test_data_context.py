@@ -59,3 +59,17 @@ def test_full_context1_is_the_full_network_on_three_slices():
         assert torch.isfinite(out.eps).all()
         with pytest.raises(ValueError, match="expected"):  # one slice does not fit a three-slice network
             model(torch.zeros(1, 1, size, size), torch.zeros(1, dtype=torch.long), torch.rand(1, 1, size, size))
+
+
+def test_a_randomised_cohort_prepares_with_context_end_to_end(tmp_path):
+    from ichseg.data import SliceDataset
+    from ichseg.engine.data import ensure_prepared
+
+    cfg = {"data": {"phantom": {"cases": 4, "in_plane": 32, "slices": 4, "randomise": {}},
+                    "prep": {"size": 32, "context": 1, "negative_ratio": None}}}
+    prepared = ensure_prepared(cfg, "instance2022", tmp_path)
+    ds = SliceDataset(prepared, split="train")
+    item = ds[0]
+    assert item["image"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
+    one = ensure_prepared({"data": {**cfg["data"], "prep": {"size": 32, "negative_ratio": None}}}, "instance2022", tmp_path)
+    assert one != prepared and SliceDataset(one, split="train")[0]["image"].shape == (1, 32, 32)

@@ -77,7 +77,7 @@ def test_the_trunk_features_change_the_output():
 
 
 def test_beyond_paper_variants_are_named_methods_but_not_paper_rows():
-    assert set(BEYOND_PAPER) == {"resnet18_scratch", "full_lite0", "full_lite0_scratch"}
+    assert set(BEYOND_PAPER) == {"resnet18_scratch", "full_lite0", "full_lite0_scratch", "full_context1"}
     assert not set(BEYOND_PAPER) & set(VARIANTS) and not set(BEYOND_PAPER) & set(METHODS)
     assert list(ALL_VARIANTS) == [*VARIANTS, *BEYOND_PAPER]
     for name in BEYOND_PAPER:

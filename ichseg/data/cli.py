@@ -17,7 +17,7 @@ def _none_or_float(text: str) -> float | None:
     return None if text.lower() in ("none", "null", "all") else float(text)
 
 
-_TYPES = {"size": int, "seed": int, "test_fraction": float, "val_fraction": float, "negative_ratio": _none_or_float}
+_TYPES = {"size": int, "seed": int, "context": int, "test_fraction": float, "val_fraction": float, "negative_ratio": _none_or_float}
 
 
 # -- ichseg prepare ----------------------------------------------------------------------------------

@@ -58,6 +58,13 @@ class PrepConfig:
                      ``None`` keeps all. The validation and test splits keep every slice.
     seed:            seeds the patient split (test, then validation), the test sample and the
                      negative downsampling.
+    context:         2.5D input (beyond the paper, which segments single slices): the ``context``
+                     neighbouring slices below and above each slice join it as extra channels
+                     (the slice's own windows first, then the neighbours from the lowest up; edge
+                     slices repeat the end slice). A radiologist tells blood from a calcification
+                     or a partial-volumed bone edge by scrolling through the adjacent slices; the
+                     neighbours give the network that view. 0 (default): one slice, and the
+                     config's dict and hash are those without this field.
     """
 
     size: int = 256
@@ -69,6 +76,7 @@ class PrepConfig:
     val_fraction: float = 0.1
     negative_ratio: float | None = 1.0
     seed: int = 0
+    context: int = 0
 
     def __post_init__(self) -> None:
         check_int("size", self.size, 8, 2048)
@@ -81,6 +89,7 @@ class PrepConfig:
         if self.negative_ratio is not None:
             check_number("negative_ratio", self.negative_ratio, 0.0)
         check_int("seed", self.seed, 0)
+        check_int("context", self.context, 0, 8)
 
     @property
     def windows(self) -> tuple[tuple[float, float], ...]:
@@ -88,10 +97,13 @@ class PrepConfig:
 
     @property
     def channels(self) -> int:
-        return len(self.windows)
+        return len(self.windows) * (2 * self.context + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["context"]:  # one slice: the dict (and so every prepared folder's hash) as before 2.5D existed
+            del d["context"]
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PrepConfig":
@@ -119,12 +131,16 @@ class PhantomSettings:
                volumes).
     in_plane:  pixels per side (the real datasets are 512).
     slices:    slices per volume: a count or [min, max] (default: the layout's own range).
+    randomise: per-patient randomisation of tissue HU, scanner, artefacts and bleeds, one mapping
+               (``ichseg.data.phantom.randomise.Randomise``, each option with its reason and
+               source); absent: off, and the volumes are those drawn without it, bit for bit.
     """
 
     cases: Any = 16
     seed: int = 0
     in_plane: int = 512
     slices: Any = None
+    randomise: Any = None
 
     def __post_init__(self) -> None:
         counts = self.cases.items() if isinstance(self.cases, Mapping) else [(None, self.cases)]
@@ -132,6 +148,10 @@ class PhantomSettings:
             check_int("data.phantom.cases" + (f".{dataset}" if dataset else ""), n)
         check_int("data.phantom.seed", self.seed, 0)
         check_int("data.phantom.in_plane", self.in_plane, 16, 1024)
+        if self.randomise is not None:
+            from .phantom.randomise import Randomise
+
+            Randomise.from_config(self.randomise)
         if self.slices is None:
             return
         lo_hi = list(self.slices) if isinstance(self.slices, (list, tuple)) else [self.slices, self.slices]

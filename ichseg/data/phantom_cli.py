@@ -16,12 +16,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-plane", type=int, default=512, help="pixels per side (default 512, as the real datasets; "
                    "128 is ~15x faster)")
     p.add_argument("--slices", type=int, default=None, help="slices per volume (default: the layout's range)")
+    p.add_argument("--randomise", action="store_true", help="per-patient randomisation of tissue HU, scanner, "
+                   "artefacts and bleeds at its defaults (data.phantom.randomise: {})")
 
 
 def run(args: argparse.Namespace) -> int:
     from .phantom import write_phantom
 
-    out = write_phantom(args.out, args.layout, args.cases, args.seed, in_plane=args.in_plane, slices=args.slices)
+    out = write_phantom(args.out, args.layout, args.cases, args.seed, in_plane=args.in_plane, slices=args.slices,
+                        randomise={} if args.randomise else None)
     n = sum(1 for _ in Path(out).rglob("*.nii*"))
     print(f"wrote {args.cases} {args.layout} phantom case(s) ({n} NIfTI files) to {out}")
     return 0

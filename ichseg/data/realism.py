@@ -51,13 +51,16 @@ def threshold_classes(hu: np.ndarray, inside: np.ndarray, blood: np.ndarray | No
     return away_from_bone(classes, pixel_mm)
 
 
-def synthetic_slice(seed: int = 0, domain: str = "instance2022", in_plane: int = 512, n_slices: int = 30):
+def synthetic_slice(seed: int = 0, domain: str = "instance2022", in_plane: int = 512, n_slices: int = 30,
+                    randomise=None):
     """A synthetic volume with blood and, among its slices through the cerebrum (at least half the
-    largest brain area), the one with the most blood: (hu 2D, classes, volume)."""
+    largest brain area), the one with the most blood: (hu 2D, classes, volume). ``randomise``: the
+    phantom's per-patient randomisation (``phantom.randomise.Randomise``; None: off)."""
     from .phantom import DOMAINS, make_volume
 
     for s in range(seed, seed + 20):
-        vol = make_volume(np.random.default_rng(s), DOMAINS[domain], in_plane, n_slices, positive=True, with_tissue=True)
+        vol = make_volume(np.random.default_rng(s), DOMAINS[domain], in_plane, n_slices, positive=True, with_tissue=True,
+                          randomise=randomise)
         area = vol.tissue["brain"].sum(axis=(0, 1))
         blood = (vol.labels > 0).sum(axis=(0, 1)) * (area >= 0.5 * area.max())
         if blood.any():
@@ -65,6 +68,30 @@ def synthetic_slice(seed: int = 0, domain: str = "instance2022", in_plane: int =
     k = int(np.argmax(blood))
     hu = vol.hu[:, :, k]
     return hu, threshold_classes(hu, vol.tissue["brain"][:, :, k], vol.labels[:, :, k] > 0, vol.spacing[0]), vol
+
+
+def noise_power(hu: np.ndarray, mask: np.ndarray, pixel_mm: float, freqs=(0.1, 0.2, 0.4, 0.8), roi: int = 32) -> dict:
+    """Noise power spectrum (HU^2 mm^2) of ``hu`` at ``freqs`` (cycles/mm, radial bins +-0.05; keys
+    as text), with the number of squares it averages,
+    from every ``roi`` x ``roi`` square (half overlapping) that lies wholly in ``mask``, each less
+    its least-squares plane (``boedeker2007nps``). Inside the brain this includes the fine texture
+    of the tissue, the same way for a real and a synthetic slice. Empty when no square fits."""
+    hu = np.asarray(hu, np.float64)
+    yy, xx = np.mgrid[0:roi, 0:roi]
+    basis = np.stack([np.ones(roi * roi), yy.ravel(), xx.ravel()], axis=1)
+    spectra = []
+    for i in range(0, hu.shape[0] - roi + 1, roi // 2):
+        for j in range(0, hu.shape[1] - roi + 1, roi // 2):
+            if not mask[i:i + roi, j:j + roi].all():
+                continue
+            patch = hu[i:i + roi, j:j + roi].ravel()
+            resid = patch - basis @ np.linalg.lstsq(basis, patch, rcond=None)[0]
+            spectra.append(np.abs(np.fft.fft2(resid.reshape(roi, roi))) ** 2 * pixel_mm**2 / roi**2)
+    if not spectra:
+        return {}
+    nps = np.mean(spectra, axis=0)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(roi, pixel_mm), np.fft.fftfreq(roi, pixel_mm), indexing="ij"))
+    return {"rois": len(spectra), "nps_hu2mm2": {f"{q:g}": float(nps[np.abs(f - q) <= 0.05].mean()) for q in freqs}}
 
 
 def real_slice_classes(rs, hu: np.ndarray | None = None, blood: np.ndarray | None = None) -> dict[str, np.ndarray]:

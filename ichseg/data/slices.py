@@ -96,7 +96,18 @@ def preprocess_volume(vol: Volume, config: PrepConfig | None = None) -> np.ndarr
     t = torch.from_numpy(img).transpose(0, 1)  # (Z, C, H, W)
     out = _resize(t.contiguous(), config.size, config.image_resize).numpy()
     out = np.ascontiguousarray(out, dtype=np.float32)
-    return normalize(out, config.normalize)
+    return with_context(normalize(out, config.normalize), config.context)
+
+
+def with_context(slices: np.ndarray, k: int) -> np.ndarray:
+    """(Z, C, H, W) -> (Z, C (2k + 1), H, W): each slice's own channels, then those of the slices
+    k below to k above it (without itself), the volume's end slices repeated past its ends."""
+    if not k:
+        return slices
+    z = slices.shape[0]
+    offsets = [d for d in range(-k, k + 1) if d]
+    parts = [slices] + [slices[np.clip(np.arange(z) + d, 0, z - 1)] for d in offsets]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
 def preprocess_mask(mask: Volume, config: PrepConfig | None = None) -> np.ndarray:

@@ -48,7 +48,7 @@ from ..errors import ConfigError, IchsegError
 from ..metrics import DIRECT_OUTPUTS, FUSIONS
 from ..models.baselines import RECIPES, SegmentationLossConfig
 from ..models.baselines.recipes import OPTIMIZERS, SCHEDULES
-from ..models.registry import ALL_VARIANTS, BASELINES, VARIANTS
+from ..models.registry import ALL_VARIANTS, BASELINES, BEYOND_PAPER_PREP, VARIANTS
 from ..utils import config_hash
 from ..utils.configs import dataclass_from_dict
 from ..utils.validate import check_bool, check_choice, check_int, check_number
@@ -474,6 +474,14 @@ def resolve_run_config(
     return cfg
 
 
+def _variant_prep(cfg: dict, method: str) -> None:
+    """The ``data.prep`` fields a variant beyond the paper sets (``BEYOND_PAPER_PREP``: 2.5D input)."""
+    fields_ = BEYOND_PAPER_PREP.get(method)
+    if fields_:
+        data = cfg.setdefault("data", {})
+        data["prep"] = {**dict(data.get("prep") or {}), **fields_}
+
+
 def _resolve_sections(cfg: dict, method: str, kind: str, overrides: list[str], iterations: int | None,
                       seed: int | None) -> None:
     """The method's own sections from the profile's, then the overrides (in place)."""
@@ -496,6 +504,7 @@ def _resolve_sections(cfg: dict, method: str, kind: str, overrides: list[str], i
         cfg["train"] = {"seed": cfg["train"].get("seed", 0), "device": cfg["train"].get("device", "auto")}
     for s in ("baselines", "study", "description"):
         cfg.pop(s, None)
+    _variant_prep(cfg, method)
     for assignment in overrides:
         if not assignment.strip().startswith("baselines."):
             apply_override(cfg, assignment)

@@ -20,9 +20,16 @@ row mixes — another branch architecture and ImageNet pretraining (§3.2's argu
 | ``resnet18_scratch`` | "+ ResNet18 Features" with the trunk from scratch | ``reduce_layer``: ResNet18 vs U-Net branch, neither pretrained |
 | ``full_lite0``       | the full model, EfficientNet-Lite0 ImageNet trunk | ``full_lite0_scratch``: pretrained vs scratch |
 | ``full_lite0_scratch`` | the same trunk from scratch                   | ``full``: Lite0 vs ResNet18 trunk |
+| ``full_context1``    | the full model on 2.5D input: the slice and its two neighbours | ``full``: one slice vs three |
+
+``full_context1`` is the full network; what differs is its input (``BEYOND_PAPER_PREP``: the run's
+``data.prep.context`` is 1, so every slice comes with the slices below and above it as extra
+channels of both the condition branch and the diffusion U-Net's image input; ``in_channels``
+follows the prepared data). A radiologist tells a small bleed from a calcification, a partial-volumed
+bone edge or a vessel by scrolling through the neighbouring slices; one slice cannot.
 
 They are variants like the five (``variant_config``, ``build_model``, the card; ``ALL_VARIANTS``
-holds all eight), but not in ``VARIANTS``: a profile runs them only when it names them.
+holds all nine), but not in ``VARIANTS``: a profile runs them only when it names them.
 
 The Table 1 baselines that segment in one forward pass (``ichseg.models.baselines``) are named
 here too: ``BASELINES`` (``unet``, ``transunet``, ``ukan``, at their official sizes), built by
@@ -76,8 +83,14 @@ BEYOND_PAPER: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "resnet18_scratch": MappingProxyType({**VARIANTS["resnet18"], "pretrained": "none"}),
     "full_lite0": MappingProxyType({**VARIANTS["full"], "condition": "efficientnet_lite0", "pretrained": "imagenet"}),
     "full_lite0_scratch": MappingProxyType({**VARIANTS["full"], "condition": "efficientnet_lite0", "pretrained": "none"}),
+    "full_context1": VARIANTS["full"],
 })
 """Beyond-the-paper variant name -> the ModelConfig fields it sets (complete, as ``VARIANTS``')."""
+
+BEYOND_PAPER_PREP: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "full_context1": MappingProxyType({"context": 1}),
+})
+"""Beyond-the-paper variant name -> the ``data.prep`` fields its runs set (before ``--set`` overrides)."""
 
 ALL_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({**VARIANTS, **BEYOND_PAPER})
 """The paper's Table 2 variants, then the ones beyond the paper."""
@@ -86,6 +99,7 @@ BEYOND_PAPER_ROWS: Mapping[str, str] = MappingProxyType({
     "resnet18_scratch": "+ ResNet18 Features, from scratch (beyond the paper)",
     "full_lite0": "Full Model, ImageNet EfficientNet-Lite0 trunk (beyond the paper)",
     "full_lite0_scratch": "Full Model, EfficientNet-Lite0 trunk from scratch (beyond the paper)",
+    "full_context1": "Full Model, 2.5D input: the slice and its two neighbours (beyond the paper)",
 })
 
 TABLE2_ROWS: Mapping[str, str] = MappingProxyType({

@@ -8,8 +8,11 @@ Billot et al., Medical Image Analysis 2023).
 
 By job: ``anatomy`` (the patient's head on the MNI atlas), ``lesions`` (hemorrhage of each subtype,
 placed by anatomy), ``scanner`` (each layout's "scanner" and the CT formation), ``volume`` (one
-volume, phase by phase), ``writing`` (the dataset folders, through ``ichseg.data.layouts``).
-Everything is determined by the seed.
+volume, phase by phase), ``writing`` (the dataset folders, through ``ichseg.data.layouts``);
+``randomise`` (the ``data.phantom.randomise`` option group, off by default: per-patient tissue HU,
+scanner, artefacts and bleeds), with ``artefacts`` (its CT formation: bias field, band-pass noise,
+beam hardening) and ``bleeds`` (swirl, fluid-blood level, oedema rim). Everything is determined by
+the seed.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ class _Lesion:
     blood_hu: float
     edema: np.ndarray | None = None
     push: tuple | None = None  # (centre atlas mm, sigma mm, strength) of the mass effect
+    blood_map: np.ndarray | None = None  # HU of the blood per box voxel (heterogeneous bleeds), else blood_hu
+    rim: np.ndarray | None = None  # HU subtracted around the bleed (perihematomal oedema), per box voxel
 
 
 

@@ -13,7 +13,10 @@ from scipy import ndimage
 
 from . import lesions as lesions_mod
 from .anatomy import AIR_HU, F32, _compose, _draw_patient, _Patient, _sub_box, _tissue_maps
+from .artefacts import reconstruct_varied
+from .bleeds import vary_lesion
 from .lesions import SUBTYPE_CODE, _Lesion, draw_lesion
+from .randomise import Randomise, gravity_normal, vary_domain, vary_patient
 from .scanner import DOMAIN_STREAM, DOMAINS, Domain, ScanGrid, _up, reconstruct, sample_points, scan_grid
 
 
@@ -85,7 +88,12 @@ def _render(rng: np.random.Generator, lv, idx: list, pat: _Patient, c_ea: float,
         f = les.frac[lb]
         if les.edema is not None:
             hu[bb] -= F32(rng.uniform(5, 9)) * np.clip(les.edema[lb] - f, 0, 1)
-        hu[bb] = hu[bb] * (1 - f) + F32(les.blood_hu) * f
+        if les.rim is not None:
+            hu[bb] -= les.rim[lb]
+        if les.blood_map is None:
+            hu[bb] = hu[bb] * (1 - f) + F32(les.blood_hu) * f
+        else:
+            hu[bb] = hu[bb] * (1 - f) + les.blood_map[lb] * f
     coords = np.stack([idx[i] - F32(box[i].start) for i in range(3)])
     vol = ndimage.map_coordinates(hu, coords, order=1, mode="constant", cval=AIR_HU, prefilter=False)
     return vol, coords, box
@@ -127,19 +135,30 @@ def _labels(lesions: list[_Lesion], coords: np.ndarray, box, grid: ScanGrid, vis
 
 
 def make_volume(rng: np.random.Generator, domain: Domain, in_plane: int = 512, n_slices: int | None = None,
-                positive: bool | None = None, with_tissue: bool = False) -> PhantomVolume:
+                positive: bool | None = None, with_tissue: bool = False, randomise: Randomise | None = None) -> PhantomVolume:
     """Generate one head CT volume of ``domain``; ``positive`` forces a patient with/without blood.
 
     ``with_tissue``: also return boolean maps of the tissue classes (brain parenchyma, csf,
     ventricles, bone, skull) on the output grid, for tests and the realism statistics.
+    ``randomise``: the per-patient randomisation (``phantom.randomise``); None draws exactly the
+    volumes drawn without it. Its draws come from streams spawned from ``rng``, which leaves the
+    draws of ``rng`` itself (anatomy, lesion shapes, labels) as they were.
     """
     n = int(in_plane)
     nz = int(n_slices if n_slices is not None else rng.integers(domain.slices[0], domain.slices[1] + 1))
+    streams = rng.spawn(4) if randomise is not None else None
     pat = _draw_patient(rng)
+    if streams:
+        pat = vary_patient(streams[0], pat, randomise)
+        domain, draw = vary_domain(streams[1], domain, randomise)
     c_ea = 1.0 + 2.5 * pat.atrophy  # extra-axial CSF (wider with atrophy)
     grid = scan_grid(rng, domain, n, nz)
     q = _atlas_points(grid, domain, pat)
     lesions = _draw_lesions(rng, domain, grid, q, positive, c_ea)
+    if streams:
+        normal = gravity_normal(pat.rot)
+        for les, s in zip(lesions, streams[2].spawn(len(lesions))):
+            vary_lesion(s, les, grid.lv, randomise, normal)
     idx = _deform(q, pat, lesions, grid.lv)
     vol, coords, box = _render(rng, grid.lv, idx, pat, c_ea, lesions)
     img = vol.reshape(grid.m, grid.m, nz, grid.sub).mean(axis=3, dtype=F32)
@@ -148,7 +167,7 @@ def make_volume(rng: np.random.Generator, domain: Domain, in_plane: int = 512, n
     # partial volume, at the skull base) shows bone, so it is not labelled even when half of it is blood
     visible = _up(img, grid.up) <= F32(lesions_mod.VISIBLE_BLOOD_MAX_HU)
     labels, info = _labels(lesions, coords, box, grid, visible)
-    img = reconstruct(img, domain, grid, rng)
+    img = reconstruct(img, domain, grid, rng) if streams is None else reconstruct_varied(img, domain, grid, draw, streams[3])
     tissue = {}
     if with_tissue:
         for name, a in _tissue_maps(grid.lv, box, c_ea, pat).items():
@@ -159,9 +178,11 @@ def make_volume(rng: np.random.Generator, domain: Domain, in_plane: int = 512, n
 
 
 def phantom_case(layout: str, seed: int, index: int, in_plane: int = 512,
-                 slices: tuple[int, int] | None = None, with_tissue: bool = False) -> PhantomVolume:
+                 slices: tuple[int, int] | None = None, with_tissue: bool = False,
+                 randomise: Randomise | dict | None = None) -> PhantomVolume:
     """The ``index``-th volume ``write_phantom(out, layout, cases, seed, ...)`` writes (RAS+, before storage)."""
     domain = DOMAINS[layout]
     lo, hi = slices or domain.slices
     rng = np.random.default_rng([seed, DOMAIN_STREAM[layout], index])
-    return make_volume(rng, domain, in_plane, int(rng.integers(lo, hi + 1)), with_tissue=with_tissue)
+    return make_volume(rng, domain, in_plane, int(rng.integers(lo, hi + 1)), with_tissue=with_tissue,
+                       randomise=Randomise.from_config(randomise))

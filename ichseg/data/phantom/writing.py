@@ -11,6 +11,7 @@ from ...errors import ConfigError
 from ..layouts import get_layout
 from ..volumes import write_nifti
 from .lesions import SUBTYPE_CODE
+from .randomise import Randomise
 from .scanner import DOMAINS, Domain
 from .volume import PhantomVolume, phantom_case
 
@@ -46,19 +47,21 @@ def _check(layout: str, cases, in_plane, slices) -> tuple[int, int]:
 
 
 def write_phantom(out: str | Path, layout: str, cases: int = 10, seed: int = 0, *, in_plane: int = 512,
-                  slices: int | tuple[int, int] | None = None) -> Path:
+                  slices: int | tuple[int, int] | None = None, randomise: dict | None = None) -> Path:
     """Write ``cases`` phantom volumes into ``out`` in ``layout``'s folder structure; return ``out``.
 
     ``in_plane``: pixels per side (the real datasets are 512); ``slices``: a fixed count or a
-    (min, max) range (default: the layout's own range, 24-36).
+    (min, max) range (default: the layout's own range, 24-36); ``randomise``: the per-patient
+    randomisation (``phantom.randomise``; None: off).
     """
     lo, hi = _check(layout, cases, in_plane, slices)
+    randomise = Randomise.from_config(randomise)
     domain = DOMAINS[layout]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     writer = get_layout(layout).writer(out, np.random.default_rng([seed, 7]))
     for i in range(int(cases)):
-        hu, lab, aff = _store(phantom_case(layout, seed, i, in_plane, (lo, hi)), domain)
+        hu, lab, aff = _store(phantom_case(layout, seed, i, in_plane, (lo, hi), randomise=randomise), domain)
         writer.add(i, slice_subtypes(lab))
         if domain.labels == "binary":
             lab = (lab > 0).astype(np.uint8)

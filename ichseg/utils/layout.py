@@ -10,8 +10,9 @@ A run folder (``ichseg train``, ``results/<profile>/runs/<method>-s<seed>/``) ho
     nnunet/                nnU-Net's own model folder (NNUNET_MODEL; nnU-Net keeps its final weights)
 
 An evaluation folder (``ichseg evaluate``, ``results/<profile>/eval/<method>-s<seed>/<dataset>/``)
-holds ``metrics.json`` (METRICS), ``slices.csv`` (SLICE_SCORES) and ``qualitative.npz``
-(QUALITATIVE). Study-level files (``study.json``, ``stamps/``) are ``ichseg.utils.stamps``'.
+holds ``metrics.json`` (METRICS), ``slices.csv`` (SLICE_SCORES), ``qualitative.npz``
+(QUALITATIVE) and ``worst.npz`` (WORST: the worst slices, ``ichseg.engine.worst``; evaluations
+written before it lack it, so it is not one of EVALUATION_FILES). Study-level files (``study.json``, ``stamps/``) are ``ichseg.utils.stamps``'.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ NNUNET_MODEL = "nnunet"
 METRICS = "metrics.json"
 SLICE_SCORES = "slices.csv"
 QUALITATIVE = "qualitative.npz"
+WORST = "worst.npz"
 EVALUATION_FILES = (METRICS, SLICE_SCORES, QUALITATIVE)
 
 
@@ -78,6 +80,6 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 __all__ = ["BEST_CHECKPOINT", "CHECKPOINTS", "EVALUATION_FILES", "LAST_CHECKPOINT", "METRICS", "NNUNET_MODEL", "QUALITATIVE",
-           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "best_checkpoint", "last_checkpoint", "metrics_path",
+           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "WORST", "best_checkpoint", "last_checkpoint", "metrics_path",
            "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path", "run_outputs",
            "train_log_path"]

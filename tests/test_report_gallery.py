@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from _study_helpers import prediction, synthetic_split, write_eval, write_study  # noqa: E402
 
 from ichseg.report import collect  # noqa: E402
-from ichseg.report.gallery import gallery_figure, zoom_box  # noqa: E402
+from ichseg.report.gallery import absent_sentence, gallery_figure, gallery_profiles, gallery_views, zoom_box  # noqa: E402
 from ichseg.report.paper import method_title  # noqa: E402
 from ichseg.utils.layout import WORST  # noqa: E402
 
@@ -86,3 +86,16 @@ def test_the_zoom_holds_both_outlines_and_half_the_slice_at_least():
     assert ys.stop - ys.start == xs.stop - xs.start >= 32
     assert mask[ys, xs].sum() == mask.sum() and pred[ys, xs].sum() == pred.sum()
     assert zoom_box(np.zeros((8, 8)), np.zeros((8, 8))) == (slice(0, 8), slice(0, 8))
+
+
+def test_the_book_finds_the_profiles_with_worst_slices_and_names_the_others(tmp_path):
+    write_study(tmp_path / "gpu", methods=("full",), datasets=("instance2022", "realct"), profile="gpu")
+    write_study(tmp_path / "cpu", methods=("full",), datasets=("instance2022",), profile="cpu")
+    (tmp_path / "cpu" / "eval" / "full-s0" / "instance2022" / WORST).unlink()
+    studies, without = gallery_profiles(tmp_path)
+    assert [s.profile for s in studies] == ["gpu"] and without == ["cpu"]
+    assert gallery_views(studies[0]) == [("instance2022", "lesion"), ("instance2022", "empty"), ("realct", "lesion")]
+    assert absent_sentence(without, any_shown=True) == ("The `cpu` profile was evaluated before the evaluation kept "
+                                                        "its worst slices, so it is not shown.")
+    assert "`evidence` profile" in absent_sentence(without, any_shown=False)
+    assert absent_sentence([], any_shown=True) == ""

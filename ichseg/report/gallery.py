@@ -6,12 +6,15 @@ it, the ground truth and the thresholded prediction outlined in two colours, zoo
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from ..engine.worst import WORST_K, WorstSlices
+from .collect import StaleResultsError, Study, load_study, worst
 from .paper import VARIANT_ORDER, dataset_title, method_title
+from .toc import profile_dirs
 
 #: ground truth in cyan, as in Fig. 3; the prediction in orange (Okabe-Ito), apart for colour-blind readers
 GT_COLOUR, PRED_COLOUR = "cyan", "#E69F00"
@@ -98,4 +101,44 @@ def gallery_figure(items: Mapping[str, WorstSlices | None], dataset: str, group:
     return fig
 
 
-__all__ = ["GT_COLOUR", "PRED_COLOUR", "gallery_figure", "zoom_box"]
+def gallery_views(study: Study) -> list[tuple[str, str]]:
+    """(dataset, group) of the galleries a profile shows: the worst lesion slices and the most marked
+    lesion-free slices of the training dataset's own test set, then the worst lesion slices of the
+    real CT with inserted lesions when the profile evaluates on it."""
+    first = study.manifest.get("train_dataset") or study.datasets[0]
+    views = [(first, "lesion"), (first, "empty")]
+    return views + ([("realct", "lesion")] if "realct" in study.datasets and first != "realct" else [])
+
+
+def gallery_profiles(results_root: str | Path) -> tuple[list[Study], list[str]]:
+    """The consistent profiles under ``results_root`` (``results/``) whose evaluations kept worst
+    slices on the datasets of ``gallery_views``, and the names of those whose evaluations did not
+    (written before ``worst.npz``). Profiles with stale results are in neither."""
+    with_worst, without = [], []
+    for d in profile_dirs(Path(results_root)):
+        try:
+            study = load_study(d)
+        except StaleResultsError:
+            continue
+        found = any(w is not None for ds in dict.fromkeys(d for d, _ in gallery_views(study))
+                    for w in worst(study, ds).values())
+        (with_worst if found else without).append(study if found else study.profile)
+    return with_worst, without
+
+
+def absent_sentence(without: list[str], any_shown: bool, next_profile: str = "evidence") -> str:
+    """One sentence naming the profiles evaluated before worst slices were kept; when no profile
+    shows a gallery, it also names the profile that will."""
+    if not without:
+        return ""
+    names = ", ".join(f"`{p}`" for p in without)
+    one = len(without) == 1
+    text = (f"The {names} profile{' was' if one else 's were'} evaluated before the evaluation kept its worst slices, "
+            f"so {'it is' if one else 'they are'} not shown")
+    if not any_shown:
+        text += (f"; the `{next_profile}` profile (`ichseg study --profile {next_profile}`) keeps them, and its gallery "
+                 "appears on this page once its results are committed")
+    return text + "."
+
+
+__all__ = ["GT_COLOUR", "PRED_COLOUR", "absent_sentence", "gallery_figure", "gallery_profiles", "gallery_views", "zoom_box"]

@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 from _study_helpers import prediction, synthetic_split, write_eval, write_study  # noqa: E402
 
 from ichseg.report import collect  # noqa: E402
-from ichseg.report.gallery import absent_sentence, gallery_figure, gallery_profiles, gallery_views, zoom_box  # noqa: E402
+from ichseg.report.gallery import (absent_sentence, gallery_figure, gallery_profiles, gallery_views,  # noqa: E402
+                                   zoom_box)
 from ichseg.report.paper import method_title  # noqa: E402
 from ichseg.utils.layout import WORST  # noqa: E402
 
@@ -22,7 +23,7 @@ METHODS = ("medsegdiffv2", "full", "unet")
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def worst_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("gallery") / "smoke"
     write_study(root, methods=METHODS, datasets=("instance2022",))
     (root / "eval" / "unet-s0" / "instance2022" / WORST).unlink()  # an evaluation from before worst.npz
@@ -42,8 +43,8 @@ def _image_rows(fig) -> list[int]:
     return [sum(round(ax.get_position().y1, 3) == t for ax in fig.axes if ax.images) for t in tops]
 
 
-def test_one_row_per_model_with_worst_slices_and_the_others_named(study):
-    items = collect.worst(study, "instance2022")
+def test_one_row_per_model_with_worst_slices_and_the_others_named(worst_study):
+    items = collect.worst(worst_study, "instance2022")
     assert set(items) == set(METHODS) and items["unet"] is None
     fig = gallery_figure(items, "instance2022")
     try:
@@ -61,8 +62,8 @@ def test_one_row_per_model_with_worst_slices_and_the_others_named(study):
         plt.close(fig)
 
 
-def test_the_false_positive_gallery_titles_the_pixels_marked(study):
-    items = collect.worst(study, "instance2022")
+def test_the_false_positive_gallery_titles_the_pixels_marked(worst_study):
+    items = collect.worst(worst_study, "instance2022")
     assert len(items["medsegdiffv2"].of("empty")) == 0  # its made-up prediction marks no lesion-free slice
     fig = gallery_figure(items, "instance2022", group="empty")
     try:
@@ -74,7 +75,7 @@ def test_the_false_positive_gallery_titles_the_pixels_marked(study):
         plt.close(fig)
 
 
-def test_a_gallery_without_any_worst_slices_is_refused(study):
+def test_a_gallery_without_any_worst_slices_is_refused():
     with pytest.raises(ValueError, match="no model on instance2022 has worst slices"):
         gallery_figure({"unet": None}, "instance2022")
 

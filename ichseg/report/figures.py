@@ -291,10 +291,11 @@ def real_synthetic_figure(real_slices, volume, levels, size: int = 128, window=(
     fig, axes = plt.subplots(2, n, figsize=(3.0 * n + 0.4, 6.4), squeeze=False, constrained_layout=True)
     for j, (rs, z) in enumerate(zip(real_slices, levels)):
         synthetic = np.fliplr(np.rot90(np.asarray(volume.hu)[:, :, z]))  # RAS+ -> anterior up, right on the left
-        for i, (img, title) in enumerate(((resample_square(rs.hu, size), f"real: {rs.name}"),
-                                          (resample_square(synthetic, size), f"synthetic: slice {z + 1} of {volume.hu.shape[2]}"))):
+        rows = ((rs.hu, f"real: {rs.name}"), (synthetic, f"synthetic: slice {z + 1} of {volume.hu.shape[2]}"))
+        for i, (hu, title) in enumerate(rows):
             ax = axes[i, j]
-            ax.imshow(img, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, interpolation="nearest")
+            ax.imshow(resample_square(hu, size), cmap="gray", vmin=level - width / 2, vmax=level + width / 2,
+                      interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

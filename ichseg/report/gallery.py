@@ -96,7 +96,8 @@ def gallery_figure(items: Mapping[str, WorstSlices | None], dataset: str, group:
                ncol=2, frameon=False, fontsize=9, title=title, title_fontsize=10)
     if absent:
         names = ", ".join(method_title(v) for v in absent)
-        fig.supxlabel(textwrap.fill(f"Not shown: {names} (evaluated before the evaluation kept its worst slices).", 110),
+        sentence = f"Not shown: {names} (evaluated before the evaluation kept its worst slices)."
+        fig.supxlabel(textwrap.fill(sentence, 110),
                       fontsize=9)
     return fig
 
@@ -136,9 +137,10 @@ def absent_sentence(without: list[str], any_shown: bool, next_profile: str = "ev
     text = (f"The {names} profile{' was' if one else 's were'} evaluated before the evaluation kept its worst slices, "
             f"so {'it is' if one else 'they are'} not shown")
     if not any_shown:
-        text += (f"; the `{next_profile}` profile (`ichseg study --profile {next_profile}`) keeps them, and its gallery "
-                 "appears on this page once its results are committed")
+        text += (f"; the `{next_profile}` profile (`ichseg study --profile {next_profile}`) keeps them, and its "
+                 "gallery appears on this page once its results are committed")
     return text + "."
 
 
-__all__ = ["GT_COLOUR", "PRED_COLOUR", "absent_sentence", "gallery_figure", "gallery_profiles", "gallery_views", "zoom_box"]
+__all__ = ["GT_COLOUR", "PRED_COLOUR", "absent_sentence", "gallery_figure", "gallery_profiles", "gallery_views",
+           "zoom_box"]

@@ -97,8 +97,7 @@ def gallery_figure(items: Mapping[str, WorstSlices | None], dataset: str, group:
     if absent:
         names = ", ".join(method_title(v) for v in absent)
         sentence = f"Not shown: {names} (evaluated before the evaluation kept its worst slices)."
-        fig.supxlabel(textwrap.fill(sentence, 110),
-                      fontsize=9)
+        fig.supxlabel(textwrap.fill(sentence, 110), fontsize=9)
     return fig
 
 

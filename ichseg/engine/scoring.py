@@ -55,9 +55,9 @@ def write_evaluation(
 ) -> dict:
     """Score probability maps (N, H, W) in [0, 1] against the ground truth (N, H, W) of a prepared
     split with both protocols and write ``metrics.json``, ``slices.csv``, ``qualitative.npz`` and
-    ``worst.npz`` atomically into ``out_dir``. Every model of the study (diffusion variants, direct segmenters,
-    nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for models
-    without an ensemble (written as zeros).
+    ``worst.npz`` atomically into ``out_dir``. Every model of the study (diffusion variants, direct
+    segmenters, nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for
+    models without an ensemble (written as zeros).
 
     The paper protocol scores the map of ``ecfg.paper_fusion``, made from ``paper_stages`` (an
     ensemble's ``fusion_stages``) or, for a model without ensemble and anchor

@@ -33,8 +33,8 @@ import pandas as pd
 from ..engine.worst import WorstSlices, read_worst
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
-from ..utils.layout import (QUALITATIVE, SLICE_SCORES, WORST, metrics_path, read_run_config, run_config_path, run_info_path,
-                            train_log_path)
+from ..utils.layout import (QUALITATIVE, SLICE_SCORES, WORST, metrics_path, read_run_config, run_config_path,
+                            run_info_path, train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 

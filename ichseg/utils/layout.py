@@ -12,7 +12,8 @@ A run folder (``ichseg train``, ``results/<profile>/runs/<method>-s<seed>/``) ho
 An evaluation folder (``ichseg evaluate``, ``results/<profile>/eval/<method>-s<seed>/<dataset>/``)
 holds ``metrics.json`` (METRICS), ``slices.csv`` (SLICE_SCORES), ``qualitative.npz``
 (QUALITATIVE) and ``worst.npz`` (WORST: the worst slices, ``ichseg.engine.worst``; evaluations
-written before it lack it, so it is not one of EVALUATION_FILES). Study-level files (``study.json``, ``stamps/``) are ``ichseg.utils.stamps``'.
+written before it lack it, so it is not one of EVALUATION_FILES). Study-level files (``study.json``,
+``stamps/``) are ``ichseg.utils.stamps``'.
 """
 
 from __future__ import annotations
@@ -80,6 +81,6 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 __all__ = ["BEST_CHECKPOINT", "CHECKPOINTS", "EVALUATION_FILES", "LAST_CHECKPOINT", "METRICS", "NNUNET_MODEL", "QUALITATIVE",
-           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "WORST", "best_checkpoint", "last_checkpoint", "metrics_path",
-           "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path", "run_outputs",
+           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "WORST", "best_checkpoint", "last_checkpoint",
+           "metrics_path", "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path", "run_outputs",
            "train_log_path"]

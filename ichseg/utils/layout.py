@@ -82,5 +82,5 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 __all__ = ["BEST_CHECKPOINT", "CHECKPOINTS", "EVALUATION_FILES", "LAST_CHECKPOINT", "METRICS", "NNUNET_MODEL", "QUALITATIVE",
            "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "WORST", "best_checkpoint", "last_checkpoint",
-           "metrics_path", "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path", "run_outputs",
-           "train_log_path"]
+           "metrics_path", "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path",
+           "run_outputs", "train_log_path"]

@@ -174,3 +174,53 @@ def test_an_older_realct_folder_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(IchsegError, match="older format.*delete") as err:
         get_layout("realct").discover(tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_synthetic_levels_match_the_real_slices_by_cavity_area():
+    """The larger real cavity gets the level of the largest ventricles; a smaller one the slice below
+    whose brain area, relative to that level, matches its cavity relative to the larger one."""
+    from types import SimpleNamespace
+
+    brain_px = [10, 30, 60, 80, 95, 100, 90, 50]
+    brain = np.zeros((20, 20, len(brain_px)), bool)
+    for z, a in enumerate(brain_px):
+        brain.ravel().reshape(400, -1)[:a, z] = True
+    ventricles = np.zeros_like(brain)
+    ventricles[:3, :3, 5] = True
+    volume = SimpleNamespace(tissue={"brain": brain, "ventricles": ventricles})
+    cavity = lambda px: np.arange(400).reshape(20, 20) < px  # noqa: E731
+    real = [SimpleNamespace(cavity=cavity(240), pixel_mm=0.5), SimpleNamespace(cavity=cavity(100), pixel_mm=1.0)]
+    # cavities 60 and 100 mm²: the second is the reference (level 5), the first 0.6 of it -> brain 60 (level 2)
+    assert realism.matched_levels(volume, real) == [2, 5]
+
+
+def test_resampling_to_the_model_size_keeps_the_hu():
+    hu = np.full((64, 64), 30.0, np.float32)
+    hu[:, 32:] = 70.0
+    small = realism.resample_square(hu, 16)
+    assert small.shape == (16, 16) and small[:, :6].mean() == pytest.approx(30, abs=0.5)
+    assert small[:, -6:].mean() == pytest.approx(70, abs=0.5)
+
+
+@needs_real
+def test_the_real_slices_are_drawn_above_synthetic_ones_at_one_window():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ichseg.data.phantom import phantom_case
+    from ichseg.report.figures import real_synthetic_figure
+
+    volume = phantom_case("bhsd", seed=0, index=0, in_plane=64, with_tissue=True)
+    real = realct.available_slices()
+    levels = realism.matched_levels(volume, real)
+    by_name = dict(zip((rs.name for rs in real), levels))
+    assert by_name["J2K_pixelrep_mismatch.dcm"] < by_name["693_UNCR.dcm"]  # the skull base lies below the ventricles
+    fig = real_synthetic_figure(real, volume, levels, size=64)
+    try:
+        images = [im for ax in fig.axes for im in ax.images]
+        assert len(images) == 4 and {im.get_clim() for im in images} == {(0.0, 80.0)}
+        assert all(im.get_array().shape == (64, 64) for im in images)
+    finally:
+        plt.close(fig)

@@ -20,6 +20,7 @@ import yaml
 from ichseg.cli import main as cli_main
 from ichseg.engine import EvalConfig, evaluate_checkpoint, resolve_run_config, train_run
 from ichseg.engine.checkpoint import load_checkpoint
+from ichseg.engine.worst import read_worst
 from ichseg.errors import IchsegError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,6 +247,13 @@ def test_evaluate_writes_both_protocols(reference_run, prepared, workdir):
     assert per_slice["paper_dice_mean"].mean() == pytest.approx(s["paper_by_fusion"]["mean"]["dice"])
     # the 8-bit JPEG holds multiples of 1/255 only
     np.testing.assert_allclose(q["paper_map"] * 255, np.round(q["paper_map"] * 255), atol=1e-4)
+    # the worst slices, picked from the same per-slice scores
+    worst = read_worst(workdir / "eval" / "worst.npz")
+    lesion, empty = per_slice["gt_pixels"] > 0, (per_slice["gt_pixels"] == 0) & (per_slice["pred_pixels"] > 0)
+    assert len(worst.of("lesion")) == min(6, int(lesion.sum())) and len(worst.of("empty")) == min(6, int(empty.sum()))
+    lowest = sorted(per_slice.loc[lesion, "strict_dice"].nsmallest(6))
+    assert sorted(worst.dice[worst.of("lesion")]) == pytest.approx(lowest)
+    assert sorted(worst.pred_pixels[worst.of("empty")]) == sorted(per_slice.loc[empty, "pred_pixels"].nlargest(6))
 
 
 def test_evaluate_paper_fusion_mean_scores_the_plain_mean(reference_run, prepared, workdir):

@@ -175,3 +175,31 @@ def figure(images: dict, bins=np.arange(-20, 101, 2)):
     axes[1, 0].set_ylabel("bone window 600/2800")
     fig.tight_layout()
     return fig
+
+
+def matched_levels(volume, real_slices) -> list[int]:
+    """For each real slice (``realct.RealSlice``), the axial slice of a synthetic volume (with tissue
+    maps, RAS+ X × Y × Z) at a similar level. The real slice with the largest cranial cavity is taken
+    to lie at the level of the lateral ventricles and gets the synthetic slice where the ventricles
+    are largest; every other real slice gets the slice at or below that one whose brain area,
+    relative to it, is closest to the real slice's cavity relative to the largest real cavity."""
+    areas = np.array([rs.cavity.sum() * rs.pixel_mm ** 2 for rs in real_slices], dtype=float)
+    brain = np.asarray(volume.tissue["brain"]).sum(axis=(0, 1)).astype(float)
+    ref = int(np.argmax(np.asarray(volume.tissue["ventricles"]).sum(axis=(0, 1))))
+    levels = []
+    for a in areas:
+        if a == areas.max():
+            levels.append(ref)
+        else:
+            levels.append(int(np.argmin(np.abs(brain[: ref + 1] / max(brain[ref], 1.0) - a / areas.max()))))
+    return levels
+
+
+def resample_square(hu: np.ndarray, size: int) -> np.ndarray:
+    """A square slice resampled to ``size`` × ``size`` pixels, smoothed first when shrunk (antialiased
+    like the preparation's resize), so a 512² real slice reads at the models' input size."""
+    hu = np.asarray(hu, dtype=np.float32)
+    factor = hu.shape[0] / size
+    if factor > 1:
+        hu = ndimage.gaussian_filter(hu, sigma=(factor - 1) / 2)
+    return ndimage.zoom(hu, (size / hu.shape[0], size / hu.shape[1]), order=1)

@@ -5,8 +5,8 @@ adapter, ``ichseg.engine.nnunet``, and ``ichseg.engine.methods.evaluate_run`` pi
 run folder). Cross-dataset evaluation is this same call on BHSD or PhysioNet with the model
 trained on INSTANCE 2022, unchanged. ``ichseg.engine.scoring.write_evaluation`` writes, atomically,
 into ``out_dir``: ``metrics.json`` (both protocols, sampler settings, provenance), ``slices.csv``
-(per-slice scores) and ``qualitative.npz`` (a few fixed slices: image, ground truth, probability,
-uncertainty).
+(per-slice scores), ``qualitative.npz`` (a few fixed slices: image, ground truth, probability,
+uncertainty) and ``worst.npz`` (the slices it got most wrong, ``ichseg.engine.worst``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 ``write_evaluation`` is the one scorer of the study: every method (diffusion variants, direct
 segmenters, nnU-Net) hands it its probability maps of the same slices, and it writes, atomically,
 ``metrics.json`` (both protocols, provenance), ``slices.csv`` (per-slice scores),
-``qualitative.npz`` (a few fixed slices for the qualitative figure) and ``volume.npz`` (one whole
-test volume for the book's viewer, ``ichseg.engine.viewer_volume``) into one folder.
+``qualitative.npz`` (a few fixed slices for the qualitative figure), ``worst.npz`` (the worst
+slices by those scores, ``ichseg.engine.worst``) and ``volume.npz`` (one whole test volume for the
+book's viewer, ``ichseg.engine.viewer_volume``) into one folder.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from ..errors import IchsegError
 from ..metrics import (FUSION_STAGES, chance_dice, chance_dice_in_head, fusion_maps, fusion_stages, head_mask,
                        paper_slice_scores, strict_protocol)
 from ..utils import atomic_directory, atomic_write_json
-from ..utils.layout import METRICS, QUALITATIVE, SLICE_SCORES
+from ..utils.layout import METRICS, QUALITATIVE, SLICE_SCORES, WORST
 from .config import EvalConfig
 from .provenance import environment
 from .viewer_volume import volume_rows, write_volume
+from .worst import write_worst
 
 
 def qualitative_rows(table: pd.DataFrame, masks: np.ndarray, count: int) -> np.ndarray:
@@ -54,10 +56,10 @@ def write_evaluation(
     paper_stages: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Score probability maps (N, H, W) in [0, 1] against the ground truth (N, H, W) of a prepared
-    split with both protocols and write ``metrics.json``, ``slices.csv`` and ``qualitative.npz``
-    atomically into ``out_dir``. Every model of the study (diffusion variants, direct segmenters,
-    nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for models
-    without an ensemble (written as zeros).
+    split with both protocols and write ``metrics.json``, ``slices.csv``, ``qualitative.npz`` and
+    ``worst.npz`` atomically into ``out_dir``. Every model of the study (diffusion variants, direct
+    segmenters, nnU-Net) is scored by this one function, on the same slices. ``uncertainty=None`` for
+    models without an ensemble (written as zeros).
 
     The paper protocol scores the map of ``ecfg.paper_fusion``, made from ``paper_stages`` (an
     ensemble's ``fusion_stages``) or, for a model without ensemble and anchor
@@ -112,6 +114,7 @@ def write_evaluation(
         per_slice.to_csv(tmp / SLICE_SCORES, index=False)
         np.savez_compressed(tmp / QUALITATIVE, rows=q, image=images[q], mask=g[q], probability=p[q],
                             uncertainty=unc[q], paper_map=np.asarray(fusion_maps(stages)[ecfg.paper_fusion])[q])
+        write_worst(tmp / WORST, per_slice, images, g, p, ecfg.threshold)
         write_volume(tmp, table, volume_rows(table, g), images, g, p, unc)
         atomic_write_json(tmp / METRICS, summary)
     return summary

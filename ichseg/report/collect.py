@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..engine.worst import WorstSlices, read_worst
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
-from ..utils.layout import (QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, metrics_path, read_run_config, run_config_path,
-                            run_info_path, train_log_path)
+from ..utils.layout import (QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, WORST, metrics_path, read_run_config,
+                            run_config_path, run_info_path, train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
 
@@ -253,6 +254,18 @@ def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str
     return out
 
 
+def worst(study: Study, dataset: str, seed: int | None = None) -> dict[str, WorstSlices | None]:
+    """method -> its worst slices on ``dataset`` (``worst.npz``, first seed unless given), or None
+    for an evaluation written before the evaluation kept them."""
+    seed = study.seeds[0] if seed is None else seed
+    out = {}
+    for run in study.runs:
+        if int(run["seed"]) == int(seed) and dataset in run["metrics"]:
+            path = run["eval_dir"] / dataset / WORST
+            out[run["method"]] = read_worst(path) if path.is_file() else None
+    return out
+
+
 def empty_slice_fraction(slices: pd.DataFrame) -> float:
     """Share of slices whose ground truth is empty (from ``positive`` or ``lesion_px``)."""
     if "positive" in slices:
@@ -395,4 +408,5 @@ __all__ = [
     "slices_table",
     "study_banner",
     "study_stamp",
+    "worst",
 ]

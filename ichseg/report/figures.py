@@ -235,7 +235,9 @@ __all__ = [
     "convergence_figure",
     "qualitative_figure",
     "read_sampling_bench",
+    "real_synthetic_figure",
     "sampling_figure",
+    "subtype_figure",
     "training_figure",
 ]
 
@@ -273,4 +275,31 @@ def subtype_figure(volumes, subtypes, codes: Mapping[str, int], window=(40.0, 80
         axes[0, j].set_title(sub, fontsize=10)
     axes[0, 0].set_ylabel("CT, W80/L40", fontsize=9)
     axes[1, 0].set_ylabel("blood outlined", fontsize=9)
+    return fig
+
+
+def real_synthetic_figure(real_slices, volume, levels, size: int = 128, window=(40.0, 80.0)):
+    """The real head CT slices (``realct.RealSlice``, in their DICOM frame) above synthetic slices of
+    ``volume`` (RAS+ X × Y × Z) at ``levels`` (one per real slice, e.g. ``realism.matched_levels``),
+    all resampled to ``size``² and shown at one window (level, width in HU), in the radiological
+    convention of the DICOM frame (anterior up, the patient's right on the image's left)."""
+    from ..data.realism import resample_square
+
+    plt = _plt()
+    level, width = window
+    n = len(real_slices)
+    fig, axes = plt.subplots(2, n, figsize=(3.0 * n + 0.4, 6.4), squeeze=False, constrained_layout=True)
+    for j, (rs, z) in enumerate(zip(real_slices, levels)):
+        synthetic = np.fliplr(np.rot90(np.asarray(volume.hu)[:, :, z]))  # RAS+ -> anterior up, right on the left
+        rows = ((rs.hu, f"real: {rs.name}"), (synthetic, f"synthetic: slice {z + 1} of {volume.hu.shape[2]}"))
+        for i, (hu, title) in enumerate(rows):
+            ax = axes[i, j]
+            ax.imshow(resample_square(hu, size), cmap="gray", vmin=level - width / 2, vmax=level + width / 2,
+                      interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("real head CT (pydicom)", fontsize=9)
+    axes[1, 0].set_ylabel("synthetic head CT", fontsize=9)
+    fig.suptitle(f"Brain window W{width:g}/L{level:g}, all at {size}²", fontsize=10)
     return fig

@@ -11,8 +11,10 @@ A run folder (``ichseg train``, ``results/<profile>/runs/<method>-s<seed>/``) ho
 
 An evaluation folder (``ichseg evaluate``, ``results/<profile>/eval/<method>-s<seed>/<dataset>/``)
 holds ``metrics.json`` (METRICS), ``slices.csv`` (SLICE_SCORES), ``qualitative.npz``
-(QUALITATIVE) and, where the split has a lesion, ``volume.npz`` (VIEWER_VOLUME). Study-level
-files (``study.json``, ``stamps/``) are ``ichseg.utils.stamps``'.
+(QUALITATIVE), ``worst.npz`` (WORST: the worst slices, ``ichseg.engine.worst``) and, where the
+split has a lesion, ``volume.npz`` (VIEWER_VOLUME: one whole test volume for the viewer); the last
+two are optional (evaluations written before them lack them), so they are not EVALUATION_FILES.
+Study-level files (``study.json``, ``stamps/``) are ``ichseg.utils.stamps``'.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ NNUNET_MODEL = "nnunet"
 METRICS = "metrics.json"
 SLICE_SCORES = "slices.csv"
 QUALITATIVE = "qualitative.npz"
-VIEWER_VOLUME = "volume.npz"  # optional: one whole test volume for the book's viewer
+VIEWER_VOLUME = "volume.npz"
+WORST = "worst.npz"
 EVALUATION_FILES = (METRICS, SLICE_SCORES, QUALITATIVE)
 
 
@@ -80,6 +83,6 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 __all__ = ["BEST_CHECKPOINT", "CHECKPOINTS", "EVALUATION_FILES", "LAST_CHECKPOINT", "METRICS", "NNUNET_MODEL", "QUALITATIVE",
-           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "VIEWER_VOLUME", "best_checkpoint", "last_checkpoint", "metrics_path",
-           "model_path", "nnunet_model_dir", "read_run_config", "run_config_path", "run_info_path", "run_outputs",
-           "train_log_path"]
+           "RUN_CONFIG", "RUN_INFO", "SLICE_SCORES", "TRAIN_LOG", "VIEWER_VOLUME", "WORST", "best_checkpoint",
+           "last_checkpoint", "metrics_path", "model_path", "nnunet_model_dir", "read_run_config", "run_config_path",
+           "run_info_path", "run_outputs", "train_log_path"]

@@ -12,7 +12,8 @@ from .common import add_sampling_arguments, sampling_overrides
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="a run's checkpoints/best.pt or last.pt, or exported weights")
     p.add_argument("--prepared", type=Path, required=True, help="a prepared dataset folder (`ichseg prepare`)")
-    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, slices.csv, qualitative.npz")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for metrics.json, slices.csv, qualitative.npz, worst.npz")
     p.add_argument("--dataset", default=None, help="dataset name recorded in metrics.json (default: the prepared folder's)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="which split of --prepared to score")
     p.add_argument("--method", "--variant", dest="method", default=None,

@@ -389,15 +389,18 @@ def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: t
                   threshold: float) -> dict:
     """The maps on the scan's own grid; each member's mask is mapped and thresholded the way the
     probability is, so the members' volumes (their spread) are measured as the volume itself. The
-    members go first, one at a time, so only one full-size map is in flight beside the outputs."""
+    members are only counted, a few slices at a time (``slices_on_file_grid``), so the full-size
+    arrays in memory are the outputs alone."""
     from ..data import volume_from_slices
+    from ..data.slices import slices_on_file_grid
 
     member_voxels = []
     for i in range(0 if members is None else members.shape[1]):
-        member_voxels.append(int(np.count_nonzero(volume_from_slices(members[:, i].numpy(), vol, order=1) >= threshold)))
-    prob_vol = volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32, copy=False)
+        member_voxels.append(sum(int(np.count_nonzero(chunk >= threshold))
+                                 for _, chunk in slices_on_file_grid(members[:, i].numpy(), vol, order=1)))
+    prob_vol = volume_from_slices(prob.numpy(), vol, order=1)
     mask = (prob_vol >= threshold).astype(np.uint8)
-    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1).astype(np.float32, copy=False),
+    return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1),
             "mask": mask, "member_voxels": member_voxels}
 
 

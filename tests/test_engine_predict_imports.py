@@ -34,5 +34,6 @@ def test_predict_path_imports_nothing_it_does_not_use():
 
 def test_the_probe_sees_an_import():
     """The check can fail: the package re-exports still import on first use."""
-    loaded = _loaded_after("import ichseg.engine, ichseg.models\nichseg.engine.train_run\nichseg.models.model_card")
-    assert {"ichseg.engine.train", "ichseg.models.card", "pandas"} <= set(loaded)
+    loaded = _loaded_after("import ichseg.engine, ichseg.models\nichseg.engine.train_run\nichseg.models.model_card\n"
+                           "from ichseg.engine.evaluate import write_evaluation")
+    assert {"ichseg.engine.train", "ichseg.models.card", "ichseg.engine.scoring", "pandas"} <= set(loaded)

@@ -10,7 +10,9 @@ model (``results/cpu/model/full.pt``) at its profile's settings: "before" runs t
 ``--baseline-src`` (e.g. ``git archive <commit> | tar -x -C DIR``), "after" this one. Candidates run
 interleaved (``_timing.interleave``: before, after, before, after, ...) so the load other users put
 on the shared machine hits both alike; the record keeps every run and the ratio of the medians.
-Peak memory is the process's maximum resident set (VmHWM, read by the process itself at exit). The masks of both are scored
+Peak memory is the process's maximum resident set (VmHWM, read by the process itself at exit); CPU seconds
+(the process's, and the sampling's per slice where the code records it) are kept beside the wall clock,
+which other jobs on the shared machine inflate far more, with the load average after each run. The masks of both are scored
 against the truth on the lesion slices (mean 2D Dice) and in 3D, and against each other.
 
 nnU-Net's predictor is timed beside it only where a trained nnU-Net model is committed; the
@@ -59,14 +61,16 @@ def make_volumes(root: Path) -> dict[str, tuple[Path, Path]]:
 
 #: the child runs the CLI and leaves its peak resident memory (VmHWM: this process's own, unlike
 #: wait4's ru_maxrss, which Linux carries over from the parent across fork and exec)
-_CHILD = """import sys
+_CHILD = """import os, sys
 hwm_file = sys.argv.pop(1)
 from ichseg.cli import main
 try:
     rc = main(sys.argv[1:])
 finally:
     with open('/proc/self/status') as fh:
-        open(hwm_file, 'w').write(next(l for l in fh if l.startswith('VmHWM')).split()[1])
+        hwm = next(l for l in fh if l.startswith('VmHWM')).split()[1]
+    t = os.times()
+    open(hwm_file, 'w').write(f"{hwm} {t.user + t.system}")
 sys.exit(rc)
 """
 
@@ -86,7 +90,9 @@ def run_predict(src: Path, scan: Path, out: Path) -> dict:
     text = log.read_text().strip()
     if proc.returncode != 0:
         raise RuntimeError(f"{src}: predict failed: {text[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": int(hwm.read_text()) / 1024.0, "stdout": text.splitlines()[-1]}
+    kb, cpu = hwm.read_text().split()
+    return {"wall_s": wall, "cpu_s": float(cpu), "peak_rss_mb": int(kb) / 1024.0, "stdout": text.splitlines()[-1],
+            "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,13 +131,18 @@ def bench_volume(name: str, scan: Path, label: Path, srcs: dict[str, Path], work
             "wall_s_median": round(timing[k]["median"], 2), "wall_s_all": [round(x, 2) for x in timing[k]["all"]],
             "wall_s_per_slice": round(timing[k]["median"] / n, 4),
             "segment_s_per_slice": t.get("segment_per_slice"), "timings_s": t,
+            "segment_cpu_s_per_slice": t.get("segment_cpu_per_slice"),
+            "process_cpu_s_all": [round(r["cpu_s"], 2) for r in runs[k]],
+            "load_average_1min_after_each_run": [r["load_average_1min"] for r in runs[k]],
             "peak_rss_mb": round(rss, 1), "peak_rss_mb_all": [round(r["peak_rss_mb"], 1) for r in runs[k]], "settings": summary["evaluate"], "line": runs[k][-1]["stdout"],
             "hemorrhage_volume_ml": summary["hemorrhage_volume_ml"],
             **scores(work / f"{name}-{k}", label, None if k == "before" else work / f"{name}-before"),
         }
     if {"before", "after"} <= set(srcs):
+        cpu = {k: sorted(r["cpu_s"] for r in runs[k]) for k in ("before", "after")}
         out["ratio_after_over_before"] = {
             "wall_s_median": round(timing["after"]["median"] / timing["before"]["median"], 3),
+            "process_cpu_s_min": round(cpu["after"][0] / cpu["before"][0], 3),
             "peak_rss": round(out["candidates"]["after"]["peak_rss_mb"] / out["candidates"]["before"]["peak_rss_mb"], 3)}
     truth = np.asarray(nib.load(str(label)).dataobj) > 0
     out["true_volume_ml"] = round(float(truth.sum()) * float(np.prod(nib.load(str(label)).header.get_zooms()[:3])) / 1000, 3)
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds-512", type=int, default=1, help="interleaved rounds on the 512² volume (a minute a run)")
     p.add_argument("--volumes", nargs="*", default=None, help="names of the volumes to run (default: all)")
     p.add_argument("--baseline-note", default="", help="what the baseline tree is (e.g. its commit), for the record")
+    p.add_argument("--machine-note", default="", help="how busy the machine was (other jobs), for the record")
     p.add_argument("--work", type=Path, default=Path("/tmp/ichseg-bench-predict"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "measured" / "predict_cpu.json")
     args = p.parse_args(argv)
@@ -157,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     srcs = {"before": args.baseline_src.resolve(), "after": REPO}
     record = {
         "bench": "predict_cpu", "environment": environment(torch.device("cpu")),
-        "machine": "2-core shared CPU (other users' load varies; compare the ratios), 1 thread per run",
+        "machine": "2-core shared CPU (other users' load varies; compare the ratios), 1 thread per run"
+                   + (f"; {args.machine_note}" if args.machine_note else ""),
+        "load_average_1_5_15min_at_start": [round(x, 2) for x in os.getloadavg()],
         "checkpoint": str(WEIGHTS.relative_to(REPO)), "baseline": args.baseline_note,
         "nnunet": ("skipped: no trained nnU-Net model is committed (results/cpu/runs/nnunet-s0 holds its config and "
                    "training log only)" if not any(NNUNET_RUN.glob("**/*.pth")) else "present but not timed"),

@@ -389,3 +389,19 @@ def test_eval_settings_one_constructor_for_every_caller():
         eval_settings(run_cfg, {"stepz": 3})
     with pytest.raises(ConfigError, match="evaluate.steps"):
         eval_settings(run_cfg, {"steps": -1})
+
+
+def test_threads_option_sets_the_sampling_threads_and_refuses_zero(setup, scan, tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert predict(scan, "--checkpoint", setup[0], "--out", tmp_path / "bad", "--threads", 0) == 2
+        assert "--threads: must be a positive integer" in one_error_line(capsys)
+        assert not (tmp_path / "bad").exists()
+        torch.set_num_threads(2)
+        assert predict(scan, "--checkpoint", setup[0], "--out", tmp_path / "one", "--threads", 1) == 0
+        summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+        assert summary["environment"]["device"].endswith(", 1 threads)")
+    finally:
+        torch.set_num_threads(before)

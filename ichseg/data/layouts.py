@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from ..errors import ConfigError, IchsegError
 from .volumes import Volume, is_nifti_name, volume_id
@@ -331,6 +330,8 @@ class PhysioNet(Layout):
         if not csv.is_file():
             return  # subtypes then stay unknown; the masks are all that is needed
         found.extra_files.append(csv)
+        import pandas as pd  # here, not at the top: the dataset names are read without loading pandas
+
         try:
             table = pd.read_csv(csv)
         except Exception as exc:
@@ -381,6 +382,8 @@ class _PhysioNetWriter(LayoutWriter):
 
     def finish(self, cases: int) -> None:
         from ..utils.atomic import atomic_write_text
+
+        import pandas as pd
 
         table = pd.DataFrame(self.rows, columns=self.layout.CSV_COLUMNS)
         atomic_write_text(self.out / self.layout.CSV, table.to_csv(index=False))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from nibabel import orientations as ornt_mod
 
 from .config import PrepConfig
-from .volumes import Volume, to_original_grid
+from .volumes import Volume
 
 
 def axial_slices(data: np.ndarray) -> np.ndarray:
@@ -83,19 +84,31 @@ def normalize(img: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"normalize: unknown value {how!r}")
 
 
+#: slices windowed and resized at a time: a 512² volume is never held again at full resolution
+#: in float32 beside its HU (each slice is windowed and resized on its own, so the result does not
+#: depend on it)
+SLICE_CHUNK = 16
+
+
 def preprocess_volume(vol: Volume, config: PrepConfig | None = None) -> np.ndarray:
     """Image volume -> (Z, C, size, size) float32 slices, exactly as ``prepare_dataset`` stores them.
 
     Order (paper §4.1): axial slices -> HU window(s) to [0, 1] -> antialiased bilinear resize
     -> normalisation. Windowing before resizing keeps out-of-window values (bone, air) from
-    bleeding into the brain through the interpolation.
+    bleeding into the brain through the interpolation. ``SLICE_CHUNK`` slices at a time.
     """
     config = config or PrepConfig()
-    hu = axial_slices(vol.data)  # (Z, H, W)
-    img = window(hu, config.windows)  # (C, Z, H, W)
-    t = torch.from_numpy(img).transpose(0, 1)  # (Z, C, H, W)
-    out = _resize(t.contiguous(), config.size, config.image_resize).numpy()
-    out = np.ascontiguousarray(out, dtype=np.float32)
+    hu = axial_slices(vol.data)  # (Z, H, W), a view
+    out = None
+    for z0 in range(0, hu.shape[0], SLICE_CHUNK):
+        img = window(hu[z0 : z0 + SLICE_CHUNK], config.windows)  # (C, z, H, W)
+        t = torch.from_numpy(img).transpose(0, 1)  # (z, C, H, W)
+        chunk = _resize(t.contiguous(), config.size, config.image_resize).numpy()
+        if out is None:
+            out = np.empty((hu.shape[0],) + chunk.shape[1:], dtype=np.float32)
+        out[z0 : z0 + len(chunk)] = chunk
+    if out is None:  # no slice: nothing to resize
+        out = np.empty((0, len(config.windows), config.size, config.size), dtype=np.float32)
     return with_context(normalize(out, config.normalize), config.context)
 
 
@@ -143,26 +156,45 @@ def lesion_contrast_hu(image: Volume, mask: Volume, ring_mm: float = 3.0) -> np.
     return out
 
 
-def volume_from_slices(pred: np.ndarray, vol: Volume, order: int = 0) -> np.ndarray:
-    """Map a per-slice prediction (Z, size, size) back onto ``vol``'s original file grid.
+def slices_of_file_grid(array: np.ndarray, vol: Volume) -> np.ndarray:
+    """A (Z, H, W) view, in ``axial_slices`` layout, of an array on ``vol``'s file grid (its
+    original shape and voxel order): writing a slice of the view writes the file's voxels."""
+    return axial_slices(ornt_mod.apply_orientation(array, vol.ornt))
 
-    ``order=0`` (nearest, for binary masks) or ``1`` (bilinear, for probabilities). Returns an
-    array with the file's original shape and voxel order: save it with ``vol.original_affine``
-    and it overlays the input scan.
-    """
+
+def slices_on_file_grid(pred: np.ndarray, vol: Volume, order: int = 0, chunk: int | None = None):
+    """``pred`` (Z, size, size) resized to ``vol``'s in-plane grid, ``chunk`` slices at a time
+    (default ``SLICE_CHUNK``): yields (first slice index, (z, H, W) float32 slices in
+    ``axial_slices`` layout)."""
     pred = np.asarray(pred)
     z, h, w = vol.n_slices, vol.data.shape[1], vol.data.shape[0]
     if pred.ndim != 3 or pred.shape[0] != z or pred.shape[1] != pred.shape[2]:
         raise ValueError(f"volume_from_slices: expected ({z}, S, S) slices for {vol.path.name}, got {pred.shape}")
     if order not in (0, 1):
         raise ValueError(f"volume_from_slices: order must be 0 or 1, got {order!r}")
-    t = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32))[:, None]
-    if (h, w) != tuple(t.shape[-2:]):
-        if order == 0:
-            t = F.interpolate(t, size=(h, w), mode="nearest-exact")
-        else:
-            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
-                              antialias=h < t.shape[-2] or w < t.shape[-1])
-    canon = from_axial_slices(t[:, 0].numpy())
-    out = to_original_grid(canon, vol)
-    return out.astype(pred.dtype if order == 0 else np.float32, copy=False)
+    chunk = chunk or SLICE_CHUNK
+    for z0 in range(0, z, chunk):
+        t = torch.from_numpy(np.ascontiguousarray(pred[z0 : z0 + chunk], dtype=np.float32))[:, None]
+        if (h, w) != tuple(t.shape[-2:]):
+            if order == 0:
+                t = F.interpolate(t, size=(h, w), mode="nearest-exact")
+            else:
+                t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
+                                  antialias=h < t.shape[-2] or w < t.shape[-1])
+        yield z0, t[:, 0].numpy()
+
+
+def volume_from_slices(pred: np.ndarray, vol: Volume, order: int = 0) -> np.ndarray:
+    """Map a per-slice prediction (Z, size, size) back onto ``vol``'s original file grid.
+
+    ``order=0`` (nearest, for binary masks) or ``1`` (bilinear, for probabilities). Returns an
+    array with the file's original shape and voxel order: save it with ``vol.original_affine``
+    and it overlays the input scan. Made ``SLICE_CHUNK`` slices at a time straight into the
+    result, so no other full-size copy is made.
+    """
+    pred = np.asarray(pred)
+    out = np.empty(vol.original_shape, dtype=pred.dtype if order == 0 else np.float32)
+    view = slices_of_file_grid(out, vol)
+    for z0, chunk in slices_on_file_grid(pred, vol, order):
+        view[z0 : z0 + len(chunk)] = chunk
+    return out

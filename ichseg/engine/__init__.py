@@ -8,12 +8,23 @@ adapter); ``methods`` (kind -> train / evaluate functions: ``train_run``, ``eval
 ``commands`` (the CLI).
 """
 
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_attributes
 from .config import EvalConfig, TrainConfig, load_profile, resolve_run_config, run_config_hash
-from .evaluate import evaluate_checkpoint, load_trained_model
-from .inference import segment_slices
-from .methods import evaluate_run, train_run
-from .predict import predict_scan
-from .runlog import TrainResult
+
+# imported on first use, so that one command loads only its own modules (``ichseg predict`` neither
+# the training loop nor the nnU-Net adapter, nor pandas)
+__getattr__ = lazy_attributes(__name__, {
+    "evaluate_checkpoint": ".evaluate", "load_trained_model": ".evaluate", "segment_slices": ".inference",
+    "evaluate_run": ".methods", "train_run": ".methods", "predict_scan": ".predict", "TrainResult": ".runlog"})
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and the import graph
+    from .evaluate import evaluate_checkpoint, load_trained_model
+    from .inference import segment_slices
+    from .methods import evaluate_run, train_run
+    from .predict import predict_scan
+    from .runlog import TrainResult
 
 __all__ = [
     "EvalConfig",

@@ -20,13 +20,16 @@ from ..diffusion import DiffusionConfig, GaussianDiffusion
 from ..errors import IchsegError
 from ..utils import method_of
 from ..utils.layout import best_checkpoint
+from ..utils.lazy import lazy_attributes
 from ..models import build_from_config, segmenter_config, variant_config
 from .checkpoint import load_checkpoint
 from .config import DIRECT, EvalConfig, method_kind
 from .data import load_split
 from .devices import inference_amp, resolve_device
 from .inference import segment
-from .scoring import write_evaluation
+
+# the scoring (pandas) is imported on first use: ``ichseg predict`` loads its models from here
+__getattr__ = lazy_attributes(__name__, {"write_evaluation": ".scoring"})
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights: str = "ema", method: str | None = None):
@@ -99,6 +102,8 @@ def evaluate_checkpoint(
         # a direct segmenter takes one forward pass: the sampler settings do not apply to it
         "inference": "sigmoid of one forward pass" if diffusion is None else "diffusion ensemble",
     }
+    from .scoring import write_evaluation
+
     return write_evaluation(prob.numpy(), unc.numpy(), images.numpy(), masks[:, 0].numpy(), ds, out_dir, ecfg,
                             dataset=dataset or Path(prepared).parent.name, split=split, meta=meta,
                             seconds=seconds, device=dev,

@@ -110,7 +110,8 @@ def _draw(fig, hu, mask, unc, spacing, zs: list[int], labels: Sequence) -> None:
         top, bottom = fig.add_subplot(grid[0, c]), fig.add_subplot(grid[1, c])
         outline = _display(mask[:, :, z] > 0).astype(np.float32)
         top.imshow(_display(hu[:, :, z]), cmap="gray", vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
-        shown = bottom.imshow(_display(unc[:, :, z]), cmap="magma", vmin=0.0, vmax=UNCERTAINTY_MAX, aspect=aspect,
+        spread = np.nan_to_num(np.asarray(unc[:, :, z], dtype=np.float32), nan=0.0)
+        shown = bottom.imshow(_display(spread), cmap="magma", vmin=0.0, vmax=UNCERTAINTY_MAX, aspect=aspect,
                               interpolation="nearest")
         if outline.any():
             top.contour(outline, levels=[0.5], colors=OUTLINE, linewidths=1.0)
@@ -137,7 +138,7 @@ def preview_figure(hu: np.ndarray, mask: np.ndarray, uncertainty: np.ndarray, sp
     from matplotlib.figure import Figure
 
     hu, mask = np.asarray(hu, dtype=np.float32), np.asarray(mask)
-    unc = np.nan_to_num(np.asarray(uncertainty, dtype=np.float32), nan=0.0)
+    unc = np.asarray(uncertainty)  # NaN shown as 0, slice by slice (_draw): no copy of the volume
     _check(hu, mask, unc, spacing)
     zs = choose_slices(mask)
     labels = list(range(hu.shape[2])) if slice_labels is None else list(slice_labels)

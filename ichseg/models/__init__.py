@@ -9,8 +9,10 @@ Table 1 baselines (U-Net, TransUNet, U-KAN) as direct segmenters (``ichseg.model
     logits = net(image)                 # (B, 1, H, W)
 """
 
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_attributes
 from .baselines import DirectSegmenter, SegmenterConfig
-from .card import count_flops, format_card, model_card
 from .condition import ConditionFeatures
 from .config import ModelConfig
 from .losses import LossConfig, total_loss
@@ -18,6 +20,11 @@ from .model import DiffusionSegmenter, ModelOutput, make_eps_fn
 from .registry import (ALL_VARIANTS, BASELINES, BEYOND_PAPER, BEYOND_PAPER_ROWS, TABLE1_NAMES, TABLE2_ROWS, VARIANTS,
                        build_from_config, build_model, build_segmenter, is_direct, row_label, segmenter_config,
                        variant_config)
+
+# the model card (torch's FLOP counter, which imports triton) on first use: sampling never needs it
+__getattr__ = lazy_attributes(__name__, {"count_flops": ".card", "format_card": ".card", "model_card": ".card"})
+if TYPE_CHECKING:
+    from .card import count_flops, format_card, model_card
 
 __all__ = [
     "ALL_VARIANTS",

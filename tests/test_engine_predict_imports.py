@@ -1,0 +1,40 @@
+"""``ichseg predict`` loads only what it uses: importing its modules and loading the committed
+model pull in neither pandas, matplotlib (the preview imports it when it draws) nor the training
+loop, the model card or the nnU-Net adapter; each costs resident memory on a CPU that the
+prediction of a large scan needs (bench/predict_cpu.py). torchvision is imported: the ResNet18
+trunk is torchvision's own (~170 MB of the import floor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UNUSED = ("pandas", "matplotlib", "seaborn", "nnunetv2",
+          "ichseg.engine.nnunet", "ichseg.engine.train", "ichseg.engine.scoring", "ichseg.models.card")
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The modules of ``UNUSED`` in sys.modules after running ``code`` in a fresh interpreter."""
+    probe = f"import json, sys\n{code}\nprint(json.dumps([m for m in {UNUSED!r} if m in sys.modules]))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_predict_path_imports_nothing_it_does_not_use():
+    code = ("from ichseg.cli import main\n"
+            "import ichseg.engine.commands.predict, ichseg.engine.predict\n"
+            "from ichseg.engine.predict import Predictor\n"
+            "Predictor.load('results/cpu/model/full.pt', device='cpu', progress=False)")
+    assert _loaded_after(code) == []
+
+
+def test_the_probe_sees_an_import():
+    """The check can fail: the package re-exports still import on first use."""
+    loaded = _loaded_after("import ichseg.engine, ichseg.models\nichseg.engine.train_run\nichseg.models.model_card\n"
+                           "from ichseg.engine.evaluate import write_evaluation")
+    assert {"ichseg.engine.train", "ichseg.models.card", "ichseg.engine.scoring", "pandas"} <= set(loaded)

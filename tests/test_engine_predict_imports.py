@@ -1,8 +1,7 @@
 """``ichseg predict`` loads only what it uses: importing its modules and loading the committed
-model pull in neither pandas, matplotlib (the preview imports it when it draws) nor the training
-loop, the model card or the nnU-Net adapter; each costs resident memory on a CPU that the
-prediction of a large scan needs (bench/predict_cpu.py). torchvision is imported: the ResNet18
-trunk is torchvision's own (~170 MB of the import floor)."""
+model pull in neither pandas, matplotlib (the preview imports it when it draws), torchvision (and
+the torch._dynamo / triton it brings) nor the training loop or the nnU-Net adapter; each costs
+resident memory on a CPU that the prediction of a large scan needs (bench/predict_cpu.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-UNUSED = ("pandas", "matplotlib", "seaborn", "nnunetv2",
+UNUSED = ("pandas", "matplotlib", "seaborn", "torchvision", "torch._dynamo", "triton", "nnunetv2",
           "ichseg.engine.nnunet", "ichseg.engine.train", "ichseg.engine.scoring", "ichseg.models.card")
 
 

@@ -24,13 +24,13 @@ import math
 from dataclasses import dataclass, fields, replace
 
 import torch
-import torchvision
 from torch import nn
 
 from .attention import TransformerBlock
 from .blocks import from_tokens, sincos_2d, to_tokens
 from .config import ModelConfig
 from .pretrained import load_into_lite0, load_into_resnet18
+from .resnet import resnet18
 
 
 @dataclass
@@ -176,7 +176,7 @@ class ResNetCondition(_TrunkCondition):
         super().__init__()
         self.config = config
         c0 = config.condition_channels
-        resnet = torchvision.models.resnet18(weights=None)  # never a download (pretrained.py)
+        resnet = resnet18()  # torchvision's, without importing it (resnet.py); never a download
         if config.pretrained == "imagenet":
             load_into_resnet18(resnet, config.weights_path, config.verify_weights)
         self.stem = _conv_bn_relu(config.in_channels, c0)  # §3.2: "3×3 convolution ... 32 feature maps"

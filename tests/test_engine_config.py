@@ -89,7 +89,7 @@ def _edited_profile(tmp_path, name: str, edit):
 
 
 @pytest.mark.parametrize("method, edit, message", [
-    ("full", lambda c: c["data"]["phantom"].update(case=80), r"data.phantom: unknown key\(s\) case; known: cases, in_plane, seed, slices"),
+    ("full", lambda c: c["data"]["phantom"].update(case=80), r"data.phantom: unknown key\(s\) case; known: cases, in_plane, randomise, seed, slices"),
     ("full", lambda c: c["data"]["phantom"].update(cases=0), r"data.phantom.cases: must be a positive integer, got 0"),
     ("full", lambda c: c["data"]["phantom"].update(cases={"bhsd": "many"}), r"data.phantom.cases.bhsd: must be a positive integer"),
     ("full", lambda c: c["data"]["phantom"].update(slices=[20, 16]), r"data.phantom.slices: need min <= max"),

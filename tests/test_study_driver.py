@@ -127,18 +127,19 @@ def test_a_failing_notebook_stops_the_study_with_its_path(study_root):
     _notebook(nbs["evaluate"], EVAL_PARAMS, "raise RuntimeError('boom in evaluation')")
     messages = []
     with pytest.raises(StudyFailed) as info:
-        StudyPass(_spec(root, nbs), log=messages.append).run()
-    failed = root / "results" / "smoke" / "notebooks" / "evaluate-medsegdiffv2-s0.ipynb"
-    assert info.value.notebook == failed and "results/smoke/notebooks/evaluate-medsegdiffv2-s0.ipynb" in str(info.value)
+        StudyPass(_spec(root, nbs, jobs=1), log=messages.append).run()
+    # the smoke profile starts the full model first (study.start_first): its evaluation fails first
+    failed = root / "results" / "smoke" / "notebooks" / "evaluate-full-s0.ipynb"
+    assert info.value.notebook == failed and "results/smoke/notebooks/evaluate-full-s0.ipynb" in str(info.value)
     assert "boom in evaluation" in str(info.value)
     executed = json.loads(failed.read_text())  # papermill wrote it, traceback included
     assert executed["metadata"]["papermill"]["exception"] is True
     results = root / "results" / "smoke"
-    assert not (results / "notebooks" / "train-full-s0.ipynb").exists()  # stopped at the first failure
+    assert not (results / "notebooks" / "evaluate-medsegdiffv2-s0.ipynb").exists()  # stopped at the first failure
     assert not (results / "study.json").exists() and not (results / "results.ipynb").exists()
     timings = json.loads((results / "timings.json").read_text())
     assert timings["status"] == "failed" and timings["stages"][-1]["status"] == "failed"
-    assert any("evaluate-medsegdiffv2-s0" in m and "failed" in m for m in messages)  # the timing table is printed
+    assert any("evaluate-full-s0" in m and "failed" in m for m in messages)  # the timing table is printed
 
 
 def test_run_folders_are_wiped_only_for_changed_inputs(tmp_path, monkeypatch):
@@ -336,16 +337,16 @@ def _kernel_free_study(tmp_path, monkeypatch, seen: list, before_train=None) -> 
 
 
 def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch):
-    """No recorded durations: nnU-Net's training (the longest chain on every profile measured)
-    starts before the diffusion training the plan lists first; the rest keeps the plan order."""
+    """No recorded durations: the profile's study.start_first decides (smoke: ukan, full,
+    medsegdiffv2, nnunet), each method's whole chain first; the rest keeps the plan order."""
     order = []
     nbs = _kernel_free_study(tmp_path, monkeypatch, order)
-    spec = StudySpec(profile="smoke", methods=["medsegdiffv2", "unet", "nnunet"], seeds=[0], datasets=["bhsd"],
+    spec = StudySpec(profile="smoke", methods=["unet", "nnunet", "medsegdiffv2"], seeds=[0], datasets=["bhsd"],
                      root=tmp_path, notebooks=nbs, prepare=_fake_prepare, jobs=1)
     StudyPass(spec, log=lambda m: None).run()
     trains = [s for s in order if s.startswith("train-")]
-    assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
-    assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
+    assert trains == ["train-medsegdiffv2-s0", "train-nnunet-s0", "train-unet-s0"]
+    assert order.index("evaluate-nnunet-s0") < order.index("train-unet-s0")  # its whole chain first
 
 
 def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ import pytest
 
 from ichseg.study import StudyPass, StudySpec
 from ichseg.study.planning import Stage
-from ichseg.study.scheduling import check_jobs, critical_path_seconds, default_jobs, format_timings, threads_per_job
+from ichseg.study.scheduling import (check_jobs, critical_path_seconds, default_jobs, format_timings, run_stages,
+                                     threads_per_job)
 
 
 def test_default_jobs_are_sized_to_the_machine():
@@ -33,6 +34,27 @@ def test_critical_path_seconds_puts_the_longest_chain_first():
     assert max(("train-a", "train-b"), key=path.get) == "train-b"
     fresh = critical_path_seconds(stages, {})
     assert set(fresh.values()) == {0.0}  # all tied: plan order
+
+
+def test_a_first_pass_starts_the_profile_s_longest_trainings_first():
+    """No stage timed yet: after the shared prep, the trainings of ``start_first`` start in its order,
+    the others in plan order; a recorded chain still outranks the hint."""
+
+    def st(i, method=None, *up):
+        return Stage(id=i, kind="train", parameters={}, notebook=None, output=None, upstream=list(up), method=method)
+
+    stages = [st("prep")] + [st(f"train-{m}", m, "prep") for m in ("unet", "full", "ukan", "nnunet")]
+    started = []
+
+    def run(order_seconds, first):
+        started.clear()
+        run_stages(stages, 1, order_seconds, lambda s: started.append(s.id) or {}, lambda row: None, start_first=first)
+        return list(started)
+
+    assert run({}, ("ukan", "full")) == ["prep", "train-ukan", "train-full", "train-unet", "train-nnunet"]
+    assert run({}, ()) == ["prep", "train-unet", "train-full", "train-ukan", "train-nnunet"]  # plan order
+    assert run({"train-unet": 5.0}, ("ukan", "full"))[:2] == ["prep", "train-unet"]
+    assert StudyPass(StudySpec(profile="smoke"), log=lambda m: None).plan.start_first[0] == "ukan"
 
 
 def test_the_timing_table_names_each_stage_and_both_times():

@@ -300,6 +300,9 @@ class StudyConfig:
     method_seeds:      method -> seeds, replacing ``seeds`` for the methods it names.
     method_overrides:  method -> assignments, after ``overrides`` for the methods it names (as
                        ``--set METHOD:KEY=VALUE``, which comes after it).
+    start_first:       methods whose stages start first, in this order, among ready stages no
+                       earlier pass has timed (a fresh clone's first pass): the profile's longest
+                       trainings, so that none of them runs alone at the end while other jobs idle.
     """
 
     methods: tuple = METHODS
@@ -307,6 +310,7 @@ class StudyConfig:
     overrides: tuple = ()
     method_seeds: Mapping = field(default_factory=dict)
     method_overrides: Mapping = field(default_factory=dict)
+    start_first: tuple = ("nnunet",)  # its plan, preprocessing, training and prediction chain is long
 
     def __post_init__(self) -> None:
         if not isinstance(self.methods, (list, tuple)) or not self.methods:
@@ -317,12 +321,17 @@ class StudyConfig:
         _check_assignments("study.overrides", self.overrides)
         _check_per_method("study.method_seeds", self.method_seeds, _check_seeds)
         _check_per_method("study.method_overrides", self.method_overrides, _check_assignments)
+        if not isinstance(self.start_first, (list, tuple)):
+            raise ConfigError(f"study.start_first: must be a list of methods, got {self.start_first!r}")
+        for m in self.start_first:
+            check_choice("study.start_first", m, ALL_METHODS)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and dicts (a caller's copy)."""
         return {"methods": list(self.methods), "seeds": [int(x) for x in self.seeds], "overrides": list(self.overrides),
                 "method_seeds": {m: [int(x) for x in v] for m, v in self.method_seeds.items()},
-                "method_overrides": {m: list(v) for m, v in self.method_overrides.items()}}
+                "method_overrides": {m: list(v) for m, v in self.method_overrides.items()},
+                "start_first": list(self.start_first)}
 
 
 def study_config(profile: Mapping[str, Any]) -> StudyConfig:

@@ -161,7 +161,8 @@ class StudyPass:
         self.log(f"study {self.profile}: {total} stages, {self.jobs} at a time, {self.threads} thread(s) each")
         try:
             run_stages(self.stages, self.jobs, {s.id: last_seconds(self.stamps.record(s.id)) for s in self.stages},
-                       lambda s: self._run_stage(s, f"[{index[s.id]}/{total}] {s.id}"), self.timings.append)
+                       lambda s: self._run_stage(s, f"[{index[s.id]}/{total}] {s.id}"), self.timings.append,
+                       start_first=self.plan.start_first)
             results = self.plan.results_stage(self._write_run_set())
             try:
                 self.timings.append(self._run_stage(results, f"[{total}/{total}] results"))

@@ -115,6 +115,7 @@ class Plan:
 
     def _run_set_settings(self, spec: StudySpec, settings: dict) -> None:
         self.methods = list(spec.methods or settings["methods"])
+        self.start_first = tuple(settings["start_first"])
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown:
             raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(ALL_METHODS)}")

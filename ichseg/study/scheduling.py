@@ -2,7 +2,8 @@
 
 Up to ``jobs`` independent stages run at once; a stage starts when all its upstream stages have
 completed; of the stages ready, the one heading the longest chain of remaining work starts first
-(``critical_path_seconds``; without recorded durations, the stages of ``LONG_CHAIN_METHODS`` first).
+(``critical_path_seconds``); among stages no pass has timed yet, those of the profile's
+``study.start_first`` methods first, in its order.
 At the first failure no further stage starts, running ones finish, and the failure is raised.
 """
 
@@ -10,19 +11,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..utils.validate import check_int
 from .execution import StudyFailed
 from .planning import Stage
 
-# Methods whose train + evaluate chain was among the longest of the study on every profile measured
-# here (nnU-Net plans, preprocesses, trains and predicts with mirroring in its own processes: cpu
-# 2,200 s against at most 2,000 s for a diffusion method; smoke 342 s, second to the full model's
-# 353 s, the others 120-339 s, of 2,483 s of stages). Of the
-# ready stages with equal recorded chains (on a first pass: none recorded), theirs start first, so
-# the chain does not run alone at the end while the other jobs have nothing left to do.
-LONG_CHAIN_METHODS = ("nnunet",)
 
 
 def default_jobs(cores: int | None = None, cuda: bool | None = None) -> int:
@@ -72,19 +66,21 @@ def critical_path_seconds(stages: list[Stage], seconds: dict[str, float]) -> dic
 
 
 def run_stages(stages: list[Stage], jobs: int, seconds: dict[str, float], run_one: Callable[[Stage], dict],
-               on_row: Callable[[dict], None]) -> None:
+               on_row: Callable[[dict], None], start_first: Sequence[str] = ()) -> None:
     """Every stage, up to ``jobs`` at once, each after its upstream stages, the ready stage heading
-    the longest recorded chain first (then nnU-Net's, then plan order). ``run_one(stage)`` returns
+    the longest recorded chain first (then those of ``start_first``'s methods in its order, then
+    plan order). ``run_one(stage)`` returns
     the stage's timing row (or raises ``StudyFailed`` carrying it); ``on_row`` gets each row as the
     stage finishes. At the first failure no further stage starts, running ones finish, and the
     failure is raised."""
     priority = critical_path_seconds(stages, seconds)
+    rank = {m: len(start_first) - i for i, m in enumerate(start_first)}
     pending, done, running = list(stages), set(), {}
     failure: StudyFailed | None = None
 
     def next_ready() -> Stage | None:
         return max((s for s in pending if all(u in done for u in s.upstream)),
-                   key=lambda s: (priority[s.id], s.method in LONG_CHAIN_METHODS), default=None)
+                   key=lambda s: (priority[s.id], rank.get(s.method, 0)), default=None)
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
         while pending or running:
@@ -135,5 +131,5 @@ def format_timings(record: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["LONG_CHAIN_METHODS", "check_jobs", "critical_path_seconds", "default_jobs", "format_timings",
+__all__ = ["check_jobs", "critical_path_seconds", "default_jobs", "format_timings",
            "run_stages", "threads_per_job", "timing_record"]

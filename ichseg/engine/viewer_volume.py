@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils.images import percentile_window, to_u8
 from ..utils.layout import VIEWER_VOLUME
 
 
@@ -35,10 +36,6 @@ def volume_rows(table: pd.DataFrame, masks: np.ndarray) -> np.ndarray:
     return rows[np.argsort(order, kind="stable")]
 
 
-def _u8(a: np.ndarray) -> np.ndarray:
-    return (np.clip(np.nan_to_num(np.asarray(a, dtype=np.float32)), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-
-
 def write_volume(folder: str | Path, table: pd.DataFrame, rows: np.ndarray, images: np.ndarray, gt: np.ndarray,
                  prob: np.ndarray, unc: np.ndarray) -> Path | None:
     """Write ``volume.npz`` of ``rows`` into ``folder`` (an evaluation's temporary folder, made
@@ -47,15 +44,14 @@ def write_volume(folder: str | Path, table: pd.DataFrame, rows: np.ndarray, imag
         return None
     img = np.asarray(images[rows], dtype=np.float32)
     img = img[:, 0] if img.ndim == 4 else img
-    lo, hi = np.percentile(img, [1, 99.5])
     u = np.asarray(unc[rows], dtype=np.float32)
     unc_max = float(u.max()) if u.size and u.max() > 0 else 1.0
     path = Path(folder) / VIEWER_VOLUME
     np.savez_compressed(path, rows=rows.astype(np.int32), volume=str(table["volume"].iloc[rows[0]]),
                         slice_index=table["slice_index"].to_numpy(int)[rows].astype(np.int32)
                         if "slice_index" in table else np.arange(len(rows), dtype=np.int32),
-                        image=_u8((img - lo) / (hi - lo if hi > lo else 1.0)), mask=_u8(gt[rows] > 0.5),
-                        probability=_u8(prob[rows]), uncertainty=_u8(u / unc_max), unc_max=np.float32(unc_max))
+                        image=to_u8(percentile_window(img)), mask=to_u8(gt[rows] > 0.5),
+                        probability=to_u8(prob[rows]), uncertainty=to_u8(u / unc_max), unc_max=np.float32(unc_max))
     return path
 
 

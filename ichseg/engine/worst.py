@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..errors import IchsegError
 from ..utils import atomic_write_bytes
+from ..utils.images import to_u8
 
 WORST_K = 6
 VERSION = 1
@@ -71,7 +72,7 @@ def write_worst(path: str | Path, per_slice: pd.DataFrame, images: np.ndarray, g
         "dice": table["strict_dice"].to_numpy(np.float32)[idx],
         "gt_pixels": table["gt_pixels"].to_numpy(np.int32)[idx],
         "pred_pixels": table["pred_pixels"].to_numpy(np.int32)[idx],
-        "image": np.round(np.clip(img[idx], 0, 1) * 255).astype(np.uint8),
+        "image": to_u8(img[idx]),
         "mask": (np.asarray(gt)[idx] > 0.5).astype(np.uint8),
         "pred": (np.asarray(prob)[idx] > threshold).astype(np.uint8),
         "threshold": np.float32(threshold),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..engine.viewer_volume import read_volume
 from ..engine.worst import WorstSlices, read_worst
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
@@ -228,8 +229,6 @@ def slices_table(study: Study) -> pd.DataFrame:
 def viewer_volumes(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """method -> its evaluation's whole test volume on ``dataset`` (``volume.npz``; first seed
     unless given), with ``rows`` set to the slice numbers the viewer labels; {} when none kept one."""
-    from ..engine.viewer_volume import read_volume
-
     seed = study.seeds[0] if seed is None else seed
     out = {}
     for run in study.runs:

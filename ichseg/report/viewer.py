@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from ..utils.images import percentile_window, to_u8
 from .paper import TABLE1_ORDER, dataset_title, method_title
 
 FULL = "full"
@@ -29,9 +30,9 @@ def png_data_url(array: np.ndarray, vmax: float = 1.0) -> str:
     """A 2D array in [0, vmax] as an 8-bit greyscale PNG ``data:`` URL."""
     from PIL import Image
 
-    a = np.clip(np.nan_to_num(np.asarray(array, dtype=float)) / (vmax or 1.0), 0.0, 1.0)
     buf = io.BytesIO()
-    Image.fromarray((255 * a + 0.5).astype(np.uint8), mode="L").save(buf, format="PNG", optimize=True)
+    Image.fromarray(to_u8(np.asarray(array, dtype=np.float32) / (vmax or 1.0)), mode="L").save(buf, format="PNG",
+                                                                                             optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -40,10 +41,7 @@ def _ct(image: np.ndarray, windowed: bool = False) -> np.ndarray:
     the slice's own 1st-99.5th percentile window."""
     img = np.asarray(image, dtype=float)
     img = img[0] if img.ndim == 3 else img
-    if windowed:
-        return img
-    lo, hi = np.percentile(img, [1, 99.5])
-    return (img - lo) / (hi - lo if hi > lo else 1.0)
+    return img if windowed else percentile_window(img)
 
 
 def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_ORDER) -> dict:

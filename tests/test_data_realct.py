@@ -106,6 +106,26 @@ def test_inserted_blood_is_blood_in_real_parenchyma_and_the_rest_is_untouched(wr
         if rs.side == "left":  # 693: only the patient's right hemisphere (image left), away from the collection
             assert not m_dcm[:, 256:].any()
 
+        area_mm2 = m_dcm.sum() * rs.pixel_mm ** 2
+        assert area_mm2 >= realct.MIN_LESION_MM2, (vid, area_mm2)  # no speck no reader would mark
+        if info["inserted"] in ("subdural", "epidural"):  # over the convexity, against the calvarium
+            from scipy import ndimage
+            d_calvarium = ndimage.distance_transform_edt(~rs.calvarium) * rs.pixel_mm
+            assert d_calvarium[m_dcm].max() <= 25.0
+
+
+@needs_real
+def test_the_calvarium_is_the_outer_shell_not_the_skull_base():
+    """Extra-axial inserts are placed against the calvarium: on the skull-base slice it excludes the
+    petrous ridges and the sellar bones in the middle of the head; on the vertex-ward slice it is the
+    whole ring of the skull."""
+    j2k, supra = (realct.read_real_slice(n) for n in ("J2K_pixelrep_mismatch.dcm", "693_UNCR.dcm"))
+    rows, cols = j2k.hu.shape
+    centre = np.zeros(j2k.hu.shape, bool)
+    centre[rows // 2 - 80: rows // 2 + 80, cols // 2 - 80: cols // 2 + 80] = True
+    assert (j2k.bone & centre).sum() > 500 and not (j2k.calvarium & centre).any()
+    assert supra.calvarium.sum() >= 0.8 * supra.bone[:, 100:420].sum()
+
 
 def test_engine_writes_realct_through_the_raw_folder_path(tmp_path, monkeypatch):
     calls = []

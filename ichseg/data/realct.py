@@ -19,7 +19,8 @@ pixel, and through the 5 mm slice for lesions thinner than it) blends the real p
 plus the real image's own fine texture, ``(1 - f) hu + f (blood + hu' - smooth(hu'))`` with ``hu'``
 the HU clipped to soft tissue, so the real noise stays; intraparenchymal lesions
 get a faint oedema rim. Subtypes: intraparenchymal (irregular, in parenchyma), subdural (crescent
-along the inner table), epidural (lens against the inner table).
+along the calvarium's inner table), epidural (lens against it); each insert covers at least
+``MIN_LESION_MM2`` of its slice.
 
 The whole-head volume (``ichseg.data.invesalius``: Debian's ``invesalius-examples``, read at run
 time) joins them: untouched as a negative and with hemorrhages of every subtype inserted by the
@@ -50,6 +51,14 @@ REAL_SLICES = {
 }
 INSTALL_HINT = "pip install 'ichseg[realct]' (pydicom, pydicom-data; Pillow decodes the JPEG 2000 slice)"
 INSERTED = ("intraparenchymal", "subdural", "epidural")
+#: Subdural and epidural blood collects between the brain and the calvarium, over the convexities:
+#: extra-axial inserts lie against bone within this depth of the head's surface (scalp 3-7 mm, the
+#: temporalis up to ~10 mm over the squama), not along the deep skull-base bones (orbital roofs,
+#: sphenoid wings, petrous ridges, clinoids).
+CALVARIUM_MM = 15.0
+#: A lesion drawn smaller than this in its slice is drawn again: the smallest intraparenchymal
+#: area the generator draws (a ~4 mm focus), so no inserted slice holds a speck no reader would mark.
+MIN_LESION_MM2 = 15.0
 
 
 @dataclass
@@ -67,6 +76,7 @@ class RealSlice:
     parenchyma: np.ndarray  # bool: brain tissue (smoothed HU 18-50 inside the cavity)
     csf: np.ndarray  # bool: smoothed HU < 15 inside the cavity
     bone: np.ndarray  # bool: HU > 300
+    calvarium: np.ndarray  # bool: bone within CALVARIUM_MM of the head's surface
 
 
 def _pydicom():
@@ -117,7 +127,10 @@ def read_real_slice(name: str) -> RealSlice:
         cavity = keep[lab]
     parenchyma = cavity & (sm > 18) & (sm < 50)
     csf = cavity & (sm < 15) & (sm > -30)
-    return RealSlice(name, hu.astype(np.float32), affine, dc, thick, negative, side, cavity, parenchyma, csf, bone)
+    head = ndimage.binary_fill_holes(ndimage.binary_closing(hu > -300, iterations=3))
+    calvarium = bone & (ndimage.distance_transform_edt(head) * dc < CALVARIUM_MM)
+    return RealSlice(name, hu.astype(np.float32), affine, dc, thick, negative, side, cavity, parenchyma, csf, bone,
+                     calvarium)
 
 
 def available_slices() -> list[RealSlice]:
@@ -147,8 +160,8 @@ def _insert(rs: RealSlice, sub: str, rng: np.random.Generator) -> tuple[np.ndarr
         edema = np.clip((r_eff * 1.25 + 2.5 / px - dist) / (3.0 / px), 0, 1) * rs.parenchyma
         depth = min(1.0, 2 * r * px / rs.thickness_mm)  # a lesion thinner than the slice is partial-volumed
     else:
-        d_bone = ndimage.distance_transform_edt(~rs.bone) * px  # mm from the nearest bone
-        inner = rs.cavity & allowed & (d_bone < 4) & (rs.parenchyma | rs.csf)
+        d_calvarium = ndimage.distance_transform_edt(~rs.calvarium) * px  # mm from the calvarium
+        inner = rs.cavity & allowed & (d_calvarium < 4) & (rs.parenchyma | rs.csf)
         cand = np.argwhere(inner)
         if not len(cand):
             return None
@@ -160,7 +173,7 @@ def _insert(rs: RealSlice, sub: str, rng: np.random.Generator) -> tuple[np.ndarr
         else:
             T, L = math.exp(rng.uniform(math.log(4.0), math.log(20.0))), rng.uniform(15, 32)
             t = T * np.sqrt(np.clip(1 - (s / L) ** 2, 0, 1))
-        frac = np.clip((t - d_bone) / px + 0.5, 0, 1) * (rs.cavity & (rs.parenchyma | rs.csf)) * allowed * (t > 0.5)
+        frac = np.clip((t - d_calvarium) / px + 0.5, 0, 1) * (rs.cavity & (rs.parenchyma | rs.csf)) * allowed * (t > 0.5)
         edema = None
         depth = 1.0
     if frac.sum() < 4:
@@ -173,6 +186,8 @@ def _insert(rs: RealSlice, sub: str, rng: np.random.Generator) -> tuple[np.ndarr
     if edema is not None:
         out -= rng.uniform(4, 8) * np.clip(edema - frac, 0, 1)
     mask = (frac * depth >= 0.5) if depth >= 0.5 else (frac >= 0.5)
+    if mask.sum() * px * px < MIN_LESION_MM2:
+        return None
     return out.astype(np.float32), mask
 
 
@@ -201,7 +216,7 @@ def _slice_cases(draws: int, rng: np.random.Generator) -> list[RealCase]:
             sub = INSERTED[k % len(INSERTED)]
             for _ in range(10):
                 got = _insert(rs, sub, rng)
-                if got is not None and got[1].any():
+                if got is not None:
                     cases.append(RealCase(as_vol(got[0]), as_vol(got[1]), rs.affine, sub, rs.name, {}))
                     break
     return cases

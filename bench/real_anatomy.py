@@ -3,7 +3,7 @@ subtype and size. Test data only: nothing is fitted or chosen on it.
 
 The cases are the untouched head (every predicted voxel a false positive) and its copies with one
 inserted hemorrhage each (every subtype, 0.3 mL to > 30 mL). Each goes through exactly what
-``ichseg predict`` does (the checkpoint's own preparation, the default ensemble sampler, the
+``ichseg predict`` does (the checkpoint's own preparation, its default sampling settings, the
 probability mapped back onto the scan's grid, threshold 0.5), and is scored on that grid:
 
 - lesion-slice Dice: per axial slice holding inserted blood, Dice of the predicted mask (the
@@ -80,13 +80,11 @@ def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, devic
     """Every case of the real whole-head set scored with ``checkpoint``; returns per-case rows and
     the summary per subtype and size class."""
     from ichseg.data import invesalius, realvolume
-    from ichseg.engine.config import EvalConfig
-    from ichseg.engine.devices import resolve_device
-    from ichseg.engine.evaluate import load_trained_model
+    from ichseg.engine.predict import Predictor
 
-    dev = resolve_device(device)
-    model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
-    ecfg = EvalConfig()
+    # the model, its configuration and the sampling settings exactly as `ichseg predict` loads them
+    pr = Predictor.load(checkpoint, {}, device=device, progress=False)
+    model, diffusion, cfg, ecfg, dev = pr.model, pr.diffusion, pr.cfg, pr.ecfg, pr.device
     head = invesalius.read_cranium()
     clean, aff = realvolume.clean_volume(head)
     cases = [("clean", "", clean, np.zeros(clean.shape, bool), aff)]

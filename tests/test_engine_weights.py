@@ -10,7 +10,7 @@ from ichseg.cli import main as cli_main
 from ichseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from ichseg.engine.config import resolve_run_config
 from ichseg.engine.evaluate import load_trained_model
-from ichseg.engine.weights import export_weights
+from ichseg.engine.weights import export_weights, set_predict_settings
 from ichseg.errors import IchsegError
 from ichseg.models import build_model
 from ichseg.utils import method_of
@@ -91,3 +91,33 @@ def test_a_checkpoint_naming_its_method_variant_still_loads_and_exports(training
         load_trained_model(old, cpu, method="unet")
     exported = load_checkpoint(export_weights(old, tmp_path / "old-export.pt"))
     assert exported["variant"] == "full" and method_of(exported["config"]) == "full"
+
+
+def test_predict_settings_are_recorded_in_the_exported_file_and_used_by_predict(training_checkpoint, tmp_path):
+    """An exported model may carry sampling settings chosen for prediction: ``predict`` takes them
+    over the profile's evaluation settings, an option given still wins, and the summary says where
+    the defaults came from; unknown settings and training checkpoints are refused."""
+    from ichseg.engine.inference import eval_settings
+    from ichseg.engine.predict import Predictor
+
+    out = export_weights(training_checkpoint, tmp_path / "full.pt")
+    profile = eval_settings(load_checkpoint(out)["config"])
+    plain = Predictor.load(out, {}, device="cpu", progress=False)
+    assert (plain.ecfg.steps, plain.ecfg.ensemble) == (profile.steps, profile.ensemble)
+    assert plain.settings_from == "the profile's evaluation settings"
+    before = {k: v for k, v in load_checkpoint(out).items() if k != "ema"}
+
+    set_predict_settings(out, {"steps": 2, "ensemble": 1}, "bench/measured/predict_steps.json")
+    state = load_checkpoint(out)
+    assert {k: v for k, v in state.items() if k not in ("ema", "predict")} == before  # nothing else changed
+    fast = Predictor.load(out, {}, device="cpu", progress=False)
+    assert (fast.ecfg.steps, fast.ecfg.ensemble, fast.ecfg.sampler) == (2, 1, profile.sampler)
+    assert "predict_steps.json" in fast.settings_from and "validation" in fast.settings_from
+    given = Predictor.load(out, {"steps": 4}, device="cpu", progress=False)
+    assert (given.ecfg.steps, given.ecfg.ensemble) == (4, 1)
+
+    with pytest.raises(IchsegError, match="nonsense"):
+        set_predict_settings(out, {"nonsense": 1}, "x")
+    with pytest.raises(IchsegError, match="not an exported model"):
+        set_predict_settings(training_checkpoint, {"steps": 2}, "x")
+    assert load_checkpoint(out)["predict"]["settings"] == {"steps": 2, "ensemble": 1}

@@ -37,8 +37,13 @@ def load_trained_model(checkpoint: str | Path, device: torch.device, *, weights:
 
     ``method``: refuse a checkpoint of another method. A checkpoint written before run configs
     named their method ``method`` (e.g. the committed weights) says ``variant``; ``method_of`` reads both."""
-    state = load_checkpoint(checkpoint)
-    cfg = state["config"]
+    return model_from_state(load_checkpoint(checkpoint), device, source=checkpoint, weights=weights, method=method)
+
+
+def model_from_state(state: dict, device: torch.device, *, source: str | Path, weights: str = "ema",
+                     method: str | None = None):
+    """``load_trained_model`` of a checkpoint already read (``load_checkpoint``); ``source`` names it in errors."""
+    checkpoint, cfg = source, state["config"]
     name = method_of(cfg)
     if method is not None and method != name:
         raise IchsegError(f"{checkpoint}: holds method {name!r}, not {method!r}")

@@ -2,7 +2,8 @@
 
 A scan goes through the same preparation as the training data (the run config's ``data.prep``),
 every axial slice is segmented (batched, with an ensemble) under the settings the checkpoint's
-profile evaluates with (``eval_settings``; each option given replaces one), and the outputs are
+profile evaluates with (``eval_settings``), or those an exported checkpoint carries for prediction
+(``weights.set_predict_settings``: chosen on validation patients), each option given replacing one; the outputs are
 mapped back onto the input's own voxel grid and affine so they overlay the scan in any viewer:
 ``mask.nii.gz`` (uint8), ``probability.nii.gz`` and ``uncertainty.nii.gz`` (float32), a picture to
 check them (``preview.png`` and the self-contained ``report.html`` of ``scan_report``) and
@@ -42,11 +43,13 @@ from ..data.volumes import Volume, check_hounsfield, dicom_files, is_nifti_name
 from ..errors import IchsegError
 from ..metrics.volume import abc2, mask_volume_ml, volume_spread
 from ..utils import atomic_write_json, method_of
+from .checkpoint import load_checkpoint
 from .config import EvalConfig
 from .devices import inference_amp, resolve_device
-from .evaluate import load_trained_model
+from .evaluate import model_from_state
 from .inference import eval_settings, segment
 from .provenance import environment
+from .weights import PREDICT
 
 SUMMARY = "summary.json"
 VOLUME_DEFINITIONS = (
@@ -266,6 +269,7 @@ class Predictor:
     hu_check: bool = True
     progress: bool = True
     series: str | None = None  # the DICOM series to read where a folder holds several
+    settings_from: str = "the profile's evaluation settings"  # where the sampling defaults came from
     timings: dict = field(default_factory=dict)
 
     @classmethod
@@ -274,12 +278,18 @@ class Predictor:
              series: str | None = None) -> "Predictor":
         checkpoint = check_checkpoint_file(checkpoint)
         dev = resolve_device(device, "--device")
-        model, diffusion, cfg, _ = load_trained_model(checkpoint, dev)
-        ecfg = eval_settings(cfg, overrides)  # the profile's evaluation settings, options replacing them
+        state = load_checkpoint(checkpoint)
+        model, diffusion, cfg, _ = model_from_state(state, dev, source=checkpoint)
+        chosen = state.get(PREDICT) or {}
+        del state
+        # the profile's evaluation settings, then those chosen for prediction, then the options given
+        ecfg = eval_settings(eval_settings(cfg, chosen.get("settings")), overrides)
+        settings_from = (f"chosen for prediction on validation patients ({chosen['chosen_by']})" if chosen
+                         else "the profile's evaluation settings")
         if dev.type == "cpu" and (overrides or {}).get("batch_slices") in (None, 0) and ecfg.batch_slices > CPU_BATCH_SLICES:
             ecfg = dataclasses.replace(ecfg, batch_slices=CPU_BATCH_SLICES)
         return cls(checkpoint, model, diffusion, cfg, ecfg, dev, ecfg.threshold if threshold is None else float(threshold),
-                   hu_check, progress, series)
+                   hu_check, progress, series, settings_from)
 
     def settings(self) -> dict:
         """What decides a prediction's result (a finished one is reused when these match)."""
@@ -379,6 +389,7 @@ class Predictor:
             "probability": "mean of the ensemble members' masks (the strict protocol's map)",
             "volume_definitions": VOLUME_DEFINITIONS,
             "evaluate": dict(self.ecfg.__dict__),
+            "evaluate_defaults_from": self.settings_from,
             "settings": self.settings(),
             "environment": environment(self.device),
         }

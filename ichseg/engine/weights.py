@@ -5,6 +5,10 @@ a small file that ``ichseg predict`` and ``ichseg evaluate`` read like any check
 weights (the ones evaluation uses), optionally stored in float16 to halve the file (they are loaded
 back into the float32 network: ``load_state_dict`` copies and converts), the run config, the run hash
 and where it came from. No optimiser state, so training cannot resume from it.
+
+An exported file may also carry ``predict``: sampling settings that ``ichseg predict`` uses by
+default instead of the profile's evaluation settings, with the record that chose them on
+validation patients (``set_predict_settings``; e.g. fewer steps that lose no validation Dice).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 #: the keys an exported file keeps from a training checkpoint
 # (``variant``: what checkpoints written before ``method`` named their method)
 KEPT = ("ema_updates", "iteration", "best_score", "best_dice", "best_iteration", "run_hash", "method", "variant", "config")
+PREDICT = "predict"  # {"settings": {EvalConfig field: value}, "chosen_by": what chose them}
 
 
 def export_weights(checkpoint: str | Path, out: str | Path, *, dtype: str = "float16", note: str = "") -> Path:
@@ -36,4 +41,19 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, dtype: str = "flo
     return save_checkpoint(out, payload)
 
 
-__all__ = ["DTYPES", "export_weights"]
+def set_predict_settings(path: str | Path, settings: dict, chosen_by: str) -> Path:
+    """Record in the exported file ``path`` the sampling settings ``ichseg predict`` uses by default
+    (``settings``: ``evaluate`` fields, e.g. steps and ensemble) and what chose them; the weights and
+    everything else stay as they are. The file is rewritten atomically."""
+    from .config import EvalConfig
+    from ..utils.configs import dataclass_from_dict
+
+    state = load_checkpoint(path)
+    if "exported_from" not in state:
+        raise IchsegError(f"{path}: not an exported model (`ichseg export`); predict settings go into exported files only")
+    dataclass_from_dict(EvalConfig, dict(settings), "predict settings")  # unknown keys and bad values refused
+    state[PREDICT] = {"settings": dict(settings), "chosen_by": str(chosen_by)}
+    return save_checkpoint(path, state)
+
+
+__all__ = ["DTYPES", "PREDICT", "export_weights", "set_predict_settings"]

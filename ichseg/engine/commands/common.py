@@ -13,7 +13,8 @@ SAMPLING_OPTIONS = ("sampler", "steps", "ensemble", "batch_slices", "seed")
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling (each defaults to the value the checkpoint's profile evaluates with, "
-                             "its run config's `evaluate` section)")
+                             "its run config's `evaluate` section, or for `predict` to the settings an exported "
+                             "model carries for prediction, chosen on validation patients)")
     g.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help="reverse-process sampler (default: the profile's evaluate.sampler)")
     g.add_argument("--steps", type=int, default=None,

@@ -86,6 +86,25 @@ def test_gpu_tables_are_the_records_rows(records):
     assert gpu["summary"]["best_s_per_slice"] >= sampling["s per slice"].min()
 
 
+
+def test_predict_steps_table_and_sentence_are_the_records(records):
+    rec, cpu = records["predict_steps"], records["predict_cpu"]
+    table = bench.predict_steps_table(rec)
+    assert len(table) == len(rec["rows"]) and (table["default"] == "✓").sum() == 1
+    row = table[table["default"] == "✓"].iloc[0]
+    assert (row["steps"], row["samples"]) == (rec["chosen"]["steps"], rec["chosen"]["ensemble"])
+    assert row["samples"] >= 2  # the range and the uncertainty need a spread
+    ref = table[(table["steps"] == rec["reference"][0]) & (table["samples"] == rec["reference"][1])].iloc[0]
+    assert row["lesion-slice Dice (val)"] >= ref["lesion-slice Dice (val)"] - 0.01
+    assert row["denoiser passes"] == min(t["denoiser passes"] for _, t in table.iterrows()
+                                         if t["samples"] >= 2 and t["lesion-slice Dice (val)"] >= ref["lesion-slice Dice (val)"] - 0.01
+                                         and t["lesion-free slices left clean"] >= ref["lesion-free slices left clean"] - 0.01)
+    sentence = bench.predict_default_sentence(rec, cpu)
+    assert f"{row['steps']} steps and {row['samples']} samples" in sentence
+    after = bench.predict_speed(cpu)["128x128x31"]["after"]
+    assert (after["settings"]["steps"], after["settings"]["ensemble"]) == (row["steps"], row["samples"])
+    assert f"{after['cpu_s_per_slice']:.2f} s of CPU a slice" in sentence
+
 def test_options_worth_adopting_need_the_gain_at_every_size():
     def row(size, option, threads, speedup):
         return {"size": size, "option": option, "threads": threads, "speedup_vs_1_thread": speedup}

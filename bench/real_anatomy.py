@@ -15,8 +15,10 @@ probability mapped back onto the scan's grid, threshold 0.5), and is scored on t
 All cases come from one head, so they are one cluster: no interval here holds test-set variation.
 
     .venv/bin/python bench/real_anatomy.py [--checkpoint results/cpu/model/full.pt] [--threads 1]
+        [--steps K --ensemble N]   # other sampling than predict's default
 
-Prints a table and writes bench/out/real_anatomy.json.
+Prints a table and writes bench/out/real_anatomy.json (``--out bench/measured/real_anatomy.json``
+replaces the record the realism page renders).
 """
 
 from __future__ import annotations
@@ -76,14 +78,15 @@ def score_case(pred: np.ndarray, gt: np.ndarray, voxel_ml: float) -> dict:
             "volume_error": (pred_ml - gt_ml) / gt_ml}
 
 
-def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, device: str = "cpu") -> dict:
-    """Every case of the real whole-head set scored with ``checkpoint``; returns per-case rows and
-    the summary per subtype and size class."""
+def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, device: str = "cpu",
+            overrides: dict | None = None) -> dict:
+    """Every case of the real whole-head set scored with ``checkpoint`` (sampling: predict's default,
+    ``overrides`` replacing settings); returns per-case rows and the summary per subtype and size class."""
     from ichseg.data import invesalius, realvolume
     from ichseg.engine.predict import Predictor
 
     # the model, its configuration and the sampling settings exactly as `ichseg predict` loads them
-    pr = Predictor.load(checkpoint, {}, device=device, progress=False)
+    pr = Predictor.load(checkpoint, overrides or {}, device=device, progress=False)
     model, diffusion, cfg, ecfg, dev = pr.model, pr.diffusion, pr.cfg, pr.ecfg, pr.device
     head = invesalius.read_cranium()
     clean, aff = realvolume.clean_volume(head)
@@ -131,17 +134,27 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=str(ROOT / "results" / "cpu" / "model" / "full.pt"))
     ap.add_argument("--seed", type=int, default=0, help="seed of the lesion copies")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: predict's)")
+    ap.add_argument("--ensemble", type=int, default=None, help="samples a slice (default: predict's)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "real_anatomy.json"))
     args = ap.parse_args(argv)
     import platform
 
     import torch
 
+    from ichseg.engine.provenance import environment
+
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = measure(args.checkpoint, seed=args.seed)
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                      "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__}
+    res = measure(args.checkpoint, seed=args.seed, overrides={"steps": args.steps, "ensemble": args.ensemble})
+    ckpt = Path(args.checkpoint).resolve()
+    res = {"bench": "real_anatomy",
+           "what": f"{ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt} on the real whole-head CT "
+                   "(InVesalius Cranium.inv3) with inserted hemorrhages; test only, one cluster (one head): no interval",
+           "environment": {**environment(torch.device("cpu")), "machine": "2-core shared x86_64 CPU",
+                           "cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                           "seconds": round(time.perf_counter() - t0, 1)},
+           **res}
     s = res["summary"]
     print(f"clean head: {s['clean_head_fp_ml']} mL predicted")
     for name, b in [("overall", s["overall"]), *s["per_subtype"].items(), *s["per_size"].items()]:

@@ -31,6 +31,7 @@ def test_failure_rule_and_seed_sd(pilot):
     out = pilot.verdict(best)
     assert out["paper_objective_fails_for"] == ["full"]  # 0.50 is more than 5 points below 0.60
     assert out["seed_sd_full_best_val_strict_dice"] == pytest.approx(0.02)
+    assert out["convergence_threshold"] == pytest.approx(0.305, abs=0.006)  # the x0-a1 arm (the paper arm failed): half its median
     best[("paper", "medsegdiffv2", 0)] = 0.05  # below the floor whatever the other arm did
     best[("x0-a1", "medsegdiffv2", 0)] = 0.04
     assert pilot.verdict(best)["paper_objective_fails_for"] == ["medsegdiffv2", "full"]

@@ -70,7 +70,7 @@ def test_a_profile_without_one_budget_or_study_is_refused():
 def _pilot(tmp_path, **fields):
     path = tmp_path / "pilot.json"
     path.write_text(json.dumps({"profile": "evidence", "split": "val", "seed_sd_full_best_val_strict_dice": 0.02,
-                                "paper_objective_fails_for": [], **fields}))
+                                "paper_objective_fails_for": [], "convergence_threshold": 0.12, **fields}))
     return path
 
 
@@ -80,6 +80,7 @@ def test_the_command_writes_the_plan_once(tmp_path, capsys):
     path = tmp_path / "evidence" / FILE
     plan = yaml.safe_load(path.read_text())
     assert plan["pilot_seed_sd_points"] == 2.0 and plan["pilot"]["file"] == pilot.as_posix()
+    assert plan["convergence_threshold"] == 0.12 and "Dice of 0.12" in plan["convergence"]  # the pilot's, on validation
     assert plan["test_datasets"] == ["instance2022", "bhsd", "physionet", "realct"] and plan["evaluation"]["steps"] == 10
     assert str(path) in capsys.readouterr().out
     before = path.read_text()

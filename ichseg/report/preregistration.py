@@ -133,13 +133,16 @@ def comparisons_block(methods: list[str], datasets: list[str], seeds: dict[str, 
     return out
 
 
-def preregistration(profile: str | dict, *, seed_sd: float | None = None, convergence_threshold: float = 0.5,
+def preregistration(profile: str | dict, *, seed_sd: float | None = None, convergence_threshold: float | None = None,
                     pilot: dict | None = None) -> dict:
     """The plan of a pass of ``profile`` as a dict (``write_preregistration`` writes it).
 
     ``seed_sd``: the seed standard deviation of the lesion-slice Dice (0-1) measured in the pilot on
     validation patients; ``convergence_threshold``: the validation lesion-slice Dice every method's
-    convergence is read at; ``pilot``: what the pilot found (``read_pilot``), recorded as it is."""
+    convergence is read at (default: the pilot's, else 0.5); ``pilot``: what the pilot found
+    (``read_pilot``), recorded as it is."""
+    if convergence_threshold is None:
+        convergence_threshold = float((pilot or {}).get("convergence_threshold", 0.5))
     cfg = load_profile(profile) if isinstance(profile, str) else profile
     if not (cfg.get("study") or {}).get("methods"):
         raise IchsegError(f"profile {cfg.get('profile')}: no study section with methods to pre-register")
@@ -169,6 +172,7 @@ def preregistration(profile: str | dict, *, seed_sd: float | None = None, conver
         "smallest_difference_that_matters_points": round(100 * SMALLEST_DIFFERENCE, 2),
         "pilot_seed_sd_points": None if seed_sd is None else round(100 * seed_sd, 2),
         **({"pilot": pilot} if pilot else {}),
+        "convergence_threshold": convergence_threshold,
         "convergence": f"iterations to a validation lesion-slice Dice of {convergence_threshold} (one threshold for "
                        f"every method; 'never' when a run does not reach it)",
     }
@@ -196,8 +200,11 @@ def read_pilot(path: str | Path, profile: str) -> tuple[float, dict]:
     if pilot.get("split") != "val":
         raise IchsegError(f"{path}: the pilot scored split {pilot.get('split')!r}; only validation patients may "
                           "size a plan")
-    return sd, {"file": path.as_posix(), "split": "val",
-                "paper_objective_fails_for": list(pilot.get("paper_objective_fails_for") or [])}
+    info = {"file": path.as_posix(), "split": "val",
+            "paper_objective_fails_for": list(pilot.get("paper_objective_fails_for") or [])}
+    if pilot.get("convergence_threshold") is not None:
+        info["convergence_threshold"] = float(pilot["convergence_threshold"])
+    return sd, info
 
 
 def write_preregistration(profile: str | dict, root: str | Path = "results", **kwargs) -> Path:

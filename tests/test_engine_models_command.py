@@ -33,6 +33,13 @@ def test_the_card_of_a_profile_uses_each_methods_own_overrides(evidence):
     assert diffusion[0]["condition_params_M"] == pytest.approx(plain[0]["condition_params_M"])
     text = format_profile_card(diffusion, direct)
     assert "cond M" in text and "diff M" in text and "ukan" in text
+    # parameters only (the book's split table): the same counts, no FLOPs traced
+    quick_diffusion, quick_direct = profile_card(small, flops=False)
+    for key in ("params_M", "condition_params_M", "diffusion_params_M", "diffusion_share"):
+        assert quick_diffusion[0][key] == diffusion[0][key]
+    assert quick_direct[0]["params_M"] == direct[0]["params_M"]
+    assert quick_diffusion[0]["denoise_GFLOPs"] != quick_diffusion[0]["denoise_GFLOPs"]  # NaN
+    assert diffusion[0]["denoise_GFLOPs"] > 0
 
 
 def test_evidence_diffusion_unet_holds_a_quarter_of_every_diffusion_model(evidence, capsys):

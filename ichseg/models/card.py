@@ -39,13 +39,15 @@ def count_flops(model, image_size: int, batch: int = 1) -> dict[str, int]:
     return {"condition": int(cond), "denoise": int(den), "forward": int(cond + den)}
 
 
-def card_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, Any]:
-    """One row: variant, Table 2 label, key config, parameters and GFLOPs at ``image_size``²."""
+def card_row(name: str, image_size: int = 256, *, flops: bool = True, **overrides: Any) -> dict[str, Any]:
+    """One row: variant, Table 2 label, key config, parameters and GFLOPs at ``image_size``²
+    (``flops=False``: parameters only, GFLOPs NaN; counting FLOPs traces the network, seconds a row)."""
     # Weights do not change parameters or FLOPs: build without reading the ImageNet file.
     config = variant_config(name, image_size=image_size, **overrides)
     with torch.device("meta"):
         model = build_from_config(config, load_pretrained=False)
-    flops = count_flops(model, image_size)
+    nan = float("nan")
+    flops = count_flops(model, image_size) if flops else {"condition": nan, "denoise": nan, "forward": nan}
     n_cond = sum(p.numel() for p in model.condition.parameters())
     n_diff = sum(p.numel() for p in model.diffusion.parameters())
     return {
@@ -66,20 +68,24 @@ def card_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, An
     }
 
 
-def segmenter_row(name: str, image_size: int = 256, **overrides: Any) -> dict[str, Any]:
-    """One Table 1 baseline: parameters and GFLOPs of its single forward pass at ``image_size``²."""
+def segmenter_row(name: str, image_size: int = 256, *, flops: bool = True, **overrides: Any) -> dict[str, Any]:
+    """One Table 1 baseline: parameters and GFLOPs of its single forward pass at ``image_size``²
+    (``flops=False``: parameters only)."""
     config = segmenter_config(name, image_size=image_size, **overrides)
+    gflops = float("nan")
     with torch.device("meta"):
         model = build_from_config(config, load_pretrained=False).eval()  # an inference forward (no dropout)
-        image = torch.zeros(1, config.in_channels, image_size, image_size)
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            model(image)
+        if flops:
+            image = torch.zeros(1, config.in_channels, image_size, image_size)
+            with torch.no_grad(), FlopCounterMode(display=False) as fc:
+                model(image)
+            gflops = fc.get_total_flops() / 1e9
     return {
         "method": name,
         "table1_name": TABLE1_NAMES[name],
         "image_size": image_size,
         "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-        "forward_GFLOPs": fc.get_total_flops() / 1e9,
+        "forward_GFLOPs": gflops,
     }
 
 

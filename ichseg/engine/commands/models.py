@@ -41,8 +41,9 @@ def study_methods(profile: dict) -> tuple[list[str], dict[str, list[str]]]:
     return methods, {m: shared + [str(o) for o in per.get(m, [])] for m in methods}
 
 
-def profile_card(profile: str | dict) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(diffusion rows, direct rows) of the card of every method of ``profile`` except nnU-Net."""
+def profile_card(profile: str | dict, *, flops: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(diffusion rows, direct rows) of the card of every method of ``profile`` except nnU-Net
+    (``flops=False``: parameters only)."""
     cfg_profile = load_profile(profile) if isinstance(profile, str) else profile
     methods, overrides = study_methods(cfg_profile)
     diffusion, direct = [], []
@@ -53,9 +54,9 @@ def profile_card(profile: str | dict) -> tuple[list[dict[str, Any]], list[dict[s
         model = dict(resolve_run_config(cfg_profile, name, overrides[name])["model"])
         size = int(model.pop("image_size", 256))
         if kind == DIFFUSION:
-            diffusion.append(card_row(name, size, **model))
+            diffusion.append(card_row(name, size, flops=flops, **model))
         else:
-            direct.append(segmenter_row(name, size, **model))
+            direct.append(segmenter_row(name, size, flops=flops, **model))
     return diffusion, direct
 
 

@@ -8,7 +8,8 @@ test split) at the real datasets' 512² in-plane size, segmented by the committe
 profile's settings in one process, single-threaded. Per case: true volume, predicted volume,
 detected (any predicted voxel overlapping the truth), 3D Dice. Summarised by size: < 2 mL,
 2-10 mL, > 10 mL. Most phantom bleeds are large, so a phantom whose bin is full is skipped
-unsegmented; the committed record is 10 consecutive seeds, then 24 more with at most 7 a bin.
+unsegmented; the committed record's phantoms are 10 consecutive seeds, then 24 more with at most 7
+a bin (``--same-cases`` segments an earlier record's phantoms again, at predict's current default).
 Predicting at a finer grid than the model's 128² is not measured here: the committed model was
 trained on whole heads at 128², and tiles at a finer pixel size would be outside what it saw.
 """
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-per-bin", type=int, default=8,
                    help="cases segmented per size bin; further phantoms of a full bin are skipped (bleeds are mostly large)")
     p.add_argument("--merge", type=Path, default=None, help="an earlier record whose cases count too (seeds continue after them)")
+    p.add_argument("--same-cases", type=Path, default=None,
+                   help="segment exactly the phantoms (seeds) of an earlier record, e.g. after the sampling changed")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "measured" / "small_lesions.json")
     args = p.parse_args(argv)
     import torch
@@ -53,12 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     pred = Predictor.load(REPO / "results" / "cpu" / "model" / "full.pt", progress=False)
     rows = json.loads(args.merge.read_text())["cases"] if args.merge else []
     first = max((r["seed"] for r in rows), default=4999) + 1 - 5000
+    seeds = range(first, first + args.cases)
+    if args.same_cases:
+        seeds = [r["seed"] - 5000 for r in json.loads(args.same_cases.read_text())["cases"]]
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(first, first + args.cases):
+        for i in seeds:
             v = make_volume(np.random.default_rng(5000 + i), DOMAINS["instance2022"], args.in_plane, positive=True)
             voxel_ml = abs(float(np.linalg.det(v.affine[:3, :3]))) / 1000.0
             true_ml = float((v.labels > 0).sum()) * voxel_ml
-            if sum(_bin(r["true_ml"]) == _bin(true_ml) for r in rows) >= args.max_per_bin:
+            if not args.same_cases and sum(_bin(r["true_ml"]) == _bin(true_ml) for r in rows) >= args.max_per_bin:
                 continue
             scan = write_nifti(Path(tmp) / f"{i}.nii.gz", np.rint(v.hu), v.affine)
             s = pred(scan, Path(tmp) / f"out{i}")

@@ -182,3 +182,12 @@ def test_bf16_verdict_follows_the_seed_spread():
 
     assert bench.bf16_verdict(rows(0.01)).startswith("two short runs per precision show no change")
     assert bench.bf16_verdict(rows(0.05)).startswith("in paper-protocol Dice the change exceeds")
+
+
+def test_small_lesions_table_is_the_records_summary(records):
+    rec = records["small_lesions"]
+    table = bench.small_lesions_table(rec)
+    for name, b in rec["by_size"].items():
+        row = table.loc[name.replace("-", "–")]
+        assert row["phantoms"] == b["cases"] and row["detected"] == f"{b['detected']}/{b['cases']}"
+        assert row["median 3D Dice"] == b["median_dice_3d"]

@@ -27,6 +27,7 @@ RECORDS = {
     "gpu_sampling_compiled": "sampling_speed",
     "predict_steps": "predict_steps",
     "predict_cpu": "predict_cpu",
+    "small_lesions": "small_lesions",
 }
 
 
@@ -256,3 +257,16 @@ def predict_default_sentence(steps_record: dict, cpu_record: dict) -> str:
             f"{c['lesion_slice_dice']:.3f} against {r0['lesion_slice_dice']:.3f} with the {ref[0]} steps and {ref[1]} "
             f"samples the profile evaluates with, at {c['passes']} denoiser passes a slice instead of {r0['passes']}. "
             f"On one thread of this 2-core CPU that is " + "; ".join(parts) + ".")
+
+
+def small_lesions_table(record: dict) -> pd.DataFrame:
+    """``bench/small_lesions.py``: per true-volume class, phantoms, detected, median 3D Dice and volume errors."""
+    rows = []
+    for name, b in record["by_size"].items():
+        if not b["cases"]:
+            continue
+        rows.append({"true volume": name.replace("-", "–"), "phantoms": b["cases"],
+                     "detected": f"{b['detected']}/{b['cases']}", "median 3D Dice": b["median_dice_3d"],
+                     "median |volume error| (mL)": b["median_abs_volume_error_ml"],
+                     "median volume error": f"{100 * b['median_relative_volume_error']:+.0f} %".replace("-", "−")})
+    return pd.DataFrame(rows).set_index("true volume")

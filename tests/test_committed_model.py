@@ -66,3 +66,9 @@ def test_readme_example_segments_the_hemorrhage(tmp_path, monkeypatch, capsys):
     got = [summary["hemorrhage_volume_ml"], lo, hi, summary["abc2"]["volume_ml"]]
     assert [float(v) for v in shown.groups()[:4]] == pytest.approx(got, abs=1.0), printed
     assert int(shown.group(5)) == pytest.approx(len(summary["slices_with_hemorrhage"]), abs=1)
+    # the preview the README shows is this one (to rounding)
+    from PIL import Image
+
+    shown_png = np.asarray(Image.open(REPO / "book" / "images" / "demo_preview.png").convert("RGB"), dtype=float)
+    made_png = np.asarray(Image.open(out / "preview.png").convert("RGB"), dtype=float)
+    assert shown_png.shape == made_png.shape and np.abs(shown_png - made_png).mean() < 2.0

@@ -38,7 +38,8 @@ def _study(root, plan=None, seeds=SEEDS):
     write_study(root, methods=METHODS, seeds=seeds, datasets=DATASETS, profile=root.name)
     for s in seeds:
         for ds in DATASETS:
-            shutil.copy(root / "eval" / f"full-s{s}" / ds / "slices.csv", root / "eval" / f"nnunet-s{s}" / ds / "slices.csv")
+            own = root / "eval" / f"full-s{s}" / ds / "slices.csv"
+            shutil.copy(own, root / "eval" / f"nnunet-s{s}" / ds / "slices.csv")
     if plan is not None:
         (root / FILE).write_text(yaml.safe_dump(plan, sort_keys=False))
     return root
@@ -75,7 +76,8 @@ def test_known_gain_and_level_pair(evidence):
     # cannot call the pair level (it would with a narrower interval; it never contradicts here)
     level = v.loc["full-vs-nnunet"]
     assert level["tested"] == "no difference" and level["verdict"] == UNDECIDED
-    lo, hi = (float(x) for x in re.match(r"\+0\.0 \[([-+.\d]+), ([-+.\d]+)\]", level["ours: lesion-slice Dice"]).groups())
+    cell = re.match(r"\+0\.0 \[([-+.\d]+), ([-+.\d]+)\]", level["ours: lesion-slice Dice"])
+    lo, hi = (float(x) for x in cell.groups())
     assert lo < 0 < hi and max(-lo, hi) > 2.0
 
 
@@ -101,7 +103,8 @@ def test_convergence_is_read_at_the_plans_threshold(evidence):
     its = lambda m: table.loc[table["method"] == m, "iterations"].tolist()  # noqa: E731
     fmt = lambda xs: ", ".join("never" if math.isnan(x) else f"{x:.0f}" for x in xs)  # noqa: E731
     row = v.loc["convergence"]
-    assert row["ours: lesion-slice Dice"] == f"iterations to {THRESHOLD:g}: full {fmt(its('full'))}; baseline {fmt(its('medsegdiffv2'))}"
+    expected = f"iterations to {THRESHOLD:g}: full {fmt(its('full'))}; baseline {fmt(its('medsegdiffv2'))}"
+    assert row["ours: lesion-slice Dice"] == expected
     assert row["verdict"] == threshold_ordering(its("full"), its("medsegdiffv2"))
     assert threshold_ordering([500, 750], [math.nan]) == SUPPORTS  # never reaching it ranks last
     assert threshold_ordering([math.nan], [math.nan]) == "cannot decide"

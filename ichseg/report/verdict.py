@@ -2,7 +2,9 @@
 
 ``verdict_markdown`` is what the book's first pages open with: the scale of the runs, how many of
 the paper's claims the runs support, contradict or cannot decide (``ichseg.report.claims``), and the
-headline numbers with their intervals beside the paper's. ``comparability`` is the one sentence
+headline numbers with their intervals beside the paper's. A pass with a pre-registration is held
+to its plan's claims instead (``ichseg.report.verdict_plan``); ``headline_profile`` picks the profile
+the first pages answer with. ``comparability`` is the one sentence
 every page uses to say how far a profile's numbers can be compared with the paper's
 (``ichseg.report.scale``).
 """

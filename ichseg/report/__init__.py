@@ -34,7 +34,7 @@ from .paper import DATASET_ORDER, METHOD_ORDER, TABLE1_ORDER, VARIANT_ORDER, dat
 from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
 from .scale import budgets_sentence, comparability, scale_facts
-from .verdict import claim_verdicts, profiles_table, verdict_markdown
+from .verdict import claim_verdicts, headline_profile, profiles_table, verdict_markdown
 from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, display_table, format_value, headline, headline_numbers, ours_label, patient_table,
                      protocol_table, strict_table, table1, table2, timings_table)
 
@@ -44,6 +44,7 @@ __all__ = [
     "comparability",
     "display_table",
     "format_value",
+    "headline_profile",
     "profiles_table",
     "run_set_description",
     "scale_facts",

@@ -2,7 +2,9 @@
 
 ``verdict_markdown`` is what the book's first pages open with: the scale of the runs, how many of
 the paper's claims the runs support, contradict or cannot decide (``ichseg.report.claims``), and the
-headline numbers with their intervals beside the paper's. ``comparability`` is the one sentence
+headline numbers with their intervals beside the paper's. A pass with a pre-registration is held
+to its plan's claims instead (``ichseg.report.verdict_plan``); ``headline_profile`` picks the profile
+the first pages answer with. ``comparability`` is the one sentence
 every page uses to say how far a profile's numbers can be compared with the paper's
 (``ichseg.report.scale``).
 """
@@ -16,20 +18,26 @@ from pathlib import Path
 import pandas as pd
 
 from .claims import CONTRADICTS, SUPPORTS, UNDECIDED, comparison_claims, convergence_claim
+from .deviations import read_plan
 from .paper import dataset_title, paper_numbers
 from .scale import budget_text, comparability, scale_facts
 from .stats import mean_ci
+from .verdict_plan import planned_sentence, planned_verdicts
 
 FULL, BASELINE, TRAIN_DATASET = "full", "medsegdiffv2", "instance2022"
 #: the score the headline counts: Dice at 0.5 on lesion slices, which no trivial predictor games
 HEADLINE_SCORE = "lesion-slice Dice"
 
 
-def claim_verdicts(slices: pd.DataFrame, curves: pd.DataFrame, *, n_boot: int = 2000) -> pd.DataFrame:
+def claim_verdicts(slices: pd.DataFrame, curves: pd.DataFrame, *, n_boot: int = 2000,
+                   plan: dict | None = None) -> pd.DataFrame:
     """Every claim checked, one row each: ``claim``, ``comparison``, ``paper`` (the paper's number)
     and, per score, our difference with its interval and the verdict. The ablation and
     cross-dataset rows come from ``comparison_claims``, the convergence row from
-    ``convergence_claim`` (its per-seed iterations in place of a difference)."""
+    ``convergence_claim`` (its per-seed iterations in place of a difference). Given a pass's
+    pre-registration ``plan``: exactly its family instead (``verdict_plan.planned_verdicts``)."""
+    if plan is not None:
+        return planned_verdicts(slices, curves, plan, n_boot=n_boot)
     comp = comparison_claims(slices, n_boot=n_boot)
     rows = []
     for _, r in comp.iterrows():
@@ -77,7 +85,7 @@ def _mean_ci_text(values, scale: float = 100.0) -> str:
         return "–"
     if n > 1 and math.isfinite(h):
         return f"{scale * m:.1f} ± {scale * h:.1f}% ({n} seeds)"
-    return f"{scale * m:.1f}% (1 seed)"
+    return f"{scale * m:.1f}% ({n} seed{'s' * (n > 1)})"  # one seed: no interval to show
 
 
 def headline_sentence(evals: pd.DataFrame, dataset: str = TRAIN_DATASET) -> str:
@@ -98,7 +106,8 @@ def headline_sentence(evals: pd.DataFrame, dataset: str = TRAIN_DATASET) -> str:
 
 
 def verdict_markdown(results_dir: str | Path) -> str:
-    """The verdict paragraph of one committed profile, or a line saying why there is none."""
+    """The verdict paragraph of one committed profile, or a line saying why there is none. A
+    profile with a pre-registration (``preregistration.yaml``) is answered by its plan's claims."""
     from . import collect
 
     results_dir = Path(results_dir)
@@ -109,8 +118,14 @@ def verdict_markdown(results_dir: str | Path) -> str:
         return f"**No verdict:** the `{profile}` results are not consistent ({str(exc).splitlines()[0]})."
     evals, curves, slices = collect.evaluation_table(study), collect.curves_table(study), collect.slices_table(study)
     facts = scale_facts(profile, study)
-    verdicts = claim_verdicts(slices, curves)
+    plan = read_plan(results_dir)
+    verdicts = claim_verdicts(slices, curves, plan=plan)
     methods, runs = evals["method"].nunique(), len(study.runs)
+    runs_text = (f"{methods} methods, {runs} training runs, {'real' if facts['real_data'] else 'synthetic'} CT at "
+                 f"{facts['size']}², {budget_text(facts['iterations'])}")
+    if plan is not None:
+        return "\n\n".join([planned_sentence(profile, plan, verdicts, runs_text), headline_sentence(evals),
+                             comparability(facts)])
     scale = (f"**Verdict of the `{profile}` profile** ({methods} methods, {runs} training runs, "
              f"{'real' if facts['real_data'] else 'synthetic'} CT at {facts['size']}², {budget_text(facts['iterations'])}). "
              f"Of the paper's {len(verdicts)} claims checked, the lesion-slice Dice {_counts_text(claim_counts(verdicts))}; "
@@ -118,7 +133,25 @@ def verdict_markdown(results_dir: str | Path) -> str:
     return "\n\n".join([scale, headline_sentence(evals), comparability(facts)])
 
 
-__all__ = ["HEADLINE_SCORE", "claim_counts", "claim_verdicts", "headline_sentence", "profiles_table", "verdict_markdown"]
+def headline_profile(results_root: str | Path, preferred: str = "evidence", fallback: str = "cpu") -> str:
+    """The profile the book's first pages answer with: ``preferred`` (the pre-registered evidence
+    pass) when its results are consistent (``collect.load_study``) and it has a pre-registration,
+    else ``fallback``."""
+    from . import collect
+    from ..errors import IchsegError
+
+    d = Path(results_root) / preferred
+    try:
+        if read_plan(d) is None:
+            return fallback
+        collect.load_study(d)
+    except IchsegError:
+        return fallback
+    return preferred
+
+
+__all__ = ["HEADLINE_SCORE", "claim_counts", "claim_verdicts", "headline_profile", "headline_sentence",
+           "profiles_table", "verdict_markdown"]
 
 
 def profiles_table(results_root: str | Path, profiles=("smoke", "cpu", "gpu", "paper")) -> pd.DataFrame:

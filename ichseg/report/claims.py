@@ -209,11 +209,19 @@ def convergence_table(curves: pd.DataFrame, fraction: float = 0.9, columns: Iter
     return pd.DataFrame(rows)
 
 
-def ordering_verdict(faster: Sequence[float], slower: Sequence[float]) -> str:
+def ordering_verdict(faster: Sequence[float], slower: Sequence[float], *, never_last: bool = False) -> str:
     """``supports`` when every value of ``faster`` is below every value of ``slower``, ``contradicts``
-    for the reverse, ``cannot decide`` otherwise (or when either side has no value)."""
-    f = [x for x in faster if math.isfinite(x)]
-    s = [x for x in slower if math.isfinite(x)]
+    for the reverse, ``cannot decide`` otherwise (or when either side has no value). A non-finite
+    value (a run that never got there) is left out, or with ``never_last`` ranks after every finite
+    one (then nothing is decided only when no value is finite)."""
+    if never_last:
+        f = [x if math.isfinite(x) else math.inf for x in faster]
+        s = [x if math.isfinite(x) else math.inf for x in slower]
+        if all(math.isinf(x) for x in f + s):
+            return UNDECIDED
+    else:
+        f = [x for x in faster if math.isfinite(x)]
+        s = [x for x in slower if math.isfinite(x)]
     if not f or not s:
         return UNDECIDED
     if max(f) < min(s):

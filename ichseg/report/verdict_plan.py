@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .claims import (BASELINE, CONTRADICTS, FULL, PRIMARY_SCORES, SMALLEST_DIFFERENCE, SUPPORTS, UNDECIDED,
-                     Comparison, combine_verdicts, convergence_at_threshold, decide_comparisons)
+                     Comparison, combine_verdicts, convergence_at_threshold, decide_comparisons, ordering_verdict)
 from .preregistration import ALPHA, N_BOOT
 
 NOT_RUN = "not run"
@@ -117,15 +117,7 @@ def threshold_ordering(faster, slower) -> str:
     """``supports`` when every run of ``faster`` reaches the threshold before every run of
     ``slower``, ``contradicts`` for the reverse, ``cannot decide`` otherwise. A run that never
     reaches it (NaN) ranks after every run that does; when no run reaches it nothing is decided."""
-    f = [math.inf if not math.isfinite(x) else x for x in faster]
-    s = [math.inf if not math.isfinite(x) else x for x in slower]
-    if not f or not s or all(math.isinf(x) for x in f + s):
-        return UNDECIDED
-    if max(f) < min(s):
-        return SUPPORTS
-    if min(f) > max(s):
-        return CONTRADICTS
-    return UNDECIDED
+    return ordering_verdict(faster, slower, never_last=True)
 
 
 def convergence_row(curves: pd.DataFrame, plan: dict) -> dict:

@@ -246,7 +246,7 @@ def patient_table(slices: pd.DataFrame, profile: str, dataset: str = "instance20
     seeds); a column per patient with lesions, its header the patient and its lesion-slice count.
     A few patients every method misses move a small test split's mean more than any method does."""
     t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
-    if "positive" not in t or not (t["positive"] == 1).any():
+    if not {"positive", "patient"} <= set(t) or not (t["positive"] == 1).any():
         return pd.DataFrame()
     t = t[t["positive"] == 1]
     patient = t["patient"].astype(str)

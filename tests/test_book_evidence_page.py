@@ -81,7 +81,8 @@ def test_page_renders_the_preregistered_evidence_pass(tmp_path, monkeypatch, pla
     assert ns["RESULTS"] == Path("results/evidence") and ns["PROFILE"] == "evidence"
     assert glued["evidence_profile"].data == "`evidence`"  # the page title
     assert list(ns["verdicts"]["id"]) == [c["id"] for c in plan["comparisons"]] + ["convergence"]
-    at, table = next((i, o) for i, o in enumerate(shown) if list(getattr(o, "index", pd.Index([])).names) == ["claim", "comparison"])
+    at, table = next((i, o) for i, o in enumerate(shown)
+                     if list(getattr(o, "index", pd.Index([])).names) == ["claim", "comparison"])
     assert list(table.index.get_level_values("comparison")) == list(ns["verdicts"]["comparison"])
     assert at == 1  # right after the one summary sentence
     assert table["ours: per-volume 3D Dice"].str.contains("Holm p").sum() == 4  # the four comparisons run
@@ -92,6 +93,7 @@ def test_page_renders_the_preregistered_evidence_pass(tmp_path, monkeypatch, pla
 
 
 def test_page_still_runs_on_the_real_cpu_results(tmp_path, monkeypatch):
+    """No pre-registered pass beside it: the page answers for ``cpu`` with the paper's claim list."""
     if not (REAL_CPU / "study.json").is_file():
         pytest.skip("results/cpu is not committed in this checkout")
     ns, shown, glued = run_page(_book(tmp_path), monkeypatch)
@@ -99,4 +101,5 @@ def test_page_still_runs_on_the_real_cpu_results(tmp_path, monkeypatch):
     assert ns["study"] is not None and "id" not in ns["verdicts"]  # the unregistered claims
     text = _markdown(shown)
     assert text.startswith("**Verdict of the `cpu` profile** (") and "not pre-registered" in text
+    assert "reach 90% of its final validation score" in text  # the unregistered convergence rule
     assert "`evidence`" not in text

@@ -122,7 +122,9 @@ def metrics_of(method: str, dataset: str, seed: int = 0, root: Path = SMOKE) -> 
 
 def ours_cells(metrics: dict) -> dict[str, str]:
     """Table 1's "ours" IoU and Dice of a single-seed run, as the table rounds them (percent, 1 decimal)."""
-    return {"IoU ↑ (%)": f"{100 * metrics['paper']['iou']:.1f}", "Dice ↑ (%)": f"{100 * metrics['paper']['dice']:.1f}"}
+    from ichseg.report import PAPER_DICE, PAPER_IOU
+
+    return {PAPER_IOU: f"{100 * metrics['paper']['iou']:.1f}", PAPER_DICE: f"{100 * metrics['paper']['dice']:.1f}"}
 
 
 def test_table_cell_reads_table1_as_pandas_renders_it(tmp_path):
@@ -139,10 +141,10 @@ def test_table_cell_reads_table1_as_pandas_renders_it(tmp_path):
         expected = ours_cells(metrics_of("full", dataset, root=tmp_path / "smoke"))
         for column, value in expected.items():
             assert table_cell(html, (title, "Ours [full]"), (ours, column)) == value
-    assert table_cell(html, ("Instance2022", "Ours [full]"), ("paper (single run)", "Dice ↑ (%)")) == "90.70"
-    assert table_cell(html, ("BHSD*", "U-Net [unet]"), (ours, "Dice ↑ (%)")) == "not run"
+    assert table_cell(html, ("Instance2022", "Ours [full]"), ("paper (single run)", report.PAPER_DICE)) == "90.70"
+    assert table_cell(html, ("BHSD*", "U-Net [unet]"), (ours, report.PAPER_DICE)) == "not run"
     with pytest.raises(AssertionError, match="no row"):
-        table_cell(html, ("PhysioNet*", "Ours [full]"), (ours, "Dice ↑ (%)"))
+        table_cell(html, ("PhysioNet*", "Ours [full]"), (ours, report.PAPER_DICE))
 
 
 # -- the browser ---------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def test_results_page_shows_tables_and_figures(browser, tmp_path):
     html = next(t.get_attribute("outerHTML") for t in tables if t.text == table1)
     for column, value in ours_cells(metrics_of("full", "instance2022")).items():
         assert table_cell(html, ("Instance2022", "Ours [full]"), (ours_label(n_seeds, "smoke"), column)) == value, column
-    table2 = next((h for h in headers if "Best iteration" in h), None)
+    table2 = next((h for h in headers if "best iteration" in h), None)
     assert table2 is not None and "+ Transformer Block (Full Model)" in table2 and "85K" in table2
     assert "ours (smoke" in table2
     images = _images_loaded(browser, "main img")

@@ -55,10 +55,11 @@ def test_tables_show_failed_seeds(tmp_path):
     head = "ours (gpu, mean ± 95% CI, 3 seeds)"
     t2 = report.table2(evals, "gpu")
     full, base = t2.loc["+ Transformer Block (Full Model) [full]"], t2.loc[f"{report.method_title('medsegdiffv2')} [medsegdiffv2]"]
-    assert full[(head, "Dice (%)")].endswith("(2/3 seeds)") and "±" in full[(head, "Dice (%)")]
-    assert base[(head, "Dice (%)")] == "failed (0/3 seeds)"
+    for col in (report.LESION_DICE, report.VOLUME_DICE, report.PAPER_DICE):
+        assert full[(head, col)].endswith("(2/3 seeds)") and "±" in full[(head, col)]
+        assert base[(head, col)] == "failed (0/3 seeds)"
     t1 = report.table1(evals, "gpu")
-    assert t1.loc[("Instance2022", "MedSegDiffv2 [medsegdiffv2]")][(head, "Dice ↑ (%)")] == "failed (0/3 seeds)"
+    assert t1.loc[("Instance2022", "MedSegDiffv2 [medsegdiffv2]")][(head, report.PAPER_DICE)] == "failed (0/3 seeds)"
     strict = report.strict_table(evals, "gpu")
     row = strict.loc[("Instance2022", report.method_title("medsegdiffv2"))]
     assert row.iloc[0] == "failed (0/3 seeds)" and "not run" not in set(row)
@@ -78,17 +79,17 @@ def test_table1_keeps_paper_and_ours_apart(tmp_path):
     evals = report.evaluation_table(study)
     t1 = report.table1(evals, "smoke", study.datasets)
     tops = list(dict.fromkeys(c[0] for c in t1.columns))
-    assert tops == ["paper (single run)", "ours (smoke, 1 seed)"]
+    assert tops == ["ours (smoke, 1 seed)", "paper (single run)", report.ALL_EMPTY_COLUMN]
     row = t1.loc[("Instance2022", "Ours [full]")]
-    assert row[("paper (single run)", "Dice ↑ (%)")] == "90.70"
+    assert row[("paper (single run)", report.PAPER_DICE)] == "90.70"
     ours = evals.query("method == 'full' and dataset == 'instance2022'")["dice"].iloc[0]
-    assert row[("ours (smoke, 1 seed)", "Dice ↑ (%)")] == f"{100 * ours:.1f}"
-    # beside it, the paper-protocol Dice of predicting nothing on the same slices, read from metrics.json
+    assert row[("ours (smoke, 1 seed)", report.PAPER_DICE)] == f"{100 * ours:.1f}"
+    # last, the paper-protocol Dice of predicting nothing on the same slices, read from metrics.json
     metrics = json.loads((tmp_path / "smoke" / "eval" / "full-s0" / "instance2022" / "metrics.json").read_text())
-    assert row[("ours (smoke, 1 seed)", report.ALL_EMPTY_COLUMN)] == f"{100 * metrics['paper']['all_empty_dice']:.1f}"
+    assert row[(report.ALL_EMPTY_COLUMN, report.PAPER_DICE)] == f"{100 * metrics['paper']['all_empty_dice']:.1f}"
     # a Table 1 model this study did not run says so in its "ours" cells
     unet = t1.loc[("Instance2022", "U-Net [unet]")]
-    assert unet[("ours (smoke, 1 seed)", "IoU ↑ (%)")] == "not run" and unet[("paper (single run)", "IoU ↑ (%)")] == "76.92"
+    assert unet[("ours (smoke, 1 seed)", report.PAPER_IOU)] == "not run" and unet[("paper (single run)", report.PAPER_IOU)] == "76.92"
     # no paper number ever appears in an "ours" column
     paper_values = {f"{v:.2f}" for ds in report.paper_numbers()["table1"].values() for m in ds.values() for v in m.values()}
     ours_cells = set(t1.xs("ours (smoke, 1 seed)", axis=1, level=0).to_numpy().ravel())
@@ -104,14 +105,14 @@ def test_table2_and_strict_tables_with_three_seeds(tmp_path):
     evals = report.evaluation_table(study)
     t2 = report.table2(evals, "gpu")
     head = "ours (gpu, mean ± 95% CI, 3 seeds)"
-    assert (head, "Dice (%)") in t2.columns
+    assert (head, report.PAPER_DICE) in t2.columns
     full = t2.loc["+ Transformer Block (Full Model) [full]"]
     sel = evals.query("method == 'full' and dataset == 'instance2022'")["dice"]
     m, h, n = report.mean_ci(sel)
-    assert n == 3 and full[(head, "Dice (%)")] == f"{100 * m:.1f} ± {100 * h:.1f}"
-    assert full[("paper (single run)", "Best iteration")] == "85K"
+    assert n == 3 and full[(head, report.PAPER_DICE)] == f"{100 * m:.1f} ± {100 * h:.1f}"
+    assert full[("paper (single run)", "best iteration")] == "85K"
     # variants not run keep the paper's row and say "not run" for ours
-    assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, "Dice (%)")] == "not run"
+    assert t2.loc["+ Reduce Layer [reduce_layer]"][(head, report.PAPER_DICE)] == "not run"
     strict = report.strict_table(evals, "gpu")
     assert strict.shape == (3 * 2, len(report.STRICT_COLUMNS)) and "±" in strict.iloc[0, 1]
     assert any("HD95, 3D per volume" in c[1] for c in strict.columns)

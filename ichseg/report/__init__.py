@@ -35,7 +35,8 @@ from .runs import run_summary
 from .stats import ci_band, format_mean_ci, mean_ci, summarise
 from .scale import budgets_sentence, comparability, scale_facts
 from .verdict import claim_verdicts, headline_profile, profiles_table, verdict_markdown
-from .tables import (ALL_EMPTY_COLUMN, STRICT_COLUMNS, contrast_table, display_table, format_value, headline, headline_numbers, ours_label, patient_table,
+from .tables import (ALL_EMPTY_COLUMN, LESION_DICE, PAPER_DICE, PAPER_HEAD, PAPER_IOU, STRICT_COLUMNS, VOLUME_DICE,
+                     contrast_table, display_table, format_value, headline, headline_numbers, ours_label, patient_table,
                      protocol_table, strict_table, table1, table2, timings_table)
 
 __all__ = [
@@ -50,6 +51,11 @@ __all__ = [
     "scale_facts",
     "verdict_markdown",
     "ALL_EMPTY_COLUMN",
+    "LESION_DICE",
+    "PAPER_DICE",
+    "PAPER_HEAD",
+    "PAPER_IOU",
+    "VOLUME_DICE",
     "DATASET_ORDER",
     "METHOD_ORDER",
     "TABLE1_ORDER",

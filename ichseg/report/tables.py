@@ -1,10 +1,15 @@
 """The paper's Tables 1-2 with our numbers beside them, and the strict-metric tables.
 
-Every table keeps the paper's numbers and ours in separate columns under a top header that says
-which is which ("paper" = copied from the publication; "ours" = measured by this study). Our
-cells are ``mean ± half-width of the 95% t-interval`` over seeds when a method has several
-seeds, the plain value for one seed, and ``not run`` where the study has no such model. A seed
-without a number is never dropped silently: the cell says ``(2/3 seeds)``, or ``failed (0/3 seeds)``.
+Tables 1-2 lead with the lesion-level scores the paper does not report (Dice at 0.5 on the lesion
+slices, and the 3D Dice per volume), then the paper protocol's Dice and IoU, a per-slice score that
+lesion-free slices dominate (all higher is better). The paper's numbers and ours sit in separate
+column groups under a top header that says which is which ("paper (single run)" = copied from the
+publication, "–" for the lesion-level scores it does not report; "ours (...)" = measured by this
+study), the same sub-columns in each; a last column gives the paper-protocol Dice of an all-empty
+prediction, the reference that protocol sets. Our cells are ``mean ± half-width of the 95%
+t-interval`` over seeds when a method has several seeds, the plain value for one seed, and ``not
+run`` where the study has no such model. A seed without a number is never dropped silently: the
+cell says ``(2/3 seeds)``, or ``failed (0/3 seeds)``.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ def _ordered(values, order) -> list:
 
 
 def ours_label(n_seeds: int, profile: str, fewest: int | None = None) -> str:
-    """Column head of our numbers: seeds per model (``fewest``..``n_seeds`` when models differ)."""
+    """Column head of our numbers: the profile and the seeds per model (``fewest``-``n_seeds`` when
+    models differ); ``±`` is the half-width of the 95% t-interval, which one seed does not have."""
     fewest = n_seeds if fewest is None else fewest
     if n_seeds <= 1:
         return f"ours ({profile}, 1 seed)"
     if fewest < n_seeds:
-        return f"ours ({profile}, mean ± 95% CI where {n_seeds} seeds, else {fewest} seed{'s' * (fewest > 1)})"
+        return f"ours ({profile}, {fewest}–{n_seeds} seeds, mean ± 95% CI where ≥ 2)"
     return f"ours ({profile}, mean ± 95% CI, {n_seeds} seeds)"
 
 
@@ -46,12 +52,44 @@ def _n_seeds(evals: pd.DataFrame) -> tuple[int, int]:
     return int(counts.max()), int(counts.min())
 
 
+#: Tables 1-2's scores, lesion-level first, the same sub-columns under ours and under the paper's
+LESION_DICE = "lesion-slice Dice (%)"
+VOLUME_DICE = "3D Dice (%)"
+PAPER_DICE = "paper-protocol Dice (%)"
+PAPER_IOU = "paper-protocol IoU (%)"
+BEST_ITERATION = "best iteration"
+#: the top header of the paper's own numbers (single runs; no lesion-level score: "–")
+PAPER_HEAD = "paper (single run)"
+#: the top header of the reference every model must beat under the paper protocol: nothing predicted
+#: on the same slices (its Dice is about the share of lesion-free slices, each of which scores 1)
+ALL_EMPTY_COLUMN = "all-empty prediction"
+#: evaluation column of each of our scores
+SCORE_KEYS = {LESION_DICE: "positive_slice_dice", VOLUME_DICE: "volume_dice", PAPER_DICE: "dice", PAPER_IOU: "iou"}
+_PAPER_KEYS = {PAPER_DICE: "dice", PAPER_IOU: "iou"}
+
+
+def _ours_cells(sel: pd.DataFrame) -> list[str]:
+    """Our four scores of one row (mean ± CI over seeds; ``not run`` without runs)."""
+    return [summarise(sel[k], scale=100, digits=1) if k in sel else MISSING for k in SCORE_KEYS.values()]
+
+
+def _paper_cells(ref: dict) -> list[str]:
+    """The paper's four scores of one row: "–" where it reports none (every lesion-level score)."""
+    return [_paper(ref.get(_PAPER_KEYS[g])) if g in _PAPER_KEYS else MISSING for g in SCORE_KEYS]
+
+
+def _columns(ours: str, extra: tuple[str, ...] = ()) -> pd.MultiIndex:
+    return pd.MultiIndex.from_tuples([(ours, c) for c in (*SCORE_KEYS, *extra)] + [(PAPER_HEAD, c) for c in (*SCORE_KEYS, *extra)]
+                                     + [(ALL_EMPTY_COLUMN, PAPER_DICE)])
+
+
 def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
-    """Table 1: rows (dataset, model), columns paper IoU/Dice | ours IoU/Dice, in percent."""
+    """Table 1: rows (dataset, model); columns, in percent, ours then the paper's, each with the
+    lesion-slice Dice, the per-volume 3D Dice, then the paper protocol's Dice and IoU; last the
+    paper-protocol Dice of an all-empty prediction on the same slices."""
     p = paper_numbers()
     most, fewest = _n_seeds(evals)
     ours = ours_label(most, profile, fewest)
-    paper_head = "paper (single run)"
     datasets = _ordered(datasets or [d for d in DATASET_ORDER if d in set(evals["dataset"])] or DATASET_ORDER, DATASET_ORDER)
     rows, index = [], []
     for ds in datasets:
@@ -60,17 +98,8 @@ def table1(evals: pd.DataFrame, profile: str, datasets=None) -> pd.DataFrame:
             sel = evals[(evals["method"] == model["method"]) & (evals["dataset"] == ds)] if model["method"] else evals.iloc[0:0]
             title = model["title"] + (f" [{model['method']}]" if model["method"] else "")
             index.append((dataset_title(ds) + ("*" if p["datasets"].get(ds, {}).get("cross_dataset") else ""), title))
-            rows.append([
-                _paper(ref.get("iou")), _paper(ref.get("dice")),
-                summarise(sel["iou"], scale=100, digits=1), summarise(sel["dice"], scale=100, digits=1), _all_empty(evals, ds),
-            ])
-    cols = pd.MultiIndex.from_tuples([(paper_head, "IoU ↑ (%)"), (paper_head, "Dice ↑ (%)"), (ours, "IoU ↑ (%)"),
-                                      (ours, "Dice ↑ (%)"), (ours, ALL_EMPTY_COLUMN)])
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model"]), columns=cols)
-
-
-#: the reference every model must beat under the paper protocol: nothing predicted on the same slices
-ALL_EMPTY_COLUMN = "Dice of an all-empty prediction (%)"
+            rows.append(_ours_cells(sel) + _paper_cells(ref) + [_all_empty(evals, ds)])
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["Dataset", "Model"]), columns=_columns(ours))
 
 
 def _all_empty(evals: pd.DataFrame, dataset: str) -> str:
@@ -80,35 +109,28 @@ def _all_empty(evals: pd.DataFrame, dataset: str) -> str:
 
 
 def _paper(v) -> str:
-    return "–" if v is None else f"{float(v):.2f}"
+    return MISSING if v is None else f"{float(v):.2f}"
 
 
 def table2(evals: pd.DataFrame, profile: str, dataset: str = "instance2022") -> pd.DataFrame:
-    """Table 2 (ablation on ``dataset``): paper Dice/IoU/best iteration | ours, one row per variant."""
+    """Table 2 (ablation on ``dataset``), one row per variant: the columns of ``table1`` with the best
+    iteration after the scores, under ours and under the paper's."""
     p = paper_numbers()
     most, fewest = _n_seeds(evals)
     ours = ours_label(most, profile, fewest)
-    paper_head = "paper (single run)"
     # Table 2 rows only: the ablation's diffusion variants (the baselines belong to Table 1)
     table2_rows = set(p["table2"]) | set(VARIANT_ORDER)
     variants = _ordered([v for v in list(p["table2"]) + list(evals["method"].unique()) if v in table2_rows], VARIANT_ORDER)
+    all_empty = _all_empty(evals, dataset)
     rows, index = [], []
     for v in variants:
         ref = p["table2"].get(v, {})
         sel = evals[(evals["method"] == v) & (evals["dataset"] == dataset)]
         best = sel.drop_duplicates("seed")["best_iteration"].astype(float)
-        rows.append([
-            _paper(ref.get("dice")), _paper(ref.get("iou")),
-            f"{int(ref['best_iteration']) // 1000}K" if ref.get("best_iteration") else "–",
-            summarise(sel["dice"], scale=100, digits=1), summarise(sel["iou"], scale=100, digits=1),
-            summarise(best, digits=0),
-        ])
+        paper_best = f"{int(ref['best_iteration']) // 1000}K" if ref.get("best_iteration") else MISSING
+        rows.append(_ours_cells(sel) + [summarise(best, digits=0)] + _paper_cells(ref) + [paper_best, all_empty])
         index.append(f"{method_title(v)} [{v}]")
-    cols = pd.MultiIndex.from_tuples([
-        (paper_head, "Dice (%)"), (paper_head, "IoU (%)"), (paper_head, "Best iteration"),
-        (ours, "Dice (%)"), (ours, "IoU (%)"), (ours, "Best iteration"),
-    ])
-    return pd.DataFrame(rows, index=pd.Index(index, name="Model variant"), columns=cols)
+    return pd.DataFrame(rows, index=pd.Index(index, name="Model variant"), columns=_columns(ours, (BEST_ITERATION,)))
 
 
 STRICT_COLUMNS = {
@@ -224,7 +246,7 @@ def patient_table(slices: pd.DataFrame, profile: str, dataset: str = "instance20
     seeds); a column per patient with lesions, its header the patient and its lesion-slice count.
     A few patients every method misses move a small test split's mean more than any method does."""
     t = slices[(slices["dataset"] == dataset)] if "dataset" in slices else slices
-    if "positive" not in t or not (t["positive"] == 1).any():
+    if not {"positive", "patient"} <= set(t) or not (t["positive"] == 1).any():
         return pd.DataFrame()
     t = t[t["positive"] == 1]
     patient = t["patient"].astype(str)
@@ -356,6 +378,13 @@ def headline_numbers(evals: pd.DataFrame, breakdown: pd.DataFrame) -> dict[str, 
 
 __all__ = [
     "ALL_EMPTY_COLUMN",
+    "BEST_ITERATION",
+    "LESION_DICE",
+    "PAPER_DICE",
+    "PAPER_HEAD",
+    "PAPER_IOU",
+    "SCORE_KEYS",
+    "VOLUME_DICE",
     "MISSING",
     "display_table",
     "format_value",

@@ -3,15 +3,19 @@
 model's validation lesion-slice Dice move from seed to seed?
 
 Arms (each at the profile's settings and budget, the study section's per-method overrides applied):
-- ``paper``: the profile as written (ε, α = 5): MedSegDiff-v2 seed 0, the full model seeds 0-2;
+- ``paper``: the profile as written (ε, α = 5): MedSegDiff-v2 seed 0, the full model seeds 0-1;
 - ``x0-a1``: x0-prediction and the anchor loss on every iteration (the cpu profile's objective):
-  MedSegDiff-v2 and the full model, seed 0.
+  MedSegDiff-v2 seed 0, the full model seeds 0-2.
 Each run's ``train_log.csv`` holds its validation curve (the training loop scores the validation
 split only; nothing here reads a test split). Rule, fixed before the pilot runs: the paper's
 objective fails when, for either method, its best validation lesion-slice Dice is below 0.10 or
 more than 5 points below the x0-a1 arm's; then the pass switches to x0 / α = 1 and the book says so.
-The seed SD (ddof 1) of the full model's best validation lesion-slice Dice over its three seeds is
-the ``seed_sd`` the pre-registration's smallest detectable differences use. The convergence
+The seed SD (ddof 1) of the full model's best validation lesion-slice Dice over its three seeds, in
+the arm the pass adopts, is the ``seed_sd`` the pre-registration's smallest detectable differences
+use. Amended during the pilot, once the paper arm had failed by the rule above (x0-a1 MedSegDiff-v2
+scored 0.63 at 250 iterations against the paper arm's best 0.19 over 2,000): the seed SD has to be
+that of the objective the pass uses, so the x0-a1 full model trains seeds 1 and 2 as well, and the
+paper arm's full model stops at seeds 0 and 1 (its SD over those two is recorded beside). The convergence
 threshold (iterations to one fixed validation lesion-slice Dice, the same for every method) is half
 the median best validation Dice of the objective's runs, to 0.01: a level the runs reach well before
 their best, so every method's time to it is measured rather than "never".
@@ -43,8 +47,8 @@ from ichseg.engine.methods import train_run  # noqa: E402
 
 OUT = ROOT / "bench" / "measured" / "evidence_pilot.json"
 ARMS = {"paper": [], "x0-a1": ["diffusion.prediction=x0", "loss.alpha=1"]}
-RUNS = [("paper", "medsegdiffv2", 0), ("paper", "full", 0), ("paper", "full", 1), ("paper", "full", 2),
-        ("x0-a1", "medsegdiffv2", 0), ("x0-a1", "full", 0)]
+RUNS = [("paper", "medsegdiffv2", 0), ("paper", "full", 0), ("paper", "full", 1),
+        ("x0-a1", "medsegdiffv2", 0), ("x0-a1", "full", 0), ("x0-a1", "full", 1), ("x0-a1", "full", 2)]
 FLOOR, MARGIN = 0.10, 0.05
 
 
@@ -66,10 +70,12 @@ def verdict(best: dict[tuple[str, str, int], float]) -> dict:
         paper, x0 = best[("paper", m, 0)], best[("x0-a1", m, 0)]
         if paper < FLOOR or paper < x0 - MARGIN:
             fails.append(m)
-    full = [best[("paper", "full", s)] for s in (0, 1, 2)]
     arm = "x0-a1" if fails else "paper"
+    full = {a: [v for (a_, m, _), v in sorted(best.items()) if a_ == a and m == "full"] for a in ARMS}
     runs = [v for (a, _, _), v in best.items() if a == arm]
-    return {"paper_objective_fails_for": fails, "seed_sd_full_best_val_strict_dice": statistics.stdev(full),
+    return {"paper_objective_fails_for": fails, "adopted_arm": arm,
+            "seed_sd_full_best_val_strict_dice": statistics.stdev(full[arm]),
+            "seed_sd_by_arm": {a: statistics.stdev(v) if len(v) > 1 else None for a, v in full.items()},
             "convergence_threshold": round(0.5 * statistics.median(runs), 2)}
 
 

@@ -3,7 +3,7 @@
 model's validation lesion-slice Dice move from seed to seed?
 
 Arms (each at the profile's settings and budget, the study section's per-method overrides applied):
-- ``paper``: the profile as written (ε, α = 5): MedSegDiff-v2 seed 0, the full model seeds 0-1;
+- ``paper``: the paper's objective (ε, α = 5): MedSegDiff-v2 seed 0, the full model seeds 0-1;
 - ``x0-a1``: x0-prediction and the anchor loss on every iteration (the cpu profile's objective):
   MedSegDiff-v2 seed 0, the full model seeds 0-2.
 Each run's ``train_log.csv`` holds its validation curve (the training loop scores the validation
@@ -46,7 +46,7 @@ from ichseg.engine.config import load_profile, resolve_run_config  # noqa: E402
 from ichseg.engine.methods import train_run  # noqa: E402
 
 OUT = ROOT / "bench" / "measured" / "evidence_pilot.json"
-ARMS = {"paper": [], "x0-a1": ["diffusion.prediction=x0", "loss.alpha=1"]}
+ARMS = {"paper": ["diffusion.prediction=eps", "loss.alpha=5"], "x0-a1": ["diffusion.prediction=x0", "loss.alpha=1"]}
 RUNS = [("paper", "medsegdiffv2", 0), ("paper", "full", 0), ("paper", "full", 1),
         ("x0-a1", "medsegdiffv2", 0), ("x0-a1", "full", 0), ("x0-a1", "full", 1), ("x0-a1", "full", 2)]
 FLOOR, MARGIN = 0.10, 0.05

@@ -81,7 +81,7 @@ def test_the_command_writes_the_plan_once(tmp_path, capsys):
     plan = yaml.safe_load(path.read_text())
     assert plan["pilot_seed_sd_points"] == 2.0 and plan["pilot"]["file"] == pilot.as_posix()
     assert plan["convergence_threshold"] == 0.12 and "Dice of 0.12" in plan["convergence"]  # the pilot's, on validation
-    assert plan["test_datasets"] == ["instance2022", "bhsd", "physionet", "realct"] and plan["evaluation"]["steps"] == 10
+    assert plan["test_datasets"] == ["instance2022", "bhsd", "physionet", "realct"] and plan["evaluation"]["steps"] == 5
     assert str(path) in capsys.readouterr().out
     before = path.read_text()
     assert cli.main(["preregister", "--profile", "evidence", "--seed-sd", "0.03", "--results", str(tmp_path)]) == 2

@@ -35,6 +35,9 @@ def test_comparability_names_every_departure_and_only_those():
     assert "not comparable" in text
     real_short = comparability(_facts(iterations=[6000]))
     assert "6,000 iterations" in real_short and "synthetic" not in real_short and "not comparable" not in real_short
+    objective = comparability(_facts(prediction="x0", alpha=1.0))
+    assert "x0-prediction with the anchor loss weighted α = 1 instead of ε-prediction with α = 5" in objective
+    assert "ε-prediction" not in comparability(_facts(prediction="eps", alpha=5.0))
 
 
 def test_format_value_reads_like_a_table_for_people():

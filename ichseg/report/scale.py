@@ -21,7 +21,8 @@ def scale_facts(profile: str, study=None) -> dict[str, Any]:
 
     Keys: ``profile``, ``real_data`` (every dataset from real scans), ``size`` (pixels per side),
     ``iterations`` (the diffusion methods' training budgets, sorted), ``pretrained`` (the condition
-    encoder's weights), ``amp``, ``patients`` (training cohort, or None when real)."""
+    encoder's weights), ``amp``, ``patients`` (training cohort, or None when real), ``prediction``
+    and ``alpha`` (the objective: what the diffusion branch predicts, the anchor loss weight)."""
     configs: dict[str, dict] = {}
     if study is not None:
         for run in study.runs:
@@ -44,6 +45,8 @@ def scale_facts(profile: str, study=None) -> dict[str, Any]:
         "pretrained": str(cfg.get("model", {}).get("pretrained") or "none"),
         "amp": cfg.get("train", {}).get("amp") or "fp32",
         "patients": cases.get(TRAIN_DATASET) if isinstance(cases, dict) else cases,
+        "prediction": str(cfg.get("diffusion", {}).get("prediction") or "eps"),
+        "alpha": float(cfg.get("loss", {}).get("alpha", 5)),
     }
 
 
@@ -66,6 +69,9 @@ def comparability(facts: Mapping[str, Any]) -> str:
         departures.append(f"{budget_text(its)} of training instead of {PAPER_ITERATIONS // 1000}K")
     if facts["pretrained"] != "imagenet":
         departures.append("a ResNet18 condition branch without ImageNet weights")
+    if (facts.get("prediction", "eps"), facts.get("alpha", 5.0)) != ("eps", 5.0):
+        departures.append(f"{facts['prediction']}-prediction with the anchor loss weighted "
+                          f"α = {facts['alpha']:g} instead of ε-prediction with α = 5")
     if not departures:
         return (f"The `{facts['profile']}` profile follows the paper's recipe on real data: its numbers are "
                 "comparable to the paper's.")

@@ -2,9 +2,10 @@
 
 A scan goes through the same preparation as the training data (the run config's ``data.prep``),
 every axial slice is segmented (batched, with an ensemble) under the settings the checkpoint's
-profile evaluates with (``eval_settings``), or those an exported checkpoint carries for prediction
-(``weights.set_predict_settings``: chosen on validation patients), each option given replacing one; the outputs are
-mapped back onto the input's own voxel grid and affine so they overlay the scan in any viewer:
+profile evaluates with (``eval_settings``) or those an exported checkpoint carries for prediction
+(``weights.set_predict_settings``: chosen on validation patients), each option given replacing
+one; the outputs are mapped back onto the input's own voxel grid and affine so they overlay the
+scan in any viewer:
 ``mask.nii.gz`` (uint8), ``probability.nii.gz`` and ``uncertainty.nii.gz`` (float32), a picture to
 check them (``preview.png`` and the self-contained ``report.html`` of ``scan_report``) and
 ``summary.json`` (volume in mL with the spread of the ensemble members' volumes, the ABC/2

@@ -42,3 +42,28 @@ def test_tissue_table_of_the_committed_record():
     assert t.loc["parenchyma", "synthetic"].startswith(f"{row['median']:.1f} (")
     slices = tissue_table(record, "pydicom_slices")
     assert len(slices.columns) == 3 and slices.loc["blood"].str.contains("none").sum() == 0  # blood inserted in each
+
+
+def test_profile_anatomy_table_scores_each_seed_then_summarises():
+    """Per run: lesion-slice Dice over the lesion slices (overall, per subtype), detection per
+    inserted volume, the median volume error, mL predicted on clean images; then seeds summarised."""
+    import pandas as pd
+
+    from ichseg.report.realanatomy import profile_anatomy_table
+
+    def run(seed, dice, pred):
+        # volume 1: two lesion slices (subdural); volume 2: a clean image; 1 mm pixels, 5 mm slices
+        return pd.DataFrame({"method": "full", "seed": seed, "dataset": "realct", "patient": ["a", "a", "b"],
+                             "volume": [1, 1, 2], "positive": [1, 1, 0], "subtype": ["subdural", "subdural", ""],
+                             "strict_dice": [dice, dice, float("nan")], "gt_pixels": [10, 10, 0],
+                             "pred_pixels": [pred, pred, 40], "pixel_row_mm": 1.0, "pixel_col_mm": 1.0,
+                             "thickness_mm": 5.0})
+
+    slices = pd.concat([run(0, 0.6, 12), run(1, 0.8, 12), run(1, 0.1, 1).assign(method="medsegdiffv2")])
+    table = profile_anatomy_table(slices, methods=("medsegdiffv2", "full", "nnunet"))
+    assert list(table.columns) == ["medsegdiffv2", "full"]  # nnU-Net not run: no column
+    assert table.loc["all inserted", "full"].startswith("70.0 ±") and table.loc["subdural", "full"].startswith("70.0")
+    assert table.loc["all inserted", "medsegdiffv2"] == "10.0"  # one seed: no interval
+    assert table.loc["detected (%)", "full"].startswith("100.0")
+    assert table.loc["median volume error (%)", "full"].startswith("20.0")  # 24 predicted against 20
+    assert table.loc["predicted on clean images (mL)", "full"].startswith("0.2")  # 40 px x 5 mm³

@@ -72,4 +72,44 @@ def anatomy_facts(record: dict) -> dict[str, float]:
             "seconds": float((record.get("machine") or record.get("environment") or {}).get("seconds", float("nan")))}
 
 
-__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "read_record", "tissue_table"]
+def _per_run(r: pd.DataFrame) -> dict[str, float]:
+    """One run's scores on the real-anatomy set (``slices.csv`` rows of dataset ``realct``)."""
+    pos = r[r["positive"] == 1]
+    out = {"all inserted": float(pos["strict_dice"].mean()) if len(pos) else float("nan")}
+    for sub, g in pos.groupby("subtype"):
+        out[str(sub)] = float(g["strict_dice"].mean())
+    vols = r.groupby(["patient", "volume"])
+    gt, pred = vols["gt_pixels"].sum(), vols["pred_pixels"].sum()
+    hit = vols.apply(lambda g: bool(((g["strict_dice"].fillna(0) > 0) & (g["gt_pixels"] > 0)).any()))
+    lesion = gt > 0
+    out["detected (%)"] = 100 * float(hit[lesion].mean()) if lesion.any() else float("nan")
+    # the median: a lesion of a few pixels at the model's grid would dominate a mean of ratios
+    out["median volume error (%)"] = 100 * float(((pred - gt) / gt)[lesion].median()) if lesion.any() else float("nan")
+    ml = r["pred_pixels"] * r["pixel_row_mm"] * r["pixel_col_mm"] * r["thickness_mm"] / 1000.0
+    clean = ~r.set_index(["patient", "volume"]).index.isin(gt[lesion].index)
+    out["predicted on clean images (mL)"] = float(ml[clean].groupby([r["patient"][clean], r["volume"][clean]]).sum().mean()) \
+        if clean.any() else float("nan")
+    return out
+
+
+def profile_anatomy_table(slices: pd.DataFrame, methods=("medsegdiffv2", "full", "nnunet")) -> pd.DataFrame:
+    """A committed profile's models on its real-anatomy test set (``realct``: real images with
+    inserted hemorrhages, and untouched ones): per method (columns) the lesion-slice Dice overall
+    and per subtype, the share of inserted lesions detected, the median signed volume error and the
+    mL predicted on a clean image; each the mean over seeds with its 95 % interval (a bare value
+    for one seed)."""
+    from .stats import summarise
+
+    r = slices[(slices["dataset"] == "realct") & slices["method"].isin(methods)]
+    cols = {}
+    for m in [m for m in methods if m in set(r["method"])]:
+        runs = [_per_run(g) for _, g in r[r["method"] == m].groupby("seed")]
+        keys = list(dict.fromkeys(k for run in runs for k in run))
+        cols[m] = {k: summarise([run.get(k, float("nan")) for run in runs],
+                                scale=1 if k.endswith(("(%)", "(mL)")) else 100, digits=1) for k in keys}
+    table = pd.DataFrame(cols)
+    table.index.name = "real-anatomy set"
+    return table
+
+
+__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table"]

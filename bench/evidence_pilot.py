@@ -105,8 +105,10 @@ def main(argv=None) -> int:
     best = {}
     for arm, m, s, cfg in runs:
         run_dir = args.out / arm / f"{m}-s{s}"
-        resume = (run_dir / "train_log.csv").exists()
-        train_run(cfg, run_dir, data_root=args.data_root, resume=resume, progress=False)
+        info = run_dir / "run.json"
+        if not (info.exists() and json.loads(info.read_text()).get("status") == "complete"):
+            # a finished run is read as it is: resuming would rewrite its run.json (the commit it trained at)
+            train_run(cfg, run_dir, data_root=args.data_root, resume=(run_dir / "train_log.csv").exists(), progress=False)
         best[(arm, m, s)] = best_validation(run_dir)
     if args.only:
         return 0

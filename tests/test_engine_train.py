@@ -184,7 +184,12 @@ def test_sigkill_halfway_then_resume_is_bit_identical(reference_run, workdir):
     cfg = resolve_run_config(profile, "medsegdiffv2")
     with pytest.raises(IchsegError, match="--resume"):
         train_run(cfg, out, data_root=workdir / "data", progress=False)
+    started = json.loads((out / "run.json").read_text())["environment"]
     train_run(cfg, out, data_root=workdir / "data", resume=True, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    # the run keeps the environment (commit) it started in; the resume is listed after it
+    assert info["environment"] == started and len(info["resumed_environments"]) == 1
+    assert info["status"] == "complete"
     a, b = state_tensors(ref.last_checkpoint), state_tensors(last)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"

@@ -187,7 +187,7 @@ def train_network(
     _build(run)
     hist = _resume(run, state)
     net = _wrap(run)
-    val_images, val_masks = _start_run_folder(run)
+    val_images, val_masks = _start_run_folder(run, resumed=state is not None)
 
     tcfg, rank, world = run.tcfg, run.rank, run.world
     amp = autocast(run.device, tcfg.amp)
@@ -322,8 +322,10 @@ def _wrap(run: _Run) -> torch.nn.Module:
     return net
 
 
-def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Rank 0: ``config.yaml`` and ``run.json`` (status running) and the validation slices."""
+def _start_run_folder(run: _Run, resumed: bool = False) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Rank 0: ``config.yaml`` and ``run.json`` (status running) and the validation slices. A
+    resumed run keeps the environment it started in (its commit) and appends this one to
+    ``resumed_environments``."""
     if run.rank != 0:
         return None, None
     tcfg, cfg, ds = run.tcfg, run.cfg, run.ds
@@ -338,11 +340,16 @@ def _start_run_folder(run: _Run) -> tuple[torch.Tensor | None, torch.Tensor | No
     if tcfg.select_on == "strict_dice" and not bool((vm[rows] > 0).any()):
         raise IchsegError(f"{run.prepared}: the {len(rows)} validation slices hold no lesion, so train.select_on: "
                           "strict_dice has nothing to choose on; raise train.val_slices or select on dice")
+    env = environment(run.device)
+    before = read_run_info(run.out_dir) if resumed and run_info_path(run.out_dir).is_file() else {}
+    history = ({"environment": before["environment"],
+                "resumed_environments": [*before.get("resumed_environments", []), env]}
+               if before.get("environment") else {"environment": env})
     atomic_write_json(run_info_path(run.out_dir), {
         "method": cfg["method"], "profile": cfg.get("profile"), "run_hash": run.run_hash,
         "data": {"prepared": str(run.prepared), "fingerprint": ds.manifest.get("fingerprint"),
                  "train_slices": len(ds), "val_split": tcfg.val_split, "val_slices": len(rows)},
-        "world_size": run.world, "environment": environment(run.device), "status": "running",
+        "world_size": run.world, **history, "status": "running",
     })
     return vi[rows], vm[rows]
 

@@ -78,17 +78,16 @@ def _per_run(r: pd.DataFrame) -> dict[str, float]:
     out = {"all inserted": float(pos["strict_dice"].mean()) if len(pos) else float("nan")}
     for sub, g in pos.groupby("subtype"):
         out[str(sub)] = float(g["strict_dice"].mean())
-    vols = r.groupby(["patient", "volume"])
-    gt, pred = vols["gt_pixels"].sum(), vols["pred_pixels"].sum()
-    hit = vols.apply(lambda g: bool(((g["strict_dice"].fillna(0) > 0) & (g["gt_pixels"] > 0)).any()))
-    lesion = gt > 0
-    out["detected (%)"] = 100 * float(hit[lesion].mean()) if lesion.any() else float("nan")
-    # the median: a lesion of a few pixels at the model's grid would dominate a mean of ratios
-    out["median volume error (%)"] = 100 * float(((pred - gt) / gt)[lesion].median()) if lesion.any() else float("nan")
     ml = r["pred_pixels"] * r["pixel_row_mm"] * r["pixel_col_mm"] * r["thickness_mm"] / 1000.0
-    clean = ~r.set_index(["patient", "volume"]).index.isin(gt[lesion].index)
-    out["predicted on clean images (mL)"] = float(ml[clean].groupby([r["patient"][clean], r["volume"][clean]]).sum().mean()) \
-        if clean.any() else float("nan")
+    overlap = (r["strict_dice"].fillna(0) > 0) & (r["gt_pixels"] > 0)
+    v = r.assign(_ml=ml, _hit=overlap).groupby(["patient", "volume"]).agg(
+        gt=("gt_pixels", "sum"), pred=("pred_pixels", "sum"), ml=("_ml", "sum"), hit=("_hit", "any"))
+    lesion, nan = v["gt"] > 0, float("nan")
+    out["detected (%)"] = 100 * float(v["hit"][lesion].mean()) if lesion.any() else nan
+    # the median: a lesion of a few pixels at the model's grid would dominate a mean of ratios
+    out["median volume error (%)"] = (100 * float(((v["pred"] - v["gt"]) / v["gt"])[lesion].median())
+                                      if lesion.any() else nan)
+    out["predicted on clean images (mL)"] = float(v["ml"][~lesion].mean()) if (~lesion).any() else nan
     return out
 
 

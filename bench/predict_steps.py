@@ -39,6 +39,7 @@ from ichseg.engine.evaluate import load_trained_model  # noqa: E402
 from ichseg.engine.devices import inference_amp  # noqa: E402
 from ichseg.engine.inference import eval_settings, segment  # noqa: E402
 from ichseg.engine.provenance import environment  # noqa: E402
+from ichseg.utils import atomic_write_json  # noqa: E402
 from ichseg.metrics import slice_scores  # noqa: E402
 from ichseg.report.stats import two_level_bootstrap  # noqa: E402
 
@@ -127,9 +128,7 @@ def main(argv=None) -> int:
            "chosen": {"steps": chosen["steps"], "ensemble": chosen["ensemble"]}, "rows": rows,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "environment": environment(torch.device("cpu"))}
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, rec)
     print(f"chosen: ddim {chosen['steps']} steps x {chosen['ensemble']}; wrote {args.out}")
     return 0
 
@@ -141,9 +140,7 @@ def rechoose(args) -> int:
     if args.rechoose:
         chosen = choose(rec["rows"])
         rec.update(rule=RULE, chosen={"steps": chosen["steps"], "ensemble": chosen["ensemble"]})
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1) + "\n")
-        tmp.replace(args.out)
+        atomic_write_json(args.out, rec)
     print(f"chosen: ddim {rec['chosen']['steps']} steps x {rec['chosen']['ensemble']} ({rec['rule']})")
     if args.apply:
         out = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out

@@ -40,6 +40,7 @@ from ichseg.engine.config import load_profile, resolve_run_config  # noqa: E402
 from ichseg.engine.evaluate import evaluate_checkpoint  # noqa: E402
 from ichseg.engine.inference import eval_settings  # noqa: E402
 from ichseg.engine.methods import train_run  # noqa: E402
+from ichseg.utils import atomic_write_json  # noqa: E402
 
 OUT = ROOT / "bench" / "measured" / "transfer_pilot.json"
 ARMS = {"plain": [], "randomise": ["data.phantom.randomise={}"],
@@ -125,9 +126,7 @@ def main(argv=None) -> int:
     from ichseg.engine.provenance import environment
 
     rec["environment"] = environment(torch.device("cpu"))
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec, indent=1) + "\n")
-    tmp.replace(OUT)
+    atomic_write_json(OUT, rec)
     print(f"chosen: {chosen}; wrote {OUT}")
     return 0
 

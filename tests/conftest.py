@@ -26,3 +26,17 @@ def single_thread():
 def workdir(tmp_path_factory, request) -> Path:
     """One scratch folder per test module (its trained runs and prepared data are shared by its tests)."""
     return tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+
+
+PLAN_COMMIT = "abc123def4" + "0" * 30  # a known commit, so tests can read it back from the page
+PLAN_THRESHOLD = 0.3
+
+
+@pytest.fixture(scope="module")
+def plan():
+    """The evidence profile's real pre-registration (its comparisons and seeds), with a made-up seed
+    SD (0.017), convergence threshold (``PLAN_THRESHOLD``) and commit (``PLAN_COMMIT``)."""
+    from ichseg.report.preregistration import preregistration
+
+    p = preregistration("evidence", seed_sd=0.017, convergence_threshold=PLAN_THRESHOLD)
+    return {**p, "code_commit": PLAN_COMMIT}

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from _study_helpers import write_study  # noqa: E402
 
 from ichseg.engine.config import resolve_run_config  # noqa: E402
-from ichseg.report.preregistration import FILE, preregistration  # noqa: E402
+from ichseg.report.preregistration import FILE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE, REAL_CPU = ROOT / "book" / "evidence.md", ROOT / "results" / "cpu"
@@ -57,11 +57,6 @@ def _book(tmp_path: Path) -> Path:
     (book / "results").mkdir(parents=True)
     (book / "results" / "cpu").symlink_to(REAL_CPU, target_is_directory=True)
     return book
-
-
-@pytest.fixture(scope="module")
-def plan():
-    return {**preregistration("evidence", seed_sd=0.017, convergence_threshold=0.3), "code_commit": "abc123def4" + "0" * 30}
 
 
 def test_page_renders_the_preregistered_evidence_pass(tmp_path, monkeypatch, plan):

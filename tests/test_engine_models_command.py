@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def evidence():
+def evidence_profile():
     return load_profile("evidence")
 
 
@@ -23,8 +23,8 @@ def _runs(profile):
     return {m: resolve_run_config(profile, m, overrides[m]) for m in methods}
 
 
-def test_the_card_of_a_profile_uses_each_methods_own_overrides(evidence):
-    small = dict(evidence, study={"methods": ["full", "ukan", "nnunet"],
+def test_the_card_of_a_profile_uses_each_methods_own_overrides(evidence_profile):
+    small = dict(evidence_profile, study={"methods": ["full", "ukan", "nnunet"],
                                   "method_overrides": {"full": ["model.base_channels=16"]}})
     diffusion, direct = profile_card(small)
     assert [r["variant"] for r in diffusion] == ["full"] and [r["method"] for r in direct] == ["ukan"]
@@ -42,11 +42,11 @@ def test_the_card_of_a_profile_uses_each_methods_own_overrides(evidence):
     assert diffusion[0]["denoise_GFLOPs"] > 0
 
 
-def test_evidence_diffusion_unet_holds_a_quarter_of_every_diffusion_model(evidence, capsys):
+def test_evidence_diffusion_unet_holds_a_quarter_of_every_diffusion_model(evidence_profile, capsys):
     assert main(["models", "--profile", "evidence"]) == 0
     out = capsys.readouterr().out
     assert f"diffusion U-Net >= {MIN_DIFFUSION_SHARE:.0%} of the parameters in every diffusion method: yes" in out
-    methods, _ = study_methods(evidence)
+    methods, _ = study_methods(evidence_profile)
     rows = {line.split()[0]: line.split() for line in out.splitlines()[3:] if line.strip()}
     for m in methods:
         if method_kind(m) == "diffusion":
@@ -59,10 +59,10 @@ def test_profile_excludes_explicit_sizes(capsys):
     assert "--profile" in capsys.readouterr().err
 
 
-def test_evidence_holds_one_objective_and_one_budget(evidence):
+def test_evidence_holds_one_objective_and_one_budget(evidence_profile):
     """One objective for every diffusion method: x0 / alpha 1, the arm the validation pilot adopted
     when the paper's eps / alpha 5 failed its pre-written rule (bench/evidence_pilot.py)."""
-    runs = _runs(evidence)
+    runs = _runs(evidence_profile)
     diffusion = {m: c for m, c in runs.items() if method_kind(m) == "diffusion"}
     for cfg in diffusion.values():
         assert cfg["diffusion"]["prediction"] == "x0" and cfg["loss"]["alpha"] == 1
@@ -72,15 +72,15 @@ def test_evidence_holds_one_objective_and_one_budget(evidence):
     assert len(budget) == 1
     # no run depends on the study's settings: its section is not part of the run config
     assert all("study" not in c for c in runs.values())
-    other = dict(evidence, study={**evidence["study"], "seeds": [7]})
+    other = dict(evidence_profile, study={**evidence_profile["study"], "seeds": [7]})
     assert run_config_hash(_runs(other)["full"]) == run_config_hash(runs["full"])
     # the paper's ImageNet ResNet18 file is absent here: those rows train from scratch, the Lite0 one not
     assert runs["full"]["model"]["pretrained"] == "none" and runs["resnet18"]["model"]["pretrained"] == "none"
     assert "pretrained" not in runs["full_lite0"]["model"] or runs["full_lite0"]["model"]["pretrained"] == "imagenet"
 
 
-def test_evidence_seeds_follow_the_design(evidence):
-    study = evidence["study"]
+def test_evidence_seeds_follow_the_design(evidence_profile):
+    study = evidence_profile["study"]
     seeds = {m: study["method_seeds"].get(m, study["seeds"]) for m in study["methods"]}
     assert len(seeds["medsegdiffv2"]) >= 5 and len(seeds["full"]) >= 5 and len(seeds["full_lite0"]) >= 3
     for m in ("cross_attention", "reduce_layer", "resnet18", "full_lite0_scratch", "unet", "nnunet"):

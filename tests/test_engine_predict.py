@@ -341,12 +341,13 @@ def test_scan_names_are_unique_and_stable(tmp_path):
     assert scan_names([a, b, tmp_path / "a"]) == ["001", "001-2", "a"]
 
 
-def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_path, monkeypatch, capsys):
-    """Both commands resolve the committed model's settings through ``eval_settings``: the sampler,
-    steps, ensemble and fusion its profile was evaluated with."""
+def test_predict_and_evaluate_of_the_committed_model_sample_as_recorded(setup, tmp_path, monkeypatch, capsys):
+    """``evaluate`` samples with the profile's evaluation settings; ``predict`` with the same, except
+    the settings chosen for prediction on validation patients that the exported file records."""
     from ichseg.engine import evaluate as evaluate_mod
     from ichseg.engine.checkpoint import load_checkpoint
     from ichseg.engine.predict import CPU_BATCH_SLICES, Predictor
+    from ichseg.engine.weights import PREDICT
     from ichseg.errors import IchsegError
 
     weights = Path(__file__).resolve().parents[1] / "results" / "cpu" / "model" / "full.pt"
@@ -365,13 +366,14 @@ def test_predict_and_evaluate_of_the_committed_model_sample_alike(setup, tmp_pat
     assert main(["evaluate", "--checkpoint", str(weights), "--prepared", str(tmp_path), "--out", str(tmp_path / "e")]) == 2
     assert predict(setup[1][0], "--checkpoint", weights, "--out", tmp_path / "p") == 2
     capsys.readouterr()
-    profile = load_checkpoint(weights)["config"]["evaluate"]
+    state = load_checkpoint(weights)
+    profile, chosen = state["config"]["evaluate"], state[PREDICT]["settings"]
+    assert chosen and any(profile[k] != v for k, v in chosen.items())  # the record changes something
     keys = ("sampler", "steps", "ensemble", "eta", "paper_fusion", "seed", "threshold")
-    assert [getattr(seen["predict"], k) for k in keys] == [getattr(seen["evaluate"], k) for k in keys]
+    assert [getattr(seen["evaluate"], k) for k in keys] == [profile[k] for k in keys]
+    assert [getattr(seen["predict"], k) for k in keys] == [chosen.get(k, profile[k]) for k in keys]
     # on a CPU predict samples fewer slices at once (memory; the result does not depend on it)
     assert seen["predict"].batch_slices == min(profile["batch_slices"], CPU_BATCH_SLICES)
-    assert (seen["predict"].sampler, seen["predict"].steps, seen["predict"].ensemble) == (
-        profile["sampler"], profile["steps"], profile["ensemble"])
 
 
 def test_eval_settings_one_constructor_for_every_caller():

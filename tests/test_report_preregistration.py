@@ -16,11 +16,6 @@ from ichseg.report.preregistration import FILE, preregistration, read_pilot, wri
 from ichseg.report.stats import smallest_detectable_difference
 
 
-@pytest.fixture(scope="module")
-def plan():
-    return preregistration("evidence", seed_sd=0.017, convergence_threshold=0.6)
-
-
 def test_every_run_has_its_seed_and_config_hash(plan):
     runs = plan["runs"]
     seeds = plan["seeds"]
@@ -42,7 +37,7 @@ def test_rules_metrics_and_family(plan):
     head = next(c for c in plan["comparisons"] if c["id"] == "full-vs-medsegdiffv2")
     expected = 100 * smallest_detectable_difference(0.017, 5, 5, alpha=0.05 / len(ids))
     assert head["seeds"] == "5 vs 5" and head["smallest_detectable_points"] == pytest.approx(expected, abs=0.01)
-    assert plan["smallest_difference_that_matters_points"] == 2.0 and "0.6" in plan["convergence"]
+    assert plan["smallest_difference_that_matters_points"] == 2.0 and "0.3" in plan["convergence"]
 
 
 def test_written_once(tmp_path):

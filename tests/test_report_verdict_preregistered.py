@@ -15,21 +15,13 @@ from _study_helpers import write_study
 
 from ichseg import report
 from ichseg.report.claims import SUPPORTS, UNDECIDED, convergence_at_threshold
-from ichseg.report.preregistration import FILE, preregistration
+from ichseg.report.preregistration import FILE
 from ichseg.report.stats import holm
 from ichseg.report.verdict import claim_verdicts, headline_profile, verdict_markdown
 from ichseg.report.verdict_plan import NOT_RUN, threshold_ordering, volume_scores
 
 METHODS, SEEDS, DATASETS = ("medsegdiffv2", "resnet18", "full", "nnunet"), (0, 1, 2), ("instance2022", "bhsd")
-COMMIT = "abc123def4" + "0" * 30
-THRESHOLD = 0.3
-
-
-@pytest.fixture(scope="module")
-def plan():
-    """The evidence profile's real plan (11 comparisons), with a known commit and threshold."""
-    p = preregistration("evidence", seed_sd=0.017, convergence_threshold=THRESHOLD)
-    return {**p, "code_commit": COMMIT}
+from conftest import PLAN_COMMIT as COMMIT, PLAN_THRESHOLD as THRESHOLD  # noqa: E402
 
 
 def _study(root, plan=None, seeds=SEEDS):

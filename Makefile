@@ -43,6 +43,9 @@ export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export MPLBACKEND := Agg
 
 JB_FLAGS := -W -n --keep-going
+# Sphinx processes reading and writing the book's pages (each prose page runs a short notebook at
+# build time): one per core, up to 4
+BOOK_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 # the profile `make book` runs; any other profile's committed results/ are rendered beside it
 STUDY_PROFILE ?= smoke
 # what `ichseg report toc` must find: this study's profile, or (book-committed) any committed one
@@ -97,7 +100,7 @@ study: $(STAMP)
 # build would not re-render them when only a notebook changed
 book-html: $(STAMP)
 	$(BIN)/ichseg report toc $(TOC_REQUIRE)
-	$(BIN)/jupyter-book build book --config _config.yml --toc $(abspath book/_toc.generated.yml) --path-output . --all $(JB_FLAGS)
+	$(BIN)/python -m ichseg.report.book_build --jobs $(BOOK_JOBS) build book --config _config.yml --toc $(abspath book/_toc.generated.yml) --path-output . --all $(JB_FLAGS)
 	@echo "Book: $(abspath _build/html/index.html)"
 
 # the publishing build (CI's book workflow): no study run, at least one committed profile rendered.

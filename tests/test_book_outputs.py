@@ -74,7 +74,15 @@ def test_the_checker_catches_an_empty_plot_and_a_placeholder():
     assert "placeholder" in problems(said)[0]
 
 
-COMMITTED = sorted(ROOT.glob("results/*/results.ipynb")) + sorted(ROOT.glob("results/*/notebooks/*.ipynb"))
+def _finished(notebook: Path) -> bool:
+    """A stage's notebook whose stamp says complete (a stage running or stopped mid-way has drawn
+    only part of its figures; its stamp says so)."""
+    stamp = notebook.parents[1] / "stamps" / f"{notebook.stem}.json"
+    return not stamp.is_file() or json.loads(stamp.read_text()).get("status") == "complete"
+
+
+COMMITTED = sorted(ROOT.glob("results/*/results.ipynb")) + [
+    p for p in sorted(ROOT.glob("results/*/notebooks/*.ipynb")) if _finished(p)]
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(ROOT)))

@@ -4,7 +4,10 @@ Clones the commit into a temporary folder (no .venv, no results/smoke, no byte c
 ``make venv`` with an empty installer cache (as on a fresh machine: every file is fetched and
 unpacked again), then ``make book`` (the smoke study and the book), and times each command.
 
-    python3 bench/fresh_clone.py [--commit HEAD] [--skip-book]
+    python3 bench/fresh_clone.py [--commit HEAD] [--skip-book] [--then-check]
+
+``--then-check`` runs, after ``make book``, what ``make test`` runs after it (the smoke study's
+outcome tests and the browser test of the built book) and records whether they passed.
 
 Prints the seconds and writes bench/out/fresh_clone.json (copy it to bench/measured/ to keep it).
 Run it on an otherwise idle machine: the numbers are wall-clock seconds.
@@ -37,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commit", default="HEAD")
     ap.add_argument("--skip-book", action="store_true", help="time make venv only")
+    ap.add_argument("--then-check", action="store_true", help="then the study and browser tests, as make test runs them")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fresh_clone.json")
     args = ap.parse_args()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.commit], capture_output=True,
@@ -58,6 +62,12 @@ def main() -> None:
             env["UV_CACHE_DIR"] = str(Path(tmp) / "uv-cache-book")
             record["make_book_s"] = round(timed(["make", "book"], second, env), 1)
             print(f"make book: {record['make_book_s']} s", flush=True)
+            if args.then_check:
+                check = subprocess.run([".venv/bin/python", "-m", "pytest", "-q", "-m", "browser or study",
+                                        "tests/test_study_outcome.py", "tests/test_book_browser.py"],
+                                       cwd=second, env={**env, "ICHSEG_REQUIRE_BOOK": "1"})
+                record["study_and_browser_tests"] = "passed" if check.returncode == 0 else f"failed (exit {check.returncode})"
+                print(f"study and browser tests: {record['study_and_browser_tests']}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

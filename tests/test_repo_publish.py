@@ -41,7 +41,7 @@ def test_book_committed_target_requires_a_profile_but_runs_no_study():
     if not shutil.which("make"):
         pytest.skip("make is needed")
     dry = subprocess.run(["make", "-n", "book-committed", "STAMP="], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "report toc --require-any" in dry and "jupyter-book build" in dry
+    assert "report toc --require-any" in dry and "ichseg.report.book_build --jobs" in dry and " build book " in dry
     assert "ichseg study" not in dry and "papermill" not in dry
 
 

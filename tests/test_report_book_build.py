@@ -76,3 +76,28 @@ def test_jobs_reach_sphinx(monkeypatch, tmp_path):
 def test_a_bad_job_count_is_one_line(argv):
     with pytest.raises(IchsegError, match="--jobs"):
         book_build.main(argv)
+
+
+def test_pages_executed_at_build_time_are_spread_over_the_readers_runs():
+    from sphinx.util.parallel import make_chunks
+
+    from ichseg.report.sphinx_parallel import balanced_order
+
+    docs = [f"a{i:02d}" for i in range(13)] + [f"results/r{i:02d}" for i in range(56)]  # as the book: prose first
+    costly = set(docs[:13])
+    before = [sum(d in costly for d in run) for run in make_chunks(docs, 2)]
+    order = balanced_order(docs, costly, 2)
+    after = [sum(d in costly for d in run) for run in make_chunks(order, 2)]
+    assert sorted(order) == sorted(docs) and len(order) == len(docs)
+    assert max(before) - min(before) > 1  # name order puts them into one run
+    assert max(after) - min(after) <= 1 and sum(after) == 13
+
+
+def test_which_pages_execute(tmp_path):
+    from ichseg.report.sphinx_parallel import executes
+
+    (tmp_path / "a.md").write_text("---\nmystnb:\n  execution_mode: force\n---\n# A\n")
+    (tmp_path / "b.ipynb").write_text('{"metadata": {"mystnb": {"execution_mode": "force"}}}')
+    (tmp_path / "c.md").write_text("# C\n")
+    assert [executes(tmp_path / n) for n in ("a.md", "b.ipynb", "c.md", "missing.md")] == [True, True, False, False]
+    assert executes(ROOT / "book" / "intro.md") and not executes(ROOT / "book" / "method.md")

@@ -102,12 +102,16 @@ def main(argv=None) -> int:
         ckpt = run_dir / "checkpoints" / "best.pt"
         res = {"config_hash": json.loads((run_dir / "run.json").read_text())["run_hash"]}
         context = int(cfg["data"]["prep"].get("context", 0) or 0)
-        sets = {"val_plain": (prepared_of(args.out / "plain") if arm != "plain" else prepared_of(run_dir), "val"),
+        plain_run = run_dir if arm == "plain" else args.out / "plain"
+        sets = {"val_plain": (prepared_of(plain_run) if (plain_run / "run.json").exists() else None, "val"),
                 "val_own": (prepared_of(run_dir), "val"),
                 "real_slices": (real_slices(args.out / "_real", context), "test")}
         for name, (prepared, split) in sets.items():
             if name == "val_plain" and context:
                 continue  # the plain cohort has one channel
+            if prepared is None:  # the plain arm has not run yet (--only): the run over every arm scores it
+                print(f"{arm}: {name} left for the run over every arm (the plain arm's cohort is not prepared yet)")
+                continue
             ev = run_dir / "eval" / name
             if not (ev / "metrics.json").exists():
                 evaluate_checkpoint(ckpt, prepared, ev, ecfg, dataset=name, split=split, device="cpu", progress=False)

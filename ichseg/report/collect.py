@@ -25,18 +25,19 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..engine.viewer_volume import read_volume
-from ..engine.worst import WorstSlices, read_worst
 from ..errors import IchsegError
 from ..utils import method_of, methods_of
 from ..utils.layout import (QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, WORST, metrics_path, read_run_config,
                             run_config_path, run_info_path, train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
+
+if TYPE_CHECKING:  # the engine imports torch: a book page that only reads tables must not wait for it
+    from ..engine.worst import WorstSlices
 
 
 class StaleResultsError(IchsegError):
@@ -229,6 +230,8 @@ def slices_table(study: Study) -> pd.DataFrame:
 def viewer_volumes(study: Study, dataset: str, seed: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """method -> its evaluation's whole test volume on ``dataset`` (``volume.npz``; first seed
     unless given), with ``rows`` set to the slice numbers the viewer labels; {} when none kept one."""
+    from ..engine.viewer_volume import read_volume
+
     seed = study.seeds[0] if seed is None else seed
     out = {}
     for run in study.runs:
@@ -256,6 +259,8 @@ def qualitative(study: Study, dataset: str, seed: int | None = None) -> dict[str
 def worst(study: Study, dataset: str, seed: int | None = None) -> dict[str, WorstSlices | None]:
     """method -> its worst slices on ``dataset`` (``worst.npz``, first seed unless given), or None
     for an evaluation written before the evaluation kept them."""
+    from ..engine.worst import read_worst
+
     seed = study.seeds[0] if seed is None else seed
     out = {}
     for run in study.runs:

@@ -11,6 +11,8 @@ Committed before the pass's first test metric, it is what the evidence page hold
 
 The file is never overwritten: a plan changed after the fact is a new file under another name and a
 deviation the evidence page lists. The seeds and methods come from the profile's ``study`` section.
+The functions that resolve a profile import the engine (and so torch) when called: a book page that
+reads a plan does not wait for torch to load.
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ from typing import Any
 
 import yaml
 
-from ..engine.commands.models import study_methods
-from ..engine.config import DIFFUSION, NNUNET, load_profile, method_kind, resolve_run_config, trained_run_hash
-from ..engine.provenance import git_commit
 from ..errors import IchsegError
 from ..utils.atomic import atomic_write_text
 from ..utils.layout import METRICS
@@ -61,6 +60,9 @@ def study_seeds(profile: dict, methods: list[str]) -> dict[str, list[int]]:
 def _runs(profile: dict) -> tuple[list[dict], dict[str, dict]]:
     """One entry per (method, seed) with its config hash — the ``run_hash`` its ``run.json`` will
     record (``trained_run_hash``) — and each method's resolved config (its first seed's)."""
+    from ..engine.commands.models import study_methods
+    from ..engine.config import resolve_run_config, trained_run_hash
+
     methods, overrides = study_methods(profile)
     seeds = study_seeds(profile, methods)
     runs, configs = [], {}
@@ -74,6 +76,8 @@ def _runs(profile: dict) -> tuple[list[dict], dict[str, dict]]:
 
 def budget_rule(configs: dict[str, dict]) -> dict[str, Any]:
     """The one budget of every diffusion method (refused when they differ) and each baseline's own."""
+    from ..engine.config import DIFFUSION, NNUNET, method_kind
+
     diffusion = {m: c["train"] for m, c in configs.items() if method_kind(m) == DIFFUSION}
     budgets = {(t["iterations"], t["batch_size"], t["eval_every"]) for t in diffusion.values()}
     if len(budgets) > 1:
@@ -94,6 +98,8 @@ def budget_rule(configs: dict[str, dict]) -> dict[str, Any]:
 
 
 def checkpoint_rule(configs: dict[str, dict]) -> str:
+    from ..engine.config import NNUNET, method_kind
+
     trains = [c["train"] for m, c in configs.items() if method_kind(m) != NNUNET]
     rules = {(t["select_on"], t["val_split"]) for t in trains}
     scores = ", ".join(sorted(f"{s} on the {v} split" for s, v in rules))
@@ -141,6 +147,9 @@ def preregistration(profile: str | dict, *, seed_sd: float | None = None, conver
     validation patients; ``convergence_threshold``: the validation lesion-slice Dice every method's
     convergence is read at (default: the pilot's, else 0.5); ``pilot``: what the pilot found
     (``read_pilot``), recorded as it is."""
+    from ..engine.config import load_profile
+    from ..engine.provenance import git_commit
+
     if convergence_threshold is None:
         convergence_threshold = float((pilot or {}).get("convergence_threshold", 0.5))
     cfg = load_profile(profile) if isinstance(profile, str) else profile

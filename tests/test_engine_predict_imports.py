@@ -5,23 +5,15 @@ resident memory on a CPU that the prediction of a large scan needs (bench/predic
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from _import_helpers import loaded_after
 
-ROOT = Path(__file__).resolve().parents[1]
 UNUSED = ("pandas", "matplotlib", "seaborn", "torchvision", "torch._dynamo", "triton", "nnunetv2",
           "ichseg.engine.nnunet", "ichseg.engine.train", "ichseg.engine.scoring", "ichseg.models.card")
 
 
 def _loaded_after(code: str) -> list[str]:
     """The modules of ``UNUSED`` in sys.modules after running ``code`` in a fresh interpreter."""
-    probe = f"import json, sys\n{code}\nprint(json.dumps([m for m in {UNUSED!r} if m in sys.modules]))"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded_after(code, UNUSED)
 
 
 def test_predict_path_imports_nothing_it_does_not_use():

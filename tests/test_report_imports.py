@@ -5,21 +5,9 @@ need it (a viewer volume, the worst slices, writing a pre-registration)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from _import_helpers import loaded_after
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "nibabel", "pydicom", "ichseg.engine")
-
-
-def _loaded_after(code: str) -> list[str]:
-    probe = f"import json, sys\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_reading_results_for_a_page_does_not_load_torch():
@@ -29,11 +17,11 @@ def test_reading_results_for_a_page_does_not_load_torch():
             "from ichseg.report import bench, collect, load_study\n"
             "from ichseg.report.preregistration import planned_evaluation\n"
             "verdict_markdown(f\"results/{headline_profile('results')}\")\n")
-    assert _loaded_after(code) == []
+    assert loaded_after(code, HEAVY) == []
 
 
 def test_the_functions_that_need_the_engine_still_load_it():
     """The check can fail: resolving a profile for a pre-registration imports the engine."""
     code = ("from ichseg.report.preregistration import preregistration\n"
             "preregistration('smoke', seed_sd=0.01)\n")
-    assert {"torch", "ichseg.engine"} <= set(_loaded_after(code))
+    assert {"torch", "ichseg.engine"} <= set(loaded_after(code, HEAVY))

@@ -16,6 +16,11 @@ All cases come from one head, so they are one cluster: no interval here holds te
 
     .venv/bin/python bench/real_anatomy.py [--checkpoint results/cpu/model/full.pt] [--threads 1]
         [--steps K --ensemble N]   # other sampling than predict's default
+        [--in-domain data/prepared/instance2022/<hash>]
+
+``--in-domain``: the same checkpoint with the same sampling on the test split of a prepared synthetic
+cohort (the one it was trained on), recorded beside the real-anatomy numbers (``in_domain``): what
+the real head loses against the data the model knows.
 
 Prints a table and writes bench/out/real_anatomy.json (``--out bench/measured/real_anatomy.json``
 replaces the record the realism page renders).
@@ -105,6 +110,16 @@ def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, devic
             "cases": rows, "summary": summarise(rows)}
 
 
+def in_domain(checkpoint: str | Path, prepared: Path, ecfg, out_dir: Path) -> dict:
+    """Lesion-slice Dice of ``checkpoint`` on the test split of ``prepared`` with the sampling ``ecfg``."""
+    from ichseg.engine.evaluate import evaluate_checkpoint
+
+    m = evaluate_checkpoint(checkpoint, prepared, out_dir, ecfg, split="test", device="cpu", progress=False)
+    return {"prepared": str(prepared.relative_to(ROOT) if prepared.is_relative_to(ROOT) else prepared), "split": "test",
+            "lesion_slice_dice": float(m["strict"]["positive_slice_dice"]), "lesion_slices": int(m["strict"]["n_positive_slices"]),
+            "volume_dice": m["strict"].get("volume_dice")}
+
+
 def _size_class(ml: float) -> str:
     from ichseg.data.realvolume import SIZE_BINS_ML
 
@@ -136,6 +151,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: predict's)")
     ap.add_argument("--ensemble", type=int, default=None, help="samples a slice (default: predict's)")
+    ap.add_argument("--in-domain", type=Path, default=None, metavar="PREPARED",
+                    help="also score the test split of this prepared synthetic cohort with the same sampling")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "real_anatomy.json"))
     args = ap.parse_args(argv)
     import platform
@@ -155,6 +172,12 @@ def main(argv=None) -> int:
                            "cpu": platform.processor() or platform.machine(), "threads": args.threads,
                            "seconds": round(time.perf_counter() - t0, 1)},
            **res}
+    if args.in_domain:
+        from ichseg.engine.inference import EvalConfig
+
+        res["in_domain"] = in_domain(args.checkpoint, args.in_domain.resolve(), EvalConfig(**res["evaluate"]),
+                                     ROOT / "bench" / "out" / "real_anatomy_in_domain")
+        print(f"in domain ({res['in_domain']['prepared']}, test): lesion-slice Dice {res['in_domain']['lesion_slice_dice']:.3f}")
     s = res["summary"]
     print(f"clean head: {s['clean_head_fp_ml']} mL predicted")
     for name, b in [("overall", s["overall"]), *s["per_subtype"].items(), *s["per_size"].items()]:

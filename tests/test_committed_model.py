@@ -72,3 +72,20 @@ def test_readme_example_segments_the_hemorrhage(tmp_path, monkeypatch, capsys):
     shown_png = np.asarray(Image.open(REPO / "book" / "images" / "demo_preview.png").convert("RGB"), dtype=float)
     made_png = np.asarray(Image.open(out / "preview.png").convert("RGB"), dtype=float)
     assert shown_png.shape == made_png.shape and np.abs(shown_png - made_png).mean() < 2.0
+
+
+def test_readme_states_the_committed_real_anatomy_record():
+    """The README's sentence on how far the shipped model carries to a real head holds the numbers of
+    the committed record (``bench/real_anatomy.py --in-domain``), so a re-measured model cannot leave
+    it behind."""
+    rec = json.loads((REPO / "bench" / "measured" / "real_anatomy.json").read_text())
+    assert rec["checkpoint"].endswith("results/cpu/model/full.pt"), rec["checkpoint"]  # the shipped model
+    overall, clean = rec["summary"]["overall"], rec["summary"]["clean_head_fp_ml"]
+    shown = re.search(r"lesion-slice Dice \*\*([\d.]+)\*\* against \*\*([\d.]+)\*\* on the synthetic test patients, "
+                      r"\*\*(\d+) of (\d+)\*\* inserted bleeds found, volumes off by \*\*(\d+) %\*\* on average, "
+                      r"and \*\*([\d.]+) mL\*\* marked on the clean head", " ".join((REPO / "README.md").read_text().split()))
+    assert shown, "README: the real-anatomy sentence is missing or reworded (see this test)"
+    expected = (f"{overall['lesion_slice_dice']:.2f}", f"{rec['in_domain']['lesion_slice_dice']:.2f}",
+                str(round(overall["detected"] * overall["cases"])), str(overall["cases"]),
+                str(round(100 * overall["volume_error_abs_mean"])), f"{clean[0]:.2f}")
+    assert shown.groups() == expected

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ichseg.report.realanatomy import anatomy_facts, anatomy_table, tissue_table
+from ichseg.report.realanatomy import anatomy_facts, anatomy_table, tissue_table, transfer_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +67,26 @@ def test_profile_anatomy_table_scores_each_seed_then_summarises():
     assert table.loc["detected (%)", "full"].startswith("100.0")
     assert table.loc["median volume error (%)", "full"].startswith("20.0")  # 24 predicted against 20
     assert table.loc["predicted on clean images (mL)", "full"].startswith("0.2")  # 40 px x 5 mm³
+
+
+def test_transfer_table_flags_the_chosen_arm_and_leaves_unscored_cells_blank():
+    def arm(val_own, real, subtypes, px, val_plain=None):
+        out = {"val_own": {"lesion_slice_dice": val_own},
+               "real_slices": {"lesion_slice_dice": real, "per_subtype": subtypes, "negative_pred_px_mean": px}}
+        return out if val_plain is None else {**out, "val_plain": {"lesion_slice_dice": val_plain}}
+
+    record = {"chosen": "randomise", "rule": "r", "arms": {
+        "plain": arm(0.7, 0.2, {"subdural": 0.3}, 187.0, val_plain=0.7),
+        "randomise": arm(0.5, 0.26, {"subdural": 0.44, "epidural": 0.34}, 0.0, val_plain=0.62),
+        "randomise_context1": arm(0.56, 0.24, {"subdural": 0.36}, 31.0)}}
+    t = transfer_table(record)
+    assert list(t.index) == ["plain synthetic", "randomised synthetic (chosen)", "randomised, 2.5D (±1 slice)"]
+    assert t.loc["randomised, 2.5D (±1 slice)", "validation, plain cohort"] == "—"  # a 2.5D model reads 3 channels
+    assert t.loc["plain synthetic", "real: epidural"] == "—" and t.loc["randomised synthetic (chosen)", "real: epidural"] == "0.34"
+    assert t.loc["plain synthetic", "px marked, untouched real slice"] == "187"
+
+
+def test_transfer_table_of_the_committed_record():
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot.json").read_text())
+    t = transfer_table(record)
+    assert len(t) == len(record["arms"]) and sum(i.endswith("(chosen)") for i in t.index) == 1

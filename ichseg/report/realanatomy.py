@@ -1,7 +1,8 @@
 """The realism page's tables, from the records the benchmarks write (never typed):
 ``bench/measured/realism.json`` (HU per tissue class, ``bench/realism.py``)
-and ``bench/measured/real_anatomy.json`` (the shipped model on the real head with inserted
-hemorrhages, ``bench/real_anatomy.py``)."""
+``bench/measured/real_anatomy.json`` (the shipped model on the real head with inserted
+hemorrhages, ``bench/real_anatomy.py``) and ``bench/measured/transfer_pilot.json`` (which training
+recipe the shipped model got, ``bench/transfer_pilot.py``)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,32 @@ def anatomy_facts(record: dict) -> dict[str, float]:
             "detected_pct": 100 * float(s["overall"]["detected"]),
             "volume_error_pct": 100 * float(s["overall"]["volume_error_mean"]),
             "seconds": float((record.get("machine") or record.get("environment") or {}).get("seconds", float("nan")))}
+
+
+ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
+              "randomise_context1": "randomised, 2.5D (±1 slice)"}
+
+
+def transfer_table(record: dict) -> pd.DataFrame:
+    """One row per arm of the transfer pilot: lesion-slice Dice on the plain cohort's validation
+    patients, on the arm's own cohort's, on the real pydicom slices (overall and per subtype), and
+    the pixels marked on the untouched real slice; the chosen arm flagged."""
+    rows = []
+    for arm, r in record["arms"].items():
+        real = r["real_slices"]
+        row = {"training data": ARM_TITLES.get(arm, arm) + (" (chosen)" if arm == record["chosen"] else ""),
+               "validation, plain cohort": r.get("val_plain", {}).get("lesion_slice_dice"),
+               "validation, own cohort": r["val_own"]["lesion_slice_dice"],
+               "real slices": real["lesion_slice_dice"]}
+        row.update({f"real: {k}": v for k, v in sorted(real["per_subtype"].items())})
+        row["px marked, untouched real slice"] = real.get("negative_pred_px_mean")
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("training data")
+    dice = [c for c in out.columns if not c.startswith("px")]
+    out[dice] = out[dice].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
+    out["px marked, untouched real slice"] = out["px marked, untouched real slice"].map(
+        lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+    return out
 
 
 def _per_run(r: pd.DataFrame) -> dict[str, float]:

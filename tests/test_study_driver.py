@@ -337,8 +337,8 @@ def _kernel_free_study(tmp_path, monkeypatch, seen: list, before_train=None) -> 
 
 
 def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch):
-    """No recorded durations: the profile's study.start_first decides (smoke: ukan, full,
-    medsegdiffv2, nnunet), each method's whole chain first; the rest keeps the plan order."""
+    """No recorded durations: the profile's study.start_first decides (smoke: the trainings, longest
+    first), each method's whole chain first, the preparations its evaluation needs included."""
     order = []
     nbs = _kernel_free_study(tmp_path, monkeypatch, order)
     spec = StudySpec(profile="smoke", methods=["unet", "nnunet", "medsegdiffv2"], seeds=[0], datasets=["bhsd"],

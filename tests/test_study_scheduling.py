@@ -8,7 +8,7 @@ import pytest
 from ichseg.study import StudyPass, StudySpec
 from ichseg.study.planning import Stage
 from ichseg.study.scheduling import (check_jobs, critical_path_seconds, default_jobs, format_timings, run_stages,
-                                     threads_per_job)
+                                     start_first_rank, threads_per_job)
 
 
 def test_default_jobs_are_sized_to_the_machine():
@@ -55,6 +55,22 @@ def test_a_first_pass_starts_the_profile_s_longest_trainings_first():
     assert run({}, ()) == ["prep", "train-unet", "train-full", "train-ukan", "train-nnunet"]  # plan order
     assert run({"train-unet": 5.0}, ("ukan", "full"))[:2] == ["prep", "train-unet"]
     assert StudyPass(StudySpec(profile="smoke"), log=lambda m: None).plan.start_first[0] == "ukan"
+
+
+def test_a_preparation_ranks_with_the_first_listed_method_it_feeds():
+    """A listed method's evaluation needs a test set's preparation: that preparation must not wait
+    behind the training of a method listed later, or the first method's chain stalls."""
+
+    def st(i, method=None, *up):
+        return Stage(id=i, kind="x", parameters={}, notebook=None, output=None, upstream=list(up), method=method)
+
+    stages = [st("prep-train"), st("prep-test"), st("train-a", "a", "prep-train"), st("eval-a", "a", "train-a", "prep-test"),
+              st("train-b", "b", "prep-train"), st("eval-b", "b", "train-b", "prep-test"), st("prep-unused")]
+    rank = start_first_rank(stages, ("a", "b"))
+    assert rank == {"prep-train": 2, "prep-test": 2, "train-a": 2, "eval-a": 2, "train-b": 1, "eval-b": 1, "prep-unused": 0}
+    started = []
+    run_stages(stages, 1, {}, lambda s: started.append(s.id) or {}, lambda row: None, start_first=("a", "b"))
+    assert started.index("eval-a") < started.index("train-b")
 
 
 def test_the_timing_table_names_each_stage_and_both_times():

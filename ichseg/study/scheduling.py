@@ -3,7 +3,8 @@
 Up to ``jobs`` independent stages run at once; a stage starts when all its upstream stages have
 completed; of the stages ready, the one heading the longest chain of remaining work starts first
 (``critical_path_seconds``); among stages no pass has timed yet, those of the profile's
-``study.start_first`` methods first, in its order.
+``study.start_first`` methods first, in its order (a data preparation ranks with the first listed
+method downstream of it).
 At the first failure no further stage starts, running ones finish, and the failure is raised.
 """
 
@@ -46,6 +47,16 @@ def check_jobs(jobs, threads) -> tuple[int, int]:
     return jobs, (check_int("--threads", threads) if threads else threads_per_job(jobs))
 
 
+def _downstream(stages: list[Stage]) -> dict[str, list[str]]:
+    """Each stage's id -> the ids of the stages that name it upstream."""
+    below: dict[str, list[str]] = {s.id: [] for s in stages}
+    for s in stages:
+        for u in s.upstream:
+            if u in below:
+                below[u].append(s.id)
+    return below
+
+
 def critical_path_seconds(stages: list[Stage], seconds: dict[str, float]) -> dict[str, float]:
     """Each stage's own seconds plus the longest chain of stages downstream of it.
 
@@ -54,15 +65,23 @@ def critical_path_seconds(stages: list[Stage], seconds: dict[str, float]) -> dic
     the ready stage with the largest value first is critical-path list scheduling: a long chain
     (nnU-Net's training, then its evaluation) starts early instead of running alone at the end
     while the other jobs sit idle."""
-    below: dict[str, list[str]] = {s.id: [] for s in stages}
-    for s in stages:
-        for u in s.upstream:
-            if u in below:
-                below[u].append(s.id)
+    below = _downstream(stages)
     path: dict[str, float] = {}
     for s in reversed(stages):
         path[s.id] = float(seconds.get(s.id) or 0.0) + max((path[d] for d in below[s.id]), default=0.0)
     return path
+
+
+def start_first_rank(stages: list[Stage], start_first: Sequence[str]) -> dict[str, int]:
+    """Each stage's place in ``start_first`` (higher first; 0: its method is not listed), a stage
+    with no method of its own (a data preparation) taking the highest of the stages downstream of
+    it: it is part of their chains."""
+    rank = {m: len(start_first) - i for i, m in enumerate(start_first)}
+    below = _downstream(stages)
+    out: dict[str, int] = {}
+    for s in reversed(stages):
+        out[s.id] = rank.get(s.method, 0) if s.method else max((out[d] for d in below[s.id]), default=0)
+    return out
 
 
 def run_stages(stages: list[Stage], jobs: int, seconds: dict[str, float], run_one: Callable[[Stage], dict],
@@ -74,13 +93,13 @@ def run_stages(stages: list[Stage], jobs: int, seconds: dict[str, float], run_on
     stage finishes. At the first failure no further stage starts, running ones finish, and the
     failure is raised."""
     priority = critical_path_seconds(stages, seconds)
-    rank = {m: len(start_first) - i for i, m in enumerate(start_first)}
+    rank = start_first_rank(stages, start_first)
     pending, done, running = list(stages), set(), {}
     failure: StudyFailed | None = None
 
     def next_ready() -> Stage | None:
         return max((s for s in pending if all(u in done for u in s.upstream)),
-                   key=lambda s: (priority[s.id], rank.get(s.method, 0)), default=None)
+                   key=lambda s: (priority[s.id], rank[s.id]), default=None)
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
         while pending or running:

@@ -173,9 +173,9 @@ def main(argv=None) -> int:
                            "seconds": round(time.perf_counter() - t0, 1)},
            **res}
     if args.in_domain:
-        from ichseg.engine.inference import EvalConfig
+        from ichseg.engine.inference import eval_settings
 
-        res["in_domain"] = in_domain(args.checkpoint, args.in_domain.resolve(), EvalConfig(**res["evaluate"]),
+        res["in_domain"] = in_domain(args.checkpoint, args.in_domain.resolve(), eval_settings(res["evaluate"]),
                                      ROOT / "bench" / "out" / "real_anatomy_in_domain")
         print(f"in domain ({res['in_domain']['prepared']}, test): lesion-slice Dice {res['in_domain']['lesion_slice_dice']:.3f}")
     s = res["summary"]

@@ -17,6 +17,7 @@ def load_bench(name: str) -> ModuleType:
     try:
         spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # a dataclass looks its module up while the class is built
         spec.loader.exec_module(module)
         return module
     finally:

@@ -1,0 +1,52 @@
+"""The transfer pilot's decision rules (bench/transfer_pilot.py), fixed before each round's runs:
+round 1 reproduces its committed choice; round 2 excludes an arm that over-calls real anatomy or no
+longer works in-domain, averages over seeds, and keeps ``plain`` when nothing is eligible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests._bench_helpers import load_bench
+
+pilot = load_bench("transfer_pilot")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(val: float, real: float, mm2: float) -> dict:
+    return {"val_plain": {"lesion_slice_dice": val},
+            "real_slices": {"lesion_slice_dice": real, "negative_pred_mm2_mean": mm2}}
+
+
+def test_round1_rule_reproduces_the_committed_choice():
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot.json").read_text())
+    assert pilot.choose_round1(record["arms"]) == record["chosen"]
+
+
+def test_round2_excludes_an_arm_that_over_calls_real_anatomy():
+    means = {"plain": pilot.arm_means({0: _run(0.70, 0.20, 500.0), 1: _run(0.68, 0.22, 0.0)}),
+             "randomise": pilot.arm_means({0: _run(0.62, 0.26, 0.0), 1: _run(0.60, 0.24, 10.0)})}
+    assert means["plain"]["untouched_mm2"] == pytest.approx(250.0)  # the mean over seeds, not the best seed
+    assert pilot.choose_round2(means) == "randomise"
+
+
+def test_round2_in_domain_floor_and_ties_favour_the_simpler_arm():
+    ok, broken = _run(0.70, 0.30, 0.0), _run(pilot.IN_DOMAIN_FLOOR - 0.01, 0.90, 0.0)
+    assert pilot.choose_round2({"plain": pilot.arm_means({0: ok}), "randomise": pilot.arm_means({0: broken})}) == "plain"
+    near = _run(0.70, 0.30 + pilot.TIE / 2, 0.0)
+    assert pilot.choose_round2({"plain": pilot.arm_means({0: ok}), "randomise": pilot.arm_means({0: near})}) == "plain"
+
+
+def test_round2_keeps_plain_when_no_arm_is_eligible():
+    over = _run(0.70, 0.40, pilot.FP_MM2_MAX + 1)
+    assert pilot.choose_round2({"plain": pilot.arm_means({0: over}), "randomise": pilot.arm_means({0: over})}) == "plain"
+
+
+def test_round2_runs_are_new_seeds_and_new_inserts():
+    r1, r2 = pilot.ROUNDS[1], pilot.ROUNDS[2]
+    assert r2.realct_seed not in (r1.realct_seed, 0)  # neither round 1's inserts nor the evidence pass's
+    assert set(r2.seeds) - set(r1.seeds)
+    assert pilot.run_dir_of(Path("o"), "plain", 0) == Path("o/plain")
+    assert pilot.run_dir_of(Path("o"), "plain", 1) == Path("o/plain-s1")

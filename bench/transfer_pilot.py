@@ -59,6 +59,7 @@ from ichseg.engine.methods import train_run  # noqa: E402
 from ichseg.utils import atomic_write_json  # noqa: E402
 
 MEASURED = ROOT / "bench" / "measured"
+FIGURE = ROOT / "book" / "images" / "transfer_untouched.png"
 ARMS = {"plain": [], "randomise": ["data.phantom.randomise={}"],
         "randomise_context1": ["data.phantom.randomise={}", "data.prep.context=1"]}
 ITERATIONS = 3000
@@ -164,13 +165,61 @@ def arm_means(runs: dict[int, dict]) -> dict:
             "untouched_mm2": mean(r["real_slices"]["negative_pred_mm2_mean"] for r in runs.values())}
 
 
+def eligible_round2(means: dict[str, dict]) -> list[str]:
+    """The arms round 2 may choose (module docstring), in order of simplicity."""
+    return [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR]
+
+
 def choose_round2(means: dict[str, dict]) -> str:
     """The round-2 rule (module docstring): arms in order of simplicity, ``means`` from ``arm_means``."""
-    ok = [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR]
+    ok = eligible_round2(means)
     if not ok:
         return "plain"
     best = max(means[a]["real_dice"] for a in ok)
     return next(a for a in ok if means[a]["real_dice"] >= best - TIE)
+
+
+def untouched_figure(out: Path, rnd: Round, path: Path = FIGURE) -> Path:
+    """Where each run of the round marks the untouched real slice (red: its mask at the threshold),
+    from each run's evaluation of the real slices: the picture behind the rule's false-positive term."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ichseg.engine.worst import read_worst
+    from ichseg.utils import atomic_write_bytes
+
+    real_name = "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
+    prepared = real_slices(out / "_real", 0, rnd)  # made by the evaluations: read, not rebuilt
+    fig, axes = plt.subplots(len(rnd.arms), len(rnd.seeds), figsize=(2.6 * len(rnd.seeds), 2.8 * len(rnd.arms)),
+                             squeeze=False)
+    for i, arm in enumerate(rnd.arms):
+        for j, seed in enumerate(rnd.seeds):
+            ev = run_dir_of(out, arm, seed) / "eval" / real_name
+            t = pd.read_csv(ev / "slices.csv", keep_default_na=False, na_values=[""])
+            neg = t[t.positive == 0].iloc[0]
+            image = np.load(prepared / "images.npy", mmap_mode="r")[int(neg.row), 0]
+            worst = read_worst(ev / "worst.npz")
+            hit = [k for k in range(len(worst.row)) if worst.group[k] == "empty" and worst.row[k] == neg.row]
+            pred = worst.pred[hit[0]] if hit else np.zeros(image.shape, bool)
+            assert int(pred.sum()) == int(neg.pred_pixels), (ev, int(pred.sum()), int(neg.pred_pixels))
+            ax = axes[i, j]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+            if pred.any():
+                ax.contour(pred, [0.5], colors="red", linewidths=1.0)
+            mm2 = float(neg.pred_pixels * neg.pixel_row_mm * neg.pixel_col_mm)
+            ax.set_title(f"{arm}, seed {seed}: {mm2:.0f} mm²", fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def main(argv=None) -> int:
@@ -205,12 +254,16 @@ def main(argv=None) -> int:
     else:
         rec["runs"] = {a: {str(s): r for s, r in runs.items()} for a, runs in results.items()}
         rec["means"] = {a: arm_means(runs) for a, runs in results.items()}
+        rec["limits"] = {"untouched_mm2_max": FP_MM2_MAX, "val_plain_dice_min": IN_DOMAIN_FLOOR}
+        rec["eligible"] = eligible_round2(rec["means"])
         rec["chosen"] = choose_round2(rec["means"])
     from ichseg.engine.provenance import environment
 
     rec["environment"] = environment(torch.device("cpu"))
     atomic_write_json(MEASURED / rnd.record, rec)
     print(f"chosen: {rec['chosen']}; wrote {MEASURED / rnd.record}")
+    if args.round == 2:
+        print(f"wrote {untouched_figure(args.out, rnd)}")
     return 0
 
 

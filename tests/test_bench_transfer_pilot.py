@@ -41,6 +41,7 @@ def test_round2_in_domain_floor_and_ties_favour_the_simpler_arm():
 
 def test_round2_keeps_plain_when_no_arm_is_eligible():
     over = _run(0.70, 0.40, pilot.FP_MM2_MAX + 1)
+    assert pilot.eligible_round2({"plain": pilot.arm_means({0: over})}) == []
     assert pilot.choose_round2({"plain": pilot.arm_means({0: over}), "randomise": pilot.arm_means({0: over})}) == "plain"
 
 
@@ -50,3 +51,10 @@ def test_round2_runs_are_new_seeds_and_new_inserts():
     assert set(r2.seeds) - set(r1.seeds)
     assert pilot.run_dir_of(Path("o"), "plain", 0) == Path("o/plain")
     assert pilot.run_dir_of(Path("o"), "plain", 1) == Path("o/plain-s1")
+
+
+def test_round2_record_is_what_its_rule_gives_on_its_runs():
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot_round2.json").read_text())
+    means = {a: pilot.arm_means({int(s): r for s, r in runs.items()}) for a, runs in record["runs"].items()}
+    assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"]) and means.keys() == record["means"].keys()
+    assert pilot.eligible_round2(means) == record["eligible"] and pilot.choose_round2(means) == record["chosen"]

@@ -39,6 +39,15 @@ def test_the_committed_weights_are_small_ema_only_and_say_what_they_are():
     assert "synthetic" in state["note"] and "not for clinical use" in state["note"]
 
 
+def test_the_committed_weights_carry_the_recipe_the_last_pilot_round_chose():
+    """The transfer pilot's last round decides the shipped model's training data; the file's note
+    names the recipe it was trained with, so a new decision cannot leave the weights behind."""
+    measured = REPO / "bench" / "measured"
+    last = max(measured.glob("transfer_pilot*.json"), key=lambda p: json.loads(p.read_text()).get("round", 1))
+    chosen = json.loads(last.read_text())["chosen"]
+    assert f"recipe '{chosen}'" in load_checkpoint(WEIGHTS)["note"], last
+
+
 def test_readme_example_segments_the_hemorrhage(tmp_path, monkeypatch, capsys):
     commands = readme_commands()
     assert [c[0] for c in commands] == ["phantom", "predict"]

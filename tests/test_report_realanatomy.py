@@ -90,3 +90,24 @@ def test_transfer_table_of_the_committed_record():
     record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot.json").read_text())
     t = transfer_table(record)
     assert len(t) == len(record["arms"]) and sum(i.endswith("(chosen)") for i in t.index) == 1
+
+
+def test_transfer_round2_table_shows_each_seed_and_the_rules_means():
+    from ichseg.report.realanatomy import transfer_round2_table
+
+    def run(val, real, mm2, subtypes):
+        return {"val_plain": {"lesion_slice_dice": val}, "val_own": {"lesion_slice_dice": val - 0.1},
+                "real_slices": {"lesion_slice_dice": real, "per_subtype": subtypes, "negative_pred_mm2_mean": mm2}}
+
+    record = {"chosen": "randomise",
+              "runs": {"plain": {"0": run(0.70, 0.20, 550.0, {"subdural": 0.3}), "1": run(0.68, 0.16, 0.0, {"subdural": 0.1})},
+                       "randomise": {"1": run(0.61, 0.30, 3.0, {"subdural": 0.5}), "0": run(0.63, 0.26, 0.0, {"epidural": 0.4})}},
+              "means": {"plain": {"val_plain_dice": 0.69, "real_dice": 0.18, "untouched_mm2": 275.0},
+                        "randomise": {"val_plain_dice": 0.62, "real_dice": 0.28, "untouched_mm2": 1.5}}}
+    t = transfer_round2_table(record)
+    assert list(t.index) == ["plain synthetic, seed 0", "plain synthetic, seed 1", "plain synthetic, mean",
+                             "randomised synthetic, seed 0", "randomised synthetic, seed 1", "randomised synthetic, mean (chosen)"]
+    assert t.loc["plain synthetic, mean", "mm² marked, untouched real slice"] == "275"
+    assert t.loc["randomised synthetic, mean (chosen)", "real slices"] == "0.28"
+    assert t.loc["plain synthetic, mean", "validation, own cohort"] == "—"  # the rule does not use it
+    assert t.loc["randomised synthetic, seed 0", "real: subdural"] == "—" and t.loc["randomised synthetic, seed 1", "real: subdural"] == "0.50"

@@ -99,6 +99,33 @@ def transfer_table(record: dict) -> pd.DataFrame:
     return out
 
 
+def transfer_round2_table(record: dict) -> pd.DataFrame:
+    """The transfer pilot's second round: per arm, each seed's run and the mean over seeds (the
+    rule's numbers): lesion-slice Dice on plain validation patients, on the arm's own, on the real
+    pydicom slices (overall and per subtype), and the area (mm²) marked on the untouched real slice;
+    the chosen arm's mean row flagged."""
+    rows = []
+    for arm, runs in record["runs"].items():
+        title = ARM_TITLES.get(arm, arm)
+        for seed, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
+            real = r["real_slices"]
+            row = {"training data": f"{title}, seed {seed}", "validation, plain cohort": r["val_plain"]["lesion_slice_dice"],
+                   "validation, own cohort": r["val_own"]["lesion_slice_dice"], "real slices": real["lesion_slice_dice"]}
+            row.update({f"real: {k}": v for k, v in sorted(real["per_subtype"].items())})
+            row["mm² marked, untouched real slice"] = real.get("negative_pred_mm2_mean")
+            rows.append(row)
+        m = record["means"][arm]
+        rows.append({"training data": f"{title}, mean" + (" (chosen)" if arm == record["chosen"] else ""),
+                     "validation, plain cohort": m["val_plain_dice"], "real slices": m["real_dice"],
+                     "mm² marked, untouched real slice": m["untouched_mm2"]})
+    out = pd.DataFrame(rows).set_index("training data")
+    dice = [c for c in out.columns if not c.startswith("mm²")]
+    out[dice] = out[dice].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
+    area = "mm² marked, untouched real slice"
+    out[area] = out[area].map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+    return out
+
+
 def _per_run(r: pd.DataFrame) -> dict[str, float]:
     """One run's scores on the real-anatomy set (``slices.csv`` rows of dataset ``realct``)."""
     pos = r[r["positive"] == 1]

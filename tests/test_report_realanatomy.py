@@ -111,3 +111,17 @@ def test_transfer_round2_table_shows_each_seed_and_the_rules_means():
     assert t.loc["randomised synthetic, mean (chosen)", "real slices"] == "0.28"
     assert t.loc["plain synthetic, mean", "validation, own cohort"] == "—"  # the rule does not use it
     assert t.loc["randomised synthetic, seed 0", "real: subdural"] == "—" and t.loc["randomised synthetic, seed 1", "real: subdural"] == "0.50"
+
+
+def test_skull_base_table_and_the_rim_beside_bone():
+    from ichseg.report.realanatomy import rim_contrast, skull_base_table
+
+    real = [{"band_mm": "0-1.5", "pixels": 10, "median_hu": 72.0, "bloodlike_share": 0.63},
+            {"band_mm": "1.5-3", "pixels": 20, "median_hu": 41.0, "bloodlike_share": 0.33},
+            {"band_mm": "15-60", "pixels": 30, "median_hu": 35.0, "bloodlike_share": 0.0}]
+    synth = [dict(r, median_hu=m, bloodlike_share=0.0) for r, m in zip(real, (114.0, 26.0, 31.0))]
+    record = {"bloodlike_hu": 55.0, "tables": {"real": real, "synthetic": synth}}
+    t = skull_base_table(record)
+    assert list(t.index) == ["0-1.5 mm", "1.5-3 mm", "15-60 mm"]
+    assert t.loc["1.5-3 mm", ("real", "≥ 55 HU (%)")] == "33.0" and t.loc["0-1.5 mm", ("synthetic", "median HU")] == "114"
+    assert rim_contrast(real) == (41.0, 35.0) and rim_contrast(synth) == (26.0, 31.0)

@@ -126,6 +126,28 @@ def transfer_round2_table(record: dict) -> pd.DataFrame:
     return out
 
 
+def skull_base_table(record: dict) -> pd.DataFrame:
+    """``bench/skull_base.py``'s record as one table: per band of distance from bone (rows), per
+    source the median HU and the share of blood-like pixels (%)."""
+    cols = {}
+    for source, rows in record["tables"].items():
+        t = pd.DataFrame(rows).set_index("band_mm")
+        cols[(source, "median HU")] = t["median_hu"].map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+        cols[(source, f"≥ {record['bloodlike_hu']:g} HU (%)")] = t["bloodlike_share"].map(
+            lambda v: "—" if pd.isna(v) else f"{100 * v:.1f}")
+    out = pd.DataFrame(cols)
+    out.index = [f"{b} mm" for b in out.index]
+    out.index.name = "distance from bone"
+    return out
+
+
+def rim_contrast(rows: list[dict], near: str = "1.5-3", far: str = "15-60") -> tuple[float, float]:
+    """(median HU of the band ``near`` bone, median HU of the band ``far`` from it) of one source
+    of ``bench/skull_base.py``'s record: beside bone, brighter or darker than deep brain."""
+    by = {r["band_mm"]: r["median_hu"] for r in rows}
+    return float(by[near]), float(by[far])
+
+
 def _per_run(r: pd.DataFrame) -> dict[str, float]:
     """One run's scores on the real-anatomy set (``slices.csv`` rows of dataset ``realct``)."""
     pos = r[r["positive"] == 1]

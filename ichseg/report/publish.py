@@ -10,7 +10,8 @@ the book rounds far coarser) as ``slices.csv.gz`` (the per-slice tables of a pas
 its committed bytes; gzip keeps a sixth; ``collect.slice_scores_path`` reads either). Runs the book does not draw in Fig. 3 keep their arrays too. The
 executed notebooks' figures (PNG) are re-encoded with a palette of 256 colours, which matplotlib's
 flat colours, grey CT windows and colour maps fit (about half the bytes at 128²); a figure is
-replaced only when that saves a tenth. The viewer's whole test volumes (``volume.npz``) are kept for the
+replaced only when that saves a tenth; a later seed's evaluation notebook keeps its text and drops
+its figures, as its evaluation drops its pictures. The viewer's whole test volumes (``volume.npz``) are kept for the
 first seed of each Table 1 model only, the ones the book's viewer shows. Idempotent; every file is replaced atomically. Stage stamps
 do not hash outputs, so compacted results stay consistent.
 """
@@ -54,6 +55,40 @@ def prune_later_seeds(eval_dir: Path, seed: int, first: int = 0) -> None:
         for name in (QUALITATIVE, WORST, VIEWER_VOLUME):
             for f in Path(eval_dir).glob(f"*/{name}"):
                 f.unlink()
+
+
+#: what a later seed's evaluation notebook shows where its figures were
+FIGURE_DROPPED = ("[figure not kept: a later seed's pictures are dropped with its qualitative arrays; "
+                  "its scores are in metrics.json and the per-slice table, the first seed's pictures in the book]")
+
+
+def drop_notebook_figures(path: Path) -> None:
+    """Rewrite one executed notebook with each image output replaced by ``FIGURE_DROPPED`` (text
+    outputs kept): a later seed's evaluation notebook, whose pictures the book does not show."""
+    nb = json.loads(path.read_text())
+    changed = False
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if any(k.startswith("image/") for k in data):
+                out["data"] = {"text/plain": FIGURE_DROPPED}
+                out.get("metadata", {}).clear()
+                changed = True
+    if changed:
+        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def later_seed_notebooks(results_dir: Path, first: int) -> list[Path]:
+    """The executed notebooks of the evaluations of seeds other than ``first`` (from the stage
+    stamps, which name each stage's notebook, kind and seed)."""
+    out = []
+    for stamp in sorted((Path(results_dir) / "stamps").glob("*.json")):
+        rec = json.loads(stamp.read_text())
+        if rec.get("kind") == "evaluate" and rec.get("notebook") and int(rec["parameters"].get("seed", first)) != int(first):
+            nb = Path(results_dir) / "notebooks" / Path(rec["notebook"]).name
+            if nb.is_file():
+                out.append(nb)
+    return out
 
 
 def compact_qualitative(path: Path) -> None:
@@ -133,7 +168,10 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     files += [slice_scores_path(run["eval_dir"] / ds) for run in study.runs for ds in run["metrics"]]
     _prune_viewer_volumes(study)
     files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
+    dropped = later_seed_notebooks(Path(results_dir), study.seeds[0])
     before = sum(f.stat().st_size for f in files)
+    for nb in dropped:
+        drop_notebook_figures(nb)
     after = 0
     for f in files:
         if f.name in (SLICE_SCORES, SLICE_SCORES_GZ):
@@ -154,4 +192,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["prune_later_seeds", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]
+__all__ = ["FIGURE_DROPPED", "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]

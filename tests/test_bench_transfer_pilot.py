@@ -58,3 +58,10 @@ def test_round2_record_is_what_its_rule_gives_on_its_runs():
     means = {a: pilot.arm_means({int(s): r for s, r in runs.items()}) for a, runs in record["runs"].items()}
     assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"]) and means.keys() == record["means"].keys()
     assert pilot.eligible_round2(means) == record["eligible"] and pilot.choose_round2(means) == record["chosen"]
+
+
+def test_round3_adds_only_the_bone_band_arm_to_round2():
+    r2, r3 = pilot.ROUNDS[2], pilot.ROUNDS[3]
+    assert (r3.realct_seed, r3.draws, r3.seeds, r3.rule) == (r2.realct_seed, r2.draws, r2.seeds, r2.rule)
+    assert set(r3.arms) - set(r2.arms) == {"randomise_band"}
+    assert pilot.arm_config("randomise_band")["data"]["phantom"]["randomise"] == {"bone_band_hu": [0, 40]}

@@ -74,7 +74,7 @@ def anatomy_facts(record: dict) -> dict[str, float]:
 
 
 ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
-              "randomise_context1": "randomised, 2.5D (±1 slice)"}
+              "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band"}
 
 
 def transfer_table(record: dict) -> pd.DataFrame:

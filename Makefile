@@ -104,8 +104,8 @@ book-html: $(STAMP)
 	@echo "Book: $(abspath _build/html/index.html)"
 
 # the publishing build (CI's book workflow): no study run, at least one committed profile rendered.
-# Without -W: the prose pages glue numbers from this build's smoke run (results/smoke is not
-# committed), and those references are left empty with a warning instead of failing the build.
+# Without -W: the prose pages glue numbers from this build's smoke run (only results/smoke/NOTES.md
+# is committed), and those references are left empty with a warning instead of failing the build.
 book-committed: $(STAMP)
 	$(MAKE) book-html TOC_REQUIRE=--require-any JB_FLAGS="-n --keep-going"
 

@@ -139,13 +139,18 @@ def scores(eval_dir: Path) -> dict:
     return out
 
 
+def real_eval_name(rnd: Round) -> str:
+    """A run's evaluation folder for the round's real slices (round 1's kept its first name)."""
+    return "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
+
+
 def score_run(cfg: dict, run_dir: Path, plain_dir: Path, real_root: Path, rnd: Round) -> dict:
-    """Train (or resume) one run and score its best checkpoint on the round's sets."""
+    """Score one trained run's best checkpoint on the round's sets (each evaluation made once)."""
     ecfg = eval_settings(cfg)
     ckpt = run_dir / "checkpoints" / "best.pt"
     res = {"config_hash": json.loads((run_dir / "run.json").read_text())["run_hash"]}
     context = int(cfg["data"]["prep"].get("context", 0) or 0)
-    real_name = "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
+    real_name = real_eval_name(rnd)
     sets = {"val_plain": (prepared_of(plain_dir) if (plain_dir / "run.json").exists() else None, "val"),
             "val_own": (prepared_of(run_dir), "val"),
             "real_slices": (real_slices(real_root, context, rnd), "test")}
@@ -202,7 +207,7 @@ def untouched_figure(out: Path, rnd: Round, path: Path = FIGURE) -> Path:
     from ichseg.engine.worst import read_worst
     from ichseg.utils import atomic_write_bytes
 
-    real_name = "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
+    real_name = real_eval_name(rnd)
     prepared = real_slices(out / "_real", 0, rnd)  # made by the evaluations: read, not rebuilt
     fig, axes = plt.subplots(len(rnd.arms), len(rnd.seeds), figsize=(2.6 * len(rnd.seeds), 2.8 * len(rnd.arms)),
                              squeeze=False)

@@ -29,10 +29,13 @@ from ichseg.engine.devices import resolve_device
 if sys.argv[1] == "cpu":
     resolve_device("cpu")
 torch.ones(1 << 24)  # 64 MiB, once, before counting
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    torch.ones(1 << 24)  # allocated, touched, freed
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+counts = []
+for _ in range(3):  # the fewest of three rounds: the host's proactive reclaim may take back an idle block
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        torch.ones(1 << 24)  # allocated, touched, freed
+    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(counts))
 """
 
 
@@ -40,7 +43,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_cpu_device_reuses_large_blocks_instead_of_faulting_them_in_again():
     """On the CPU the resolver makes glibc keep large freed blocks: ten 64 MiB tensors after the
     first fault in at most one block's pages (16,384) in all, where by default each is mapped and
-    zero-filled anew."""
+    zero-filled anew (in every round, so the fewest of three rounds still shows it)."""
     def faults(device: str) -> int:
         out = subprocess.run([sys.executable, "-c", _FAULTS, device], capture_output=True, text=True, check=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})

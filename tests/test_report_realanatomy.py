@@ -125,3 +125,28 @@ def test_skull_base_table_and_the_rim_beside_bone():
     assert list(t.index) == ["0-1.5 mm", "1.5-3 mm", "15-60 mm"]
     assert t.loc["1.5-3 mm", ("real", "≥ 55 HU (%)")] == "33.0" and t.loc["0-1.5 mm", ("synthetic", "median HU")] == "114"
     assert rim_contrast(real) == (41.0, 35.0) and rim_contrast(synth) == (26.0, 31.0)
+
+
+def test_transfer_gap_table_and_the_share_the_lesions_explain():
+    from ichseg.report.realanatomy import transfer_gap_facts, transfer_gap_table
+
+    def run(arm, seed, real, val, matched, ratio):
+        return {"arm": arm, "seed": seed, "real_dice": real, "validation_dice": val, "matched_validation_dice": matched,
+                "real_area_ratio": ratio, "matched_area_ratio": None if matched is None else 0.9}
+
+    record = {"runs": {"a": run("plain", 0, 0.30, 0.70, 0.60, 3.0), "b": run("randomise", 1, 0.50, 0.70, 0.60, 1.0),
+                       "c": run("randomise", 2, 0.10, 0.90, None, 1.0)}}  # no insert matched: left out of the means
+    t = transfer_gap_table(record)
+    assert list(t.index) == ["plain synthetic, seed 0", "randomised synthetic, seed 1", "randomised synthetic, seed 2"]
+    assert t.loc["plain synthetic, seed 0", "area ratio, real inserts"] == "3.00"
+    assert t.loc["randomised synthetic, seed 2", "validation, matched lesions"] == "—"
+    f = transfer_gap_facts(record)
+    # all 0.70, matched 0.60, real 0.40: the lesions explain 0.10 of a 0.30 drop
+    assert f["runs"] == 2 and f["gap"] == pytest.approx(0.30) and f["explained_by_lesions"] == pytest.approx(1 / 3)
+
+
+def test_transfer_gap_of_the_committed_record():
+    from ichseg.report.realanatomy import transfer_gap_facts, transfer_gap_table
+
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_gap.json").read_text())
+    assert len(transfer_gap_table(record)) == len(record["runs"]) and transfer_gap_facts(record)["runs"] >= 1

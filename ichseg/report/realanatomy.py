@@ -126,6 +126,30 @@ def transfer_round2_table(record: dict) -> pd.DataFrame:
     return out
 
 
+def transfer_gap_table(record: dict) -> pd.DataFrame:
+    """``bench/transfer_gap.py``'s record: per run, lesion-slice Dice on the real inserts, on all
+    plain-validation lesions and on those matched to the inserts in size and contrast, and the
+    median predicted/true lesion area on the inserts and on their matches."""
+    rows = {f"{ARM_TITLES.get(r['arm'], r['arm'])}, seed {r['seed']}": {
+        "real inserts": r["real_dice"], "validation, all lesions": r["validation_dice"],
+        "validation, matched lesions": r["matched_validation_dice"],
+        "area ratio, real inserts": r["real_area_ratio"], "area ratio, matched lesions": r["matched_area_ratio"]}
+        for r in record["runs"].values()}
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("training data")
+    return out.map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.2f}")
+
+
+def transfer_gap_facts(record: dict) -> dict:
+    """Means over the record's runs: the gap between matched validation Dice and real-insert Dice,
+    and the share of that gap the lesions' size and contrast explain (all lesions against matched)."""
+    runs = [r for r in record["runs"].values() if r["matched_validation_dice"] is not None]
+    mean = lambda k: sum(r[k] for r in runs) / len(runs)  # noqa: E731
+    total = mean("validation_dice") - mean("real_dice")
+    lesions = mean("validation_dice") - mean("matched_validation_dice")
+    return {"real": mean("real_dice"), "all": mean("validation_dice"), "matched": mean("matched_validation_dice"),
+            "gap": total, "explained_by_lesions": lesions / total if total else float("nan"), "runs": len(runs)}
+
+
 def skull_base_table(record: dict) -> pd.DataFrame:
     """``bench/skull_base.py``'s record as one table: per band of distance from bone (rows), per
     source the median HU and the share of blood-like pixels (%)."""
@@ -187,4 +211,5 @@ def profile_anatomy_table(slices: pd.DataFrame, methods=("medsegdiffv2", "full",
     return table
 
 
-__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table"]
+__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table",
+           "transfer_gap_facts", "transfer_gap_table"]

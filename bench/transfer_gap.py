@@ -10,7 +10,8 @@ A validation lesion slice matches a real insert when its lesion area is within a
 ``lesion_contrast_hu``) within ``CONTRAST_HU``; a run's matched Dice is the mean over its real
 inserts of their matches' mean (inserts with no match are counted and left out). Also per run: the
 median of predicted over true lesion area, on the real inserts and on their matches (above 1: the
-model marks more than the bleed).
+model marks more than the bleed). And per real image and subtype, each arm's runs pooled: Dice,
+area ratio and the share of inserts with nothing marked on their slice.
 
     .venv/bin/python bench/transfer_gap.py [--out bench/out/transfer_pilot]
 
@@ -72,24 +73,35 @@ def lesion_profile(t: pd.DataFrame) -> dict:
     return {"area_px_quartiles": q(t.gt_pixels), "contrast_hu_quartiles": q(t.lesion_contrast_hu), "slices": len(t)}
 
 
+def by_image(real: pd.DataFrame) -> list[dict]:
+    """Per real image and subtype (an arm's runs pooled): lesion-slice Dice, median area ratio and
+    the share of inserts with nothing marked on their slice."""
+    return [{"image": image, "subtype": subtype, "dice": float(g.strict_dice.mean()),
+             "area_ratio": float(g.area_ratio.median()), "missed": float((g.pred_pixels == 0).mean()), "inserts": len(g)}
+            for (image, subtype), g in real.groupby(["patient", "subtype"])]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "transfer_pilot")
     ap.add_argument("--round", type=int, default=max(ROUNDS), choices=sorted(ROUNDS))
     args = ap.parse_args(argv)
     rnd = ROUNDS[args.round]
-    runs, profiles = {}, {}
+    runs, profiles, images = {}, {}, {}
     for arm in rnd.arms:
+        pooled = []
         for seed in rnd.seeds:
             ev = run_dir_of(args.out, arm, seed) / "eval"
             real, val = lesion_slices(ev / real_eval_name(rnd)), lesion_slices(ev / "val_plain")
             runs[f"{arm}, seed {seed}"] = {"arm": arm, "seed": seed, **gap_row(real, val)}
             profiles.setdefault("real inserts", lesion_profile(real))
             profiles.setdefault("plain validation", lesion_profile(val))
+            pooled.append(real)
+        images[arm] = by_image(pd.concat(pooled))
     record = {"bench": "transfer_gap", "round": args.round, "size_factor": SIZE_FACTOR, "contrast_hu": CONTRAST_HU,
               "what": "lesion-slice Dice on the real pydicom inserts against plain-validation lesions of like size "
                       "and contrast, per run of the transfer pilot's round",
-              "lesions": profiles, "runs": runs}
+              "lesions": profiles, "runs": runs, "by_image": images}
     atomic_write_text(OUT, json.dumps(record, indent=1) + "\n")
     print(pd.DataFrame(runs).T.drop(columns=["arm", "seed"]).to_string())
     return 0

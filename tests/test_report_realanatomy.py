@@ -150,3 +150,21 @@ def test_transfer_gap_of_the_committed_record():
 
     record = json.loads((ROOT / "bench" / "measured" / "transfer_gap.json").read_text())
     assert len(transfer_gap_table(record)) == len(record["runs"]) and transfer_gap_facts(record)["runs"] >= 1
+
+
+def test_transfer_image_table_and_where_an_arm_leaves_more_unmarked():
+    from ichseg.report.realanatomy import transfer_image_table, unmarked_shifts
+
+    def row(image, subtype, dice, missed):
+        return {"image": image, "subtype": subtype, "dice": dice, "area_ratio": 1.0, "missed": missed, "inserts": 8}
+
+    record = {"by_image": {
+        "randomise": [row("J2K_pixelrep_mismatch.dcm", "epidural", 0.35, 0.125), row("693_UNCR.dcm", "subdural", 0.4, 0.0)],
+        "randomise_band": [row("J2K_pixelrep_mismatch.dcm", "epidural", 0.07, 0.75), row("693_UNCR.dcm", "subdural", 0.4, 0.125)]}}
+    t = transfer_image_table(record)
+    assert t.loc[("skull base", "epidural"), ("randomised + skull-base band", "unmarked (%)")] == "75"
+    assert t.loc[("supratentorial", "subdural"), ("randomised synthetic", "Dice")] == "0.40"
+    # 0.625 more unmarked is a shift; 0.125 is below the 0.25 default
+    assert unmarked_shifts(record, "randomise_band", "randomise") == [
+        {"image": "skull base", "subtype": "epidural", "arm": 0.75, "against": 0.125}]
+    assert unmarked_shifts(record, "randomise", "randomise_band") == []

@@ -76,6 +76,9 @@ def anatomy_facts(record: dict) -> dict[str, float]:
 ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
               "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band"}
 
+#: the real pydicom slices by the level they cut (``ichseg.data.realct`` describes them)
+IMAGE_TITLES = {"J2K_pixelrep_mismatch.dcm": "skull base", "693_UNCR.dcm": "supratentorial"}
+
 
 def transfer_table(record: dict) -> pd.DataFrame:
     """One row per arm of the transfer pilot: lesion-slice Dice on the plain cohort's validation
@@ -137,6 +140,30 @@ def transfer_gap_table(record: dict) -> pd.DataFrame:
         for r in record["runs"].values()}
     out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("training data")
     return out.map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.2f}")
+
+
+def transfer_image_table(record: dict) -> pd.DataFrame:
+    """``bench/transfer_gap.py``'s per-image rows: per real slice and subtype (rows), per arm the
+    lesion-slice Dice and the share of inserts left unmarked (%)."""
+    cols = {}
+    for arm, rows in record["by_image"].items():
+        title = ARM_TITLES.get(arm, arm)
+        for r in rows:
+            key = (IMAGE_TITLES.get(r["image"], r["image"]), r["subtype"])
+            cols.setdefault((title, "Dice"), {})[key] = f"{r['dice']:.2f}"
+            cols.setdefault((title, "unmarked (%)"), {})[key] = f"{100 * r['missed']:.0f}"
+    out = pd.DataFrame(cols)
+    out.index.names, out.columns.names = ["real slice", "subtype"], ["training data", ""]
+    return out
+
+
+def unmarked_shifts(record: dict, arm: str, against: str, at_least: float = 0.25) -> list[dict]:
+    """Where ``arm`` leaves at least ``at_least`` more of the inserts unmarked than ``against``:
+    image (its title), subtype and both shares."""
+    base = {(r["image"], r["subtype"]): r["missed"] for r in record["by_image"][against]}
+    return [{"image": IMAGE_TITLES.get(r["image"], r["image"]), "subtype": r["subtype"], "arm": r["missed"],
+             "against": base[(r["image"], r["subtype"])]}
+            for r in record["by_image"][arm] if r["missed"] - base.get((r["image"], r["subtype"]), 1.0) >= at_least]
 
 
 def transfer_gap_facts(record: dict) -> dict:
@@ -212,4 +239,4 @@ def profile_anatomy_table(slices: pd.DataFrame, methods=("medsegdiffv2", "full",
 
 
 __all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table",
-           "transfer_gap_facts", "transfer_gap_table"]
+           "transfer_gap_facts", "transfer_gap_table", "transfer_image_table", "unmarked_shifts"]

@@ -1,7 +1,9 @@
 """Where the shipped model marks blood on a normal real head: the untouched InVesalius head (test
 only, ``ichseg.data.realvolume.clean_volume``) through exactly what ``ichseg predict`` does
-(``bench/real_anatomy.py``'s path), the false-positive volume per axial slice by height, the share
-of it outside the cranial cavity, and the slices with the most of it drawn. It describes the test head for the book's readers; nothing is
+(``bench/real_anatomy.py``'s path) with everything the model marks kept, the false-positive volume
+per axial slice by height, the share of it outside the cranial cavity, what ``ichseg predict``'s
+inside-the-skull rule (``ichseg.data.cavity``, on by default) keeps of it, and the slices with the
+most of it drawn. It describes the test head for the book's readers; nothing is
 fitted, tuned or chosen on it.
 
     .venv/bin/python bench/real_head_negatives.py [--checkpoint results/cpu/model/full.pt] [--threads 1]
@@ -64,9 +66,10 @@ def cranial_cavity(head, margin_mm: float = CAVITY_MARGIN_MM) -> np.ndarray:
     return realvolume.thick(grown.astype(np.float32)) >= 0.5
 
 
-def figure(hu: np.ndarray, pred: np.ndarray, inside: np.ndarray, rows: list[dict], shown: int = 4) -> bytes:
+def figure(hu: np.ndarray, pred: np.ndarray, inside: np.ndarray, rule: np.ndarray, rows: list[dict], shown: int = 4) -> bytes:
     """Left: false-positive mL per slice by height; right: the ``shown`` slices with the most, at the
-    brain window, anterior up, the predicted mask outlined in red and the cranial cavity in cyan."""
+    brain window, anterior up, the predicted mask outlined in red, the cranial cavity in cyan and the
+    boundary of ``ichseg predict``'s inside-the-skull rule (``rule``) dashed in yellow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,6 +89,8 @@ def figure(hu: np.ndarray, pred: np.ndarray, inside: np.ndarray, rows: list[dict
         a.imshow(np.rot90(hu[:, :, k]), cmap="gray", vmin=0, vmax=80)  # brain window 40/80
         if inside[:, :, k].any():
             a.contour(np.rot90(inside[:, :, k]), [0.5], colors="cyan", linewidths=0.6)
+        if rule[:, :, k].any() and not rule[:, :, k].all():
+            a.contour(np.rot90(rule[:, :, k]), [0.5], colors="yellow", linewidths=0.6, linestyles="dashed")
         if pred[:, :, k].any():
             a.contour(np.rot90(pred[:, :, k]), [0.5], colors="red", linewidths=0.8)
         a.set_title(f"{r['height_mm']:.0f} mm: {r['fp_ml']:.1f} mL", fontsize=9)
@@ -106,17 +111,20 @@ def main(argv=None) -> int:
     import torch
 
     from ichseg.data import invesalius, realvolume
-    from ichseg.engine.predict import Predictor
+    from ichseg.data.slices import from_axial_slices
+    from ichseg.engine.predict import Predictor, inside_skull_of
     from ichseg.engine.provenance import environment
     from ichseg.utils import atomic_write_bytes, atomic_write_json
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    pr = Predictor.load(args.checkpoint, {}, device="cpu", progress=False)
+    pr = Predictor.load(args.checkpoint, {}, device="cpu", progress=False, inside_skull=False)  # the model's own marks
     head = invesalius.read_cranium()
     hu, affine = realvolume.clean_volume(head)
-    prob = predict_probability(pr.model, pr.diffusion, pr.cfg, _volume(hu, affine, "clean"), pr.ecfg, pr.device)
-    pred = prob >= args.threshold
+    vol = _volume(hu, affine, "clean")
+    pred = predict_probability(pr, vol) >= args.threshold
+    rule = from_axial_slices(inside_skull_of(vol))
+    kept = pred & rule  # what `ichseg predict` keeps by default
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     rows = per_slice(pred, voxel_ml, abs(float(affine[2, 2])))
     inside = cranial_cavity(head)
@@ -125,12 +133,14 @@ def main(argv=None) -> int:
               "what": "false-positive mL per axial slice of the untouched real head (test only, one head)",
               "threshold": args.threshold, "evaluate": dict(pr.ecfg.__dict__), "fp_ml": float(pred.sum() * voxel_ml),
               "by_third": by_third(rows), "cavity_margin_mm": CAVITY_MARGIN_MM,
-              "outside_cavity_share": outside_share(pred, inside), "slices": rows,
+              "outside_cavity_share": outside_share(pred, inside),
+              "predict_keeps_ml": float(kept.sum() * voxel_ml), "slices": rows,
               "environment": {**environment(torch.device("cpu")), "threads": args.threads,
                               "seconds": round(time.perf_counter() - t0, 1)}}
     atomic_write_json(OUT, record)
-    atomic_write_bytes(FIGURE, figure(hu, pred, inside, rows))
-    print(f"{record['fp_ml']:.2f} mL marked, {100 * record['outside_cavity_share']:.0f}% outside the cranial cavity; by third: " + ", ".join(f"{k} {v:.2f}" for k, v in record["by_third"].items()))
+    atomic_write_bytes(FIGURE, figure(hu, pred, inside, rule, rows))
+    print(f"{record['fp_ml']:.2f} mL marked, {100 * record['outside_cavity_share']:.0f}% outside the cranial cavity, "
+          f"{record['predict_keeps_ml']:.2f} mL kept by predict's inside-the-skull rule; by third: " + ", ".join(f"{k} {v:.2f}" for k, v in record["by_third"].items()))
     return 0
 
 

@@ -221,6 +221,39 @@ def test_predict_samples_as_the_profile_evaluates_and_reports_the_volume(setup, 
     assert (ev["sampler"], ev["steps"], ev["ensemble"]) == ("dpm-solver++", 3, 2)  # options replace, one each
 
 
+def test_what_is_marked_outside_the_skull_is_left_out_and_counted():
+    import torch
+
+    from ichseg.data.slices import slices_of_file_grid
+    from ichseg.data.volumes import Volume
+    from ichseg.engine.predict import _on_scan_grid
+
+    z, n = 3, 16
+    aff = np.diag([1.0, 1.0, 5.0, 1.0])
+    vol = Volume(Path("v.nii.gz"), np.zeros((n, n, z), np.float32), aff, aff, (n, n, z),
+                 np.array([[0, 1], [1, 1], [2, 1]], float), (1.0, 1.0, 5.0))
+    prob, unc, members = torch.full((z, n, n), 0.9), torch.zeros((z, n, n)), torch.full((z, 2, n, n), 0.9)
+    keep = np.zeros((z, n, n), bool)
+    keep[:, :, : n // 4] = True
+    maps = _on_scan_grid(vol, prob, unc, members, 0.5, keep)
+    assert maps["mask"].sum() == keep.sum() and maps["outside_voxels"] == (~keep).sum()
+    assert maps["member_voxels"] == [keep.sum()] * 2  # the members' volumes are kept alike
+    assert (slices_of_file_grid(maps["probability"], vol)[~keep] == 0).all()
+    free = _on_scan_grid(vol, prob, unc, members, 0.5)
+    assert free["outside_voxels"] is None and free["mask"].sum() == z * n * n
+
+
+def test_keep_outside_skull_is_recorded_and_reruns_the_prediction(setup, scan, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert predict(scan, "--checkpoint", setup[0], "--out", out) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["inside_skull"] is True and s["outside_skull_ml"] >= 0
+    assert predict(scan, "--checkpoint", setup[0], "--out", out, "--keep-outside-skull") == 0
+    kept = json.loads((out / "summary.json").read_text())
+    assert kept["settings"]["inside_skull"] is False and kept["outside_skull_ml"] is None
+    assert kept["hemorrhage_volume_ml"] >= s["hemorrhage_volume_ml"]
+
+
 # -- DICOM input -----------------------------------------------------------------------------------------
 def _canonical(path: Path) -> tuple[np.ndarray, np.ndarray]:
     img = nib.as_closest_canonical(nib.load(str(path)))

@@ -18,8 +18,8 @@ only the last 2 mm of brain before it. A skull opened by surgery
 (craniectomy) leaves the brain near the defect outside by this rule; ``ichseg predict
 --keep-outside-skull`` keeps everything there.
 
-Computed on a grid of at most ``GRID_MM`` pixels (bone by max-pooling, so a thin table is kept),
-then mapped back to the slice's own pixels.
+Computed on a grid of about ``GRID_MM`` pixels (a coarse pixel is bone when any of its pixels is,
+so a thin table is kept), then mapped back to the slice's own pixels.
 """
 
 from __future__ import annotations
@@ -34,14 +34,13 @@ GRID_MM = 2.0
 MIN_BONE_MM2 = 200.0  # less bone than this on a slice: the skull is not there to decide by
 
 
-def _pooled_bone(hu: np.ndarray, factor: tuple[int, int]) -> np.ndarray:
-    """Bone on the coarse grid: a coarse pixel is bone when any of its fine pixels is."""
-    bone = hu > BONE_HU
+def _blocks(a: np.ndarray, factor: tuple[int, int], fill) -> np.ndarray:
+    """``a`` padded with ``fill`` to whole blocks of ``factor`` pixels: (rows, fy, columns, fx)."""
     fy, fx = factor
-    h, w = -(-bone.shape[0] // fy) * fy, -(-bone.shape[1] // fx) * fx
-    padded = np.zeros((h, w), bool)
-    padded[: bone.shape[0], : bone.shape[1]] = bone
-    return padded.reshape(h // fy, fy, w // fx, fx).any(axis=(1, 3))
+    h, w = -(-a.shape[0] // fy) * fy, -(-a.shape[1] // fx) * fx
+    padded = np.full((h, w), fill, a.dtype)
+    padded[: a.shape[0], : a.shape[1]] = a
+    return padded.reshape(h // fy, fy, w // fx, fx)
 
 
 def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -58,16 +57,17 @@ def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 def ray_hits(bone: np.ndarray, pixel_mm: tuple[float, float], rays: int = RAYS, reach_mm: float = REACH_MM) -> np.ndarray:
     """Per pixel, how many of ``rays`` evenly spaced in-plane directions meet bone within ``reach_mm``
-    (the pixel's own bone counts for every direction)."""
+    or a little more (the pixel's own bone counts for every direction). Each ray is built by
+    doubling: what is seen within length L, or within L from the point L ahead, is what is seen
+    within 2L (offsets rounded to whole pixels), so a ray costs a few shifts, not one per pixel."""
     hits = np.zeros(bone.shape, np.int16)
     step = min(pixel_mm)
     for theta in np.arange(rays) * (2 * np.pi / rays):
-        seen, last = bone.copy(), (0, 0)
-        for r in np.arange(step, reach_mm + step / 2, step):
-            dy, dx = int(round(r * np.sin(theta) / pixel_mm[0])), int(round(r * np.cos(theta) / pixel_mm[1]))
-            if (dy, dx) != last:
-                seen |= _shifted(bone, dy, dx)
-                last = (dy, dx)
+        per_mm = (np.sin(theta) / pixel_mm[0], np.cos(theta) / pixel_mm[1])
+        seen, covered = bone, step  # seen: bone at an offset of 0 .. covered - step along the ray
+        while covered - step < reach_mm:
+            seen = seen | _shifted(seen, int(round(covered * per_mm[0])), int(round(covered * per_mm[1])))
+            covered *= 2
         hits += seen
     return hits
 
@@ -86,14 +86,14 @@ def head_of(hu: np.ndarray) -> np.ndarray:
 def inside_skull_slice(hu: np.ndarray, pixel_mm: tuple[float, float]) -> np.ndarray:
     """One axial slice (HU, rows x columns of ``pixel_mm``): True where a hemorrhage can be."""
     factor = tuple(max(1, int(GRID_MM // p)) for p in pixel_mm)
-    head = head_of(hu)
-    bone = _pooled_bone(np.where(head, hu, -1000.0), factor)
+    blocks = _blocks(np.asarray(hu, np.float32), factor, -1000.0)
+    head = head_of(blocks.mean(axis=(1, 3)))
+    bone = (blocks > BONE_HU).any(axis=(1, 3)) & head  # a coarse pixel is bone when any of its pixels is
     coarse_mm = (pixel_mm[0] * factor[0], pixel_mm[1] * factor[1])
     if bone.sum() * coarse_mm[0] * coarse_mm[1] < MIN_BONE_MM2:
         return np.ones(hu.shape, bool)
-    inside = ray_hits(bone, coarse_mm) >= MIN_HITS
-    fine = np.repeat(np.repeat(inside, factor[0], axis=0), factor[1], axis=1)[: hu.shape[0], : hu.shape[1]]
-    return ndimage.binary_fill_holes(fine) & head
+    inside = ndimage.binary_fill_holes(ray_hits(bone, coarse_mm) >= MIN_HITS) & head
+    return np.repeat(np.repeat(inside, factor[0], axis=0), factor[1], axis=1)[: hu.shape[0], : hu.shape[1]]
 
 
 def inside_skull(slices: np.ndarray, pixel_mm: tuple[float, float]) -> np.ndarray:

@@ -235,9 +235,10 @@ def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
     # answers with (the pre-registered evidence pass once complete, else cpu): the full model's
     # lesion-slice Dice there is the mean of its metrics.json files
     from ichseg.report.stats import mean_ci
-    from ichseg.report.verdict import headline_profile
+    from ichseg.report.verdict import headline_profile, progress_markdown
 
     profile = headline_profile(ROOT / "results")
+    progress = progress_markdown(ROOT / "results").replace("**", "").replace("`", "")
     cpu = ROOT / "results" / profile
     study = json.loads((cpu / "study.json").read_text())
     values = [json.loads((cpu / r["eval_dir"] / "instance2022" / "metrics.json").read_text())["strict"]["positive_slice_dice"]
@@ -249,6 +250,7 @@ def test_prose_pages_cite_this_runs_numbers(browser, tmp_path):
         text = " ".join(browser.find_element(By.TAG_NAME, "body").text.replace("\u2019", "'").split())
         assert f"full model's lesion-slice Dice is {100 * m:.1f} ± {100 * h:.1f}% ({n} seeds)" in text, page
         assert f"Verdict of the {profile} profile" in text.replace("`", "")
+        assert progress in text  # a pass under way says how far it has come ("" once it answers)
         browser.execute_script("window.scrollTo(0, 0)")  # the first screen, where the answer is
         browser.save_screenshot(str(HTML.parent / f"screenshot-{page.removesuffix('.html')}.png"))
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]

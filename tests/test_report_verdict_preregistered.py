@@ -4,6 +4,7 @@ qualities are known; and the profile the book's first pages answer with."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -17,7 +18,9 @@ from ichseg import report
 from ichseg.report.claims import SUPPORTS, UNDECIDED, convergence_at_threshold
 from ichseg.report.preregistration import FILE
 from ichseg.report.stats import holm
-from ichseg.report.verdict import claim_verdicts, headline_profile, verdict_markdown
+from ichseg.utils.layout import RUN_INFO
+from ichseg.report.deviations import progress
+from ichseg.report.verdict import claim_verdicts, headline_profile, progress_markdown, verdict_markdown
 from ichseg.report.verdict_plan import NOT_RUN, threshold_ordering, volume_scores
 
 METHODS, SEEDS, DATASETS = ("medsegdiffv2", "resnet18", "full", "nnunet"), (0, 1, 2), ("instance2022", "bhsd")
@@ -146,3 +149,32 @@ def test_headline_profile_prefers_a_consistent_preregistered_evidence_pass(tmp_p
     study = root / "evidence" / "study.json"
     study.write_text(study.read_text().replace('"seeds": [0]', '"seeds": [0, 1]'))  # stale: stamp no longer matches
     assert headline_profile(root) == "cpu"
+
+
+def test_a_pass_under_way_says_how_far_it_has_come(tmp_path):
+    """Planned runs count as trained only when complete with the planned config hash, and as
+    evaluated only with a test metric on every planned test set; the line goes once the pass answers."""
+    root = tmp_path / "results"
+    _study(root / "cpu", seeds=(0,))
+    ev = root / "evidence"
+    write_study(ev, methods=("medsegdiffv2", "full"), seeds=(0, 1), datasets=DATASETS, profile="evidence")
+    hashes = {(m, s): json.loads((ev / "runs" / f"{m}-s{s}" / RUN_INFO).read_text())["run_hash"]
+              for m in ("medsegdiffv2", "full") for s in (0, 1)}
+    plan = {"runs": [{"method": m, "seed": s, "config_hash": h} for (m, s), h in hashes.items()],
+            "seeds": {"medsegdiffv2": [0, 1], "full": [0, 1]}, "test_datasets": list(DATASETS)}
+    (ev / FILE).write_text(yaml.safe_dump(plan))
+    assert progress(ev) == {"runs": 4, "trained": 4, "evaluated": 4}
+    assert headline_profile(root) == "evidence" and progress_markdown(root) == ""
+
+    plan["runs"].append({"method": "full", "seed": 2, "config_hash": "not-yet-trained"})
+    plan["seeds"]["full"].append(2)
+    plan["runs"][1]["config_hash"] = "another-config"  # medsegdiffv2 seed 1 trained with another config
+    (ev / FILE).write_text(yaml.safe_dump(plan))
+    (ev / "eval" / "full-s1" / DATASETS[1] / "metrics.json").unlink()  # evaluated on one test set only
+    (ev / "study.json").unlink()  # the driver writes it when the whole pass is done
+    assert progress(ev) == {"runs": 5, "trained": 3, "evaluated": 2}
+    assert headline_profile(root) == "cpu"
+    assert progress_markdown(root) == ("**The pre-registered `evidence` pass is under way:** 3 of its 5 training runs "
+                                       "and 2 of their test evaluations are committed. Until it is complete the answer "
+                                       "here comes from the `cpu` runs, which were not pre-registered.")
+    assert progress(root / "cpu") is None and progress_markdown(root, preferred="cpu") == ""

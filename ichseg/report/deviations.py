@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from ..errors import IchsegError
-from ..utils.layout import METRICS, RUN_INFO
+from ..utils.layout import METRICS, RUN_INFO, metrics_path
 from ..utils.stamps import STUDY_FILE
 from .preregistration import FILE, planned_evaluation
 
@@ -104,9 +104,14 @@ def _plan_level(plan: dict, study: dict) -> tuple[list[dict], set[tuple[str, int
     return rows, explained
 
 
+def _planned(plan: dict) -> dict[tuple[str, int], str]:
+    """(method, seed) -> the config hash the plan fixes for that run."""
+    return {(r["method"], int(r["seed"])): r["config_hash"] for r in plan["runs"]}
+
+
 def _run_level(plan: dict, found: dict, explained: set) -> list[dict]:
     """Planned runs missing or incomplete, unplanned runs, and runs trained with another config."""
-    planned = {(r["method"], int(r["seed"])): r["config_hash"] for r in plan["runs"]}
+    planned = _planned(plan)
     rows = []
     for (m, s), want in planned.items():
         info, rid = found.get((m, s)), f"{m}-s{s}"
@@ -122,6 +127,23 @@ def _run_level(plan: dict, found: dict, explained: set) -> list[dict]:
         if (m, s) not in planned and (m, s) not in explained and info:
             rows.append(_row("unplanned run", f"{m}-s{s}", "not planned", info.get("run_hash")))
     return rows
+
+
+def progress(results_dir: str | Path, plan: dict | None = None) -> dict | None:
+    """How far a pass has come against its plan: ``runs`` planned, ``trained`` (a complete run.json
+    with the planned config hash) and ``evaluated`` (those with a test metric on every planned test
+    set); None when the folder has no pre-registration."""
+    results_dir = Path(results_dir)
+    plan = read_plan(results_dir) if plan is None else plan
+    if plan is None:
+        return None
+    found, planned = _found_runs(results_dir, _json(results_dir / STUDY_FILE)), _planned(plan)
+    trained = [k for k, want in planned.items()
+               if found.get(k, {}).get("status") == "complete" and found[k].get("run_hash") == want]
+    datasets = plan.get("test_datasets") or []
+    evaluated = [(m, s) for m, s in trained
+                 if datasets and all(metrics_path(results_dir / "eval" / f"{m}-s{s}" / d).is_file() for d in datasets)]
+    return {"runs": len(plan["runs"]), "trained": len(trained), "evaluated": len(evaluated)}
 
 
 def _settings_diff(want: dict, got: dict) -> tuple[str, str]:
@@ -216,4 +238,4 @@ def preregistration_section(results_dir: str | Path) -> tuple[str, pd.DataFrame 
     return f"{text} It deviates from its plan in {len(table)} way{'s' if len(table) != 1 else ''}:", table
 
 
-__all__ = ["COLUMNS", "commit_order", "deviations", "first_added", "preregistration_section", "read_plan"]
+__all__ = ["COLUMNS", "commit_order", "deviations", "first_added", "preregistration_section", "progress", "read_plan"]

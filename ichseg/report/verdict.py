@@ -150,8 +150,22 @@ def headline_profile(results_root: str | Path, preferred: str = "evidence", fall
     return preferred
 
 
+def progress_markdown(results_root: str | Path, preferred: str = "evidence", fallback: str = "cpu") -> str:
+    """While a pre-registered ``preferred`` pass is committed only in part, a line saying how far it
+    has come and that the answer is ``fallback``'s meanwhile; "" once it answers (or has no plan)."""
+    from .deviations import progress
+
+    d = Path(results_root) / preferred
+    done = progress(d)
+    if done is None or headline_profile(results_root, preferred, fallback) == preferred:
+        return ""
+    return (f"**The pre-registered `{preferred}` pass is under way:** {done['trained']} of its {done['runs']} training "
+            f"runs and {done['evaluated']} of their test evaluations are committed. Until it is complete the "
+            f"answer here comes from the `{fallback}` runs, which were not pre-registered.")
+
+
 __all__ = ["HEADLINE_SCORE", "claim_counts", "claim_verdicts", "headline_profile", "headline_sentence",
-           "profiles_table", "verdict_markdown"]
+           "profiles_table", "progress_markdown", "verdict_markdown"]
 
 
 def profiles_table(results_root: str | Path, profiles=("smoke", "cpu", "gpu", "paper")) -> pd.DataFrame:

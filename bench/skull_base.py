@@ -36,8 +36,9 @@ BONE_HU, BLOODLIKE_HU = 300.0, 55.0
 BANDS_MM = ((0.0, 1.5), (1.5, 3.0), (3.0, 5.0), (5.0, 8.0), (8.0, 15.0), (15.0, 60.0))
 OUT = ROOT / "bench" / "measured" / "skull_base.json"
 #: the bone band's amplitude range of the arm measured here (``randomise.bone_band_hu``; the transfer
-#: pilot's third round trains with it)
+#: pilot's third round trains with it), and the narrow band of its fourth round (amplitude, width in mm)
 BAND_HU = (0.0, 40.0)
+NARROW_BAND = {"bone_band_hu": [0.0, 60.0], "bone_band_mm": [1.0, 2.5]}
 
 
 def band_table(hu: np.ndarray, inside: np.ndarray, pixel_mm: float) -> pd.DataFrame:
@@ -104,8 +105,11 @@ def main(argv=None) -> int:
     tables = {f"real {real.name}": band_table(real.hu, real.cavity, real.pixel_mm),
               "synthetic, plain": pooled(synthetic_tables(real, args.seeds)),
               "synthetic, randomised": pooled(synthetic_tables(real, args.seeds, Randomise.from_config({}))),
-              "synthetic, randomised + bone band": pooled(synthetic_tables(real, args.seeds, band))}
-    record = {"bench": "skull_base", "seeds": args.seeds, "bone_band_hu": list(BAND_HU), "bone_hu": BONE_HU, "bloodlike_hu": BLOODLIKE_HU,
+              "synthetic, randomised + bone band": pooled(synthetic_tables(real, args.seeds, band)),
+              "synthetic, randomised + narrow bone band": pooled(synthetic_tables(real, args.seeds,
+                                                                                 Randomise.from_config(NARROW_BAND)))}
+    record = {"bench": "skull_base", "seeds": args.seeds, "bone_band_hu": list(BAND_HU), "narrow_band": NARROW_BAND,
+              "bone_hu": BONE_HU, "bloodlike_hu": BLOODLIKE_HU,
               "what": "intracranial HU by distance from bone at the real normal slice's level (skull base)",
               "tables": {k: json.loads(t.to_json(orient="records")) for k, t in tables.items()}}
     atomic_write_text(OUT, json.dumps(record, indent=1) + "\n")

@@ -36,11 +36,20 @@ Two rounds, each rule written and committed before its runs (``ROUNDS``):
   looking at that table, which is computed on the same untouched real slice the rule's false-positive
   term reads, so that term is optimistic for this arm. The real whole head, never used to design or
   choose, is where it is judged (``bench/real_anatomy.py``, after the choice).
+- **Round 4** (fresh inserts seeded 3000, 12 per slice; the shipped recipe ``randomise_band``, its
+  seed-0 and seed-1 runs re-scored, against ``randomise_band_narrow``, the band confined to 1-2.5 mm
+  from bone and up to 60 HU, so its median 1.5-3 mm from bone stays where round 3's was; seeds 0 and 1
+  new). Round 3's band left three quarters of the epidural inserts at the skull base unmarked
+  (``bench/transfer_gap.py``): brightening up to 5 mm beside bone taught the model that a bright lens
+  there is normal, while the real median excess lies within 3 mm of bone (``bench/skull_base.py``;
+  both on design data). Round 2's rule plus one term: an arm is eligible
+  only if no real slice leaves more than ``MAX_UNMARKED`` of one subtype's inserts unmarked (seeds
+  pooled); none eligible: the shipped recipe stays.
 
     .venv/bin/python bench/transfer_pilot.py --round 2 [--only plain randomise] [--out bench/out/transfer_pilot]
 
 Resumable (each run continues from its last checkpoint); writes ``bench/measured/transfer_pilot.json``
-(round 1) or ``transfer_pilot_round2.json`` once every run of the round has finished.
+(round 1) or ``transfer_pilot_round<N>.json`` once every run of the round has finished.
 """
 
 from __future__ import annotations
@@ -69,10 +78,12 @@ MEASURED = ROOT / "bench" / "measured"
 FIGURE = ROOT / "book" / "images" / "transfer_untouched.png"
 ARMS = {"plain": [], "randomise": ["data.phantom.randomise={}"],
         "randomise_context1": ["data.phantom.randomise={}", "data.prep.context=1"],
-        "randomise_band": ["data.phantom.randomise={bone_band_hu: [0, 40]}"]}
+        "randomise_band": ["data.phantom.randomise={bone_band_hu: [0, 40]}"],
+        "randomise_band_narrow": ["data.phantom.randomise={bone_band_hu: [0, 60], bone_band_mm: [1.0, 2.5]}"]}
 ITERATIONS = 3000
 DICE_MARGIN, TIE = 0.03, 0.01  # round 1
 FP_MM2_MAX, IN_DOMAIN_FLOOR = 30.0, 0.5  # round 2
+MAX_UNMARKED = 0.5  # round 4: no real slice may lose more than half of one subtype's inserts
 
 
 RULE2 = (f"means over seeds; eligible: <= {FP_MM2_MAX:g} mm2 marked on the untouched real slice and plain-"
@@ -88,6 +99,8 @@ class Round:
     draws: int
     record: str
     rule: str
+    fallback: str = "plain"  # chosen when no arm is eligible
+    max_unmarked: float | None = None  # round 4's term (``unmarked_shares``)
 
 
 ROUNDS = {
@@ -96,6 +109,11 @@ ROUNDS = {
              f"ties within {TIE}: the simpler"),
     2: Round(("plain", "randomise"), (0, 1), 2000, 12, "transfer_pilot_round2.json", RULE2),
     3: Round(("plain", "randomise", "randomise_band"), (0, 1), 2000, 12, "transfer_pilot_round3.json", RULE2),
+    4: Round(("randomise_band", "randomise_band_narrow"), (0, 1), 3000, 12, "transfer_pilot_round4.json",
+             RULE2.replace("; none eligible: plain", f"; also eligible only if no real slice leaves more than "
+                           f"{MAX_UNMARKED:.0%} of one subtype's inserts unmarked (seeds pooled); none eligible: "
+                           "randomise_band (the shipped recipe) stays"),
+             fallback="randomise_band", max_unmarked=MAX_UNMARKED),
 }
 
 
@@ -139,6 +157,14 @@ def scores(eval_dir: Path) -> dict:
     return out
 
 
+def unmarked_shares(eval_dir: Path) -> dict[str, float]:
+    """Per real image and subtype (``image|subtype``): the share of its lesion slices on which
+    nothing at all was marked."""
+    t = pd.read_csv(eval_dir / "slices.csv", keep_default_na=False, na_values=[""])
+    pos = t[t.positive == 1]
+    return {f"{image}|{sub}": float((g.pred_pixels == 0).mean()) for (image, sub), g in pos.groupby(["patient", "subtype"])}
+
+
 def real_eval_name(rnd: Round) -> str:
     """A run's evaluation folder for the round's real slices (round 1's kept its first name)."""
     return "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
@@ -164,6 +190,8 @@ def score_run(cfg: dict, run_dir: Path, plain_dir: Path, real_root: Path, rnd: R
         if not (ev / "metrics.json").exists():
             evaluate_checkpoint(ckpt, prepared, ev, ecfg, dataset=name, split=split, device="cpu", progress=False)
         res[name] = scores(ev)
+        if name == "real_slices":
+            res[name]["unmarked"] = unmarked_shares(ev)
     return res
 
 
@@ -175,22 +203,30 @@ def choose_round1(results: dict) -> str:
 
 
 def arm_means(runs: dict[int, dict]) -> dict:
-    """Round 2's per-arm scores: the mean over its seeds' runs."""
-    return {"val_plain_dice": mean(r["val_plain"]["lesion_slice_dice"] for r in runs.values()),
-            "real_dice": mean(r["real_slices"]["lesion_slice_dice"] for r in runs.values()),
-            "untouched_mm2": mean(r["real_slices"]["negative_pred_mm2_mean"] for r in runs.values())}
+    """Round 2's per-arm scores: the mean over its seeds' runs; with round 4's term, the most
+    unmarked of any (image, subtype) cell, its share pooled over seeds (same inserts per seed)."""
+    out = {"val_plain_dice": mean(r["val_plain"]["lesion_slice_dice"] for r in runs.values()),
+           "real_dice": mean(r["real_slices"]["lesion_slice_dice"] for r in runs.values()),
+           "untouched_mm2": mean(r["real_slices"]["negative_pred_mm2_mean"] for r in runs.values())}
+    if all("unmarked" in r["real_slices"] for r in runs.values()):
+        cells = set().union(*(r["real_slices"]["unmarked"] for r in runs.values()))
+        out["unmarked_max"] = max(mean(r["real_slices"]["unmarked"].get(c, 0.0) for r in runs.values()) for c in cells)
+    return out
 
 
-def eligible_round2(means: dict[str, dict]) -> list[str]:
-    """The arms round 2 may choose (module docstring), in order of simplicity."""
-    return [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR]
+def eligible_round2(means: dict[str, dict], max_unmarked: float | None = None) -> list[str]:
+    """The arms round 2 may choose (module docstring), in order of simplicity; ``max_unmarked``:
+    round 4's term as well."""
+    return [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR
+            and (max_unmarked is None or m["unmarked_max"] <= max_unmarked)]
 
 
-def choose_round2(means: dict[str, dict]) -> str:
-    """The round-2 rule (module docstring): arms in order of simplicity, ``means`` from ``arm_means``."""
-    ok = eligible_round2(means)
+def choose_round2(means: dict[str, dict], fallback: str = "plain", max_unmarked: float | None = None) -> str:
+    """The round-2 rule (module docstring): arms in order of simplicity, ``means`` from ``arm_means``;
+    ``fallback`` when none is eligible."""
+    ok = eligible_round2(means, max_unmarked)
     if not ok:
-        return "plain"
+        return fallback
     best = max(means[a]["real_dice"] for a in ok)
     return next(a for a in ok if means[a]["real_dice"] >= best - TIE)
 
@@ -267,12 +303,14 @@ def main(argv=None) -> int:
     if args.round == 1:
         rec["arms"] = {a: runs[0] for a, runs in results.items()}
         rec["chosen"] = choose_round1(rec["arms"])
-    else:  # rounds 2 and 3
+    else:  # rounds 2 to 4
         rec["runs"] = {a: {str(s): r for s, r in runs.items()} for a, runs in results.items()}
         rec["means"] = {a: arm_means(runs) for a, runs in results.items()}
         rec["limits"] = {"untouched_mm2_max": FP_MM2_MAX, "val_plain_dice_min": IN_DOMAIN_FLOOR}
-        rec["eligible"] = eligible_round2(rec["means"])
-        rec["chosen"] = choose_round2(rec["means"])
+        if rnd.max_unmarked is not None:
+            rec["limits"]["unmarked_max"] = rnd.max_unmarked
+        rec["eligible"] = eligible_round2(rec["means"], rnd.max_unmarked)
+        rec["chosen"] = choose_round2(rec["means"], rnd.fallback, rnd.max_unmarked)
     from ichseg.engine.provenance import environment
 
     rec["environment"] = environment(torch.device("cpu"))

@@ -65,3 +65,38 @@ def test_round3_adds_only_the_bone_band_arm_to_round2():
     assert (r3.realct_seed, r3.draws, r3.seeds, r3.rule) == (r2.realct_seed, r2.draws, r2.seeds, r2.rule)
     assert set(r3.arms) - set(r2.arms) == {"randomise_band"}
     assert pilot.arm_config("randomise_band")["data"]["phantom"]["randomise"] == {"bone_band_hu": [0, 40]}
+
+
+def _run4(val: float, real: float, mm2: float, unmarked: dict) -> dict:
+    run = _run(val, real, mm2)
+    run["real_slices"]["unmarked"] = unmarked
+    return run
+
+
+def test_round4_excludes_an_arm_that_loses_a_subtype_and_keeps_the_shipped_recipe():
+    rnd = pilot.ROUNDS[4]
+    assert rnd.fallback == "randomise_band" and rnd.arms[0] == rnd.fallback  # the shipped recipe, listed first
+    assert rnd.realct_seed not in {r.realct_seed for k, r in pilot.ROUNDS.items() if k != 4} | {0}
+    lost = {"J2K|epidural": 0.75, "693|subdural": 0.0}
+    means = {"randomise_band": pilot.arm_means({0: _run4(0.65, 0.30, 0.0, lost), 1: _run4(0.64, 0.28, 0.0, lost)}),
+             "randomise_band_narrow": pilot.arm_means({0: _run4(0.66, 0.32, 0.0, {"J2K|epidural": 0.5, "693|subdural": 0.0}),
+                                                       1: _run4(0.64, 0.30, 0.0, {"J2K|epidural": 0.25})})}
+    # pooled over seeds: the narrow arm loses (0.5 + 0.25) / 2 of the epidural inserts, the band 0.75
+    assert means["randomise_band_narrow"]["unmarked_max"] == pytest.approx(0.375)
+    assert pilot.eligible_round2(means, rnd.max_unmarked) == ["randomise_band_narrow"]
+    assert pilot.choose_round2(means, rnd.fallback, rnd.max_unmarked) == "randomise_band_narrow"
+    assert pilot.eligible_round2(means) == ["randomise_band", "randomise_band_narrow"]  # round 2's rule alone
+    both_lost = {"randomise_band_narrow": means["randomise_band"], "randomise_band": means["randomise_band"]}
+    assert pilot.choose_round2(both_lost, rnd.fallback, rnd.max_unmarked) == "randomise_band"
+
+
+def test_unmarked_shares_per_real_image_and_subtype(tmp_path):
+    rows = "patient,positive,subtype,pred_pixels\nJ2K,1,epidural,0\nJ2K,1,epidural,5\nJ2K,0,,3\n693,1,subdural,0\n"
+    (tmp_path / "slices.csv").write_text(rows)
+    assert pilot.unmarked_shares(tmp_path) == {"693|subdural": 1.0, "J2K|epidural": 0.5}
+
+
+def test_round4_arm_trains_with_the_narrow_band_the_skull_base_bench_measures():
+    skull = load_bench("skull_base")
+    cfg = pilot.arm_config("randomise_band_narrow")["data"]["phantom"]["randomise"]
+    assert {k: [float(v) for v in cfg[k]] for k in skull.NARROW_BAND} == skull.NARROW_BAND

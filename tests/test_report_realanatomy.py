@@ -168,3 +168,15 @@ def test_transfer_image_table_and_where_an_arm_leaves_more_unmarked():
     assert unmarked_shifts(record, "randomise_band", "randomise") == [
         {"image": "skull base", "subtype": "epidural", "arm": 0.75, "against": 0.125}]
     assert unmarked_shifts(record, "randomise", "randomise_band") == []
+
+
+def test_transfer_round2_table_shows_round4s_unmarked_term_on_the_means():
+    from ichseg.report.realanatomy import UNMARKED, transfer_round2_table
+
+    run = {"val_plain": {"lesion_slice_dice": 0.6}, "val_own": {"lesion_slice_dice": 0.6},
+           "real_slices": {"lesion_slice_dice": 0.3, "per_subtype": {}, "negative_pred_mm2_mean": 0.0}}
+    record = {"chosen": "randomise_band", "runs": {"randomise_band": {"0": run}},
+              "means": {"randomise_band": {"val_plain_dice": 0.6, "real_dice": 0.3, "untouched_mm2": 0.0, "unmarked_max": 0.75}}}
+    t = transfer_round2_table(record)
+    assert t.loc["randomised + skull-base band, mean (chosen)", UNMARKED] == "75"
+    assert t.loc["randomised + skull-base band, seed 0", UNMARKED] == "—"

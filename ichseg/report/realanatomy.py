@@ -74,7 +74,8 @@ def anatomy_facts(record: dict) -> dict[str, float]:
 
 
 ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
-              "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band"}
+              "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band",
+              "randomise_band_narrow": "randomised + narrow skull-base band"}
 
 #: the real pydicom slices by the level they cut (``ichseg.data.realct`` describes them)
 IMAGE_TITLES = {"J2K_pixelrep_mismatch.dcm": "skull base", "693_UNCR.dcm": "supratentorial"}
@@ -102,6 +103,9 @@ def transfer_table(record: dict) -> pd.DataFrame:
     return out
 
 
+UNMARKED = "most inserts unmarked, one slice and subtype (%)"
+
+
 def transfer_round2_table(record: dict) -> pd.DataFrame:
     """The transfer pilot's second round: per arm, each seed's run and the mean over seeds (the
     rule's numbers): lesion-slice Dice on plain validation patients, on the arm's own, on the real
@@ -118,14 +122,19 @@ def transfer_round2_table(record: dict) -> pd.DataFrame:
             row["mm² marked, untouched real slice"] = real.get("negative_pred_mm2_mean")
             rows.append(row)
         m = record["means"][arm]
-        rows.append({"training data": f"{title}, mean" + (" (chosen)" if arm == record["chosen"] else ""),
-                     "validation, plain cohort": m["val_plain_dice"], "real slices": m["real_dice"],
-                     "mm² marked, untouched real slice": m["untouched_mm2"]})
+        row = {"training data": f"{title}, mean" + (" (chosen)" if arm == record["chosen"] else ""),
+               "validation, plain cohort": m["val_plain_dice"], "real slices": m["real_dice"],
+               "mm² marked, untouched real slice": m["untouched_mm2"]}
+        if "unmarked_max" in m:  # round 4's term
+            row[UNMARKED] = m["unmarked_max"]
+        rows.append(row)
     out = pd.DataFrame(rows).set_index("training data")
-    dice = [c for c in out.columns if not c.startswith("mm²")]
+    dice = [c for c in out.columns if not c.startswith("mm²") and c != UNMARKED]
     out[dice] = out[dice].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
     area = "mm² marked, untouched real slice"
     out[area] = out[area].map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+    if UNMARKED in out:
+        out[UNMARKED] = out[UNMARKED].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.0f}")
     return out
 
 

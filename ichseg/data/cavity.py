@@ -2,21 +2,20 @@
 
 An intracranial hemorrhage lies inside the skull by definition; the temporal muscles, the scalp and
 the soft tissue of the face lie outside it and read 40-60 HU, like fresh blood. A pixel is *inside*
-when bone (HU above ``BONE_HU``) lies ahead of it along nearly every in-plane direction, within
-``REACH_MM``: ``RAYS`` rays, at least ``MIN_HITS`` of them reaching bone. Inside the cranial vault
-every ray meets the skull; a pixel outside a convex skull sees it across less than half of its view,
-along at most 9 of 16 rays right beside it and 7 a few millimetres out. Only the head's own bone counts (``head_of``: the
-head rest and the table are not skull). Gaps in the bone (foramina, sutures, thin temporal
-squama at partial volume) cost a pixel a ray or two, not the count. Where a slice holds too little
-bone to decide (below or above the skull, a scan cropped to the brain) every pixel is inside:
-nothing is taken away where the rule cannot see the skull.
+when bone (HU above ``BONE_HU``) lies ahead of it along most in-plane directions: of ``RAYS`` rays,
+at least ``MIN_HITS`` meet bone within ``REACH_MM``. Inside the cranial vault every ray meets the
+skull; a pixel outside a convex skull sees it across less than half of its view, along at most 9 of
+16 rays right beside it and 7 a few millimetres out. Only the head's own bone counts (``head_of``:
+the head rest and the table are not skull). Where a slice holds too little bone to decide (below or
+above the skull, a scan cropped to the brain) every pixel is inside: nothing is taken away where the
+rule cannot see the skull.
 
-The rule has no parameter fitted to any scan: the HU of cortical bone (> 300 HU, the realism
-page's rule), a reach longer than any adult head's half-width, and the most rays a pixel outside a
-convex skull can see it along, plus one; an opening in the bone of 30 degrees of arc (3 cm) costs
-only the last 2 mm of brain before it. A skull opened by surgery
-(craniectomy) leaves the brain near the defect outside by this rule; ``ichseg predict
---keep-outside-skull`` keeps everything there.
+No parameter is fitted to any scan: the HU of cortical bone (> 300 HU, the realism page's rule), a
+reach longer than any adult head's half-width, and the most rays a pixel beside a convex skull can
+see it along, plus one. An opening in the bone of 30 degrees of arc (3 cm; foramina, sutures and a
+thin temporal squama lost to partial volume are smaller) costs only the last 2 mm of brain before
+it. A skull opened by surgery (craniectomy) leaves the brain near the defect outside by this rule;
+``ichseg predict --keep-outside-skull`` keeps everything there.
 
 Computed on a grid of about ``GRID_MM`` pixels (a coarse pixel is bone when any of its pixels is,
 so a thin table is kept), then mapped back to the slice's own pixels.

@@ -419,7 +419,7 @@ def inside_skull_of(vol: Volume) -> np.ndarray:
     from ..data.cavity import inside_skull
     from ..data.slices import axial_slices
 
-    return inside_skull(np.ascontiguousarray(axial_slices(vol.data)), (vol.spacing[1], vol.spacing[0]))
+    return inside_skull(axial_slices(vol.data), (vol.spacing[1], vol.spacing[0]))  # a view: slice by slice
 
 
 def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: torch.Tensor | None,
@@ -433,10 +433,12 @@ def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: t
     from ..data import volume_from_slices
     from ..data.slices import slices_of_file_grid, slices_on_file_grid
 
-    member_voxels = []
-    for i in range(0 if members is None else members.shape[1]):
-        member_voxels.append(sum(int(np.count_nonzero((chunk >= threshold) & (True if keep is None else keep[z0 : z0 + len(chunk)])))
-                                 for z0, chunk in slices_on_file_grid(members[:, i].numpy(), vol, order=1)))
+    def counted(z0: int, chunk: np.ndarray) -> int:
+        hit = chunk >= threshold
+        return int(np.count_nonzero(hit if keep is None else hit & keep[z0 : z0 + len(chunk)]))
+
+    member_voxels = [sum(counted(z0, chunk) for z0, chunk in slices_on_file_grid(members[:, i].numpy(), vol, order=1))
+                     for i in range(0 if members is None else members.shape[1])]
     prob_vol = volume_from_slices(prob.numpy(), vol, order=1)
     outside = None
     if keep is not None:

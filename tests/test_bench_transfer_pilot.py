@@ -100,3 +100,13 @@ def test_round4_arm_trains_with_the_narrow_band_the_skull_base_bench_measures():
     skull = load_bench("skull_base")
     cfg = pilot.arm_config("randomise_band_narrow")["data"]["phantom"]["randomise"]
     assert {k: [float(v) for v in cfg[k]] for k in skull.NARROW_BAND} == skull.NARROW_BAND
+
+
+def test_round4_record_is_what_its_rule_gives_on_its_runs():
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot_round4.json").read_text())
+    rnd = pilot.ROUNDS[4]
+    means = {a: pilot.arm_means({int(s): r for s, r in runs.items()}) for a, runs in record["runs"].items()}
+    assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"])
+    assert pilot.eligible_round2(means, rnd.max_unmarked) == record["eligible"]
+    assert pilot.choose_round2(means, rnd.fallback, rnd.max_unmarked) == record["chosen"]
+    assert record["limits"]["unmarked_max"] == rnd.max_unmarked and record["realct_seed"] == rnd.realct_seed

@@ -215,7 +215,7 @@ def test_predict_samples_as_the_profile_evaluates_and_reports_the_volume(setup, 
     lo, hi = s["hemorrhage_volume_range_ml"]
     assert len(s["ensemble_volumes_ml"]) == 2 and lo == min(s["ensemble_volumes_ml"]) and hi == max(s["ensemble_volumes_ml"])
     assert s["abc2"]["volume_ml"] > 0 and s["abc2"]["c_mm"] <= len(s["slices_with_hemorrhage"]) * 5.0 + 1e-6
-    assert f"{s['hemorrhage_volume_ml']} mL (ensemble range {lo}-{hi} mL, ABC/2 {s['abc2']['volume_ml']} mL)" in line
+    assert f"{s['hemorrhage_volume_ml']} mL (ensemble members {lo}-{hi} mL, ABC/2 {s['abc2']['volume_ml']} mL)" in line
     assert predict(scan, "--checkpoint", setup[0], "--out", out, "--sampler", "dpm-solver++", "--steps", "3") == 0
     ev = json.loads((out / "summary.json").read_text())["evaluate"]
     assert (ev["sampler"], ev["steps"], ev["ensemble"]) == ("dpm-solver++", 3, 2)  # options replace, one each
@@ -297,7 +297,7 @@ def test_preview_and_report_beside_every_prediction(setup, scan, tmp_path):
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
     lo, hi = s["hemorrhage_volume_range_ml"]
-    assert f"{s['hemorrhage_volume_ml']:.1f} mL (range {lo:.1f}-{hi:.1f} mL)" in page
+    assert f"{s['hemorrhage_volume_ml']:.1f} mL (ensemble members {lo:.1f}-{hi:.1f} mL)" in page
     assert f"{s['abc2']['volume_ml']:.1f} mL" in page and "data:image/png;base64," in page
     assert "http" not in page.replace("http-equiv", "")  # needs no network
 

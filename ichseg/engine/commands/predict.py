@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _line(out: Path, s: dict) -> str:
     rng = s.get("hemorrhage_volume_range_ml")
-    spread = f"ensemble range {rng[0]}-{rng[1]} mL, " if rng else ""
+    spread = f"ensemble members {rng[0]}-{rng[1]} mL, " if rng else ""
     outside = s.get("outside_skull_ml")
     left = f"; {outside} mL outside the skull left out" if outside else ""
     return (f"{out}: hemorrhage volume {s['hemorrhage_volume_ml']} mL ({spread}ABC/2 {s['abc2']['volume_ml']} mL) "

@@ -34,15 +34,20 @@ CAVITY_MARGIN_MM = 3.0
 THIRDS = ("lower third (skull base)", "middle third", "upper third (vertex)")
 
 
-def per_slice(pred: np.ndarray, voxel_ml: float, slice_mm: float) -> list[dict]:
-    """False-positive mL per axial slice (axis 2, inferior first) with its height above the first."""
-    return [{"slice": k, "height_mm": round(k * slice_mm, 1), "fp_ml": float(pred[:, :, k].sum() * voxel_ml)}
+def per_slice(pred: np.ndarray, voxel_ml: float, slice_mm: float, kept: np.ndarray | None = None) -> list[dict]:
+    """False-positive mL per axial slice (axis 2, inferior first) with its height above the first;
+    with ``kept`` (what ``ichseg predict`` keeps of ``pred``), that too (``kept_ml``)."""
+    rows = [{"slice": k, "height_mm": round(k * slice_mm, 1), "fp_ml": float(pred[:, :, k].sum() * voxel_ml)}
             for k in range(pred.shape[2])]
+    if kept is not None:
+        for k, r in enumerate(rows):
+            r["kept_ml"] = float(kept[:, :, k].sum() * voxel_ml)
+    return rows
 
 
-def by_third(rows: list[dict]) -> dict[str, float]:
-    """The false-positive mL in the lower, middle and upper third of the head's slices."""
-    parts = np.array_split(np.array([r["fp_ml"] for r in rows]), 3)
+def by_third(rows: list[dict], key: str = "fp_ml") -> dict[str, float]:
+    """The mL (``key`` of each row) in the lower, middle and upper third of the head's slices."""
+    parts = np.array_split(np.array([r[key] for r in rows]), 3)
     return {name: float(p.sum()) for name, p in zip(THIRDS, parts)}
 
 
@@ -126,7 +131,7 @@ def main(argv=None) -> int:
     rule = from_axial_slices(inside_skull_of(vol))
     kept = pred & rule  # what `ichseg predict` keeps by default
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    rows = per_slice(pred, voxel_ml, abs(float(affine[2, 2])))
+    rows = per_slice(pred, voxel_ml, abs(float(affine[2, 2])), kept)
     inside = cranial_cavity(head)
     ckpt = Path(args.checkpoint).resolve()
     record = {"bench": "real_head_negatives", "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt),
@@ -134,7 +139,8 @@ def main(argv=None) -> int:
               "threshold": args.threshold, "evaluate": dict(pr.ecfg.__dict__), "fp_ml": float(pred.sum() * voxel_ml),
               "by_third": by_third(rows), "cavity_margin_mm": CAVITY_MARGIN_MM,
               "outside_cavity_share": outside_share(pred, inside),
-              "predict_keeps_ml": float(kept.sum() * voxel_ml), "slices": rows,
+              "predict_keeps_ml": float(kept.sum() * voxel_ml), "predict_keeps_by_third": by_third(rows, "kept_ml"),
+              "slices": rows,
               "environment": {**environment(torch.device("cpu")), "threads": args.threads,
                               "seconds": round(time.perf_counter() - t0, 1)}}
     atomic_write_json(OUT, record)

@@ -17,6 +17,11 @@ def test_per_slice_heights_and_thirds():
     assert [r["height_mm"] for r in rows] == [0.0, 4.5, 9.0, 13.5, 18.0, 22.5]
     assert rows[0]["fp_ml"] == pytest.approx(0.5) and rows[5]["fp_ml"] == pytest.approx(2.0)
     assert list(neg.by_third(rows).values()) == pytest.approx([0.5, 0.0, 2.0])
+    kept = pred.copy()
+    kept[:, :, 5] = False  # predict's rule drops the top slice's marks
+    rows = neg.per_slice(pred, voxel_ml=0.5, slice_mm=4.5, kept=kept)
+    assert [r["kept_ml"] for r in rows] == pytest.approx([0.5, 0, 0, 0, 0, 0])
+    assert list(neg.by_third(rows, "kept_ml").values()) == pytest.approx([0.5, 0.0, 0.0])
 
 
 def test_outside_share():

@@ -109,3 +109,16 @@ def test_toc_require_any_fails_without_committed_results_and_passes_with_one(tmp
          "nbformat": 4, "nbformat_minor": 5}))
     assert main(["report", "toc", "--book", str(book), "--require-any"]) == 0
     assert main(["report", "toc", "--book", str(book), "--require", "smoke"]) == 2  # the smoke run is not committed
+
+
+def test_a_later_seed_keeps_its_scores_and_drops_its_pictures(tmp_path):
+    from ichseg.report.publish import prune_later_seeds
+
+    for seed in (0, 1):
+        d = tmp_path / f"full-s{seed}" / "bhsd"
+        d.mkdir(parents=True)
+        for name in ("metrics.json", "slices.csv", "qualitative.npz", "worst.npz", "volume.npz"):
+            (d / name).write_text("x")
+        prune_later_seeds(d.parent, seed)
+    assert sorted(p.name for p in (tmp_path / "full-s1" / "bhsd").iterdir()) == ["metrics.json", "slices.csv"]
+    assert len(list((tmp_path / "full-s0" / "bhsd").iterdir())) == 5

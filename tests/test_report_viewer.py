@@ -34,6 +34,25 @@ def test_png_round_trips_the_scaled_values():
     assert px.tolist() == [[0, 128], [255, 255]]  # clipped at vmax
 
 
+def test_overlays_are_stored_in_a_few_levels_and_so_small():
+    from PIL import Image
+
+    from ichseg.report.viewer import OVERLAY_LEVELS
+
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - 30) ** 2 + (xx - 24) ** 2) / 200.0)  # an ensemble mean: a bleed, and faint
+    prob = np.clip(blob + 0.02 * np.random.default_rng(0).random((64, 64)), 0, 1)  # noise in every pixel
+    fine, coarse = png_data_url(prob), png_data_url(prob, levels=OVERLAY_LEVELS)
+    px = np.asarray(Image.open(io.BytesIO(base64.b64decode(coarse.split(",", 1)[1]))), dtype=float) / 255
+    assert len(np.unique(px)) <= OVERLAY_LEVELS + 1
+    assert np.abs(px - prob).max() <= 0.5 / OVERLAY_LEVELS + 1 / 255  # the nearest level
+    assert len(coarse) < len(fine) / 2
+    payload = viewer_payload({"bhsd": {"full": _items([1], 0.51)}})
+    layer = payload["slices"][0]["layers"]["full"]
+    value = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer.split(",", 1)[1]))))[0, 0]
+    assert value == round(round(0.51 * OVERLAY_LEVELS) / OVERLAY_LEVELS * 255)  # the payload's overlays use it
+
+
 def test_payload_keeps_only_slices_every_model_shares():
     payload = viewer_payload({"instance2022": {"full": _items([3, 5, 7], 0.9), "unet": _items([5, 7, 9], 0.4)},
                               "bhsd": {"full": _items([1], 0.2)}})

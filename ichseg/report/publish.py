@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..utils import atomic_write_bytes, atomic_write_text
-from ..utils.layout import QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME
+from ..utils.layout import QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, WORST
 from .collect import load_study
 
 SIGNIFICANT = "%.6g"
@@ -43,6 +43,15 @@ def _prune_viewer_volumes(study) -> None:
             continue
         for ds in run["metrics"]:
             (run["eval_dir"] / ds / VIEWER_VOLUME).unlink(missing_ok=True)
+
+
+def prune_later_seeds(eval_dir: Path, seed: int, first: int = 0) -> None:
+    """Fig. 3, the gallery and the viewer show each model's first seed only: a later seed's
+    evaluation keeps its scores (``metrics.json``, ``slices.csv``) and drops its pictures."""
+    if int(seed) != int(first):
+        for name in (QUALITATIVE, WORST, VIEWER_VOLUME):
+            for f in Path(eval_dir).glob(f"*/{name}"):
+                f.unlink()
 
 
 def compact_qualitative(path: Path) -> None:
@@ -109,6 +118,8 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     """Compact every evaluation and executed notebook of a consistent study folder; returns the
     number of files and their size in bytes before and after (``before``, ``after``)."""
     study = load_study(results_dir)  # refuses stale or incomplete results: compact what the book shows
+    for run in study.runs:
+        prune_later_seeds(run["eval_dir"], run["seed"], study.seeds[0])
     files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
              for name in (QUALITATIVE, SLICE_SCORES)]
     files = [f for f in files if f.is_file()]
@@ -130,4 +141,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]
+__all__ = ["prune_later_seeds", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]

@@ -110,3 +110,34 @@ def test_round4_record_is_what_its_rule_gives_on_its_runs():
     assert pilot.eligible_round2(means, rnd.max_unmarked) == record["eligible"]
     assert pilot.choose_round2(means, rnd.fallback, rnd.max_unmarked) == record["chosen"]
     assert record["limits"]["unmarked_max"] == rnd.max_unmarked and record["realct_seed"] == rnd.realct_seed
+
+
+def test_round5_challenger_replaces_the_shipped_recipe_only_when_better_and_no_worse_elsewhere():
+    rnd = pilot.ROUNDS[5]
+    assert (rnd.fallback, rnd.challenger) == ("randomise_band", "randomise_band_lite0")
+    assert rnd.realct_seed not in {r.realct_seed for k, r in pilot.ROUNDS.items() if k != 5} | {0}
+    cell = {"J2K|epidural": 0.5}
+    shipped = pilot.arm_means({0: _run4(0.65, 0.30, 0.0, cell), 1: _run4(0.65, 0.30, 0.0, cell)})
+
+    def lite0(**kw):
+        v = {"val": 0.66, "real": 0.35, "mm2": 0.0, "unmarked": 0.5} | kw
+        return pilot.arm_means({0: _run4(v["val"], v["real"], v["mm2"], {"J2K|epidural": v["unmarked"]})})
+
+    def choose(challenger):
+        return pilot.choose_challenger({"randomise_band": shipped, "randomise_band_lite0": challenger},
+                                       rnd.fallback, rnd.challenger)
+
+    assert choose(lite0()) == "randomise_band_lite0"
+    assert choose(lite0(real=0.315)) == "randomise_band"  # not more than CHALLENGER_GAIN better on real slices
+    assert choose(lite0(val=0.63)) == "randomise_band"  # loses more than TIE on plain validation
+    assert choose(lite0(mm2=40.0)) == "randomise_band"  # over-calls the untouched real slice
+    assert choose(lite0(unmarked=0.75)) == "randomise_band"  # leaves more of a subtype unmarked
+
+
+def test_round5_challenger_is_the_evidence_lite0_network_on_the_shipped_data_recipe():
+    shipped, lite0 = pilot.arm_config("randomise_band"), pilot.arm_config("randomise_band_lite0", seed=1)
+    assert lite0["data"] == shipped["data"]  # the same cohort, so the same validation patients
+    assert (lite0["profile"], lite0["method"], lite0["train"]["iterations"], lite0["train"]["seed"]) == \
+        ("evidence", "full_lite0", 2000, 1)
+    assert (shipped["profile"], shipped["method"], shipped["train"]["iterations"]) == ("cpu", "full", pilot.ITERATIONS)
+    assert pilot.ROUNDS[1].arms == ("plain", "randomise", "randomise_context1")  # round 1 as it ran

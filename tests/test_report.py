@@ -408,6 +408,8 @@ def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_s
               "slices": report.slices_table(study), "q": report.qualitative(study, "instance2022")}
     npz = sorted(root.glob("eval/*-s0/*/qualitative.npz"))  # the first seed's: a later seed's are dropped
     npz_bytes = sum(f.stat().st_size for f in npz)
+    tables = sorted(root.rglob("slices.csv"))
+    table_bytes = sum(f.stat().st_size for f in tables)
     assert len(npz) < len(list(root.rglob("qualitative.npz")))
     assert cli_main(["report", "compact", str(root)]) == 0
     assert "MB ->" in capsys.readouterr().out
@@ -423,10 +425,13 @@ def test_report_compact_shrinks_the_evaluations_and_changes_no_number_the_book_s
     plt.close(report.qualitative_figure(q, "instance2022"))
     assert sum(f.stat().st_size for f in npz) < 0.75 * npz_bytes
     assert sorted(root.rglob("qualitative.npz")) == npz
+    gz = sorted(root.rglob("slices.csv.gz"))  # every per-slice table stored gzipped, none left plain
+    assert [f.with_suffix("") for f in gz] == tables and not list(root.rglob("slices.csv"))
+    assert sum(f.stat().st_size for f in gz) < 0.5 * table_bytes
     files = sorted(root.rglob("eval/*/*/*"))
-    sizes = [f.stat().st_size for f in files]
-    assert cli_main(["report", "compact", str(root)]) == 0  # idempotent
-    assert [f.stat().st_size for f in files] == sizes
+    contents = [f.read_bytes() for f in files]
+    assert cli_main(["report", "compact", str(root)]) == 0  # idempotent, to the byte (no time in the gzip header)
+    assert sorted(root.rglob("eval/*/*/*")) == files and [f.read_bytes() for f in files] == contents
 
 
 def test_report_compact_stores_notebook_figures_with_a_palette_once(tmp_path):

@@ -36,6 +36,9 @@ from ..utils.layout import (QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, WORST, met
                             run_config_path, run_info_path, train_log_path)
 from ..utils.stamps import STAMPS_DIR, STUDY_FILE, TIMINGS_FILE, read_stamp, study_stamp
 
+#: a per-slice table as ``ichseg report compact`` stores it: gzip of the six-digit CSV, ~6x smaller
+SLICE_SCORES_GZ = SLICE_SCORES + ".gz"
+
 if TYPE_CHECKING:  # the engine imports torch: a book page that only reads tables must not wait for it
     from ..engine.worst import WorstSlices
 
@@ -214,12 +217,19 @@ def curves_table(study: Study) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "seed", "iteration"])
 
 
+def slice_scores_path(eval_dataset_dir: Path) -> Path:
+    """An evaluation's per-slice table: ``slices.csv`` as the evaluation wrote it, or
+    ``slices.csv.gz`` once ``ichseg report compact`` has stored it (``publish.compact_slices``)."""
+    gz = Path(eval_dataset_dir) / SLICE_SCORES_GZ
+    return gz if gz.is_file() else Path(eval_dataset_dir) / SLICE_SCORES
+
+
 def slices_table(study: Study) -> pd.DataFrame:
     """Every evaluation's per-slice scores stacked, with method, seed and dataset columns."""
     frames = []
     for run in study.runs:
         for ds in run["metrics"]:
-            t = pd.read_csv(run["eval_dir"] / ds / SLICE_SCORES)
+            t = pd.read_csv(slice_scores_path(run["eval_dir"] / ds))
             t.insert(0, "dataset", ds)
             t.insert(0, "seed", int(run["seed"]))
             t.insert(0, "method", run["method"])

@@ -5,8 +5,9 @@ qualitative figure (Fig. 3) as float32. At 128² one evaluation's ``qualitative.
 300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 on a grid of
 1/2048 (their values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at
 8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground
-truth as uint8, and writes ``slices.csv`` with six significant digits (every table and claim of
-the book rounds far coarser). Runs the book does not draw in Fig. 3 keep their arrays too. The
+truth as uint8, and stores ``slices.csv`` with six significant digits (every table and claim of
+the book rounds far coarser) as ``slices.csv.gz`` (the per-slice tables of a pass were a third of
+its committed bytes; gzip keeps a sixth; ``collect.slice_scores_path`` reads either). Runs the book does not draw in Fig. 3 keep their arrays too. The
 executed notebooks' figures (PNG) are re-encoded with a palette of 256 colours, which matplotlib's
 flat colours, grey CT windows and colour maps fit (about half the bytes at 128²); a figure is
 replaced only when that saves a tenth. The viewer's whole test volumes (``volume.npz``) are kept for the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import io
 import json
 from pathlib import Path
@@ -27,7 +29,7 @@ import pandas as pd
 
 from ..utils import atomic_write_bytes, atomic_write_text
 from ..utils.layout import QUALITATIVE, SLICE_SCORES, VIEWER_VOLUME, WORST
-from .collect import load_study
+from .collect import SLICE_SCORES_GZ, load_study, slice_scores_path
 
 SIGNIFICANT = "%.6g"
 GRID = 2048  # figure maps are rounded to multiples of 1/GRID (within 2.5e-4; they are drawn at 8 bits)
@@ -73,14 +75,20 @@ def compact_qualitative(path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def compact_slices(path: Path) -> None:
-    """Rewrite one ``slices.csv`` with ``SIGNIFICANT`` digits for its floating columns."""
+def compact_slices(path: Path) -> Path:
+    """Store one per-slice table (``slices.csv``, or its ``.gz`` again) as ``slices.csv.gz`` with
+    ``SIGNIFICANT`` digits for its floating columns, then remove the plain file; returns the new path.
+    The gzip header carries no time, so the same table gives the same bytes."""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"patient": str})
     for col in table.select_dtypes("float").columns:  # counts read back as float beside empty cells stay whole
         values = table[col].dropna()
         if len(values) and (values % 1 == 0).all():
             table[col] = table[col].astype("Int64")
-    atomic_write_text(path, table.to_csv(index=False, float_format=SIGNIFICANT))
+    out = path.parent / SLICE_SCORES_GZ
+    text = table.to_csv(index=False, float_format=SIGNIFICANT).encode("utf-8")
+    atomic_write_bytes(out, gzip.compress(text, compresslevel=9, mtime=0))
+    (path.parent / SLICE_SCORES).unlink(missing_ok=True)
+    return out
 
 
 def compact_png(data: bytes, keep: float = 0.9) -> bytes:
@@ -120,15 +128,20 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     study = load_study(results_dir)  # refuses stale or incomplete results: compact what the book shows
     for run in study.runs:
         prune_later_seeds(run["eval_dir"], run["seed"], study.seeds[0])
-    files = [run["eval_dir"] / ds / name for run in study.runs for ds in run["metrics"]
-             for name in (QUALITATIVE, SLICE_SCORES)]
+    files = [run["eval_dir"] / ds / QUALITATIVE for run in study.runs for ds in run["metrics"]]
     files = [f for f in files if f.is_file()]
+    files += [slice_scores_path(run["eval_dir"] / ds) for run in study.runs for ds in run["metrics"]]
     _prune_viewer_volumes(study)
     files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
     before = sum(f.stat().st_size for f in files)
+    after = 0
     for f in files:
-        {QUALITATIVE: compact_qualitative, SLICE_SCORES: compact_slices}.get(f.name, compact_notebook)(f)
-    return {"files": len(files), "before": before, "after": sum(f.stat().st_size for f in files)}
+        if f.name in (SLICE_SCORES, SLICE_SCORES_GZ):
+            f = compact_slices(f)
+        else:
+            {QUALITATIVE: compact_qualitative}.get(f.name, compact_notebook)(f)
+        after += f.stat().st_size
+    return {"files": len(files), "before": before, "after": after}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -141,3 +141,15 @@ def test_round5_challenger_is_the_evidence_lite0_network_on_the_shipped_data_rec
         ("evidence", "full_lite0", 2000, 1)
     assert (shipped["profile"], shipped["method"], shipped["train"]["iterations"]) == ("cpu", "full", pilot.ITERATIONS)
     assert pilot.ROUNDS[1].arms == ("plain", "randomise", "randomise_context1")  # round 1 as it ran
+
+
+def test_round6_tests_the_budget_alone_under_round5s_rule():
+    rnd = pilot.ROUNDS[6]
+    assert (rnd.fallback, rnd.challenger) == ("randomise_band", "randomise_band_long")
+    assert rnd.realct_seed not in {r.realct_seed for k, r in pilot.ROUNDS.items() if k != 6} | {0}
+    assert rnd.rule == pilot.ROUNDS[5].rule.replace("randomise_band_lite0", "randomise_band_long")
+    shipped, long = pilot.arm_config("randomise_band"), pilot.arm_config("randomise_band_long", seed=1)
+    assert long["train"]["iterations"] == 2 * shipped["train"]["iterations"] == 6000
+    for cfg in (shipped, long):  # everything else as the shipped run's
+        cfg["train"].pop("iterations"), cfg["train"].pop("seed")
+    assert long == shipped

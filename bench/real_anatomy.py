@@ -16,6 +16,7 @@ All cases come from one head, so they are one cluster: no interval here holds te
 
     .venv/bin/python bench/real_anatomy.py [--checkpoint results/cpu/model/full.pt] [--threads 1]
         [--steps K --ensemble N]   # other sampling than predict's default
+        [--keep-outside-skull | --also-kept]   # predict's inside-the-skull rule off, or also scored without it
         [--in-domain data/prepared/instance2022/<hash>]
 
 ``--in-domain``: the same checkpoint with the same sampling on the test split of a prepared synthetic
@@ -51,21 +52,15 @@ def _volume(hu: np.ndarray, affine: np.ndarray, name: str):
     return Volume(Path(name), hu.astype(np.float32), affine, affine, tuple(hu.shape), ornt, spacing)
 
 
-def predict_probability(model, diffusion, cfg, vol, ecfg, device) -> np.ndarray:
-    """``ichseg predict``'s probability on the scan's own grid (without writing files)."""
-    import torch
+def predict_probability(pr, vol) -> np.ndarray:
+    """``ichseg predict``'s probability on the scan's own grid (without writing files): the
+    ``Predictor``'s own preparation, sampling and mapping back, kept inside the skull unless it was
+    loaded with ``inside_skull=False``."""
+    from ichseg.engine.predict import _on_scan_grid, inside_skull_of
 
-    from ichseg.data import PrepConfig, preprocess_volume, volume_from_slices
-    from ichseg.engine.devices import inference_amp
-    from ichseg.engine.inference import segment
-
-    prep = PrepConfig.from_dict(dict(cfg.get("data", {}).get("prep") or {}))
-    slices = torch.from_numpy(preprocess_volume(vol, prep))
-    gen = torch.Generator(device=device).manual_seed(ecfg.seed)
-    prob, _ = segment(model, diffusion, slices, sampler=ecfg.sampler, steps=None if ecfg.sampler == "ddpm" else ecfg.steps,
-                      eta=ecfg.eta, ensemble=ecfg.ensemble, batch_slices=ecfg.batch_slices, generator=gen, device=device,
-                      amp=inference_amp(device, cfg["train"].get("amp", "none")))
-    return volume_from_slices(prob.numpy(), vol, order=1).astype(np.float32)
+    prob, unc, _ = pr.segment(pr.slices(vol, vol.path), vol.path.name)
+    keep = inside_skull_of(vol) if pr.inside_skull else None
+    return _on_scan_grid(vol, prob, unc, None, pr.threshold, keep)["probability"].astype(np.float32)
 
 
 def score_case(pred: np.ndarray, gt: np.ndarray, voxel_ml: float) -> dict:
@@ -84,15 +79,14 @@ def score_case(pred: np.ndarray, gt: np.ndarray, voxel_ml: float) -> dict:
 
 
 def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, device: str = "cpu",
-            overrides: dict | None = None) -> dict:
+            overrides: dict | None = None, inside_skull: bool = True) -> dict:
     """Every case of the real whole-head set scored with ``checkpoint`` (sampling: predict's default,
     ``overrides`` replacing settings); returns per-case rows and the summary per subtype and size class."""
     from ichseg.data import invesalius, realvolume
     from ichseg.engine.predict import Predictor
 
     # the model, its configuration and the sampling settings exactly as `ichseg predict` loads them
-    pr = Predictor.load(checkpoint, overrides or {}, device=device, progress=False)
-    model, diffusion, cfg, ecfg, dev = pr.model, pr.diffusion, pr.cfg, pr.ecfg, pr.device
+    pr = Predictor.load(checkpoint, overrides or {}, device=device, progress=False, inside_skull=inside_skull)
     head = invesalius.read_cranium()
     clean, aff = realvolume.clean_volume(head)
     cases = [("clean", "", clean, np.zeros(clean.shape, bool), aff)]
@@ -100,13 +94,14 @@ def measure(checkpoint: str | Path, seed: int = 0, threshold: float = 0.5, devic
     rows = []
     for name, sub, hu, gt, affine in cases:
         t0 = time.perf_counter()
-        prob = predict_probability(model, diffusion, cfg, _volume(hu, affine, name), ecfg, dev)
+        prob = predict_probability(pr, _volume(hu, affine, name))
         voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
         row = {"case": name, "subtype": sub, "slices": int(hu.shape[2]),
                **score_case(prob >= threshold, gt, voxel_ml), "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "slice_dice"}), flush=True)
-    return {"checkpoint": str(checkpoint), "evaluate": ecfg.__dict__, "threshold": threshold, "seed": seed,
+    return {"checkpoint": str(checkpoint), "evaluate": pr.ecfg.__dict__, "threshold": threshold, "seed": seed,
+            "inside_skull": inside_skull,
             "cases": rows, "summary": summarise(rows)}
 
 
@@ -153,6 +148,10 @@ def main(argv=None) -> int:
     ap.add_argument("--ensemble", type=int, default=None, help="samples a slice (default: predict's)")
     ap.add_argument("--in-domain", type=Path, default=None, metavar="PREPARED",
                     help="also score the test split of this prepared synthetic cohort with the same sampling")
+    ap.add_argument("--keep-outside-skull", action="store_true",
+                    help="as `ichseg predict --keep-outside-skull`: score everything the model marks")
+    ap.add_argument("--also-kept", action="store_true",
+                    help="also score with everything kept and record that summary beside (``kept_outside_skull``)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "real_anatomy.json"))
     args = ap.parse_args(argv)
     import platform
@@ -163,7 +162,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    res = measure(args.checkpoint, seed=args.seed, overrides={"steps": args.steps, "ensemble": args.ensemble})
+    sampling = {"steps": args.steps, "ensemble": args.ensemble}
+    res = measure(args.checkpoint, seed=args.seed, overrides=sampling, inside_skull=not args.keep_outside_skull)
+    if args.also_kept and not args.keep_outside_skull:
+        res["kept_outside_skull"] = measure(args.checkpoint, seed=args.seed, overrides=sampling, inside_skull=False)["summary"]
     ckpt = Path(args.checkpoint).resolve()
     res = {"bench": "real_anatomy",
            "what": f"{ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt} on the real whole-head CT "

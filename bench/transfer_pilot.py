@@ -29,11 +29,48 @@ Two rounds, each rule written and committed before its runs (``ROUNDS``):
   numbers; the new training seeds and the new inserts are what make round 2 a test and not a
   restatement. ``randomise_context1`` is left out: in round 1 it lost to ``randomise`` on (b) and (c),
   and ``ichseg predict`` reads one slice per channel.
+- **Round 3** (round 2's rule, runs, seeds and inserts, and one arm more: ``randomise_band``, the
+  randomised recipe with the skull-base bone band, ``randomise.bone_band_hu: [0, 40]``). Round 2's
+  false positives sat beside the bone of the skull base, where real brain reads brighter than deep
+  brain and the generator had a dark CSF rim (``bench/skull_base.py``); the band's range was set
+  looking at that table, which is computed on the same untouched real slice the rule's false-positive
+  term reads, so that term is optimistic for this arm. The real whole head, never used to design or
+  choose, is where it is judged (``bench/real_anatomy.py``, after the choice).
+- **Round 4** (fresh inserts seeded 3000, 12 per slice; the shipped recipe ``randomise_band``, its
+  seed-0 and seed-1 runs re-scored, against ``randomise_band_narrow``, the band confined to 1-2.5 mm
+  from bone and up to 60 HU, so its median 1.5-3 mm from bone stays where round 3's was; seeds 0 and 1
+  new). Round 3's band left three quarters of the epidural inserts at the skull base unmarked
+  (``bench/transfer_gap.py``): brightening up to 5 mm beside bone taught the model that a bright lens
+  there is normal, while the real median excess lies within 3 mm of bone (``bench/skull_base.py``;
+  both on design data). Round 2's rule plus one term: an arm is eligible
+  only if no real slice leaves more than ``MAX_UNMARKED`` of one subtype's inserts unmarked (seeds
+  pooled); none eligible: the shipped recipe stays.
+- **Round 5** (fresh inserts seeded 4000, 12 per slice; the shipped recipe's seed-0 and seed-1 runs
+  re-scored, against ``randomise_band_lite0``: the same data recipe on the ``evidence`` profile's
+  ``full_lite0`` network, its ImageNet EfficientNet-Lite0 condition trunk and six-level diffusion
+  U-Net at that profile's settings and budget, 2,000 iterations; seeds 0 and 1 new). Rounds 2-4
+  changed the data; the network stayed the ``cpu`` profile's, whose diffusion U-Net holds 2 % of its
+  parameters, and the shipped recipe reaches 0.65 lesion-slice Dice on plain validation patients
+  (round 4): a model that misses a third of the lesion pixels in its own domain cannot do better on
+  real anatomy. Lite0 rather than the ResNet18 ``full``: its trunk is pretrained (the paper's
+  argument for a data-scarce regime) and its condition branch costs a third of ResNet18's FLOPs. A challenger
+  rule, written before the runs: the challenger replaces the shipped recipe only if, in means over
+  its two seeds, its real-slice lesion Dice is more than ``CHALLENGER_GAIN`` above the shipped
+  recipe's, its plain-validation Dice at most ``TIE`` below, it marks at most ``FP_MM2_MAX`` on the
+  untouched real slice, and its worst (image, subtype) unmarked share is no higher; otherwise the
+  shipped recipe stays. Speed is not in the rule: ``bench/predict_steps.py`` sets the chosen model's
+  sampler afterwards, on validation.
+- **Round 6** (fresh inserts seeded 5000, 12 per slice; the shipped recipe's seed-0 and seed-1 runs
+  re-scored, against ``randomise_band_long``: the same recipe and network trained 6,000 iterations
+  instead of 3,000, seeds 0 and 1 new; round 5's challenger rule). The shipped runs' own-cohort
+  validation Dice still rose over their last thousand iterations (0.44 to 0.48, seed 0's training
+  log), and round 5's bigger network fell behind at its shorter budget: the budget, not the network
+  or the data, is what this round tests.
 
     .venv/bin/python bench/transfer_pilot.py --round 2 [--only plain randomise] [--out bench/out/transfer_pilot]
 
 Resumable (each run continues from its last checkpoint); writes ``bench/measured/transfer_pilot.json``
-(round 1) or ``transfer_pilot_round2.json`` once every run of the round has finished.
+(round 1) or ``transfer_pilot_round<N>.json`` once every run of the round has finished.
 """
 
 from __future__ import annotations
@@ -61,10 +98,23 @@ from ichseg.utils import atomic_write_json  # noqa: E402
 MEASURED = ROOT / "bench" / "measured"
 FIGURE = ROOT / "book" / "images" / "transfer_untouched.png"
 ARMS = {"plain": [], "randomise": ["data.phantom.randomise={}"],
-        "randomise_context1": ["data.phantom.randomise={}", "data.prep.context=1"]}
+        "randomise_context1": ["data.phantom.randomise={}", "data.prep.context=1"],
+        "randomise_band": ["data.phantom.randomise={bone_band_hu: [0, 40]}"],
+        "randomise_band_narrow": ["data.phantom.randomise={bone_band_hu: [0, 60], bone_band_mm: [1.0, 2.5]}"],
+        "randomise_band_lite0": ["data.phantom.randomise={bone_band_hu: [0, 40]}"],
+        "randomise_band_long": ["data.phantom.randomise={bone_band_hu: [0, 40]}"]}
 ITERATIONS = 3000
+#: arms on another profile's network: (profile, method, iterations), at that profile's settings
+ARM_NETWORKS = {"randomise_band_lite0": ("evidence", "full_lite0", 2000), "randomise_band_long": ("cpu", "full", 6000)}
+CHALLENGER_GAIN = 0.02  # round 5: the real-slice lesion Dice a challenger must add
 DICE_MARGIN, TIE = 0.03, 0.01  # round 1
 FP_MM2_MAX, IN_DOMAIN_FLOOR = 30.0, 0.5  # round 2
+MAX_UNMARKED = 0.5  # round 4: no real slice may lose more than half of one subtype's inserts
+
+
+RULE2 = (f"means over seeds; eligible: <= {FP_MM2_MAX:g} mm2 marked on the untouched real slice and plain-"
+         f"validation lesion-slice Dice >= {IN_DOMAIN_FLOOR}; among eligible the highest real-slice lesion "
+         f"Dice, ties within {TIE}: the simpler; none eligible: plain")
 
 
 @dataclass(frozen=True)
@@ -75,23 +125,44 @@ class Round:
     draws: int
     record: str
     rule: str
+    fallback: str = "plain"  # chosen when no arm is eligible
+    max_unmarked: float | None = None  # round 4's term (``unmarked_shares``)
+    challenger: str | None = None  # round 5: the one arm that may replace ``fallback`` (``choose_challenger``)
 
 
 ROUNDS = {
-    1: Round(tuple(ARMS), (0,), 1000, 6, "transfer_pilot.json",
+    1: Round(("plain", "randomise", "randomise_context1"), (0,), 1000, 6, "transfer_pilot.json",
              f"highest real-slice lesion Dice among arms within {DICE_MARGIN} of plain on plain validation; "
              f"ties within {TIE}: the simpler"),
-    2: Round(("plain", "randomise"), (0, 1), 2000, 12, "transfer_pilot_round2.json",
-             f"means over seeds; eligible: <= {FP_MM2_MAX:g} mm2 marked on the untouched real slice and plain-"
-             f"validation lesion-slice Dice >= {IN_DOMAIN_FLOOR}; among eligible the highest real-slice lesion "
-             f"Dice, ties within {TIE}: the simpler; none eligible: plain"),
+    2: Round(("plain", "randomise"), (0, 1), 2000, 12, "transfer_pilot_round2.json", RULE2),
+    3: Round(("plain", "randomise", "randomise_band"), (0, 1), 2000, 12, "transfer_pilot_round3.json", RULE2),
+    4: Round(("randomise_band", "randomise_band_narrow"), (0, 1), 3000, 12, "transfer_pilot_round4.json",
+             RULE2.replace("; none eligible: plain", f"; also eligible only if no real slice leaves more than "
+                           f"{MAX_UNMARKED:.0%} of one subtype's inserts unmarked (seeds pooled); none eligible: "
+                           "randomise_band (the shipped recipe) stays"),
+             fallback="randomise_band", max_unmarked=MAX_UNMARKED),
+    5: Round(("randomise_band", "randomise_band_lite0"), (0, 1), 4000, 12, "transfer_pilot_round5.json",
+             f"means over seeds; randomise_band_lite0 replaces randomise_band (the shipped recipe) only if its "
+             f"real-slice lesion Dice is more than {CHALLENGER_GAIN} higher, its plain-validation lesion-slice Dice "
+             f"at most {TIE} lower, it marks <= {FP_MM2_MAX:g} mm2 on the untouched real slice, and its most "
+             f"unmarked (image, subtype) share is no higher; otherwise randomise_band stays",
+             fallback="randomise_band", challenger="randomise_band_lite0"),
+    6: Round(("randomise_band", "randomise_band_long"), (0, 1), 5000, 12, "transfer_pilot_round6.json",
+             f"means over seeds; randomise_band_long replaces randomise_band (the shipped recipe) only if its "
+             f"real-slice lesion Dice is more than {CHALLENGER_GAIN} higher, its plain-validation lesion-slice Dice "
+             f"at most {TIE} lower, it marks <= {FP_MM2_MAX:g} mm2 on the untouched real slice, and its most "
+             f"unmarked (image, subtype) share is no higher; otherwise randomise_band stays",
+             fallback="randomise_band", challenger="randomise_band_long"),
 }
 
 
 def arm_config(arm: str, seed: int = 0) -> dict:
-    base = load_profile("cpu")
+    """An arm's run config: the ``cpu`` profile's full model for ``ITERATIONS`` with the arm's data
+    overrides, or the network ``ARM_NETWORKS`` names at its own profile's settings."""
+    profile, method, iterations = ARM_NETWORKS.get(arm, ("cpu", "full", ITERATIONS))
+    base = load_profile(profile)
     _, overrides = study_methods(base)
-    return resolve_run_config(base, "full", overrides["full"] + ARMS[arm], iterations=ITERATIONS, seed=seed)
+    return resolve_run_config(base, method, overrides[method] + ARMS[arm], iterations=iterations, seed=seed)
 
 
 def run_dir_of(out: Path, arm: str, seed: int) -> Path:
@@ -128,6 +199,14 @@ def scores(eval_dir: Path) -> dict:
     return out
 
 
+def unmarked_shares(eval_dir: Path) -> dict[str, float]:
+    """Per real image and subtype (``image|subtype``): the share of its lesion slices on which
+    nothing at all was marked."""
+    t = pd.read_csv(eval_dir / "slices.csv", keep_default_na=False, na_values=[""])
+    pos = t[t.positive == 1]
+    return {f"{image}|{sub}": float((g.pred_pixels == 0).mean()) for (image, sub), g in pos.groupby(["patient", "subtype"])}
+
+
 def real_eval_name(rnd: Round) -> str:
     """A run's evaluation folder for the round's real slices (round 1's kept its first name)."""
     return "real_slices" if rnd.realct_seed == ROUNDS[1].realct_seed else f"real_slices_s{rnd.realct_seed}"
@@ -153,6 +232,8 @@ def score_run(cfg: dict, run_dir: Path, plain_dir: Path, real_root: Path, rnd: R
         if not (ev / "metrics.json").exists():
             evaluate_checkpoint(ckpt, prepared, ev, ecfg, dataset=name, split=split, device="cpu", progress=False)
         res[name] = scores(ev)
+        if name == "real_slices":
+            res[name]["unmarked"] = unmarked_shares(ev)
     return res
 
 
@@ -164,24 +245,41 @@ def choose_round1(results: dict) -> str:
 
 
 def arm_means(runs: dict[int, dict]) -> dict:
-    """Round 2's per-arm scores: the mean over its seeds' runs."""
-    return {"val_plain_dice": mean(r["val_plain"]["lesion_slice_dice"] for r in runs.values()),
-            "real_dice": mean(r["real_slices"]["lesion_slice_dice"] for r in runs.values()),
-            "untouched_mm2": mean(r["real_slices"]["negative_pred_mm2_mean"] for r in runs.values())}
+    """Round 2's per-arm scores: the mean over its seeds' runs; with round 4's term, the most
+    unmarked of any (image, subtype) cell, its share pooled over seeds (same inserts per seed)."""
+    out = {"val_plain_dice": mean(r["val_plain"]["lesion_slice_dice"] for r in runs.values()),
+           "real_dice": mean(r["real_slices"]["lesion_slice_dice"] for r in runs.values()),
+           "untouched_mm2": mean(r["real_slices"]["negative_pred_mm2_mean"] for r in runs.values())}
+    if all("unmarked" in r["real_slices"] for r in runs.values()):
+        cells = set().union(*(r["real_slices"]["unmarked"] for r in runs.values()))
+        out["unmarked_max"] = max(mean(r["real_slices"]["unmarked"].get(c, 0.0) for r in runs.values()) for c in cells)
+    return out
 
 
-def eligible_round2(means: dict[str, dict]) -> list[str]:
-    """The arms round 2 may choose (module docstring), in order of simplicity."""
-    return [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR]
+def eligible_round2(means: dict[str, dict], max_unmarked: float | None = None) -> list[str]:
+    """The arms round 2 may choose (module docstring), in order of simplicity; ``max_unmarked``:
+    round 4's term as well."""
+    return [a for a, m in means.items() if m["untouched_mm2"] <= FP_MM2_MAX and m["val_plain_dice"] >= IN_DOMAIN_FLOOR
+            and (max_unmarked is None or m["unmarked_max"] <= max_unmarked)]
 
 
-def choose_round2(means: dict[str, dict]) -> str:
-    """The round-2 rule (module docstring): arms in order of simplicity, ``means`` from ``arm_means``."""
-    ok = eligible_round2(means)
+def choose_round2(means: dict[str, dict], fallback: str = "plain", max_unmarked: float | None = None) -> str:
+    """The round-2 rule (module docstring): arms in order of simplicity, ``means`` from ``arm_means``;
+    ``fallback`` when none is eligible."""
+    ok = eligible_round2(means, max_unmarked)
     if not ok:
-        return "plain"
+        return fallback
     best = max(means[a]["real_dice"] for a in ok)
     return next(a for a in ok if means[a]["real_dice"] >= best - TIE)
+
+
+def choose_challenger(means: dict[str, dict], incumbent: str, challenger: str) -> str:
+    """Round 5's rule (module docstring): ``challenger`` when it beats ``incumbent`` on the real
+    slices by more than ``CHALLENGER_GAIN`` and is no worse on any other term; else ``incumbent``."""
+    inc, new = means[incumbent], means[challenger]
+    ok = (new["real_dice"] > inc["real_dice"] + CHALLENGER_GAIN and new["val_plain_dice"] >= inc["val_plain_dice"] - TIE
+          and new["untouched_mm2"] <= FP_MM2_MAX and new["unmarked_max"] <= inc["unmarked_max"])
+    return challenger if ok else incumbent
 
 
 def untouched_figure(out: Path, rnd: Round, path: Path = FIGURE) -> Path:
@@ -256,19 +354,25 @@ def main(argv=None) -> int:
     if args.round == 1:
         rec["arms"] = {a: runs[0] for a, runs in results.items()}
         rec["chosen"] = choose_round1(rec["arms"])
-    else:
+    else:  # rounds 2 to 5
         rec["runs"] = {a: {str(s): r for s, r in runs.items()} for a, runs in results.items()}
         rec["means"] = {a: arm_means(runs) for a, runs in results.items()}
         rec["limits"] = {"untouched_mm2_max": FP_MM2_MAX, "val_plain_dice_min": IN_DOMAIN_FLOOR}
-        rec["eligible"] = eligible_round2(rec["means"])
-        rec["chosen"] = choose_round2(rec["means"])
+        if rnd.max_unmarked is not None:
+            rec["limits"]["unmarked_max"] = rnd.max_unmarked
+        if rnd.challenger:
+            rec["chosen"] = choose_challenger(rec["means"], rnd.fallback, rnd.challenger)
+        else:
+            rec["eligible"] = eligible_round2(rec["means"], rnd.max_unmarked)
+            rec["chosen"] = choose_round2(rec["means"], rnd.fallback, rnd.max_unmarked)
     from ichseg.engine.provenance import environment
 
     rec["environment"] = environment(torch.device("cpu"))
     atomic_write_json(MEASURED / rnd.record, rec)
     print(f"chosen: {rec['chosen']}; wrote {MEASURED / rnd.record}")
-    if args.round == 2:
-        print(f"wrote {untouched_figure(args.out, rnd)}")
+    if args.round >= 2:
+        figure = FIGURE if args.round == 2 else FIGURE.with_name(f"transfer_untouched_round{args.round}.png")
+        print(f"wrote {untouched_figure(args.out, rnd, figure)}")
     return 0
 
 

@@ -67,10 +67,10 @@ def test_readme_example_segments_the_hemorrhage(tmp_path, monkeypatch, capsys):
     assert dice >= 0.5, f"3D Dice {dice:.2f} of the committed model on the README's demo scan"
     assert summary["hemorrhage_volume_ml"] > 0
     # the line the README shows is the one printed (to rounding: CPUs without bf16 sample in fp32)
-    shown = re.search(r"hemorrhage volume ([\d.]+) mL \(ensemble range ([\d.]+)-([\d.]+) mL, ABC/2 ([\d.]+) mL\) "
+    shown = re.search(r"hemorrhage volume ([\d.]+) mL \(ensemble members ([\d.]+)-([\d.]+) mL, ABC/2 ([\d.]+) mL\) "
                       r"on (\d+) slices", (REPO / "README.md").read_text())
     printed = capsys.readouterr().out
-    assert shown and "ensemble range" in printed and (out / "preview.png").is_file() and (out / "report.html").is_file()
+    assert shown and "ensemble members" in printed and (out / "preview.png").is_file() and (out / "report.html").is_file()
     lo, hi = summary["hemorrhage_volume_range_ml"]
     got = [summary["hemorrhage_volume_ml"], lo, hi, summary["abc2"]["volume_ml"]]
     assert [float(v) for v in shown.groups()[:4]] == pytest.approx(got, abs=1.0), printed

@@ -186,3 +186,40 @@ def test_committed_realism_record_has_what_the_realism_page_reads():
         assert {"parenchyma_mean", "parenchyma_hf_sd", "csf_mean", "bone_mean", "parenchyma_nps_0.4"} <= set(s)
     spread = lambda c: rec[c]["summary"]["parenchyma_hf_sd"]["between_seed_sd"]
     assert spread("synthetic_randomised") > spread("synthetic_off")  # randomisation widens the noise between patients
+
+
+def test_randomise_defaults_still_draw_what_they_drew_before_the_bone_band():
+    # sha256 of (hu, labels, affine) of ``randomise: {}`` before ``bone_band_hu`` existed (off by default)
+    v = phantom_case("instance2022", 3, 0, 96, (8, 10), randomise={})
+    assert hashlib.sha256(v.hu.tobytes() + v.labels.tobytes() + v.affine.tobytes()).hexdigest()[:12] == "6ee3d78decef"
+
+
+def test_bone_band_brightens_brain_beside_skull_base_bone_and_fades_inwards():
+    band = {**QUIET, "noise_hu": [0.0, 0.0], "bone_band_hu": [20.0, 20.0], "bone_band_mm": [3.0, 3.0]}
+    off = phantom_case("instance2022", 5, 0, 192, (24, 24), with_tissue=True, randomise={**QUIET, "noise_hu": [0.0, 0.0]})
+    on = phantom_case("instance2022", 5, 0, 192, (24, 24), with_tissue=True, randomise=band)
+    assert np.array_equal(on.labels, off.labels)
+    diff, inside, bone = on.hu - off.hu, off.tissue["brain"] & ~off.tissue["bone"], off.tissue["bone"]
+    assert np.abs(diff[~off.tissue["head"]]).max() < 0.5  # nothing outside the head
+    mm = off.spacing[0]
+    dist = np.stack([ndimage.distance_transform_edt(~bone[:, :, k]) * mm for k in range(bone.shape[2])], axis=2)
+    brain_area = inside.sum(axis=(0, 1))
+    base = int(np.argmax(brain_area > 0.3 * brain_area.max()))  # the lowest slice with a sizeable brain
+    top = int(np.argmax(brain_area))  # the largest brain section lies above the skull base
+
+    def rise(k, lo, hi):
+        sel = inside[:, :, k] & (dist[:, :, k] > lo) & (dist[:, :, k] <= hi)
+        return float(diff[:, :, k][sel].mean())
+
+    near, deep = rise(base, 1.0, 3.0), rise(base, 10.0, 40.0)
+    assert near > 5.0 and deep < 0.3 * near, (near, deep)  # brighter beside bone, fading inwards
+    assert rise(top, 1.0, 3.0) < 0.6 * near  # the calvarium's share is smaller
+    assert np.all(diff > -0.5)  # it only brightens
+
+
+def test_bone_band_settings_validate():
+    assert Randomise.from_config({}).bone_band_hu is None
+    with pytest.raises(ConfigError, match=r"^data\.phantom\.randomise\.bone_band_mm: need low <= high"):
+        Randomise.from_config({"bone_band_hu": [0, 20], "bone_band_mm": [5, 1]})
+    with pytest.raises(ConfigError, match=r"^data\.phantom\.randomise\.bone_band_calvarium: must lie in \[0, 1\]"):
+        Randomise.from_config({"bone_band_calvarium": 2})

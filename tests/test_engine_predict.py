@@ -215,10 +215,43 @@ def test_predict_samples_as_the_profile_evaluates_and_reports_the_volume(setup, 
     lo, hi = s["hemorrhage_volume_range_ml"]
     assert len(s["ensemble_volumes_ml"]) == 2 and lo == min(s["ensemble_volumes_ml"]) and hi == max(s["ensemble_volumes_ml"])
     assert s["abc2"]["volume_ml"] > 0 and s["abc2"]["c_mm"] <= len(s["slices_with_hemorrhage"]) * 5.0 + 1e-6
-    assert f"{s['hemorrhage_volume_ml']} mL (ensemble range {lo}-{hi} mL, ABC/2 {s['abc2']['volume_ml']} mL)" in line
+    assert f"{s['hemorrhage_volume_ml']} mL (ensemble members {lo}-{hi} mL, ABC/2 {s['abc2']['volume_ml']} mL)" in line
     assert predict(scan, "--checkpoint", setup[0], "--out", out, "--sampler", "dpm-solver++", "--steps", "3") == 0
     ev = json.loads((out / "summary.json").read_text())["evaluate"]
     assert (ev["sampler"], ev["steps"], ev["ensemble"]) == ("dpm-solver++", 3, 2)  # options replace, one each
+
+
+def test_what_is_marked_outside_the_skull_is_left_out_and_counted():
+    import torch
+
+    from ichseg.data.slices import slices_of_file_grid
+    from ichseg.data.volumes import Volume
+    from ichseg.engine.predict import _on_scan_grid
+
+    z, n = 3, 16
+    aff = np.diag([1.0, 1.0, 5.0, 1.0])
+    vol = Volume(Path("v.nii.gz"), np.zeros((n, n, z), np.float32), aff, aff, (n, n, z),
+                 np.array([[0, 1], [1, 1], [2, 1]], float), (1.0, 1.0, 5.0))
+    prob, unc, members = torch.full((z, n, n), 0.9), torch.zeros((z, n, n)), torch.full((z, 2, n, n), 0.9)
+    keep = np.zeros((z, n, n), bool)
+    keep[:, :, : n // 4] = True
+    maps = _on_scan_grid(vol, prob, unc, members, 0.5, keep)
+    assert maps["mask"].sum() == keep.sum() and maps["outside_voxels"] == (~keep).sum()
+    assert maps["member_voxels"] == [keep.sum()] * 2  # the members' volumes are kept alike
+    assert (slices_of_file_grid(maps["probability"], vol)[~keep] == 0).all()
+    free = _on_scan_grid(vol, prob, unc, members, 0.5)
+    assert free["outside_voxels"] is None and free["mask"].sum() == z * n * n
+
+
+def test_keep_outside_skull_is_recorded_and_reruns_the_prediction(setup, scan, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert predict(scan, "--checkpoint", setup[0], "--out", out) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["inside_skull"] is True and s["outside_skull_ml"] >= 0
+    assert predict(scan, "--checkpoint", setup[0], "--out", out, "--keep-outside-skull") == 0
+    kept = json.loads((out / "summary.json").read_text())
+    assert kept["settings"]["inside_skull"] is False and kept["outside_skull_ml"] is None
+    assert kept["hemorrhage_volume_ml"] >= s["hemorrhage_volume_ml"]
 
 
 # -- DICOM input -----------------------------------------------------------------------------------------
@@ -264,7 +297,7 @@ def test_preview_and_report_beside_every_prediction(setup, scan, tmp_path):
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
     lo, hi = s["hemorrhage_volume_range_ml"]
-    assert f"{s['hemorrhage_volume_ml']:.1f} mL (range {lo:.1f}-{hi:.1f} mL)" in page
+    assert f"{s['hemorrhage_volume_ml']:.1f} mL (ensemble members {lo:.1f}-{hi:.1f} mL)" in page
     assert f"{s['abc2']['volume_ml']:.1f} mL" in page and "data:image/png;base64," in page
     assert "http" not in page.replace("http-equiv", "")  # needs no network
 

@@ -61,7 +61,7 @@ def test_files_are_written_and_valid(tmp_path):
     assert base64.b64decode(embedded) == png
     rest = page.replace(embedded, "")
     assert not re.search(r"https?:|//|<script|<link|url\(|src=\"(?!data:)", rest, re.IGNORECASE)  # nothing to fetch
-    for text in ("case &lt;007&gt;", "12.3 mL (range 10.0-15.5 mL)", "ABC/2", "11.0 mL", "3: 4-6", "Head 5mm"):
+    for text in ("case &lt;007&gt;", "12.3 mL (ensemble members 10.0-15.5 mL)", "ABC/2", "11.0 mL", "3: 4-6", "Head 5mm"):
         assert text in page, text
     assert "No hemorrhage found" not in page
     assert b"matplotlib.org" not in png

@@ -125,3 +125,58 @@ def test_skull_base_table_and_the_rim_beside_bone():
     assert list(t.index) == ["0-1.5 mm", "1.5-3 mm", "15-60 mm"]
     assert t.loc["1.5-3 mm", ("real", "≥ 55 HU (%)")] == "33.0" and t.loc["0-1.5 mm", ("synthetic", "median HU")] == "114"
     assert rim_contrast(real) == (41.0, 35.0) and rim_contrast(synth) == (26.0, 31.0)
+
+
+def test_transfer_gap_table_and_the_share_the_lesions_explain():
+    from ichseg.report.realanatomy import transfer_gap_facts, transfer_gap_table
+
+    def run(arm, seed, real, val, matched, ratio):
+        return {"arm": arm, "seed": seed, "real_dice": real, "validation_dice": val, "matched_validation_dice": matched,
+                "real_area_ratio": ratio, "matched_area_ratio": None if matched is None else 0.9}
+
+    record = {"runs": {"a": run("plain", 0, 0.30, 0.70, 0.60, 3.0), "b": run("randomise", 1, 0.50, 0.70, 0.60, 1.0),
+                       "c": run("randomise", 2, 0.10, 0.90, None, 1.0)}}  # no insert matched: left out of the means
+    t = transfer_gap_table(record)
+    assert list(t.index) == ["plain synthetic, seed 0", "randomised synthetic, seed 1", "randomised synthetic, seed 2"]
+    assert t.loc["plain synthetic, seed 0", "area ratio, real inserts"] == "3.00"
+    assert t.loc["randomised synthetic, seed 2", "validation, matched lesions"] == "—"
+    f = transfer_gap_facts(record)
+    # all 0.70, matched 0.60, real 0.40: the lesions explain 0.10 of a 0.30 drop
+    assert f["runs"] == 2 and f["gap"] == pytest.approx(0.30) and f["explained_by_lesions"] == pytest.approx(1 / 3)
+
+
+def test_transfer_gap_of_the_committed_record():
+    from ichseg.report.realanatomy import transfer_gap_facts, transfer_gap_table
+
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_gap.json").read_text())
+    assert len(transfer_gap_table(record)) == len(record["runs"]) and transfer_gap_facts(record)["runs"] >= 1
+
+
+def test_transfer_image_table_and_where_an_arm_leaves_more_unmarked():
+    from ichseg.report.realanatomy import transfer_image_table, unmarked_shifts
+
+    def row(image, subtype, dice, missed):
+        return {"image": image, "subtype": subtype, "dice": dice, "area_ratio": 1.0, "missed": missed, "inserts": 8}
+
+    record = {"by_image": {
+        "randomise": [row("J2K_pixelrep_mismatch.dcm", "epidural", 0.35, 0.125), row("693_UNCR.dcm", "subdural", 0.4, 0.0)],
+        "randomise_band": [row("J2K_pixelrep_mismatch.dcm", "epidural", 0.07, 0.75), row("693_UNCR.dcm", "subdural", 0.4, 0.125)]}}
+    t = transfer_image_table(record)
+    assert t.loc[("skull base", "epidural"), ("randomised + skull-base band", "unmarked (%)")] == "75"
+    assert t.loc[("supratentorial", "subdural"), ("randomised synthetic", "Dice")] == "0.40"
+    # 0.625 more unmarked is a shift; 0.125 is below the 0.25 default
+    assert unmarked_shifts(record, "randomise_band", "randomise") == [
+        {"image": "skull base", "subtype": "epidural", "arm": 0.75, "against": 0.125}]
+    assert unmarked_shifts(record, "randomise", "randomise_band") == []
+
+
+def test_transfer_round2_table_shows_round4s_unmarked_term_on_the_means():
+    from ichseg.report.realanatomy import UNMARKED, transfer_round2_table
+
+    run = {"val_plain": {"lesion_slice_dice": 0.6}, "val_own": {"lesion_slice_dice": 0.6},
+           "real_slices": {"lesion_slice_dice": 0.3, "per_subtype": {}, "negative_pred_mm2_mean": 0.0}}
+    record = {"chosen": "randomise_band", "runs": {"randomise_band": {"0": run}},
+              "means": {"randomise_band": {"val_plain_dice": 0.6, "real_dice": 0.3, "untouched_mm2": 0.0, "unmarked_max": 0.75}}}
+    t = transfer_round2_table(record)
+    assert t.loc["randomised + skull-base band, mean (chosen)", UNMARKED] == "75"
+    assert t.loc["randomised + skull-base band, seed 0", UNMARKED] == "—"

@@ -35,6 +35,7 @@ from scipy.spatial import ConvexHull
 
 from ..errors import IchsegError
 from .atlas import deep_csf
+from .cavity import head_of
 from .invesalius import RealVolume, read_cranium
 from .phantom.anatomy import template_brain_box, template_ventricle_centre
 from .phantom.lesions import VISIBLE_BLOOD_MAX_HU, draw_lesion
@@ -85,16 +86,6 @@ class Inserted:
     slices: tuple[int, int]  # first and last stored slice of the uncropped 4.5 mm volume
 
 
-def _head_2d(hu: np.ndarray) -> np.ndarray:
-    """The head on one axial slice: its largest soft-tissue-or-denser component, filled (not the head rest)."""
-    lab, n = ndimage.label(hu > -300)
-    if not n:
-        return np.zeros(hu.shape, bool)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return ndimage.binary_fill_holes(lab == sizes.argmax())
-
-
 def _hull_2d(points: np.ndarray, shape) -> np.ndarray:
     """Pixels inside the convex hull of ``points`` (pixel indices)."""
     hull = ConvexHull(points)
@@ -106,7 +97,7 @@ def _cavity_2d(hu: np.ndarray) -> np.ndarray:
     """Inside the skull on one axial slice: the convex hull of the head's bone (the calvarium has gaps
     where it is thin: a closed ring cannot be relied on), without bone, air, fat and the outer 4 mm
     of the head, keeping the large compartments of brain-like HU (not the orbits, sinuses or face)."""
-    head = _head_2d(hu)
+    head = head_of(hu)
     bone = (hu > 300) & head
     if head.sum() < 500 or bone.sum() < 50:
         return np.zeros(hu.shape, bool)

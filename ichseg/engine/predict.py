@@ -17,6 +17,12 @@ A scan is a NIfTI file, a folder holding one DICOM CT series or one file of such
 and uneven spacing corrected); a folder with several series is refused with their list, and
 ``series`` picks one.
 
+Inside the skull: an intracranial hemorrhage lies inside the skull, and soft tissue outside it (the
+temporal muscles, the face) reads like blood, so by default the probability is kept only where
+``ichseg.data.cavity.inside_skull`` says a hemorrhage can be, and ``summary.json`` records how much
+was marked outside and left out (``outside_skull_ml``); ``inside_skull=False``
+(``--keep-outside-skull``) keeps everything, e.g. for a skull opened by surgery.
+
 Writing: the files are made in a staging folder and moved into ``--out`` one by one, the summary
 last (it marks a finished prediction; the earlier one is removed first). Only the files a
 prediction writes are ever replaced; anything else in the folder is left alone.
@@ -57,7 +63,9 @@ VOLUME_DEFINITIONS = (
     "hemorrhage_volume_ml: voxels of mask.nii.gz (ensemble mean >= threshold) x voxel volume; "
     "hemorrhage_volume_range_ml: min-max of the ensemble members' own mask volumes (each member mapped and "
     "thresholded alike); the mean's mask keeps only voxels most members agree on, so it can lie below the range; "
-    "abc2: Kothari et al., Stroke 1996, on the mask"
+    "abc2: Kothari et al., Stroke 1996, on the mask; "
+    "outside_skull_ml: what the ensemble mean marked outside the skull (ichseg.data.cavity), left out of the mask "
+    "and the volumes (null: kept, --keep-outside-skull)"
 )
 NIFTI_OUTPUTS = ("mask.nii.gz", "probability.nii.gz", "uncertainty.nii.gz")
 #: slices sampled together on a CPU unless --batch-slices says otherwise: a GPU-sized batch (the
@@ -202,6 +210,9 @@ def report_details(summary: dict) -> dict:
     rows["Model"] = f"{Path(summary['checkpoint']).name} ({summary.get('method')})"
     rows["Sampling"] = (f"{ev.get('sampler')}, {ev.get('steps')} steps, {ev.get('ensemble')} members, "
                         f"threshold {summary.get('threshold')}")
+    outside = summary.get("outside_skull_ml")
+    rows["Outside the skull"] = ("kept (--keep-outside-skull)" if outside is None else
+                                 f"{outside:.1f} mL marked there, left out of the mask and the volumes")
     return rows
 
 
@@ -269,6 +280,7 @@ class Predictor:
     threshold: float
     hu_check: bool = True
     progress: bool = True
+    inside_skull: bool = True  # keep the probability only inside the skull (module docstring)
     series: str | None = None  # the DICOM series to read where a folder holds several
     settings_from: str = "the profile's evaluation settings"  # where the sampling defaults came from
     timings: dict = field(default_factory=dict)
@@ -276,7 +288,7 @@ class Predictor:
     @classmethod
     def load(cls, checkpoint: str | Path, overrides: Mapping[str, Any] | None = None, *, device: str = "auto",
              threshold: float | None = None, hu_check: bool = True, progress: bool = True,
-             series: str | None = None) -> "Predictor":
+             series: str | None = None, inside_skull: bool = True) -> "Predictor":
         checkpoint = check_checkpoint_file(checkpoint)
         dev = resolve_device(device, "--device")
         state = load_checkpoint(checkpoint)
@@ -290,12 +302,13 @@ class Predictor:
         if dev.type == "cpu" and (overrides or {}).get("batch_slices") in (None, 0) and ecfg.batch_slices > CPU_BATCH_SLICES:
             ecfg = dataclasses.replace(ecfg, batch_slices=CPU_BATCH_SLICES)
         return cls(checkpoint, model, diffusion, cfg, ecfg, dev, ecfg.threshold if threshold is None else float(threshold),
-                   hu_check, progress, series, settings_from)
+                   hu_check, progress, bool(inside_skull), series, settings_from)
 
     def settings(self) -> dict:
         """What decides a prediction's result (a finished one is reused when these match)."""
         return {"checkpoint": str(Path(self.checkpoint).resolve()), "evaluate": dict(self.ecfg.__dict__),
-                "threshold": self.threshold, "hu_check": self.hu_check, "series": self.series}
+                "threshold": self.threshold, "hu_check": self.hu_check, "series": self.series,
+                "inside_skull": self.inside_skull}
 
     def slices(self, vol: Volume, scan: Path) -> torch.Tensor:
         from ..data import PrepConfig, preprocess_volume
@@ -338,7 +351,7 @@ class Predictor:
         t1, c1 = time.perf_counter(), time.process_time()
         prob, unc, members = self.segment(slices, scan.name)
         t2, c2 = time.perf_counter(), time.process_time()
-        maps = _on_scan_grid(vol, prob, unc, members, self.threshold)
+        maps = _on_scan_grid(vol, prob, unc, members, self.threshold, inside_skull_of(vol) if self.inside_skull else None)
         del prob, unc, members, slices
         summary = self._summary(scan, vol, meta, maps)
         # where the time went: reading and preparing, sampling (also per slice, and the CPU time of this
@@ -382,6 +395,7 @@ class Predictor:
             "hemorrhage_volume_ml": round(mask_volume_ml(maps["mask"], voxel_ml), 3),
             "hemorrhage_volume_range_ml": None if spread["samples"] == 0 else [round(spread["min_ml"], 3), round(spread["max_ml"], 3)],
             "ensemble_volumes_ml": [round(v * voxel_ml, 3) for v in maps["member_voxels"]],
+            "outside_skull_ml": None if maps["outside_voxels"] is None else round(maps["outside_voxels"] * voxel_ml, 3),
             "abc2": _rounded(abc2(ornt_mod.apply_orientation(maps["mask"], vol.ornt), vol.spacing)),
             "voxel_volume_ml": voxel_ml,
             "slice_axis": src_axis,
@@ -400,23 +414,40 @@ def _rounded(d: dict) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def inside_skull_of(vol: Volume) -> np.ndarray:
+    """Where a hemorrhage can be in ``vol`` (``ichseg.data.cavity``), in ``axial_slices`` layout."""
+    from ..data.cavity import inside_skull
+    from ..data.slices import axial_slices
+
+    return inside_skull(axial_slices(vol.data), (vol.spacing[1], vol.spacing[0]))  # a view: slice by slice
+
+
 def _on_scan_grid(vol: Volume, prob: torch.Tensor, unc: torch.Tensor, members: torch.Tensor | None,
-                  threshold: float) -> dict:
+                  threshold: float, keep: np.ndarray | None = None) -> dict:
     """The maps on the scan's own grid; each member's mask is mapped and thresholded the way the
     probability is, so the members' volumes (their spread) are measured as the volume itself. The
     members are only counted, a few slices at a time (``slices_on_file_grid``), so the full-size
-    arrays in memory are the outputs alone."""
+    arrays in memory are the outputs alone. ``keep`` (``axial_slices`` layout of the scan, e.g.
+    ``inside_skull_of``): the probability and every member are kept only there, and the voxels the
+    mean marked elsewhere are counted (``outside_voxels``; None without ``keep``)."""
     from ..data import volume_from_slices
-    from ..data.slices import slices_on_file_grid
+    from ..data.slices import slices_of_file_grid, slices_on_file_grid
 
-    member_voxels = []
-    for i in range(0 if members is None else members.shape[1]):
-        member_voxels.append(sum(int(np.count_nonzero(chunk >= threshold))
-                                 for _, chunk in slices_on_file_grid(members[:, i].numpy(), vol, order=1)))
+    def counted(z0: int, chunk: np.ndarray) -> int:
+        hit = chunk >= threshold
+        return int(np.count_nonzero(hit if keep is None else hit & keep[z0 : z0 + len(chunk)]))
+
+    member_voxels = [sum(counted(z0, chunk) for z0, chunk in slices_on_file_grid(members[:, i].numpy(), vol, order=1))
+                     for i in range(0 if members is None else members.shape[1])]
     prob_vol = volume_from_slices(prob.numpy(), vol, order=1)
+    outside = None
+    if keep is not None:
+        view = slices_of_file_grid(prob_vol, vol)  # the probability in the layout of ``keep``: writes go through
+        outside = int(np.count_nonzero((view >= threshold) & ~keep))
+        view[~keep] = 0.0
     mask = (prob_vol >= threshold).astype(np.uint8)
     return {"probability": prob_vol, "uncertainty": volume_from_slices(unc.numpy(), vol, order=1),
-            "mask": mask, "member_voxels": member_voxels}
+            "mask": mask, "member_voxels": member_voxels, "outside_voxels": outside}
 
 
 def predict_scan(
@@ -431,6 +462,7 @@ def predict_scan(
     hu_check: bool = True,
     progress: bool = True,
     series: str | None = None,
+    inside_skull: bool = True,
 ) -> dict:
     """Segment one scan (a NIfTI file, a DICOM series folder or file) into ``out_dir``.
 
@@ -441,7 +473,7 @@ def predict_scan(
     if not Path(scan).exists():
         raise IchsegError(f"{scan}: file not found")
     predictor = Predictor.load(checkpoint, overrides, device=device, threshold=threshold, hu_check=hu_check,
-                               progress=progress, series=series)
+                               progress=progress, series=series, inside_skull=inside_skull)
     if ecfg is not None:
         predictor.ecfg = ecfg
         predictor.threshold = ecfg.threshold if threshold is None else float(threshold)
@@ -451,7 +483,7 @@ def predict_scan(
 # -- many scans ----------------------------------------------------------------------------------------
 TABLE = "summary.csv"
 TABLE_COLUMNS = ("scan", "status", "volume_ml", "volume_min_ml", "volume_max_ml", "abc2_ml", "slices",
-                 "seconds", "output", "error")
+                 "outside_skull_ml", "seconds", "output", "error")
 
 
 def _row(scan: Path, out: Path, status: str, summary: dict | None = None, error: str = "") -> dict:
@@ -460,7 +492,7 @@ def _row(scan: Path, out: Path, status: str, summary: dict | None = None, error:
     return {"scan": str(scan), "status": status, "volume_ml": s.get("hemorrhage_volume_ml"),
             "volume_min_ml": rng[0], "volume_max_ml": rng[1], "abc2_ml": (s.get("abc2") or {}).get("volume_ml"),
             "slices": len(s["slices_with_hemorrhage"]) if "slices_with_hemorrhage" in s else None,
-            "seconds": s.get("seconds"), "output": str(out), "error": error}
+            "outside_skull_ml": s.get("outside_skull_ml"), "seconds": s.get("seconds"), "output": str(out), "error": error}
 
 
 def _finished(out: Path, settings: dict) -> dict | None:

@@ -178,7 +178,7 @@ def _rows(volume_ml, volume_range_ml, abc2_ml, slices, details: Mapping) -> list
     if volume_ml is not None:
         text = f"{volume_ml:.1f} mL"
         if volume_range_ml is not None:
-            text += f" (range {volume_range_ml[0]:.1f}-{volume_range_ml[1]:.1f} mL)"
+            text += f" (ensemble members {volume_range_ml[0]:.1f}-{volume_range_ml[1]:.1f} mL)"
         rows.append(("Hemorrhage volume", text))
     if abc2_ml is not None:
         rows.append(("ABC/2 estimate", f"{abc2_ml:.1f} mL"))

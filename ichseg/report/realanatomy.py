@@ -74,7 +74,12 @@ def anatomy_facts(record: dict) -> dict[str, float]:
 
 
 ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
-              "randomise_context1": "randomised, 2.5D (±1 slice)"}
+              "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band",
+              "randomise_band_narrow": "randomised + narrow skull-base band",
+              "randomise_band_lite0": "randomised + skull-base band, Lite0 network (evidence profile)"}
+
+#: the real pydicom slices by the level they cut (``ichseg.data.realct`` describes them)
+IMAGE_TITLES = {"J2K_pixelrep_mismatch.dcm": "skull base", "693_UNCR.dcm": "supratentorial"}
 
 
 def transfer_table(record: dict) -> pd.DataFrame:
@@ -99,6 +104,9 @@ def transfer_table(record: dict) -> pd.DataFrame:
     return out
 
 
+UNMARKED = "most inserts unmarked, one slice and subtype (%)"
+
+
 def transfer_round2_table(record: dict) -> pd.DataFrame:
     """The transfer pilot's second round: per arm, each seed's run and the mean over seeds (the
     rule's numbers): lesion-slice Dice on plain validation patients, on the arm's own, on the real
@@ -115,15 +123,68 @@ def transfer_round2_table(record: dict) -> pd.DataFrame:
             row["mm² marked, untouched real slice"] = real.get("negative_pred_mm2_mean")
             rows.append(row)
         m = record["means"][arm]
-        rows.append({"training data": f"{title}, mean" + (" (chosen)" if arm == record["chosen"] else ""),
-                     "validation, plain cohort": m["val_plain_dice"], "real slices": m["real_dice"],
-                     "mm² marked, untouched real slice": m["untouched_mm2"]})
+        row = {"training data": f"{title}, mean" + (" (chosen)" if arm == record["chosen"] else ""),
+               "validation, plain cohort": m["val_plain_dice"], "real slices": m["real_dice"],
+               "mm² marked, untouched real slice": m["untouched_mm2"]}
+        if "unmarked_max" in m:  # round 4's term
+            row[UNMARKED] = m["unmarked_max"]
+        rows.append(row)
     out = pd.DataFrame(rows).set_index("training data")
-    dice = [c for c in out.columns if not c.startswith("mm²")]
+    dice = [c for c in out.columns if not c.startswith("mm²") and c != UNMARKED]
     out[dice] = out[dice].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
     area = "mm² marked, untouched real slice"
     out[area] = out[area].map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
+    if UNMARKED in out:
+        out[UNMARKED] = out[UNMARKED].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.0f}")
     return out
+
+
+def transfer_gap_table(record: dict) -> pd.DataFrame:
+    """``bench/transfer_gap.py``'s record: per run, lesion-slice Dice on the real inserts, on all
+    plain-validation lesions and on those matched to the inserts in size and contrast, and the
+    median predicted/true lesion area on the inserts and on their matches."""
+    rows = {f"{ARM_TITLES.get(r['arm'], r['arm'])}, seed {r['seed']}": {
+        "real inserts": r["real_dice"], "validation, all lesions": r["validation_dice"],
+        "validation, matched lesions": r["matched_validation_dice"],
+        "area ratio, real inserts": r["real_area_ratio"], "area ratio, matched lesions": r["matched_area_ratio"]}
+        for r in record["runs"].values()}
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("training data")
+    return out.map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.2f}")
+
+
+def transfer_image_table(record: dict) -> pd.DataFrame:
+    """``bench/transfer_gap.py``'s per-image rows: per real slice and subtype (rows), per arm the
+    lesion-slice Dice and the share of inserts left unmarked (%)."""
+    cols = {}
+    for arm, rows in record["by_image"].items():
+        title = ARM_TITLES.get(arm, arm)
+        for r in rows:
+            key = (IMAGE_TITLES.get(r["image"], r["image"]), r["subtype"])
+            cols.setdefault((title, "Dice"), {})[key] = f"{r['dice']:.2f}"
+            cols.setdefault((title, "unmarked (%)"), {})[key] = f"{100 * r['missed']:.0f}"
+    out = pd.DataFrame(cols)
+    out.index.names, out.columns.names = ["real slice", "subtype"], ["training data", ""]
+    return out
+
+
+def unmarked_shifts(record: dict, arm: str, against: str, at_least: float = 0.25) -> list[dict]:
+    """Where ``arm`` leaves at least ``at_least`` more of the inserts unmarked than ``against``:
+    image (its title), subtype and both shares."""
+    base = {(r["image"], r["subtype"]): r["missed"] for r in record["by_image"][against]}
+    return [{"image": IMAGE_TITLES.get(r["image"], r["image"]), "subtype": r["subtype"], "arm": r["missed"],
+             "against": base[(r["image"], r["subtype"])]}
+            for r in record["by_image"][arm] if r["missed"] - base.get((r["image"], r["subtype"]), 1.0) >= at_least]
+
+
+def transfer_gap_facts(record: dict) -> dict:
+    """Means over the record's runs: the gap between matched validation Dice and real-insert Dice,
+    and the share of that gap the lesions' size and contrast explain (all lesions against matched)."""
+    runs = [r for r in record["runs"].values() if r["matched_validation_dice"] is not None]
+    mean = lambda k: sum(r[k] for r in runs) / len(runs)  # noqa: E731
+    total = mean("validation_dice") - mean("real_dice")
+    lesions = mean("validation_dice") - mean("matched_validation_dice")
+    return {"real": mean("real_dice"), "all": mean("validation_dice"), "matched": mean("matched_validation_dice"),
+            "gap": total, "explained_by_lesions": lesions / total if total else float("nan"), "runs": len(runs)}
 
 
 def skull_base_table(record: dict) -> pd.DataFrame:
@@ -187,4 +248,5 @@ def profile_anatomy_table(slices: pd.DataFrame, methods=("medsegdiffv2", "full",
     return table
 
 
-__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table"]
+__all__ = ["anatomy_facts", "anatomy_table", "bone_p95", "profile_anatomy_table", "read_record", "tissue_table",
+           "transfer_gap_facts", "transfer_gap_table", "transfer_image_table", "unmarked_shifts"]

@@ -49,6 +49,9 @@ class _Patient:
     table_hu: float
     scalp_hu: float
     calcs: list  # (centre atlas mm, radius, HU)
+    bone_band_hu: float = 0.0  # brain brightened beside skull-base bone (``randomise.bone_band_hu``); 0: none
+    bone_band_mm: float = 3.0
+    bone_band_calvarium: float = 0.2
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -249,6 +252,8 @@ def _compose(lv: _Level, box, pat: _Patient, c_ea: float) -> np.ndarray:
         a = air[ov[1]] * np.clip((skull - inner)[ov[0]] * 2, 0, 1)
         out[ov[0]] = out[ov[0]] * (1 - a) + F32(AIR_HU + 50) * a
     hu = (gm * F32(pat.grey) + wm * F32(pat.white) + csf * F32(pat.csf)) + (1 - brain) * out
+    if pat.bone_band_hu > 0:
+        hu += _bone_band(lv, box, pat, c_ea) * np.maximum(brain, inner)
     falx_box, falx = lv.falx  # a thin dense dural line in the interhemispheric fissure
     ov = _sub_box(falx_box, box)
     if ov is not None:
@@ -264,6 +269,25 @@ def _compose(lv: _Level, box, pat: _Patient, c_ea: float) -> np.ndarray:
         blob = _ramp(F32(r) - np.sqrt(xb * xb + yb * yb + zb * zb), lv.step)[ov[1]]
         hu[ov[0]] = hu[ov[0]] * (1 - blob) + F32(val) * blob
     return hu.astype(F32, copy=False)
+
+
+#: MNI z (mm) above which the brightening beside bone is the calvarium's, and below which the skull
+#: base's in full: the floors of the anterior and middle cranial fossae and the petrous ridges lie
+#: below the first, the posterior fossa below the second
+BAND_Z_CALVARIUM, BAND_Z_BASE = 0.0, -30.0
+
+
+def _bone_band(lv: _Level, box, pat: _Patient, c_ea: float) -> np.ndarray:
+    """HU added inside the skull beside bone (``randomise.bone_band_hu``): the patient's amplitude
+    at the inner table, fading with the distance from it (extra-axial CSF ``c_ea - d_out``, brain
+    ``c_ea + d_in``) over ``bone_band_mm``, in full at the skull base and ``bone_band_calvarium`` of it
+    above (``BAND_Z_*``)."""
+    d_out, d_in = lv.d_out[box], lv.d_in[box]
+    dist = np.where(d_out > 0, np.maximum(F32(c_ea) - d_out, 0), F32(c_ea) + d_in)
+    z = _grid(box, lv)[2]
+    base = np.clip((F32(BAND_Z_CALVARIUM) - z) / F32(BAND_Z_CALVARIUM - BAND_Z_BASE), 0, 1)
+    weight = F32(pat.bone_band_calvarium) + F32(1 - pat.bone_band_calvarium) * base
+    return (F32(pat.bone_band_hu) * weight * np.exp(-dist / F32(pat.bone_band_mm))).astype(F32)
 
 
 def _tissue_maps(lv: _Level, box, c_ea: float, pat: _Patient) -> dict[str, np.ndarray]:

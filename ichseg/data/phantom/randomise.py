@@ -76,6 +76,16 @@ class Randomise:
     # perihematomal oedema: a hypodense rim around an intraparenchymal bleed, of 0.3-1x its volume
     # in the first days (``gebel2002edema``)
     oedema: float = 0.7
+    # brain brightened beside the bone of the skull base (HU at the bone, [low, high] per patient;
+    # null: off, the default, so ``randomise: {}`` draws what it drew before): on a real thick slice the
+    # oblique floors of the cranial fossae are averaged into the brain beside them and beam hardening
+    # between dense bones adds to it (``barrett2004artifacts``); real brain beside skull-base bone reads
+    # brighter than deep brain where the generator has a dark CSF rim (bench/skull_base.py)
+    bone_band_hu: Any = None
+    # how fast that brightening fades into the brain (mm, e-folding length, [low, high] per patient)
+    bone_band_mm: Any = (1.5, 5.0)
+    # its strength over the calvarium, as a fraction of the skull base's (thin bone, little hardening)
+    bone_band_calvarium: float = 0.2
 
     def __post_init__(self) -> None:
         name = "data.phantom.randomise"
@@ -88,7 +98,9 @@ class Randomise:
                           ("kernel_mm", 0.0, 3.0), ("thickness_mm", 0.5, 10.0), ("cupping_hu", 0.0, 100.0),
                           ("streaks_hu", 0.0, 200.0)):
             object.__setattr__(self, f, _range(f"{name}.{f}", getattr(self, f), lo, hi))
-        for f in ("swirl", "fluid_level", "oedema"):
+        for f, lo, hi in (("bone_band_hu", 0.0, 100.0), ("bone_band_mm", 0.1, 20.0)):
+            object.__setattr__(self, f, _range(f"{name}.{f}", getattr(self, f), lo, hi))
+        for f in ("swirl", "fluid_level", "oedema", "bone_band_calvarium"):
             check_number(f"{name}.{f}", getattr(self, f), 0.0, 1.0)
 
     @classmethod
@@ -132,8 +144,12 @@ class ScannerDraw:
 
 
 def vary_patient(rng: np.random.Generator, pat, r: Randomise):
-    """The patient with tissue HU drawn from the published ranges (``Randomise.tissue_hu``)."""
+    """The patient with tissue HU drawn from the published ranges (``Randomise.tissue_hu``) and its
+    skull-base brightening (``Randomise.bone_band_hu``)."""
     u = rng.random(6)
+    if r.bone_band_hu is not None:  # drawn after the tissue draws, so those stay what they were
+        pat = dataclasses.replace(pat, bone_band_hu=_draw(rng, r.bone_band_hu, 0.0),
+                                  bone_band_mm=_draw(rng, r.bone_band_mm, 3.0), bone_band_calvarium=r.bone_band_calvarium)
     if not r.tissue_hu:
         return pat
     grey = 32.0 + 14.0 * u[0]

@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-non-hu", action="store_true",
                    help="skip the check that a scan looks like CT in Hounsfield units (air near -1000 HU), for "
                         "a CT cropped so tightly that no air is left in it; anything else gives wrong answers")
+    p.add_argument("--keep-outside-skull", action="store_true",
+                   help="keep what the model marks outside the skull (default: left out, since an intracranial "
+                        "hemorrhage lies inside it; summary.json says how much was); for a skull opened by surgery")
     add_sampling_arguments(p)
     from ..predict import CPU_BATCH_SLICES
 
@@ -42,9 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _line(out: Path, s: dict) -> str:
     rng = s.get("hemorrhage_volume_range_ml")
-    spread = f"ensemble range {rng[0]}-{rng[1]} mL, " if rng else ""
+    spread = f"ensemble members {rng[0]}-{rng[1]} mL, " if rng else ""
+    outside = s.get("outside_skull_ml")
+    left = f"; {outside} mL outside the skull left out" if outside else ""
     return (f"{out}: hemorrhage volume {s['hemorrhage_volume_ml']} mL ({spread}ABC/2 {s['abc2']['volume_ml']} mL) "
-            f"on {len(s['slices_with_hemorrhage'])} slices")
+            f"on {len(s['slices_with_hemorrhage'])} slices{left}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_out_dir(args.out, own=(TABLE,))
     predictor = Predictor.load(args.checkpoint, sampling_overrides(args), device=args.device, threshold=args.threshold,
-                               hu_check=not args.allow_non_hu, progress=not args.no_progress, series=args.series)
+                               hu_check=not args.allow_non_hu, progress=not args.no_progress, series=args.series,
+                               inside_skull=not args.keep_outside_skull)
     if single:
         print(_line(args.out, predictor(scans[0], args.out)))
         return 0

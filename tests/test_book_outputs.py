@@ -10,6 +10,7 @@ links; ``ICHSEG_REQUIRE_BOOK=1`` makes a missing build fail instead of skip.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 
 from ichseg.errors import IchsegError
 from ichseg.report import sphinx_mathjax
+from ichseg.report.publish import FIGURE_DROPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -173,7 +175,9 @@ def test_built_pages_that_plot_show_images():
         if name not in pages:
             continue
         draws = any(PLOTS.search("".join(c["source"])) for c in _code_cells(json.loads(src.read_text())))
-        if draws and "<img" not in _main_text_with_tags(pages[name].read_text(errors="replace")):
+        main = _main_text_with_tags(pages[name].read_text(errors="replace"))
+        # a later seed's evaluation keeps no pictures (ichseg.report.publish): its page says so instead
+        if draws and "<img" not in main and FIGURE_DROPPED not in html.unescape(main):
             missing.append(name)
     assert not missing, f"pages that plot but show no image: {missing}"
 

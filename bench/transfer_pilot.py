@@ -117,6 +117,14 @@ RULE2 = (f"means over seeds; eligible: <= {FP_MM2_MAX:g} mm2 marked on the untou
          f"Dice, ties within {TIE}: the simpler; none eligible: plain")
 
 
+def challenger_rule(challenger: str, incumbent: str = "randomise_band") -> str:
+    """The words of rounds 5 and 6's rule (``choose_challenger``), as their records keep them."""
+    return (f"means over seeds; {challenger} replaces {incumbent} (the shipped recipe) only if its real-slice "
+            f"lesion Dice is more than {CHALLENGER_GAIN} higher, its plain-validation lesion-slice Dice at most {TIE} "
+            f"lower, it marks <= {FP_MM2_MAX:g} mm2 on the untouched real slice, and its most unmarked (image, "
+            f"subtype) share is no higher; otherwise {incumbent} stays")
+
+
 @dataclass(frozen=True)
 class Round:
     arms: tuple[str, ...]
@@ -142,17 +150,9 @@ ROUNDS = {
                            "randomise_band (the shipped recipe) stays"),
              fallback="randomise_band", max_unmarked=MAX_UNMARKED),
     5: Round(("randomise_band", "randomise_band_lite0"), (0, 1), 4000, 12, "transfer_pilot_round5.json",
-             f"means over seeds; randomise_band_lite0 replaces randomise_band (the shipped recipe) only if its "
-             f"real-slice lesion Dice is more than {CHALLENGER_GAIN} higher, its plain-validation lesion-slice Dice "
-             f"at most {TIE} lower, it marks <= {FP_MM2_MAX:g} mm2 on the untouched real slice, and its most "
-             f"unmarked (image, subtype) share is no higher; otherwise randomise_band stays",
-             fallback="randomise_band", challenger="randomise_band_lite0"),
+             challenger_rule("randomise_band_lite0"), fallback="randomise_band", challenger="randomise_band_lite0"),
     6: Round(("randomise_band", "randomise_band_long"), (0, 1), 5000, 12, "transfer_pilot_round6.json",
-             f"means over seeds; randomise_band_long replaces randomise_band (the shipped recipe) only if its "
-             f"real-slice lesion Dice is more than {CHALLENGER_GAIN} higher, its plain-validation lesion-slice Dice "
-             f"at most {TIE} lower, it marks <= {FP_MM2_MAX:g} mm2 on the untouched real slice, and its most "
-             f"unmarked (image, subtype) share is no higher; otherwise randomise_band stays",
-             fallback="randomise_band", challenger="randomise_band_long"),
+             challenger_rule("randomise_band_long"), fallback="randomise_band", challenger="randomise_band_long"),
 }
 
 

@@ -153,3 +153,12 @@ def test_round6_tests_the_budget_alone_under_round5s_rule():
     for cfg in (shipped, long):  # everything else as the shipped run's
         cfg["train"].pop("iterations"), cfg["train"].pop("seed")
     assert long == shipped
+
+
+def test_round5_record_is_what_its_rule_gives_on_its_runs():
+    record = json.loads((ROOT / "bench" / "measured" / "transfer_pilot_round5.json").read_text())
+    rnd = pilot.ROUNDS[5]
+    means = {a: pilot.arm_means({int(s): r for s, r in runs.items()}) for a, runs in record["runs"].items()}
+    assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"])
+    assert record["rule"] == rnd.rule and record["realct_seed"] == rnd.realct_seed
+    assert pilot.choose_challenger(means, rnd.fallback, rnd.challenger) == record["chosen"]

@@ -5,15 +5,16 @@ qualitative figure (Fig. 3) as float32. At 128² one evaluation's ``qualitative.
 300 kB and a pass holds fifty of them. Compacting stores the figure's maps as float16 on a grid of
 1/2048 (their values are probabilities, uncertainties and windowed intensities in [0, 1], drawn at
 8 bits; the grid keeps them to 2.5e-4 and lets the compression see their repeats) and the ground
-truth as uint8, and stores ``slices.csv`` with six significant digits (every table and claim of
-the book rounds far coarser) as ``slices.csv.gz`` (the per-slice tables of a pass were a third of
-its committed bytes; gzip keeps a sixth; ``collect.slice_scores_path`` reads either). Runs the book does not draw in Fig. 3 keep their arrays too. The
-executed notebooks' figures (PNG) are re-encoded with a palette of 256 colours, which matplotlib's
-flat colours, grey CT windows and colour maps fit (about half the bytes at 128²); a figure is
-replaced only when that saves a tenth; a later seed's evaluation notebook keeps its text and drops
-its figures, as its evaluation drops its pictures. The viewer's whole test volumes (``volume.npz``) are kept for the
-first seed of each Table 1 model only, the ones the book's viewer shows. Idempotent; every file is replaced atomically. Stage stamps
-do not hash outputs, so compacted results stay consistent.
+truth as uint8, and stores ``slices.csv`` with six significant digits (every table and claim of the
+book rounds far coarser) as ``slices.csv.gz`` (the per-slice tables of a pass were a third of its
+committed bytes; gzip keeps a sixth; ``collect.slice_scores_path`` reads either). Runs the book does
+not draw in Fig. 3 keep their arrays too. The executed notebooks' figures (PNG) are re-encoded with a
+palette of 256 colours, which matplotlib's flat colours, grey CT windows and colour maps fit (about
+half the bytes at 128²); a figure is replaced only when that saves a tenth. A later seed's
+evaluation keeps its scores and drops its pictures, and its notebook keeps its text and drops its
+figures. The viewer's whole test volumes (``volume.npz``) are kept for the first seed of each
+Table 1 model only, the ones the book's viewer shows. Idempotent; every file is replaced
+atomically. Stage stamps do not hash outputs, so compacted results stay consistent.
 """
 
 from __future__ import annotations

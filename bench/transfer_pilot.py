@@ -97,12 +97,12 @@ from ichseg.utils import atomic_write_json  # noqa: E402
 
 MEASURED = ROOT / "bench" / "measured"
 FIGURE = ROOT / "book" / "images" / "transfer_untouched.png"
+BAND = ["data.phantom.randomise={bone_band_hu: [0, 40]}"]  # the shipped data recipe
 ARMS = {"plain": [], "randomise": ["data.phantom.randomise={}"],
         "randomise_context1": ["data.phantom.randomise={}", "data.prep.context=1"],
-        "randomise_band": ["data.phantom.randomise={bone_band_hu: [0, 40]}"],
+        "randomise_band": BAND,
         "randomise_band_narrow": ["data.phantom.randomise={bone_band_hu: [0, 60], bone_band_mm: [1.0, 2.5]}"],
-        "randomise_band_lite0": ["data.phantom.randomise={bone_band_hu: [0, 40]}"],
-        "randomise_band_long": ["data.phantom.randomise={bone_band_hu: [0, 40]}"]}
+        "randomise_band_lite0": BAND, "randomise_band_long": BAND}  # the same data on another network / budget
 ITERATIONS = 3000
 #: arms on another profile's network: (profile, method, iterations), at that profile's settings
 ARM_NETWORKS = {"randomise_band_lite0": ("evidence", "full_lite0", 2000), "randomise_band_long": ("cpu", "full", 6000)}

@@ -51,7 +51,7 @@ def _prune_viewer_volumes(study) -> None:
 
 def prune_later_seeds(eval_dir: Path, seed: int, first: int = 0) -> None:
     """Fig. 3, the gallery and the viewer show each model's first seed only: a later seed's
-    evaluation keeps its scores (``metrics.json``, ``slices.csv``) and drops its pictures."""
+    evaluation keeps its scores (``metrics.json``, the per-slice table) and drops its pictures."""
     if int(seed) != int(first):
         for name in (QUALITATIVE, WORST, VIEWER_VOLUME):
             for f in Path(eval_dir).glob(f"*/{name}"):
@@ -63,20 +63,27 @@ FIGURE_DROPPED = ("[figure not kept: a later seed's pictures are dropped with it
                   "its scores are in metrics.json and the per-slice table, the first seed's pictures in the book]")
 
 
+def _rewrite_outputs(path: Path, change) -> None:
+    """Rewrite one executed notebook where ``change(output)`` altered any cell output in place
+    (it returns whether it did); untouched otherwise."""
+    nb = json.loads(path.read_text())
+    changed = [change(out) for cell in nb.get("cells", []) for out in cell.get("outputs", [])]
+    if any(changed):
+        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def _drop_figure(out: dict) -> bool:
+    if not any(k.startswith("image/") for k in out.get("data", {})):
+        return False
+    out["data"] = {"text/plain": FIGURE_DROPPED}
+    out.get("metadata", {}).clear()
+    return True
+
+
 def drop_notebook_figures(path: Path) -> None:
     """Rewrite one executed notebook with each image output replaced by ``FIGURE_DROPPED`` (text
     outputs kept): a later seed's evaluation notebook, whose pictures the book does not show."""
-    nb = json.loads(path.read_text())
-    changed = False
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if any(k.startswith("image/") for k in data):
-                out["data"] = {"text/plain": FIGURE_DROPPED}
-                out.get("metadata", {}).clear()
-                changed = True
-    if changed:
-        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _rewrite_outputs(path, _drop_figure)
 
 
 def later_seed_notebooks(results_dir: Path, first: int) -> list[Path]:
@@ -141,21 +148,21 @@ def compact_png(data: bytes, keep: float = 0.9) -> bytes:
     return buf.getvalue() if len(buf.getvalue()) < keep * len(data) else data
 
 
+def _compact_figure(out: dict) -> bool:
+    png = out.get("data", {}).get("image/png")
+    if not isinstance(png, str):
+        return False
+    raw = base64.b64decode(png)
+    new = compact_png(raw)
+    if new is raw:
+        return False
+    out["data"]["image/png"] = base64.b64encode(new).decode("ascii")
+    return True
+
+
 def compact_notebook(path: Path) -> None:
     """Rewrite one executed notebook with its PNG outputs through ``compact_png``."""
-    nb = json.loads(path.read_text())
-    changed = False
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []):
-            png = out.get("data", {}).get("image/png")
-            if isinstance(png, str):
-                raw = base64.b64decode(png)
-                new = compact_png(raw)
-                if new is not raw:
-                    out["data"]["image/png"] = base64.b64encode(new).decode("ascii")
-                    changed = True
-    if changed:
-        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _rewrite_outputs(path, _compact_figure)
 
 
 def compact_results(results_dir: str | Path) -> dict[str, int]:
@@ -175,10 +182,12 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
         drop_notebook_figures(nb)
     after = 0
     for f in files:
-        if f.name in (SLICE_SCORES, SLICE_SCORES_GZ):
+        if f.name == QUALITATIVE:
+            compact_qualitative(f)
+        elif f.suffix == ".ipynb":
+            compact_notebook(f)
+        else:  # a per-slice table, plain or already gzipped
             f = compact_slices(f)
-        else:
-            {QUALITATIVE: compact_qualitative}.get(f.name, compact_notebook)(f)
         after += f.stat().st_size
     return {"files": len(files), "before": before, "after": after}
 
@@ -193,4 +202,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FIGURE_DROPPED", "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices"]
+__all__ = ["FIGURE_DROPPED", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices",
+           "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds"]

@@ -76,7 +76,8 @@ def anatomy_facts(record: dict) -> dict[str, float]:
 ARM_TITLES = {"plain": "plain synthetic", "randomise": "randomised synthetic",
               "randomise_context1": "randomised, 2.5D (±1 slice)", "randomise_band": "randomised + skull-base band",
               "randomise_band_narrow": "randomised + narrow skull-base band",
-              "randomise_band_lite0": "randomised + skull-base band, Lite0 network (evidence profile)"}
+              "randomise_band_lite0": "randomised + skull-base band, Lite0 network (evidence profile)",
+              "randomise_band_long": "randomised + skull-base band, 6,000 iterations"}
 
 #: the real pydicom slices by the level they cut (``ichseg.data.realct`` describes them)
 IMAGE_TITLES = {"J2K_pixelrep_mismatch.dcm": "skull base", "693_UNCR.dcm": "supratentorial"}

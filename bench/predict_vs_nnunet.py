@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, tta = nnunet_model_dir(args.nnunet_run), nnunet_tta(args.nnunet_run)
     args.work.mkdir(parents=True, exist_ok=True)
     results_dir = args.nnunet_run.resolve().parent.parent
+    root = results_dir.parents[1]  # the checkout the run lives in: this one, or a pass's pinned worktree
     record = {"bench": "predict_vs_nnunet", "environment": environment(torch.device("cpu")),
               "machine": "2-core shared CPU, 1 thread per process" + (f"; {args.machine_note}" if args.machine_note else ""),
-              "checkpoint": str(WEIGHTS.relative_to(REPO)), "nnunet_model": str(model_dir.resolve().relative_to(REPO)),
-              "study": {"results": str(results_dir.relative_to(REPO)), "dataset": "instance2022", "split": "test",
+              "checkpoint": str(WEIGHTS.relative_to(REPO)), "nnunet_model": str(model_dir.resolve().relative_to(root)),
+              "study": {"results": str(results_dir.relative_to(root)), "dataset": "instance2022", "split": "test",
                         "methods": study_scores(results_dir)},
               "volumes": {}}
     for name, (scan, label) in make_volumes(args.work).items():

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true", help="record unusable files and go on without them")
     p.add_argument("--image-glob", help="glob (relative to --raw) for image files of a renamed folder")
     p.add_argument("--mask-glob", help="glob (relative to --raw) for mask files of a renamed folder")
+    p.add_argument("--patient-pattern", help="regular expression whose first group is the patient in a file's name "
+                                             "(scans of one patient share a split; default: the layout's rule)")
     p.add_argument("--workers", type=int, default=1, help="parallel reader processes (default 1)")
     group = p.add_argument_group("preparation (PrepConfig fields, paper §4.1)")
     for f in fields(PrepConfig):
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = PrepConfig.from_dict({f.name: getattr(args, f.name) for f in fields(PrepConfig)})
     path = prepare_dataset(args.dataset, args.raw, args.out, config, skip_bad=args.skip_bad,
-                           image_glob=args.image_glob, mask_glob=args.mask_glob,
+                           image_glob=args.image_glob, mask_glob=args.mask_glob, patient=args.patient_pattern,
                            workers=max(1, args.workers), log=print)
     print(f"prepared: {path}")
     return 0

@@ -7,6 +7,7 @@ their configs are equal.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -178,6 +179,57 @@ class RealctSettings:
         check_bool("data.realct.whole_head", self.whole_head)
 
 
+@dataclass(frozen=True)
+class RawSource:
+    """``data.raw.<dataset>``: where a real dataset lies. A folder path, the folder as its publisher
+    ships it (the layout finds the files); or, for a folder laid out otherwise (a hospital's own
+    export), a mapping: ``folder``; ``images`` and ``masks``, globs relative to it whose files are
+    paired by name (``CASE.nii.gz``, or nnU-Net's ``CASE_0000.nii.gz``, with the mask ``CASE.nii.gz``);
+    ``patient``, a regular expression whose first group finds the patient in a file's name
+    (default: the layout's rule; INSTANCE 2022's makes every file its own patient). Scans of one
+    patient must share a split, or the test patients are not unseen."""
+
+    folder: str
+    images: str | None = None
+    masks: str | None = None
+    patient: str | None = None
+
+
+def raw_source(data: Mapping[str, Any] | None, dataset: str) -> RawSource | None:
+    """``data.raw.<dataset>`` of a run config's data section, checked; None where it names none
+    (the dataset is then generated: the phantom, or the real-CT set)."""
+    what = f"data.raw.{dataset}"
+    value = ((data or {}).get("raw") or {}).get(dataset)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return RawSource(value)
+    if not isinstance(value, Mapping) or "folder" not in value:
+        raise ConfigError(f"{what}: must be a folder path or a mapping with a folder "
+                          f"({{folder: PATH, images: GLOB, masks: GLOB, patient: REGEX}}), got {value!r}")
+    src = dataclass_from_dict(RawSource, value, what)
+    for key in ("folder", "images", "masks", "patient"):
+        v = getattr(src, key)
+        if v is not None and (not isinstance(v, str) or not v):
+            raise ConfigError(f"{what}.{key}: must be a non-empty string, got {v!r}")
+    if (src.images is None) != (src.masks is None):
+        raise ConfigError(f"{what}: give the images and masks globs both or neither")
+    if src.patient is not None:
+        check_patient_pattern(src.patient, f"{what}.patient")
+    return src
+
+
+def check_patient_pattern(pattern: str, what: str) -> re.Pattern:
+    """A regular expression with at least one group, compiled (its first group: the patient)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{what}: not a regular expression ({exc}): {pattern!r}") from None
+    if rx.groups < 1:
+        raise ConfigError(f"{what}: needs a group that captures the patient, e.g. '^(\\w+?)_', got {pattern!r}")
+    return rx
+
+
 #: the dataset a profile trains on when its data section names none (the paper's)
 TRAIN_DATASET = "instance2022"
 
@@ -200,10 +252,8 @@ def check_data_section(data: Mapping[str, Any] | None, datasets) -> None:
         raise ConfigError(f"data.test_datasets: must be a list of dataset names, got {tests!r}")
     for name in tests:
         check_choice("data.test_datasets", name, datasets)
-    raw = check_keys("data.raw", data.get("raw") or {}, datasets)
-    for name, folder in raw.items():
-        if folder is not None and not isinstance(folder, str):
-            raise ConfigError(f"data.raw.{name}: must be a folder path, got {folder!r}")
+    for name in check_keys("data.raw", data.get("raw") or {}, datasets):
+        raw_source(data, name)
     dataclass_from_dict(PhantomSettings, data.get("phantom") or {}, "data.phantom")
     dataclass_from_dict(RealctSettings, data.get("realct") or {}, "data.realct")
     try:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, IchsegError
+from .config import check_patient_pattern
 from .volumes import Volume, is_nifti_name, volume_id
 
 ROLE_TRAIN_TEST = "train_test"  # patient-level train/test split (Instance2022)
@@ -70,6 +71,7 @@ class Layout:
     expected: str = ""  # human-readable description of the folder, for errors
     paper_counts: dict[str, int] = {}
     test_share: float | None = None  # share of patients tested whatever the profile's test_fraction (None: the profile's)
+    generated: bool = True  # without data.raw the study generates it (the phantom, or the real-CT set)
 
     # -- to implement ----------------------------------------------------------------------------
     def signature(self, root: Path) -> bool:
@@ -95,7 +97,11 @@ class Layout:
         raise ConfigError(f"layout: {self.name} cannot be written")
 
     # -- shared ------------------------------------------------------------------------------------
-    def discover(self, raw: str | Path, image_glob: str | None = None, mask_glob: str | None = None) -> Discovery:
+    def discover(self, raw: str | Path, image_glob: str | None = None, mask_glob: str | None = None,
+                 patient: str | None = None) -> Discovery:
+        """The cases under ``raw``: found by the layout, or by the globs (relative to ``raw``) for a
+        folder laid out otherwise; ``patient``: a regular expression whose first group is a file's
+        patient (``RawSource.patient``), in place of the layout's rule."""
         raw = Path(raw).expanduser()
         if not raw.is_dir():
             raise IchsegError(f"{raw}: raw folder not found (expected a {self.title} folder: {self.expected})")
@@ -108,6 +114,8 @@ class Layout:
             found = self._find(root)
         if not found.cases and not found.problems:
             raise IchsegError(f"{raw}: no {self.title} volumes found; expected {self.expected}{self._hint(raw)}")
+        if patient is not None:
+            found.cases = _grouped(found.cases, patient)
         return found
 
     def _locate(self, raw: Path) -> Path:
@@ -174,6 +182,18 @@ class LayoutWriter:
 
     def finish(self, cases: int) -> None:
         """Hook: side files, once every case is written."""
+
+
+def _grouped(cases: list[Case], pattern: str) -> list[Case]:
+    """``cases`` with the patient the first group of ``pattern`` finds in each volume's name."""
+    rx = check_patient_pattern(pattern, "patient pattern")
+    out = []
+    for c in cases:
+        m = rx.search(c.volume)
+        if m is None or not m.group(1):
+            raise IchsegError(f"{c.image}: the patient pattern {pattern!r} finds no patient in {c.volume!r}")
+        out.append(replace(c, patient=m.group(1)))
+    return out
 
 
 def _matches(layout: Layout, raw: Path) -> bool:
@@ -389,6 +409,25 @@ class _PhysioNetWriter(LayoutWriter):
         atomic_write_text(self.out / self.layout.CSV, table.to_csv(index=False))
 
 
+class OwnData(Layout):
+    """A researcher's own scans, trained and tested as INSTANCE 2022 is (split by patient; paper
+    §4.1): ``images/CASE.nii.gz`` with ``masks/CASE.nii.gz`` (any mask value above 0 is hemorrhage),
+    or any other names through ``data.raw.own``'s ``images`` and ``masks`` globs and ``patient``
+    pattern (``RawSource``). The paper has no number for it; it cannot be generated."""
+
+    name, title, role = "own", "Own data", ROLE_TRAIN_TEST
+    generated = False
+    expected = ("images/CASE.nii.gz and masks/CASE.nii.gz, or other names through data.raw.own: "
+                "{folder, images, masks, patient} (--image-glob, --mask-glob, --patient-pattern)")
+
+    def signature(self, root: Path) -> bool:
+        return (root / "images").is_dir() and (root / "masks").is_dir()
+
+    def _find(self, root: Path) -> Discovery:
+        return self._pair(root, _nifti_files(root / "images"), _nifti_files(root / "masks"),
+                          lambda vid: f"masks/{vid}.nii.gz")
+
+
 class RealCT(PhysioNet):
     """Real head CT with inserted hemorrhages (``ichseg.data.realct``), in the PhysioNet folder format
     plus ``realct.json``. Its volumes are lesion draws on a few real images (two slices, one whole
@@ -435,7 +474,7 @@ def subtypes_from_labels(mask: Volume, names: dict[int, str]) -> list[str]:
     return ["+".join(names[labels[i]] for i in order if present[i, k]) for k in range(mask.n_slices)]
 
 
-DATASETS: dict[str, Layout] = {lay.name: lay for lay in (Instance2022(), BHSD(), PhysioNet(), RealCT())}
+DATASETS: dict[str, Layout] = {lay.name: lay for lay in (Instance2022(), BHSD(), PhysioNet(), RealCT(), OwnData())}
 
 
 def get_layout(name: str) -> Layout:

@@ -221,34 +221,37 @@ def _hash_sources(stats: list[dict], root: Path) -> list[dict]:
 # the whole dataset
 # ----------------------------------------------------------------------------------------------
 def prepared_dir(out: str | Path, dataset: str, config: PrepConfig | None, raw: str | Path,
-                 image_glob: str | None = None, mask_glob: str | None = None) -> Path:
+                 image_glob: str | None = None, mask_glob: str | None = None, patient: str | None = None) -> Path:
     """Where ``prepare_dataset`` puts ``dataset`` from the folder ``raw`` (the layout's located
     root) prepared with ``config``: out/<dataset>/<hash of the config, raw's resolved path and the
-    file patterns>/. Two sources never share a folder (one profile's phantom cohort and another's,
+    file patterns and patient pattern>/. Two sources never share a folder (one profile's phantom cohort and another's,
     or the phantom and the real data), so preparing one cannot replace the slices another run is
     reading; the same source whose files changed is prepared again in its own folder
     (``_up_to_date``)."""
     key = {"prep": (config or PrepConfig()).to_dict(), "source": str(Path(raw).resolve())}
     if image_glob or mask_glob:
         key["globs"] = [image_glob, mask_glob]
+    if patient is not None:
+        key["patient"] = patient
     return Path(out) / dataset / config_hash(key)
 
 
 def prepare_dataset(dataset: str, raw: str | Path, out: str | Path, config: PrepConfig | None = None,
                     skip_bad: bool = False, *, image_glob: str | None = None, mask_glob: str | None = None,
-                    workers: int = 1, max_bytes: int | None = None,
+                    patient: str | None = None, workers: int = 1, max_bytes: int | None = None,
                     log: Callable[[str], None] | None = None) -> Path:
     """Prepare ``dataset`` from the folder ``raw`` into ``prepared_dir(out, ...)`` and return it.
 
     ``skip_bad``: instead of stopping at the first unusable file, record it (manifest, ``bad_files.csv``)
-    and go on without it. ``workers`` > 1 reads volumes in parallel processes.
+    and go on without it. ``image_glob``, ``mask_glob``, ``patient``: a folder laid out otherwise
+    (``Layout.discover``). ``workers`` > 1 reads volumes in parallel processes.
     """
     log = log or (lambda msg: None)
     config = config or PrepConfig()
     layout = get_layout(dataset)
-    discovery = layout.discover(raw, image_glob, mask_glob)
+    discovery = layout.discover(raw, image_glob, mask_glob, patient)
     root = discovery.root
-    target = prepared_dir(out, dataset, config, root, image_glob, mask_glob)
+    target = prepared_dir(out, dataset, config, root, image_glob, mask_glob, patient)
 
     bad: list[tuple[Path, str]] = list(discovery.problems)
     if bad and not skip_bad:

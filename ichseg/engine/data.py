@@ -16,20 +16,28 @@ from typing import Any, Mapping
 
 import torch
 
-from ..errors import IchsegError
+from ..errors import ConfigError, IchsegError
 
 # Each dataset's phantom is drawn from another seed, so test sets never repeat training volumes.
 PHANTOM_SEED_OFFSET = {"instance2022": 0, "bhsd": 1000, "physionet": 2000}
 
 
 def raw_folder(cfg: Mapping[str, Any], dataset: str, data_root: Path) -> Path:
+    """The folder ``dataset`` is read from: the profile's ``data.raw.<dataset>``, or one generated
+    under ``data_root/raw`` (the real-CT set, or the phantom)."""
+    from ..data.config import raw_source
+    from ..data.layouts import get_layout
+
     data = cfg.get("data", {})
-    raw = (data.get("raw") or {}).get(dataset)
-    if raw:
-        path = Path(raw).expanduser()
+    src = raw_source(data, dataset)
+    if src is not None:
+        path = Path(src.folder).expanduser()
         if not path.is_dir():
             raise IchsegError(f"{path}: raw folder for {dataset} not found (profile data.raw.{dataset})")
         return path
+    layout = get_layout(dataset)
+    if not layout.generated:
+        raise ConfigError(f"data.raw.{dataset}: {layout.title} cannot be generated; name its folder ({layout.expected})")
     if dataset == "realct":
         from ..data.config import RealctSettings
         from ..data.realct import write_realct
@@ -61,11 +69,14 @@ def raw_folder(cfg: Mapping[str, Any], dataset: str, data_root: Path) -> Path:
 
 def ensure_prepared(cfg: Mapping[str, Any], dataset: str, data_root: str | Path = "data") -> Path:
     from ..data import PrepConfig, prepare_dataset
+    from ..data.config import raw_source
 
     data_root = Path(data_root)
     raw = raw_folder(cfg, dataset, data_root)
     prep = PrepConfig.from_dict(dict(cfg.get("data", {}).get("prep") or {}))
-    return prepare_dataset(dataset, raw, data_root / "prepared", prep)
+    src = raw_source(cfg.get("data", {}), dataset)
+    found = {"image_glob": src.images, "mask_glob": src.masks, "patient": src.patient} if src else {}
+    return prepare_dataset(dataset, raw, data_root / "prepared", prep, **found)
 
 
 def load_split(prepared: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Any]:

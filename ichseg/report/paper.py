@@ -40,7 +40,8 @@ def method_title(method: str) -> str:
 VARIANT_ORDER = ("medsegdiffv2", "cross_attention", "reduce_layer", "resnet18", "full")
 TABLE1_ORDER = ("unet", "transunet", "nnunet", "ukan", "medsegdiffv2", "full")
 METHOD_ORDER = VARIANT_ORDER + tuple(v for v in TABLE1_ORDER if v not in VARIANT_ORDER)
-DATASET_ORDER = ("instance2022", "bhsd", "physionet", "realct")  # realct: real CT, inserted lesions (no paper number)
+# realct: real CT, inserted lesions; own: a user's own scans (neither has a paper number)
+DATASET_ORDER = ("instance2022", "bhsd", "physionet", "realct", "own")
 
 __all__ = ["DATASET_ORDER", "METHOD_ORDER", "TABLE1_ORDER", "VARIANT_ORDER", "dataset_title", "method_title",
            "paper_numbers"]

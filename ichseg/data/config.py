@@ -7,14 +7,13 @@ their configs are equal.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..utils.configs import dataclass_from_dict
 from ..utils.hashing import config_hash
-from ..utils.validate import check_bool, check_choice, check_int, check_keys, check_number
+from ..utils.validate import check_bool, check_choice, check_int, check_keys, check_number, check_pattern
 
 #: HU windows as (level, width). ``brain`` (L40/W80) is the usual reading window for acute blood;
 #: ``multi`` stacks brain, subdural (L80/W200) and bone (L600/W2800) as 3 channels, the common
@@ -215,19 +214,8 @@ def raw_source(data: Mapping[str, Any] | None, dataset: str) -> RawSource | None
     if (src.images is None) != (src.masks is None):
         raise ConfigError(f"{what}: give the images and masks globs both or neither")
     if src.patient is not None:
-        check_patient_pattern(src.patient, f"{what}.patient")
+        check_pattern(f"{what}.patient", src.patient, "the patient")
     return src
-
-
-def check_patient_pattern(pattern: str, what: str) -> re.Pattern:
-    """A regular expression with at least one group, compiled (its first group: the patient)."""
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"{what}: not a regular expression ({exc}): {pattern!r}") from None
-    if rx.groups < 1:
-        raise ConfigError(f"{what}: needs a group that captures the patient, e.g. '^(\\w+?)_', got {pattern!r}")
-    return rx
 
 
 #: the dataset a profile trains on when its data section names none (the paper's)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, IchsegError
-from .config import check_patient_pattern
+from ..utils.validate import check_pattern
 from .volumes import Volume, is_nifti_name, volume_id
 
 ROLE_TRAIN_TEST = "train_test"  # patient-level train/test split (Instance2022)
@@ -186,7 +186,7 @@ class LayoutWriter:
 
 def _grouped(cases: list[Case], pattern: str) -> list[Case]:
     """``cases`` with the patient the first group of ``pattern`` finds in each volume's name."""
-    rx = check_patient_pattern(pattern, "patient pattern")
+    rx = check_pattern("patient pattern", pattern, "the patient")
     out = []
     for c in cases:
         m = rx.search(c.volume)

@@ -3,6 +3,7 @@ with the setting's name (``train.iterations: must be a positive integer, got 0``
 
 from __future__ import annotations
 
+import re
 from numbers import Integral, Real
 from typing import Any, Iterable
 
@@ -77,3 +78,15 @@ def check_keys(name: str, data: Any, known: Iterable[str]) -> dict:
 
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_keys", "check_number", "is_int", "is_number"]
+
+
+def check_pattern(name: str, pattern: str, captures: str = "the match", example: str = r"^(\w+?)_") -> re.Pattern:
+    """A regular expression with at least one group (its first: ``captures``), compiled."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{name}: not a regular expression ({exc}): {pattern!r}") from None
+    if rx.groups < 1:
+        raise ConfigError(f"{name}: needs a group that captures {captures}, e.g. {example!r}, got {pattern!r}")
+    return rx
+

@@ -107,3 +107,4 @@ def test_a_path_stays_a_path():
     assert raw_source({"raw": {"bhsd": "/data/bhsd"}}, "bhsd").folder == "/data/bhsd"
     assert raw_source({"raw": {"bhsd": "/data/bhsd"}}, "physionet") is None
     assert raw_source({}, "bhsd") is None
+

@@ -164,6 +164,8 @@ def test_figures(tmp_path):
     assert len({h.get_color() for h in legend.legend_handles}) == 3
     assert ["IoU" in fig.axes[0].get_title(), "Dice" in fig.axes[1].get_title()] == [True, True]
     plt.close(fig)
+    with pytest.raises(ValueError, match="no Table 2 variant"):  # a study of the baselines alone: the page says so
+        report.convergence_figure(curves[curves["method"] == "unet"])
     items = report.qualitative(study, "bhsd")
     assert set(items) == {"medsegdiffv2", "resnet18", "full"}
     fig = report.qualitative_figure(items, "bhsd")  # the Table 1 models only (resnet18 is an ablation row)

@@ -141,3 +141,16 @@ def test_jobs_that_are_no_count_are_one_line_errors(tmp_path):
                           "--root", str(tmp_path), "--dry-run", "--jobs", "-3"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and "internal error" not in out.stderr
     assert out.stderr.strip().splitlines() == ["ichseg study: error: --jobs: must be a positive integer, got -3"]
+
+
+def test_the_run_set_line_counts_phantom_patients_only_where_the_phantom_trains():
+    from types import SimpleNamespace
+
+    from ichseg.study.planning import describe
+
+    data = {"raw": {"own": "/data/our-ich"}, "phantom": {"cases": {"instance2022": 200}}, "prep": {"size": 64}}
+    plan = SimpleNamespace(train_dataset="own", methods=["unet"], seeds_of={"unet": [0]}, configs={}, prep_config={"data": data})
+    assert describe("own scans", plan) == "own scans, 64x64; 1 seed for each method"
+    plan.train_dataset, data["raw"] = "instance2022", {}
+    assert describe("phantom", plan) == "phantom, 64x64, 200 training-set patients; 1 seed for each method"
+

@@ -72,6 +72,8 @@ def convergence_figure(curves: pd.DataFrame, title: str = ""):
     plt = _plt()
     curves = curves[curves["method"].isin(VARIANT_ORDER)]
     variants = [v for v in VARIANT_ORDER if v in set(curves["method"])]
+    if not variants:
+        raise ValueError("convergence_figure: the curves hold no Table 2 variant (a study of baselines alone)")
     pal = _palette(variants)
     labels = {v: method_title(v) for v in variants}
     data = curves.assign(model=curves["method"].map(labels), IoU=100 * curves["iou"], Dice=100 * curves["dice"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..data.config import train_dataset_of
+from ..data.config import raw_source, train_dataset_of
 from ..engine.config import ALL_METHODS, NNUNET, load_profile, resolve_run_config
 from ..errors import ConfigError
 from ..utils import file_sha256
@@ -244,9 +244,12 @@ def describe(text: str, plan: Plan) -> str:
     states no setting), then what its settings say (size, patients, iterations per method, seeds),
     derived from the resolved run configs so the two cannot disagree."""
     data = plan.prep_config["data"]
-    cases = (data.get("phantom") or {}).get("cases")
-    patients = (f"{cases.get(plan.train_dataset)} training-set patients" if isinstance(cases, dict)
-                else f"{cases} patients per dataset" if cases else "")
+    # the phantom's patient counts, where the training data is the phantom (a real folder has its own)
+    cases = None if raw_source(data, plan.train_dataset) else (data.get("phantom") or {}).get("cases")
+    if isinstance(cases, dict):
+        patients = f"{cases[plan.train_dataset]} training-set patients" if cases.get(plan.train_dataset) else ""
+    else:
+        patients = f"{cases} patients per dataset" if cases else ""
     size = (data.get("prep") or {}).get("size")
     budgets: dict[int, list[str]] = {}
     for (m, _), c in plan.configs.items():

@@ -63,6 +63,13 @@ def test_tables_show_failed_seeds(tmp_path):
     strict = report.strict_table(evals, "gpu")
     row = strict.loc[("Instance2022", report.method_title("medsegdiffv2"))]
     assert row.iloc[0] == "failed (0/3 seeds)" and "not run" not in set(row)
+    # a test split without a lesion slice: the lesion-level scores do not apply, the paper's does
+    full = evals["method"] == "full"
+    evals.loc[full, "dice"] = 0.97
+    evals.loc[full, ["positive_slice_dice", "volume_dice"]] = float("nan")
+    row = report.table2(evals, "gpu").loc["+ Transformer Block (Full Model) [full]"]
+    assert [row[(head, c)] for c in (report.LESION_DICE, report.VOLUME_DICE)] == ["– (0/3 seeds)"] * 2
+    assert row[(head, report.PAPER_DICE)].startswith("97.0")
 
 
 def test_paper_numbers_are_the_papers_tables():

@@ -69,8 +69,12 @@ _PAPER_KEYS = {PAPER_DICE: "dice", PAPER_IOU: "iou"}
 
 
 def _ours_cells(sel: pd.DataFrame) -> list[str]:
-    """Our four scores of one row (mean ± CI over seeds; ``not run`` without runs)."""
-    return [summarise(sel[k], scale=100, digits=1) if k in sel else MISSING for k in SCORE_KEYS.values()]
+    """Our four scores of one row (mean ± CI over seeds; ``not run`` without runs). A lesion-level
+    score missing beside a paper-protocol one is not applicable (a test split without a lesion
+    slice: "–"); missing with it too, the evaluation failed."""
+    scored = "dice" in sel and bool(sel["dice"].notna().any())
+    return [summarise(sel[k], scale=100, digits=1, failed=MISSING if scored and k not in _PAPER_KEYS.values() else "failed")
+            if k in sel else MISSING for k in SCORE_KEYS.values()]
 
 
 def _paper_cells(ref: dict) -> list[str]:

@@ -47,7 +47,14 @@ def test_viewer_scrolls_a_volume_and_compaction_keeps_only_the_shown_ones(tmp_pa
     payload = viewer_payload({"instance2022": items})
     assert len(payload["slices"]) == 5 and [s["slice"] for s in payload["slices"]] == [0, 1, 2, 3, 4]
     assert "data:image/png;base64," in viewer_html(payload)
+    shown = {m: items[m] for m in ("medsegdiffv2", "full")}
+    before = viewer_payload({"instance2022": shown})
+    volumes = sorted((tmp_path / "r" / "eval").rglob("*-s0/*/volume.npz"))
+    assert all(len(np.unique(np.load(v)["uncertainty"])) > 17 for v in volumes)
     compact_results(tmp_path / "r")
     kept = sorted(str(p.relative_to(tmp_path / "r" / "eval")) for p in (tmp_path / "r" / "eval").rglob("volume.npz"))
     # Table 1 models, first seed: cross_attention (a Table 2 step) and seed 1 are not in the viewer
     assert kept == [f"{m}-s0/{d}/volume.npz" for m in ("full", "medsegdiffv2") for d in ("bhsd", "instance2022")]
+    # the overlays stored on the viewer's own steps: the same page
+    assert viewer_payload({"instance2022": collect.viewer_volumes(collect.load_study(tmp_path / "r"), "instance2022")}) == before
+    assert all(len(np.unique(np.load(v)[k])) <= 17 for v in volumes if v.is_file() for k in ("probability", "uncertainty"))

@@ -13,8 +13,10 @@ palette of 256 colours, which matplotlib's flat colours, grey CT windows and col
 half the bytes at 128²); a figure is replaced only when that saves a tenth. A later seed's
 evaluation keeps its scores and drops its pictures, and its notebook keeps its text and drops its
 figures. The viewer's whole test volumes (``volume.npz``) are kept for the first seed of each
-Table 1 model only, the ones the book's viewer shows. Idempotent; every file is replaced
-atomically. Stage stamps do not hash outputs, so compacted results stay consistent.
+Table 1 model only, the ones the book's viewer shows, with their overlays on the viewer's 16 steps.
+``compact_evaluation`` does all of it to one evaluation folder (as a running pass commits it).
+Idempotent; every file is replaced atomically. Stage stamps do not hash outputs, so compacted
+results stay consistent.
 """
 
 from __future__ import annotations
@@ -37,16 +39,14 @@ SIGNIFICANT = "%.6g"
 GRID = 2048  # figure maps are rounded to multiples of 1/GRID (within 2.5e-4; they are drawn at 8 bits)
 
 
-def _prune_viewer_volumes(study) -> None:
-    """Keep ``volume.npz`` only where the book's viewer shows it: the first seed of each Table 1
-    model (each is ~100 kB; a pass evaluates every seed of every method on every dataset)."""
+def prune_viewer_volumes(eval_dir: Path, method: str) -> None:
+    """Keep an evaluation's ``volume.npz`` only where the book's viewer shows it: a Table 1 model's
+    (a pass evaluates every method on every dataset; a later seed's goes with ``prune_later_seeds``)."""
     from .paper import TABLE1_ORDER
 
-    for run in study.runs:
-        if run["method"] in TABLE1_ORDER and int(run["seed"]) == int(study.seeds[0]):
-            continue
-        for ds in run["metrics"]:
-            (run["eval_dir"] / ds / VIEWER_VOLUME).unlink(missing_ok=True)
+    if method not in TABLE1_ORDER:
+        for f in Path(eval_dir).glob(f"*/{VIEWER_VOLUME}"):
+            f.unlink()
 
 
 def prune_later_seeds(eval_dir: Path, seed: int, first: int = 0) -> None:
@@ -118,6 +118,38 @@ def compact_qualitative(path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def compact_volume(path: Path) -> None:
+    """Rewrite one ``volume.npz`` with its overlays (probability, uncertainty) on the viewer's own
+    ``OVERLAY_LEVELS`` steps, which it rounds them to when it draws them: the same picture, a
+    third of the bytes. The CT and the ground truth stay as they are."""
+    from ..utils.images import to_u8
+    from .viewer import OVERLAY_LEVELS
+
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    for k in ("probability", "uncertainty"):
+        arrays[k] = to_u8(np.round(arrays[k].astype(np.float32) / 255 * OVERLAY_LEVELS) / OVERLAY_LEVELS)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def compact_evaluation(eval_dir: Path, method: str, seed: int, first: int = 0) -> list[Path]:
+    """One evaluation folder as it is committed: a later seed's pictures dropped
+    (``prune_later_seeds``), the viewer's volume kept for a Table 1 model only, and what is left
+    compacted (figure arrays, viewer volume, per-slice table); returns its files."""
+    prune_later_seeds(eval_dir, seed, first)
+    prune_viewer_volumes(eval_dir, method)
+    for ds in sorted(d for d in Path(eval_dir).iterdir() if d.is_dir()):
+        if (ds / QUALITATIVE).is_file():
+            compact_qualitative(ds / QUALITATIVE)
+        if (ds / VIEWER_VOLUME).is_file():
+            compact_volume(ds / VIEWER_VOLUME)
+        if slice_scores_path(ds).is_file():
+            compact_slices(slice_scores_path(ds))
+    return sorted(f for f in Path(eval_dir).rglob("*") if f.is_file())
+
+
 def compact_slices(path: Path) -> Path:
     """Store one per-slice table (``slices.csv``, or its ``.gz`` again) as ``slices.csv.gz`` with
     ``SIGNIFICANT`` digits for its floating columns, then remove the plain file; returns the new path.
@@ -169,27 +201,16 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     """Compact every evaluation and executed notebook of a consistent study folder; returns the
     number of files and their size in bytes before and after (``before``, ``after``)."""
     study = load_study(results_dir)  # refuses stale or incomplete results: compact what the book shows
-    for run in study.runs:
-        prune_later_seeds(run["eval_dir"], run["seed"], study.seeds[0])
-    files = [run["eval_dir"] / ds / QUALITATIVE for run in study.runs for ds in run["metrics"]]
-    files = [f for f in files if f.is_file()]
-    files += [slice_scores_path(run["eval_dir"] / ds) for run in study.runs for ds in run["metrics"]]
-    _prune_viewer_volumes(study)
-    files += sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
-    dropped = later_seed_notebooks(Path(results_dir), study.seeds[0])
-    before = sum(f.stat().st_size for f in files)
-    for nb in dropped:
+    notebooks = sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
+    evaluations = [f for run in study.runs for f in run["eval_dir"].rglob("*") if f.is_file()]
+    before = sum(f.stat().st_size for f in evaluations + notebooks)
+    for nb in later_seed_notebooks(Path(results_dir), study.seeds[0]):
         drop_notebook_figures(nb)
-    after = 0
-    for f in files:
-        if f.name == QUALITATIVE:
-            compact_qualitative(f)
-        elif f.suffix == ".ipynb":
-            compact_notebook(f)
-        else:  # a per-slice table, plain or already gzipped
-            f = compact_slices(f)
-        after += f.stat().st_size
-    return {"files": len(files), "before": before, "after": after}
+    for nb in notebooks:
+        compact_notebook(nb)
+    evaluations = [f for run in study.runs for f in compact_evaluation(run["eval_dir"], run["method"], run["seed"], study.seeds[0])]
+    files = evaluations + notebooks
+    return {"files": len(files), "before": before, "after": sum(f.stat().st_size for f in files)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -202,5 +223,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FIGURE_DROPPED", "compact_notebook", "compact_png", "compact_qualitative", "compact_results", "compact_slices",
-           "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds"]
+__all__ = ["FIGURE_DROPPED", "compact_evaluation", "compact_notebook", "compact_png", "compact_qualitative", "compact_results",
+           "compact_slices", "compact_volume", "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds",
+           "prune_viewer_volumes"]

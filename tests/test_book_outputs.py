@@ -176,7 +176,7 @@ def test_built_pages_that_plot_show_images():
             continue
         draws = any(PLOTS.search("".join(c["source"])) for c in _code_cells(json.loads(src.read_text())))
         main = _main_text_with_tags(pages[name].read_text(errors="replace"))
-        # a later seed's evaluation keeps no pictures (ichseg.report.publish): its page says so instead
+        # a committed evaluation's notebook keeps no pictures (ichseg.report.publish): its page says so instead
         if draws and "<img" not in main and FIGURE_DROPPED not in html.unescape(main):
             missing.append(name)
     assert not missing, f"pages that plot but show no image: {missing}"

@@ -124,8 +124,8 @@ def test_a_later_seed_keeps_its_scores_and_drops_its_pictures(tmp_path):
     assert len(list((tmp_path / "full-s0" / "bhsd").iterdir())) == 5
 
 
-def test_a_later_seed_evaluation_notebook_keeps_its_text_and_drops_its_figures(tmp_path):
-    from ichseg.report.publish import FIGURE_DROPPED, drop_notebook_figures, later_seed_notebooks
+def test_an_evaluation_notebook_keeps_its_text_and_drops_its_figures(tmp_path):
+    from ichseg.report.publish import FIGURE_DROPPED, drop_notebook_figures, evaluation_notebooks
 
     (tmp_path / "stamps").mkdir()
     (tmp_path / "notebooks").mkdir()
@@ -138,13 +138,13 @@ def test_a_later_seed_evaluation_notebook_keeps_its_text_and_drops_its_figures(t
             {"kind": kind, "notebook": f"results/x/notebooks/{name}.ipynb", "parameters": {"seed": seed}}))
         (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(
             {"cells": [{"cell_type": "code", "source": "", "outputs": [text, image]}], "nbformat": 4, "nbformat_minor": 5}))
-    later = later_seed_notebooks(tmp_path, first=0)
-    assert [p.name for p in later] == ["evaluate-full-s1.ipynb"]  # not the first seed's, not a training notebook
-    drop_notebook_figures(later[0])
-    outputs = json.loads(later[0].read_text())["cells"][0]["outputs"]
+    found = evaluation_notebooks(tmp_path)
+    assert [p.name for p in found] == ["evaluate-full-s0.ipynb", "evaluate-full-s1.ipynb"]  # not a training notebook
+    drop_notebook_figures(found[0])
+    outputs = json.loads(found[0].read_text())["cells"][0]["outputs"]
     assert outputs[0] == text and outputs[1]["data"] == {"text/plain": FIGURE_DROPPED} and not outputs[1]["metadata"]
-    once = later[0].read_bytes()
-    drop_notebook_figures(later[0])
-    assert later[0].read_bytes() == once
-    first = json.loads((tmp_path / "notebooks" / "evaluate-full-s0.ipynb").read_text())
-    assert "image/png" in first["cells"][0]["outputs"][1]["data"]
+    once = found[0].read_bytes()
+    drop_notebook_figures(found[0])
+    assert found[0].read_bytes() == once
+    train = json.loads((tmp_path / "notebooks" / "train-full-s1.ipynb").read_text())
+    assert "image/png" in train["cells"][0]["outputs"][1]["data"]

@@ -11,8 +11,9 @@ committed bytes; gzip keeps a sixth; ``collect.slice_scores_path`` reads either)
 not draw in Fig. 3 keep their arrays too. The executed notebooks' figures (PNG) are re-encoded with a
 palette of 256 colours, which matplotlib's flat colours, grey CT windows and colour maps fit (about
 half the bytes at 128²); a figure is replaced only when that saves a tenth. A later seed's
-evaluation keeps its scores and drops its pictures, and its notebook keeps its text and drops its
-figures. The viewer's whole test volumes (``volume.npz``) are kept for the first seed of each
+evaluation keeps its scores and drops its pictures, and every evaluation's notebook keeps its text
+and drops its figures (~0.3 MB each at 128²): the book draws them from the first seed's arrays
+(Fig. 3, the viewer, the gallery). The viewer's whole test volumes (``volume.npz``) are kept for the first seed of each
 Table 1 model only, the ones the book's viewer shows, with their overlays on the viewer's 16 steps.
 ``compact_evaluation`` does all of it to one evaluation folder (as a running pass commits it).
 Idempotent; every file is replaced atomically. Stage stamps do not hash outputs, so compacted
@@ -58,9 +59,10 @@ def prune_later_seeds(eval_dir: Path, seed: int, first: int = 0) -> None:
                 f.unlink()
 
 
-#: what a later seed's evaluation notebook shows where its figures were
-FIGURE_DROPPED = ("[figure not kept: a later seed's pictures are dropped with its qualitative arrays; "
-                  "its scores are in metrics.json and the per-slice table, the first seed's pictures in the book]")
+#: what an evaluation notebook shows where its figures were
+FIGURE_DROPPED = ("[figure not kept: an evaluation's pictures are in the book, drawn from its first seed's arrays "
+                  "(qualitative.npz, worst.npz, volume.npz): Fig. 3 of the results page, the slice viewer and the "
+                  "gallery; its scores are in metrics.json and the per-slice table]")
 
 
 def _rewrite_outputs(path: Path, change) -> None:
@@ -82,17 +84,17 @@ def _drop_figure(out: dict) -> bool:
 
 def drop_notebook_figures(path: Path) -> None:
     """Rewrite one executed notebook with each image output replaced by ``FIGURE_DROPPED`` (text
-    outputs kept): a later seed's evaluation notebook, whose pictures the book does not show."""
+    outputs kept): an evaluation's notebook, whose pictures the book draws elsewhere."""
     _rewrite_outputs(path, _drop_figure)
 
 
-def later_seed_notebooks(results_dir: Path, first: int) -> list[Path]:
-    """The executed notebooks of the evaluations of seeds other than ``first`` (from the stage
-    stamps, which name each stage's notebook, kind and seed)."""
+def evaluation_notebooks(results_dir: Path) -> list[Path]:
+    """The executed notebooks of a study's evaluations (from the stage stamps, which name each
+    stage's notebook and kind)."""
     out = []
     for stamp in sorted((Path(results_dir) / "stamps").glob("*.json")):
         rec = json.loads(stamp.read_text())
-        if rec.get("kind") == "evaluate" and rec.get("notebook") and int(rec["parameters"].get("seed", first)) != int(first):
+        if rec.get("kind") == "evaluate" and rec.get("notebook"):
             nb = Path(results_dir) / "notebooks" / Path(rec["notebook"]).name
             if nb.is_file():
                 out.append(nb)
@@ -204,7 +206,7 @@ def compact_results(results_dir: str | Path) -> dict[str, int]:
     notebooks = sorted(Path(results_dir).glob("*.ipynb")) + sorted((Path(results_dir) / "notebooks").glob("*.ipynb"))
     evaluations = [f for run in study.runs for f in run["eval_dir"].rglob("*") if f.is_file()]
     before = sum(f.stat().st_size for f in evaluations + notebooks)
-    for nb in later_seed_notebooks(Path(results_dir), study.seeds[0]):
+    for nb in evaluation_notebooks(Path(results_dir)):
         drop_notebook_figures(nb)
     for nb in notebooks:
         compact_notebook(nb)
@@ -224,5 +226,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["FIGURE_DROPPED", "compact_evaluation", "compact_notebook", "compact_png", "compact_qualitative", "compact_results",
-           "compact_slices", "compact_volume", "drop_notebook_figures", "later_seed_notebooks", "prune_later_seeds",
+           "compact_slices", "compact_volume", "drop_notebook_figures", "evaluation_notebooks", "prune_later_seeds",
            "prune_viewer_volumes"]

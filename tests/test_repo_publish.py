@@ -146,5 +146,9 @@ def test_an_evaluation_notebook_keeps_its_text_and_drops_its_figures(tmp_path):
     once = found[0].read_bytes()
     drop_notebook_figures(found[0])
     assert found[0].read_bytes() == once
+    outputs[1]["data"]["text/plain"] = "[figure not kept: older words]"  # a note an earlier compaction left
+    found[1].write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": outputs}]}))
+    drop_notebook_figures(found[1])
+    assert json.loads(found[1].read_text())["cells"][0]["outputs"][1]["data"] == {"text/plain": FIGURE_DROPPED}
     train = json.loads((tmp_path / "notebooks" / "train-full-s1.ipynb").read_text())
     assert "image/png" in train["cells"][0]["outputs"][1]["data"]

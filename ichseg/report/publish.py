@@ -75,7 +75,11 @@ def _rewrite_outputs(path: Path, change) -> None:
 
 
 def _drop_figure(out: dict) -> bool:
-    if not any(k.startswith("image/") for k in out.get("data", {})):
+    """An image output replaced by ``FIGURE_DROPPED``; so is the note a figure dropped earlier left,
+    when its words have changed since."""
+    data = out.get("data", {})
+    earlier = str(data.get("text/plain", "")).startswith(FIGURE_DROPPED[:len("[figure not kept:")])
+    if not any(k.startswith("image/") for k in data) and not (earlier and data["text/plain"] != FIGURE_DROPPED):
         return False
     out["data"] = {"text/plain": FIGURE_DROPPED}
     out.get("metadata", {}).clear()

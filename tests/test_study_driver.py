@@ -325,7 +325,8 @@ def _kernel_free_study(tmp_path, monkeypatch, seen: list, before_train=None) -> 
             h = json.loads((Path(self.root) / stage.parameters["run_dir"] / "run.json").read_text())["run_hash"]
             for ds in stage.parameters["datasets"]:
                 write_eval(Path(self.root) / stage.parameters["out_dir"] / ds, stage.parameters["method"], ds, h)
-        elif stage.kind == "results":
+        if stage.kind != "prep":  # the executed notebook, as papermill writes it
+            stage.output.parent.mkdir(parents=True, exist_ok=True)
             stage.output.write_text("{}")
 
     monkeypatch.setattr(StudyPass, "execute", fake_execute)
@@ -388,4 +389,50 @@ def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path,
     monkeypatch.setattr(stamps, "code_hash", lambda deps: "changed-again-" + real_code_hash(deps))
     seen.clear()
     StudyPass(spec(overrides=parse_overrides(["train.lr=3e-4"])), log=lambda m: None).run()
+    assert "train-full-s0" in seen
+
+
+def test_a_training_whose_weights_are_absent_is_settled_while_its_evaluations_are_current(tmp_path, monkeypatch):
+    """Committed results keep no weights: on a clone, a completed training whose evaluations are all
+    current is not trained again (its stamp and record stay as made); once an evaluation is stale,
+    the weights are needed and it trains again; a run folder missing more than its weights is not
+    settled. No kernel."""
+    from ichseg.utils.layout import model_path
+
+    seen = []
+    nbs = _kernel_free_study(tmp_path, monkeypatch, seen)
+    spec = lambda **kw: StudySpec(profile="smoke", methods=["full"], seeds=[0], datasets=["bhsd"], root=tmp_path,  # noqa: E731
+                                  notebooks=nbs, prepare=_fake_prepare, **kw)
+    StudyPass(spec(), log=lambda m: None).run()
+    results = tmp_path / "results" / "smoke"
+    run_dir = results / "runs" / "full-s0"
+    trained = json.loads((results / "stamps" / "train-full-s0.json").read_text())
+
+    model_path(run_dir, own_folder=False).unlink()  # as a clone of committed results has it
+    study = StudyPass(spec(), log=lambda m: None)
+    assert dict(study.dry_run())["train-full-s0"] == "skip"
+    seen.clear()
+    record = study.run()
+    assert _statuses(record)["train-full-s0"] == "settled" and _statuses(record)["evaluate-full-s0"] == "skipped"
+    assert seen == []  # the results page too is current: nothing ran
+    assert json.loads((results / "stamps" / "train-full-s0.json").read_text()) == trained
+
+    # --force remakes everything, weights included
+    seen.clear()
+    StudyPass(spec(force=True), log=lambda m: None).run()
+    assert "train-full-s0" in seen and model_path(run_dir, own_folder=False).is_file()
+
+    # an evaluation made stale (its metrics gone) needs the weights: the training runs again first
+    model_path(run_dir, own_folder=False).unlink()
+    next((results / "eval" / "full-s0").rglob("metrics.json")).unlink()
+    seen.clear()
+    record = StudyPass(spec(), log=lambda m: None).run()
+    assert seen.index("train-full-s0") < seen.index("evaluate-full-s0")
+    assert _statuses(record)["train-full-s0"] == "ran"
+
+    # a run folder that lost more than its weights (its log) is not a completed training
+    model_path(run_dir, own_folder=False).unlink()
+    (run_dir / "train_log.csv").unlink()
+    seen.clear()
+    StudyPass(spec(), log=lambda m: None).run()
     assert "train-full-s0" in seen

@@ -17,6 +17,11 @@ has completed, and the results notebook refuses a run set whose stamps no longer
 whose stamps changed only because the code did (``stamps.StampBook.kept``): the evaluations and the
 results page are made again with the current code, the trainings stay those of their recorded commit.
 
+A completed training whose weights are not on disk (results committed without them, read from a
+fresh clone) is *settled* while every evaluation of it is current (``stamps.StampBook.settled``):
+it is not trained again to remake what was already scored, so a clone completes a pass from where
+its committed results stand.
+
 Stamp records have ``status`` ``running`` while a stage executes (a killed training run with the
 same stamp is *resumed* from its last checkpoint) and ``complete`` afterwards. A training stage
 whose stamp changed starts from an empty run folder; a run folder without any stamp record
@@ -51,6 +56,7 @@ class StudyPass:
         self.profile, self.root, self.results_dir = self.plan.profile, self.plan.root, self.plan.results_dir
         self.stages = self.plan.stages
         self.stamps = StampBook(self.results_dir)
+        self.downstream = {s.id: [t for t in self.stages if s.id in t.upstream] for s in self.stages}
         self.timings: list[dict] = []  # rows of this pass's timing table, as stages finish
         self._started = time.perf_counter()
 
@@ -78,6 +84,15 @@ class StudyPass:
             return False
         return self.stamps.kept(stage, {t["id"] for t in self.timings if t.get("status") in ("ran", "resumed")})
 
+    def _stands(self, stage: Stage) -> bool:
+        """Can the last completed run of ``stage`` stand (current, kept, or a settled training)?"""
+        stamp = self.stamps.stamps_of(stage)[0]
+        return (self.stamps.is_current(stage, stamp, self.spec.force) or self._kept(stage)
+                or self._settled(stage, stamp))
+
+    def _settled(self, stage: Stage, stamp: str) -> bool:
+        return not self.spec.force and self.stamps.settled(stage, stamp, self.downstream.get(stage.id, []))
+
     def _row(self, stage: Stage, status: str, seconds: float, last: float | None, start: float) -> dict:
         return {"id": stage.id, "kind": stage.kind, "status": status, "seconds": round(seconds, 3),
                 "last_run_seconds": last, "notebook": self._nb(stage), "start": start, "end": self._clock()}
@@ -90,6 +105,10 @@ class StudyPass:
             self.log(f"{label}: kept as made (stamp {prev.get('stamp')}; the code changed since: --keep-trained)" if kept
                      else f"{label}: up to date (stamp {stamp}), skipped")
             return self._row(stage, "kept" if kept else "skipped", 0.0, prev.get("seconds"), self._clock())
+        if self._settled(stage, stamp):
+            self.log(f"{label}: complete (stamp {stamp}); its weights are not on disk and every evaluation of them is "
+                     "current, so it is not trained again")
+            return self._row(stage, "settled", 0.0, prev.get("seconds"), self._clock())
         resumed = prev.get("status") == "running" and prev.get("stamp") == stamp and not self.spec.force
         # Outputs this driver made for *other* inputs are removed; a run folder it has no record of
         # (e.g. trained beforehand with torchrun into the same folder) is kept, and the notebook
@@ -183,8 +202,7 @@ class StudyPass:
         """
         plan, changed = [], set()
         for stage in self.stages:
-            will = bool(set(stage.upstream) & changed) or not (
-                self.stamps.is_current(stage, self.stamps.stamps_of(stage)[0], self.spec.force) or self._kept(stage))
+            will = bool(set(stage.upstream) & changed) or not self._stands(stage)
             if will:
                 changed.add(stage.id)
             plan.append((stage.id, "run" if will else "skip"))

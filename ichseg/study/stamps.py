@@ -16,8 +16,9 @@ from typing import Iterable
 
 import yaml
 
+from ..engine.config import NNUNET
 from ..utils import atomic_write_json, config_hash, file_sha256
-from ..utils.layout import read_run_config
+from ..utils.layout import model_path, read_run_config
 from ..utils.stamps import STAMPS_DIR, read_stamp
 from .planning import Stage
 
@@ -117,6 +118,22 @@ class StampBook:
         if "inputs_stamp" in rec and rec["inputs_stamp"] not in self._inputs_stamps(stage, run_cfg):
             return False
         return _holds(run_cfg, stage.inputs["config"])
+
+    def settled(self, stage: Stage, stamp: str, downstream: list[Stage]) -> bool:
+        """A completed training, this very stamp, whose weights are not on disk (committed results
+        keep no weights, so a fresh clone has none), while every evaluation made from it is
+        current: the weights are an intermediate product, as make treats one, and training again
+        would only remake what those evaluations already scored. Whatever else the run folder
+        holds (run.json, its log, its config) must be there; once any evaluation is stale, the
+        training is needed and runs again."""
+        rec = self.record(stage.id)
+        if stage.kind != "train" or rec.get("status") != "complete" or rec.get("stamp") != stamp:
+            return False
+        model = model_path(stage.run_dir, own_folder=stage.parameters.get("method") == NNUNET)
+        if model.exists() or not all(p.exists() for p in stage.outputs if p != model):
+            return False
+        evaluations = [d for d in downstream if d.kind == "evaluate"]
+        return bool(evaluations) and all(self.is_current(d, self.stamps_of(d)[0]) for d in evaluations)
 
     def _inputs_stamps(self, stage: Stage, run_cfg: dict) -> set[str]:
         """This training's inputs stamp, and the one it had when run configs still carried the

@@ -157,6 +157,10 @@ def test_built_pages_have_no_placeholder_and_no_cdn():
         hit = PLACEHOLDER.search(_main_text(html))
         if hit:
             bad.append(f"{page.relative_to(HTML)}: placeholder {hit.group(0)!r}")
+        # a Markdown table a cell displays, left unparsed: its separator row shows as text
+        raw = re.search(r"\|\s*:?[-\u2013\u2014]{3,}", _main_text(html))
+        if raw:
+            bad.append(f"{page.relative_to(HTML)}: a Markdown table shown as text ({raw.group(0)!r})")
     assert not bad, "\n".join(bad)
     index = (HTML / "intro.html").read_text()
     assert '_static/mathjax/MathJax.js' in index

@@ -43,7 +43,7 @@ def scale_facts(profile: str, study=None) -> dict[str, Any]:
         "size": int(cfg.get("model", {}).get("image_size") or data.get("prep", {}).get("size") or 0),
         "iterations": sorted({int(c["train"]["iterations"]) for c in configs.values() if "diffusion" in c}),
         "pretrained": str(cfg.get("model", {}).get("pretrained") or "none"),
-        "amp": cfg.get("train", {}).get("amp") or "fp32",
+        "amp": str(cfg.get("train", {}).get("amp") or "none").replace("none", "fp32"),  # train.amp none: fp32
         "patients": cases.get(TRAIN_DATASET) if isinstance(cases, dict) else cases,
         "prediction": str(cfg.get("diffusion", {}).get("prediction") or "eps"),
         "alpha": float(cfg.get("loss", {}).get("alpha", 5)),

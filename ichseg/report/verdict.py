@@ -168,7 +168,7 @@ __all__ = ["HEADLINE_SCORE", "claim_counts", "claim_verdicts", "headline_profile
            "profiles_table", "progress_markdown", "verdict_markdown"]
 
 
-def profiles_table(results_root: str | Path, profiles=("smoke", "cpu", "gpu", "paper")) -> pd.DataFrame:
+def profiles_table(results_root: str | Path, profiles=("smoke", "cpu", "evidence", "gpu", "paper")) -> pd.DataFrame:
     """One row per profile: what its runs are (from committed results when consistent, else the
     profile file), whether results are committed, and the comparability sentence."""
     from . import collect

@@ -2,6 +2,14 @@
 slice and peak memory on this CPU, and Dice against the truth.
 
     .venv/bin/python bench/predict_vs_nnunet.py [--nnunet-run results/evidence/runs/nnunet-s0] [--rounds 2]
+    .venv/bin/python bench/predict_vs_nnunet.py --stand-in bench/out/nnunet_standin   # timings only
+
+Committed results keep no weights. Where the pass's nnU-Net run is not on disk, ``--stand-in RUN``
+times a short training of the same configuration (``ichseg train --profile evidence --method
+nnunet --set baselines.nnunet.epochs=1 ...``): only the run length may differ from the committed
+run's recorded config (refused otherwise, naming the keys), so the network, its plans and the
+predictor's work are the pass's; its masks are not the pass's model's, so the record keeps its
+timings and memory and leaves out its Dice on these volumes.
 
 The volumes are ``bench/predict_cpu.py``'s (the README's demo patient, 128² × 31 slices, and a
 512² × 120-slice head with a hemorrhage; synthetic, never a test split). Each segmenter runs as a
@@ -41,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 NNUNET_RUN = REPO / "results" / "evidence" / "runs" / "nnunet-s0"
 OUT = REPO / "bench" / "measured" / "predict_vs_nnunet.json"
 HEADLINE = ("full", "medsegdiffv2", "nnunet")  # the rows the record's study table keeps
+RUN_LENGTH = ("epochs", "iterations_per_epoch", "val_iterations")  # what a stand-in may change
 
 
 def nnunet_model_dir(run: Path) -> Path:
@@ -95,6 +104,22 @@ def nnunet_tta(run: Path) -> bool:
     return bool((read_run_config(run).get("nnunet") or {}).get("tta", True))
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def stand_in_differences(stand_in: Path, run: Path) -> list[str]:
+    """The recorded config keys in which ``stand_in`` differs from ``run``, beyond the run length."""
+    from ichseg.utils.layout import read_run_config
+
+    a, b = _flat(read_run_config(stand_in)), _flat(read_run_config(run))
+    allowed = {f"nnunet.{k}" for k in RUN_LENGTH}
+    return sorted(k for k in set(a) | set(b) if k not in allowed and a.get(k) != b.get(k))
+
+
 def run_nnunet(scan: Path, model_dir: Path, out: Path, tta: bool) -> dict:
     """``nnunet_segment`` in a fresh single-threaded process (nnU-Net's environment as the study
     sets it for its prediction child): wall and CPU seconds, peak RSS (MB)."""
@@ -112,6 +137,10 @@ def run_nnunet(scan: Path, model_dir: Path, out: Path, tta: bool) -> dict:
         raise RuntimeError(f"nnU-Net child failed: {(proc.stdout + proc.stderr)[-2000:]}")
     child = json.loads((out / "child.json").read_text())
     return {"wall_s": wall, **child, "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def _iterations(run: Path) -> int | None:
+    return json.loads((Path(run) / "run.json").read_text()).get("iterations")
 
 
 def _child(scan: str, model_dir: str, out: str, tta: str) -> int:
@@ -142,7 +171,8 @@ def study_scores(results_dir: Path, dataset: str = "instance2022", methods=HEADL
     return out
 
 
-def bench_volume(name: str, scan: Path, label: Path, model_dir: Path, tta: bool, work: Path, rounds: int) -> dict:
+def bench_volume(name: str, scan: Path, label: Path, model_dir: Path, tta: bool, work: Path, rounds: int,
+                 stand_in: bool = False) -> dict:
     runs: dict[str, list[dict]] = {"ichseg": [], "nnunet": []}
     cands = {"ichseg": lambda: runs["ichseg"].append(run_predict(REPO, scan, work / f"{name}-ichseg")),
              "nnunet": lambda: runs["nnunet"].append(run_nnunet(scan, model_dir, work / f"{name}-nnunet", tta))}
@@ -160,6 +190,8 @@ def bench_volume(name: str, scan: Path, label: Path, model_dir: Path, tta: bool,
         else:
             row.update(timings_s=rs[-1]["timings_s"], segment_s_per_slice=rs[-1]["timings_s"]["segment_per_slice"],
                        settings={"mirroring": tta, "checkpoint": "checkpoint_final.pth", "tile_step_size": 0.5})
+            if stand_in:  # not the pass's model: its masks say nothing of the pass's nnU-Net
+                row.update({k: None for k in ("lesion_slice_dice", "dice_3d")})
         out[k] = row
     return out
 
@@ -170,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return _child(*argv[1:5])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nnunet-run", type=Path, default=NNUNET_RUN, help="an nnU-Net run of the study (trained)")
+    p.add_argument("--stand-in", type=Path, default=None,
+                   help="a short training of --nnunet-run's configuration to time instead (see the module doc)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved timed rounds per volume")
     p.add_argument("--volumes", nargs="*", default=None, help="names of the volumes to run (default: all)")
     p.add_argument("--machine-note", default="", help="how busy the machine was (other jobs), for the record")
@@ -181,21 +215,30 @@ def main(argv: list[str] | None = None) -> int:
     from ichseg.engine.provenance import environment
     from ichseg.utils import atomic_write_json
 
-    model_dir, tta = nnunet_model_dir(args.nnunet_run), nnunet_tta(args.nnunet_run)
+    timed = args.stand_in or args.nnunet_run
+    if args.stand_in is not None and (diff := stand_in_differences(args.stand_in, args.nnunet_run)):
+        raise SystemExit(f"{args.stand_in}: not a stand-in for {args.nnunet_run}: its config differs in {', '.join(diff)}")
+    model_dir, tta = nnunet_model_dir(timed), nnunet_tta(args.nnunet_run)
     args.work.mkdir(parents=True, exist_ok=True)
     results_dir = args.nnunet_run.resolve().parent.parent
     root = results_dir.parents[1]  # the checkout the run lives in: this one, or a pass's pinned worktree
+    torch.set_num_threads(1)  # the record names the threads each timed process used
     record = {"bench": "predict_vs_nnunet", "environment": environment(torch.device("cpu")),
               "machine": "2-core shared CPU, 1 thread per process" + (f"; {args.machine_note}" if args.machine_note else ""),
-              "checkpoint": str(WEIGHTS.relative_to(REPO)), "nnunet_model": str(model_dir.resolve().relative_to(root)),
+              "checkpoint": str(WEIGHTS.relative_to(REPO)),
+              "nnunet_model": (str(model_dir.resolve().relative_to(root)) if args.stand_in is None else
+                               {"stand_in_for": str(args.nnunet_run.resolve().relative_to(root)), "iterations": _iterations(args.stand_in),
+                                "why": "the pass's weights are not kept in git; the same network and plans trained "
+                                       "briefly: timings and memory only, no Dice on these volumes"}),
               "study": {"results": str(results_dir.relative_to(root)), "dataset": "instance2022", "split": "test",
                         "methods": study_scores(results_dir)},
               "volumes": {}}
     for name, (scan, label) in make_volumes(args.work).items():
         if args.volumes and name not in args.volumes:
             continue
-        record["volumes"][name] = bench_volume(name, scan, label, model_dir, tta, args.work, args.rounds)
-        print(name, json.dumps({k: (v["segment_s_per_slice"], v["peak_rss_mb"], round(v["lesion_slice_dice"], 3))
+        record["volumes"][name] = bench_volume(name, scan, label, model_dir, tta, args.work, args.rounds,
+                                               stand_in=args.stand_in is not None)
+        print(name, json.dumps({k: (v["segment_s_per_slice"], v["peak_rss_mb"], v["lesion_slice_dice"])
                                 for k, v in record["volumes"][name].items()}), flush=True)
     atomic_write_json(args.out, record)
     print(f"wrote {args.out}")

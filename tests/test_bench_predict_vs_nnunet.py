@@ -35,3 +35,18 @@ def test_a_run_without_a_trained_model_is_refused(tmp_path):
     fold.mkdir(parents=True)
     (fold / "checkpoint_final.pth").write_bytes(b"")
     assert bench.nnunet_model_dir(tmp_path) == fold.parent
+
+
+def test_a_stand_in_may_differ_from_the_run_in_its_length_only(tmp_path):
+    import yaml
+
+    cfg = {"method": "nnunet", "nnunet": {"epochs": 14, "iterations_per_epoch": 25, "val_iterations": 4, "tta": True},
+           "data": {"prep": {"size": 128}}}
+    run, stand_in = tmp_path / "run", tmp_path / "stand_in"
+    for d, c in ((run, cfg), (stand_in, {**cfg, "nnunet": {**cfg["nnunet"], "epochs": 1, "iterations_per_epoch": 5}})):
+        d.mkdir()
+        (d / "config.yaml").write_text(yaml.safe_dump(c))
+    assert bench.stand_in_differences(stand_in, run) == []
+    (stand_in / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": {"prep": {"size": 64}},
+                                                          "nnunet": {**cfg["nnunet"], "tta": False}}))
+    assert bench.stand_in_differences(stand_in, run) == ["data.prep.size", "nnunet.tta"]

@@ -284,16 +284,19 @@ def test_viewer_draws_the_volume_and_toggles_overlays(browser):
         raise AssertionError(f"viewer never drew state {expected!r}")
 
     _open(browser, HTML / "viewer.html")
-    settled("0:gt")
+    slider = browser.find_element(By.CSS_SELECTOR, ".ichseg-viewer input[type=range]")
+    start, last = int(slider.get_attribute("value")), int(slider.get_attribute("max"))
+    settled(f"{start}:gt")
     base, lit = _canvas_sum(browser)
     assert lit > 0.2 * 512 * 512, "the CT is not drawn"
     box = browser.find_element(By.CSS_SELECTOR, ".ichseg-viewer input[type=checkbox][value=full]")
     box.click()
-    settled("0:gt,full")
+    settled(f"{start}:gt,full")
     assert _canvas_sum(browser)[0] != base, "ticking the full model's overlay changed nothing"
+    step = start + 1 if start < last else start - 1
     browser.execute_script("const s = document.querySelector('.ichseg-viewer input[type=range]');"
-                           "s.value = 1; s.dispatchEvent(new Event('input'));")
-    settled("1:gt,full")
+                           f"s.value = {step}; s.dispatchEvent(new Event('input'));")
+    settled(f"{step}:gt,full")
     browser.save_screenshot(str(HTML.parent / "screenshot-viewer.png"))
     _open(browser, HTML / "evidence.html")
     wide = browser.execute_script(

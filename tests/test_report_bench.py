@@ -191,3 +191,18 @@ def test_small_lesions_table_is_the_records_summary(records):
         row = table.loc[name.replace("-", "–")]
         assert row["phantoms"] == b["cases"] and row["detected"] == f"{b['detected']}/{b['cases']}"
         assert row["median 3D Dice"] == b["median_dice_3d"]
+
+
+def test_predict_vs_nnunet_table_and_sentence_are_the_records(records):
+    rec = records["predict_vs_nnunet"]
+    table = bench.predict_vs_nnunet_table(rec)
+    assert len(table) == sum(len(v) for v in rec["volumes"].values())
+    for (name, vol), block in zip(rec["volumes"].items(), [table.iloc[i:i + 2] for i in range(0, len(table), 2)]):
+        for (key, r), (_, row) in zip(vol.items(), block.iterrows()):
+            assert row["segmenter"] == bench.SEGMENTERS[key]
+            assert row["s a slice (segmenting)"] == r["segment_s_per_slice"] and row["peak memory, MB"] == r["peak_rss_mb"]
+    sentence = bench.predict_vs_nnunet_sentence(rec)
+    for m, r in rec["study"]["methods"].items():
+        assert f"{m} {100 * r['lesion_slice_dice_mean']:.1f} %" in sentence
+    if isinstance(rec["nnunet_model"], dict):  # a stand-in's masks are not the pass's model's: no Dice shown
+        assert "stand-in" in sentence and table[table["segmenter"] == bench.SEGMENTERS["nnunet"]]["lesion-slice Dice"].isna().all()

@@ -79,3 +79,15 @@ def test_script_parses(tmp_path):
     js = tmp_path / "viewer.js"
     js.write_text(_SCRIPT % {"id": "x"})
     subprocess.run(["node", "--check", str(js)], check=True)
+
+
+def test_the_viewer_opens_on_the_first_datasets_slice_with_the_most_blood():
+    items = _items([0, 1, 2, 3], 0.5)
+    items["mask"][0] = 0  # a whole volume's first slice: below the head, no lesion
+    items["mask"][2, :, :] = 1  # the largest bleed
+    other = _items([7], 0.5)
+    other["mask"][0, :, :] = 1  # as large, but in the second dataset
+    payload = viewer_payload({"instance2022": {"full": items}, "bhsd": {"full": other}})
+    assert payload["start"] == 2 and 'value="2"' in viewer_html(payload)
+    items["mask"][:] = 0
+    assert viewer_payload({"instance2022": {"full": items}})["start"] == 0  # no lesion: the first slice

@@ -27,6 +27,7 @@ RECORDS = {
     "gpu_sampling_compiled": "sampling_speed",
     "predict_steps": "predict_steps",
     "predict_cpu": "predict_cpu",
+    "predict_vs_nnunet": "predict_vs_nnunet",
     "small_lesions": "small_lesions",
 }
 
@@ -257,6 +258,39 @@ def predict_default_sentence(steps_record: dict, cpu_record: dict) -> str:
             f"{c['lesion_slice_dice']:.3f} against {r0['lesion_slice_dice']:.3f} with the {ref[0]} steps and {ref[1]} "
             f"samples the profile evaluates with, at {c['passes']} denoiser passes a slice instead of {r0['passes']}. "
             f"On one thread of this 2-core CPU that is " + "; ".join(parts) + ".")
+
+
+SEGMENTERS = {"ichseg": "ichseg predict (shipped model)", "nnunet": "nnU-Net predictor"}
+
+
+def predict_vs_nnunet_table(record: dict) -> pd.DataFrame:
+    """``bench/predict_vs_nnunet.py``: per volume and segmenter, seconds a slice of the segmenting
+    itself, the whole command's median wall seconds, peak memory and lesion-slice Dice on the volume
+    (absent where the nnU-Net model timed is a stand-in, not the pass's)."""
+    rows = []
+    for name, vol in record["volumes"].items():
+        for key, r in vol.items():
+            rows.append({"volume": name.replace("x", " × "), "segmenter": SEGMENTERS.get(key, key),
+                         "s a slice (segmenting)": r.get("segment_s_per_slice"), "command, s": r.get("wall_s_median"),
+                         "peak memory, MB": r.get("peak_rss_mb"), "lesion-slice Dice": r.get("lesion_slice_dice")})
+    return pd.DataFrame(rows)
+
+
+def predict_vs_nnunet_sentence(record: dict) -> str:
+    """What the nnU-Net model timed is, and the study's lesion-slice Dice of the methods beside it."""
+    model = record.get("nnunet_model")
+    study = record.get("study") or {}
+    if isinstance(model, dict):
+        what = (f"The nnU-Net model timed is a stand-in for `{model['stand_in_for']}`: the same network and plans "
+                f"trained {model['iterations']} iterations ({model['why'].split(': ', 1)[-1]}), so its masks are not "
+                f"scored here.")
+    else:
+        what = f"The nnU-Net model timed is `{model}`."
+    scores = [f"{m} {100 * r['lesion_slice_dice_mean']:.1f} % ({len(r['seeds'])} seeds)"
+              for m, r in (study.get("methods") or {}).items()]
+    quality = (f" Their quality is the study's: lesion-slice Dice on the {study.get('split', 'test')} split of "
+               f"{study.get('dataset')} in `{study.get('results')}`: " + ", ".join(scores) + ".") if scores else ""
+    return what + quality
 
 
 def small_lesions_table(record: dict) -> pd.DataFrame:

@@ -73,14 +73,23 @@ def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_OR
         for r in rows:
             ref = items[shown[0]]
             entry = {"dataset": dataset_title(ds), "slice": r, "ct": png_data_url(_ct(ref["image"][pos[shown[0]][r]], bool(ref.get("windowed")))),
-                     "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])}}
+                     "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])},
+                     "gt_pixels": int((np.asarray(ref["mask"][pos[shown[0]][r]]) > 0.5).sum())}
             for m in shown:
                 entry["layers"][m] = png_data_url(items[m]["probability"][pos[m][r]], levels=OVERLAY_LEVELS)
             if unc_from:
                 entry["layers"]["unc"] = png_data_url(items[unc_from]["uncertainty"][pos[unc_from][r]], vmax=unc_max,
                                                        levels=OVERLAY_LEVELS)
             slices.append(entry)
-    return {"layers": layers, "slices": slices}
+    return {"layers": layers, "slices": slices, "start": start_slice(slices)}
+
+
+def start_slice(slices: list[dict]) -> int:
+    """Where the viewer opens: the first dataset's slice with the most ground truth (a whole volume's
+    first slices lie below the head, with nothing to look at); 0 when none has a lesion."""
+    first = [k for k, s in enumerate(slices) if s["dataset"] == slices[0]["dataset"]] if slices else []
+    area = [int(s["gt_pixels"]) for s in slices]
+    return max(first, key=lambda k: (area[k], -k), default=0) if any(area[k] for k in first) else 0
 
 
 _SCRIPT = """
@@ -134,11 +143,12 @@ def viewer_html(payload: dict, element_id: str = "ichseg-viewer", size: int = 51
     data = json.dumps(payload).replace("</", "<\\/")
     return (f'<div id="{element_id}" class="ichseg-viewer">'
             f'<script type="application/json">{data}</script>'
-            f'<div><input type="range" min="0" max="{len(payload["slices"]) - 1}" value="0" style="width:{size}px" '
+            f'<div><input type="range" min="0" max="{len(payload["slices"]) - 1}" value="{int(payload.get("start", 0))}" '
+            f'style="width:{size}px" '
             f'aria-label="slice"> <span class="ichseg-viewer-label"></span></div>'
             f'<canvas width="{size}" height="{size}" style="max-width:100%;image-rendering:pixelated"></canvas>'
             f'<div class="ichseg-viewer-layers">{boxes}</div>'
             f'<script>{_SCRIPT % {"id": element_id}}</script></div>')
 
 
-__all__ = ["png_data_url", "viewer_html", "viewer_payload"]
+__all__ = ["png_data_url", "start_slice", "viewer_html", "viewer_payload"]

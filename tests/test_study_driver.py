@@ -346,8 +346,8 @@ def test_a_first_pass_starts_the_longest_known_chain_first(tmp_path, monkeypatch
                      root=tmp_path, notebooks=nbs, prepare=_fake_prepare, jobs=1)
     StudyPass(spec, log=lambda m: None).run()
     trains = [s for s in order if s.startswith("train-")]
-    assert trains == ["train-medsegdiffv2-s0", "train-nnunet-s0", "train-unet-s0"]
-    assert order.index("evaluate-nnunet-s0") < order.index("train-unet-s0")  # its whole chain first
+    assert trains == ["train-nnunet-s0", "train-medsegdiffv2-s0", "train-unet-s0"]
+    assert order.index("evaluate-nnunet-s0") < order.index("train-medsegdiffv2-s0")  # its whole chain first
 
 
 def test_keep_trained_re_scores_recorded_trainings_after_a_code_change(tmp_path, monkeypatch):

@@ -54,7 +54,7 @@ def test_a_first_pass_starts_the_profile_s_longest_trainings_first():
     assert run({}, ("ukan", "full")) == ["prep", "train-ukan", "train-full", "train-unet", "train-nnunet"]
     assert run({}, ()) == ["prep", "train-unet", "train-full", "train-ukan", "train-nnunet"]  # plan order
     assert run({"train-unet": 5.0}, ("ukan", "full"))[:2] == ["prep", "train-unet"]
-    assert StudyPass(StudySpec(profile="smoke"), log=lambda m: None).plan.start_first[0] == "ukan"
+    assert StudyPass(StudySpec(profile="smoke"), log=lambda m: None).plan.start_first[0] == "nnunet"
 
 
 def test_a_preparation_ranks_with_the_first_listed_method_it_feeds():

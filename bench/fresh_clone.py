@@ -42,11 +42,13 @@ def main() -> None:
     ap.add_argument("--skip-book", action="store_true", help="time make venv only")
     ap.add_argument("--then-check", action="store_true", help="then the study and browser tests, as make test runs them")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fresh_clone.json")
+    ap.add_argument("--machine-note", default="", help="how busy the machine was, for the record")
     args = ap.parse_args()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.commit], capture_output=True,
                             text=True, check=True).stdout.strip()
     record = {"bench": "fresh_clone", "commit": commit, "cores": os.cpu_count(),
-              "platform": platform.platform(), "python": platform.python_version()}
+              "platform": platform.platform(), "python": platform.python_version(),
+              **({"machine": args.machine_note} if args.machine_note else {})}
     with tempfile.TemporaryDirectory(prefix="ichseg-fresh-") as tmp:
         clone = Path(tmp) / "ichseg"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -62,6 +64,8 @@ def main() -> None:
             env["UV_CACHE_DIR"] = str(Path(tmp) / "uv-cache-book")
             record["make_book_s"] = round(timed(["make", "book"], second, env), 1)
             print(f"make book: {record['make_book_s']} s", flush=True)
+            timings = json.loads((second / "results" / "smoke" / "timings.json").read_text())
+            record["stage_seconds"] = {r["id"]: r["seconds"] for r in timings["stages"] if r["kind"] == "train"}
             if args.then_check:
                 check = subprocess.run([".venv/bin/python", "-m", "pytest", "-q", "-m", "browser or study",
                                         "tests/test_study_outcome.py", "tests/test_book_browser.py"],

@@ -496,3 +496,13 @@ def test_subtype_figure_shows_each_subtype_at_its_largest_slice():
     plt.close(fig)
     with pytest.raises(ValueError):
         report.figures.subtype_figure([vol], ("subarachnoid",), {"subarachnoid": 3})
+
+
+def test_every_method_a_profile_may_run_has_a_title():
+    """Rows beyond the paper read as their registry title (marked as beyond the paper), not as ids."""
+    from ichseg.engine.config import ALL_METHODS
+    from ichseg.report.paper import method_title
+
+    titles = {m: method_title(m) for m in ALL_METHODS}
+    assert all(t != m for m, t in titles.items()), [m for m, t in titles.items() if t == m]
+    assert "beyond the paper" in titles["full_lite0"] and method_title("no-such-method") == "no-such-method"

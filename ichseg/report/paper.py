@@ -24,15 +24,17 @@ def dataset_title(name: str) -> str:
 
 
 def method_title(method: str) -> str:
-    """The Table 2 row title of one of our variants, the Table 1 column title of a baseline, or the
-    name itself for an unknown method."""
+    """The Table 2 row title of one of our variants, the Table 1 column title of a baseline, the
+    row title of a variant beyond the paper, or the name itself for an unknown method."""
     p = paper_numbers()
     if method in p["table2"]:
         return p["table2"][method]["title"]
     for model in p["models"].values():
         if model.get("method") == method:
             return model["title"]
-    return method
+    from ..models.registry import BEYOND_PAPER_ROWS  # our rows beyond the paper, marked as such
+
+    return BEYOND_PAPER_ROWS.get(method, method)
 
 
 # Table 2 rows (the diffusion variants) and Table 1 columns (our methods standing for them), in the

@@ -171,7 +171,16 @@ def browser():
 
 def _open(browser, page: Path):
     _need(page.is_file(), f"{page} not built: run `make book` first")
+    import time
+
     browser.get(page.as_uri())
+    # settled: loaded, with a body, and not a redirect (index.html forwards to the intro by a meta
+    # refresh, during which the old document may have no body)
+    for _ in range(100):
+        if browser.execute_script("return document.readyState === 'complete' && document.body !== null"
+                                  " && !document.querySelector('meta[http-equiv=refresh i]')"):
+            break
+        time.sleep(0.1)
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")  # lazily loaded images, if any
     return browser
 

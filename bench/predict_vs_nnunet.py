@@ -139,10 +139,6 @@ def run_nnunet(scan: Path, model_dir: Path, out: Path, tta: bool) -> dict:
     return {"wall_s": wall, **child, "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
-def _iterations(run: Path) -> int | None:
-    return json.loads((Path(run) / "run.json").read_text()).get("iterations")
-
-
 def _child(scan: str, model_dir: str, out: str, tta: str) -> int:
     timings = nnunet_segment(Path(scan), Path(model_dir), Path(out), tta=bool(int(tta)))
     with open("/proc/self/status") as fh:
@@ -213,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ichseg.engine.provenance import environment
+    from ichseg.engine.runlog import read_run_info
     from ichseg.utils import atomic_write_json
 
     timed = args.stand_in or args.nnunet_run
@@ -227,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": "2-core shared CPU, 1 thread per process" + (f"; {args.machine_note}" if args.machine_note else ""),
               "checkpoint": str(WEIGHTS.relative_to(REPO)),
               "nnunet_model": (str(model_dir.resolve().relative_to(root)) if args.stand_in is None else
-                               {"stand_in_for": str(args.nnunet_run.resolve().relative_to(root)), "iterations": _iterations(args.stand_in),
+                               {"stand_in_for": str(args.nnunet_run.resolve().relative_to(root)), "iterations": read_run_info(args.stand_in).get("iterations"),
                                 "why": "the pass's weights are not kept in git; the same network and plans trained "
                                        "briefly: timings and memory only, no Dice on these volumes"}),
               "study": {"results": str(results_dir.relative_to(root)), "dataset": "instance2022", "split": "test",

@@ -30,6 +30,7 @@ from ichseg.engine.commands.models import study_methods  # noqa: E402
 from ichseg.engine.config import eval_config, load_profile, resolve_run_config  # noqa: E402
 from ichseg.engine.methods import evaluate_run, train_run  # noqa: E402
 from ichseg.engine.provenance import environment  # noqa: E402
+from ichseg.engine.runlog import read_run_info  # noqa: E402
 from ichseg.utils import atomic_write_json  # noqa: E402
 
 OUT = ROOT / "bench" / "measured" / "smoke_nnunet.json"
@@ -61,10 +62,9 @@ def score(metrics: dict) -> dict:
 def run_candidate(profile: str, candidate: str, out: Path, data_root: Path) -> dict:
     cfg = candidate_config(profile, candidate)
     run_dir = out / candidate
-    done = (run_dir / "run.json").is_file() and json.loads((run_dir / "run.json").read_text()).get("status") == "complete"
-    if not done:
+    if read_run_info(run_dir).get("status") != "complete":
         train_run(cfg, run_dir, data_root=data_root, progress=False)
-    info = json.loads((run_dir / "run.json").read_text())
+    info = read_run_info(run_dir)
     metrics = evaluate_run(run_dir, Path(info["data"]["prepared"]), run_dir / "val", eval_config(cfg), split="val",
                            progress=False)
     iterations = cfg["nnunet"]["epochs"] * cfg["nnunet"]["iterations_per_epoch"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -171,8 +172,6 @@ def browser():
 
 def _open(browser, page: Path):
     _need(page.is_file(), f"{page} not built: run `make book` first")
-    import time
-
     browser.get(page.as_uri())
     # settled: loaded, with a body, and not a redirect (index.html forwards to the intro by a meta
     # refresh, during which the old document may have no body)
@@ -281,8 +280,6 @@ def test_viewer_draws_the_volume_and_toggles_overlays(browser):
     """The slice viewer draws the CT on its canvas (non-blank pixels), and ticking an overlay or
     moving the slider changes what it draws; screenshots of the viewer, evidence and intro pages
     are written into the build folder."""
-    import time
-
     from selenium.webdriver.common.by import By
 
     def settled(expected: str) -> None:
@@ -322,8 +319,6 @@ def test_maths_typesets_from_the_books_own_files(browser):
     """The method page's equations are typeset by the MathJax copied into the build (no network):
     every equation becomes MathJax output, no TeX delimiter is left in the text, and MathJax reports
     no file it failed to load (its fonts are the package's STIX-Web)."""
-    import time
-
     _open(browser, HTML / "method.html")
     state = {}
     for _ in range(100):

@@ -16,7 +16,7 @@ from _study_helpers import write_study
 from ichseg import report
 from ichseg.report.scale import comparability, scale_facts
 from ichseg.report.stats import mean_ci
-from ichseg.report.verdict import claim_counts, claim_verdicts, verdict_markdown
+from ichseg.report.verdict import claim_counts, claim_verdicts, verdict_markdown, verdicts_shown
 
 CPU = Path(__file__).resolve().parents[1] / "results" / "cpu"
 
@@ -90,3 +90,13 @@ def test_committed_verdict_matches_the_committed_metrics():
     total = int(re.search(r"Of the paper's (\d+) claims", text).group(1))
     assert sum(counts) <= total and total >= 8
     assert f"CT at {scale_facts('cpu', report.load_study(CPU))['size']}²" in text
+
+
+def test_the_verdict_table_shows_the_verdicts_first_and_no_raw_p_values():
+    verdicts = pd.DataFrame([{"id": "a", "claim": "(a) ablation", "comparison": "x vs y", "paper": "+7 points",
+                              "ours: lesion-slice Dice": "+1.0 [-1, +3]", "p: lesion-slice Dice": 0.2,
+                              "Holm p: lesion-slice Dice": 0.6, "verdict: lesion-slice Dice": "cannot decide",
+                              "verdict": "cannot decide"}])
+    shown = verdicts_shown(verdicts)
+    assert list(shown.index.names) == ["claim", "comparison"]
+    assert list(shown.columns) == ["verdict: lesion-slice Dice", "verdict", "paper", "ours: lesion-slice Dice"]

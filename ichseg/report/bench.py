@@ -282,8 +282,7 @@ def predict_vs_nnunet_sentence(record: dict) -> str:
     study = record.get("study") or {}
     if isinstance(model, dict):
         what = (f"The nnU-Net model timed is a stand-in for `{model['stand_in_for']}`: the same network and plans "
-                f"trained {model['iterations']} iterations ({model['why'].split(': ', 1)[-1]}), so its masks are not "
-                f"scored here.")
+                f"trained {model['iterations']} iterations, so its masks are not scored here.")
     else:
         what = f"The nnU-Net model timed is `{model}`."
     scores = [f"{m} {100 * r['lesion_slice_dice_mean']:.1f} % ({len(r['seeds'])} seeds)"

@@ -37,13 +37,14 @@ def scale_facts(profile: str, study=None) -> dict[str, Any]:
     raw = data.get("raw") or {}
     datasets = list(study.datasets) if study is not None else list(raw) or [TRAIN_DATASET]
     cases = (data.get("phantom") or {}).get("cases")
+    amp = cfg.get("train", {}).get("amp")
     return {
         "profile": profile,
         "real_data": bool(raw) and all(raw.get(d) for d in datasets if d != "realct"),
         "size": int(cfg.get("model", {}).get("image_size") or data.get("prep", {}).get("size") or 0),
         "iterations": sorted({int(c["train"]["iterations"]) for c in configs.values() if "diffusion" in c}),
         "pretrained": str(cfg.get("model", {}).get("pretrained") or "none"),
-        "amp": str(cfg.get("train", {}).get("amp") or "none").replace("none", "fp32"),  # train.amp none: fp32
+        "amp": amp if amp not in (None, "none") else "fp32",
         "patients": cases.get(TRAIN_DATASET) if isinstance(cases, dict) else cases,
         "prediction": str(cfg.get("diffusion", {}).get("prediction") or "eps"),
         "alpha": float(cfg.get("loss", {}).get("alpha", 5)),

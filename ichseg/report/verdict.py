@@ -63,6 +63,15 @@ def claim_verdicts(slices: pd.DataFrame, curves: pd.DataFrame, *, n_boot: int = 
     return pd.DataFrame(rows)
 
 
+def verdicts_shown(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """``claim_verdicts`` as the evidence page shows it: indexed by claim and comparison, without the
+    row id and the raw p-values (the intervals carry them), the verdicts first, before the numbers
+    behind them (the table is wide, and the verdict is what a reader looks for)."""
+    shown = verdicts.drop(columns=[c for c in verdicts if c == "id" or c.startswith(("p: ", "Holm p: "))])
+    first = [c for c in shown if c.startswith("verdict")]
+    return shown[first + [c for c in shown if c not in first]].set_index(["claim", "comparison"])
+
+
 def _paper_delta(text: str) -> str:
     return "–" if text in ("–", None) else f"{text} points"
 
@@ -165,7 +174,7 @@ def progress_markdown(results_root: str | Path, preferred: str = "evidence", fal
 
 
 __all__ = ["HEADLINE_SCORE", "claim_counts", "claim_verdicts", "headline_profile", "headline_sentence",
-           "profiles_table", "progress_markdown", "verdict_markdown"]
+           "profiles_table", "progress_markdown", "verdict_markdown", "verdicts_shown"]
 
 
 def profiles_table(results_root: str | Path, profiles=("smoke", "cpu", "evidence", "gpu", "paper")) -> pd.DataFrame:

@@ -54,7 +54,7 @@ def _ct(image: np.ndarray, windowed: bool = False) -> np.ndarray:
 def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_ORDER) -> dict:
     """The viewer's data: per dataset (``{dataset: {method: qualitative arrays}}``, as
     ``collect.qualitative`` gives them) the slices every shown model shares, each with its layers."""
-    layers, slices = [{"key": "gt", "label": "ground truth", "colour": GT_COLOUR}], []
+    layers, slices, areas = [{"key": "gt", "label": "ground truth", "colour": GT_COLOUR}], [], []
     methods = [m for m in order if any(m in items for items in items_by_dataset.values())]
     for i, m in enumerate(methods):
         layers.append({"key": m, "label": method_title(m), "colour": MODEL_COLOURS[i % len(MODEL_COLOURS)]})
@@ -73,23 +73,24 @@ def viewer_payload(items_by_dataset: dict[str, dict[str, dict]], order=TABLE1_OR
         for r in rows:
             ref = items[shown[0]]
             entry = {"dataset": dataset_title(ds), "slice": r, "ct": png_data_url(_ct(ref["image"][pos[shown[0]][r]], bool(ref.get("windowed")))),
-                     "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])},
-                     "gt_pixels": int((np.asarray(ref["mask"][pos[shown[0]][r]]) > 0.5).sum())}
+                     "layers": {"gt": png_data_url(ref["mask"][pos[shown[0]][r]])}}
+            areas.append((entry["dataset"], int((np.asarray(ref["mask"][pos[shown[0]][r]]) > 0.5).sum())))
             for m in shown:
                 entry["layers"][m] = png_data_url(items[m]["probability"][pos[m][r]], levels=OVERLAY_LEVELS)
             if unc_from:
                 entry["layers"]["unc"] = png_data_url(items[unc_from]["uncertainty"][pos[unc_from][r]], vmax=unc_max,
                                                        levels=OVERLAY_LEVELS)
             slices.append(entry)
-    return {"layers": layers, "slices": slices, "start": start_slice(slices)}
+    return {"layers": layers, "slices": slices, "start": start_slice(areas)}
 
 
-def start_slice(slices: list[dict]) -> int:
-    """Where the viewer opens: the first dataset's slice with the most ground truth (a whole volume's
-    first slices lie below the head, with nothing to look at); 0 when none has a lesion."""
-    first = [k for k, s in enumerate(slices) if s["dataset"] == slices[0]["dataset"]] if slices else []
-    area = [int(s["gt_pixels"]) for s in slices]
-    return max(first, key=lambda k: (area[k], -k), default=0) if any(area[k] for k in first) else 0
+def start_slice(areas: list[tuple[str, int]]) -> int:
+    """Where the viewer opens, given each slice's (dataset, ground-truth pixels): the first dataset's
+    slice with the most ground truth (a whole volume's first slices lie below the head, with nothing
+    to look at); 0 when none has a lesion."""
+    first = [k for k, (ds, _) in enumerate(areas) if ds == areas[0][0]] if areas else []
+    best = max(first, key=lambda k: (areas[k][1], -k), default=0)
+    return best if first and areas[best][1] > 0 else 0
 
 
 _SCRIPT = """

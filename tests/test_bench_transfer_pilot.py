@@ -162,3 +162,17 @@ def test_round5_record_is_what_its_rule_gives_on_its_runs():
     assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"])
     assert record["rule"] == rnd.rule and record["realct_seed"] == rnd.realct_seed
     assert pilot.choose_challenger(means, rnd.fallback, rnd.challenger) == record["chosen"]
+
+
+def test_retrained_runs_are_set_beside_the_record_that_scored_them_first():
+    first = {"runs": {"randomise_band": {"0": {"config_hash": "abc", "val_own": {"lesion_slice_dice": 0.50},
+                                               "val_plain": {"lesion_slice_dice": 0.65}}}}}
+    again = {"randomise_band": {0: {"config_hash": "abc", "val_own": {"lesion_slice_dice": 0.50},
+                                    "val_plain": {"lesion_slice_dice": 0.62}},
+                                1: {"config_hash": "def", "val_own": {"lesion_slice_dice": 0.40}}}}
+    out = pilot.retrained(again, "randomise_band", first)
+    assert list(out) == ["0"]  # seed 1 has nothing to compare with
+    assert out["0"]["same_run_hash"] and out["0"]["val_own_shift"] == 0.0
+    assert out["0"]["val_plain_shift"] == pytest.approx(0.03)
+    again["randomise_band"][0]["config_hash"] = "xyz"
+    assert not pilot.retrained(again, "randomise_band", first)["0"]["same_run_hash"]

@@ -180,3 +180,28 @@ def test_transfer_round2_table_shows_round4s_unmarked_term_on_the_means():
     t = transfer_round2_table(record)
     assert t.loc["randomised + skull-base band, mean (chosen)", UNMARKED] == "75"
     assert t.loc["randomised + skull-base band, seed 0", UNMARKED] == "—"
+
+
+def test_challenger_outcome_names_the_kept_recipe_and_the_challengers_means():
+    from ichseg.report.realanatomy import challenger_outcome
+
+    means = {"randomise_band": {"val_plain_dice": 0.65, "real_dice": 0.29},
+             "randomise_band_long": {"val_plain_dice": 0.70, "real_dice": 0.40}}
+    kept = challenger_outcome({"means": means, "chosen": "randomise_band"}, 6)
+    assert kept.startswith("By round 6's rule, **randomised + skull-base band** stays")
+    assert "6,000 iterations scores 0.70 on plain validation and 0.40 on the real slices, against 0.65 and 0.29" in kept
+    taken = challenger_outcome({"means": means, "chosen": "randomise_band_long"}, 6)
+    assert "**randomised + skull-base band, 6,000 iterations** replaces the shipped recipe" in taken
+
+
+def test_retrained_sentence_says_whether_the_runs_came_back_the_same():
+    from ichseg.report.realanatomy import retrained_sentence
+
+    assert retrained_sentence({}) == ""
+    rec = {"retrained": {"from_record": "r5.json", "arm": "randomise_band",
+                         "seeds": {"0": {"same_run_hash": True, "val_own_shift": 0.0, "val_plain_shift": 0.004},
+                                   "1": {"same_run_hash": True, "val_own_shift": 0.001}}}}
+    s = retrained_sentence(rec)
+    assert "seeds 0, 1): the same run hashes as in `r5.json`" in s and "within 0.004" in s
+    rec["retrained"]["seeds"]["1"]["same_run_hash"] = False
+    assert "different run hashes" in retrained_sentence(rec)

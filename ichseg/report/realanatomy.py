@@ -140,6 +140,32 @@ def transfer_round2_table(record: dict) -> pd.DataFrame:
     return out
 
 
+def challenger_outcome(record: dict, round_no: int, incumbent: str = "randomise_band") -> str:
+    """A challenger round's decision in words (``bench/transfer_pilot.py``, rounds 5 on): which
+    recipe the rule keeps or takes, and the two means it weighed most, challenger first."""
+    challenger = next(a for a in record["means"] if a != incumbent)
+    inc, new = record["means"][incumbent], record["means"][challenger]
+    chosen = record["chosen"]
+    verb = "stays" if chosen == incumbent else "replaces the shipped recipe"
+    return (f"By round {round_no}'s rule, **{ARM_TITLES.get(chosen, chosen)}** {verb}: "
+            f"{ARM_TITLES.get(challenger, challenger)} scores {new['val_plain_dice']:.2f} on plain validation and "
+            f"{new['real_dice']:.2f} on the real slices, against {inc['val_plain_dice']:.2f} and {inc['real_dice']:.2f}.")
+
+
+def retrained_sentence(record: dict) -> str:
+    """How far runs trained again from their configs landed from the runs an earlier record scored
+    (the record's ``retrained``; empty when it has none)."""
+    info = record.get("retrained")
+    if not info or not info["seeds"]:
+        return ""
+    seeds = info["seeds"].values()
+    same = all(s["same_run_hash"] for s in seeds)
+    shift = max(v for s in seeds for k, v in s.items() if k.endswith("_shift"))
+    return (f"The {ARM_TITLES.get(info['arm'], info['arm'])} runs were trained again from their configs "
+            f"(seeds {', '.join(info['seeds'])}): {'the same' if same else 'different'} run hashes as in "
+            f"`{info['from_record']}`, validation lesion-slice Dice within {shift:.3f} of the scores it recorded.")
+
+
 def transfer_gap_table(record: dict) -> pd.DataFrame:
     """``bench/transfer_gap.py``'s record: per run, lesion-slice Dice on the real inserts, on all
     plain-validation lesions and on those matched to the inserts in size and contrast, and the

@@ -139,6 +139,7 @@ class Round:
     fallback: str = "plain"  # chosen when no arm is eligible
     max_unmarked: float | None = None  # round 4's term (``unmarked_shares``)
     challenger: str | None = None  # round 5: the one arm that may replace ``fallback`` (``choose_challenger``)
+    retrained_from: int | None = None  # round 6: the round whose ``fallback`` runs were trained again (``retrained``)
 
 
 ROUNDS = {
@@ -155,7 +156,8 @@ ROUNDS = {
     5: Round(("randomise_band", "randomise_band_lite0"), (0, 1), 4000, 12, "transfer_pilot_round5.json",
              challenger_rule("randomise_band_lite0"), fallback="randomise_band", challenger="randomise_band_lite0"),
     6: Round(("randomise_band", "randomise_band_long"), (0, 1), 5000, 12, "transfer_pilot_round6.json",
-             challenger_rule("randomise_band_long"), fallback="randomise_band", challenger="randomise_band_long"),
+             challenger_rule("randomise_band_long"), fallback="randomise_band", challenger="randomise_band_long",
+             retrained_from=5),
 }
 
 
@@ -387,9 +389,10 @@ def main(argv=None) -> int:
             rec["limits"]["unmarked_max"] = rnd.max_unmarked
         if rnd.challenger:
             rec["chosen"] = choose_challenger(rec["means"], rnd.fallback, rnd.challenger)
-            if args.round == 6:  # the deviation the module docstring names
-                earlier = json.loads((MEASURED / ROUNDS[5].record).read_text())
-                rec["retrained"] = {"from_record": ROUNDS[5].record, "arm": rnd.fallback,
+            if rnd.retrained_from:  # the deviation the module docstring names
+                first = ROUNDS[rnd.retrained_from].record
+                earlier = json.loads((MEASURED / first).read_text())
+                rec["retrained"] = {"from_record": first, "arm": rnd.fallback,
                                     "seeds": retrained(results, rnd.fallback, earlier)}
         else:
             rec["eligible"] = eligible_round2(rec["means"], rnd.max_unmarked)

@@ -176,3 +176,14 @@ def test_retrained_runs_are_set_beside_the_record_that_scored_them_first():
     assert out["0"]["val_plain_shift"] == pytest.approx(0.03)
     again["randomise_band"][0]["config_hash"] = "xyz"
     assert not pilot.retrained(again, "randomise_band", first)["0"]["same_run_hash"]
+
+
+def test_round6_record_is_what_its_rule_gives_on_its_runs():
+    """Held in bench/measured/pending until the shipped model follows its choice."""
+    record = json.loads((ROOT / "bench" / "measured" / "pending" / "transfer_pilot_round6.json").read_text())
+    rnd = pilot.ROUNDS[6]
+    means = {a: pilot.arm_means({int(s): r for s, r in runs.items()}) for a, runs in record["runs"].items()}
+    assert all(means[a] == pytest.approx(record["means"][a]) for a in record["means"])
+    assert record["rule"] == rnd.rule and record["realct_seed"] == rnd.realct_seed
+    assert pilot.choose_challenger(means, rnd.fallback, rnd.challenger) == record["chosen"]
+    assert record["retrained"]["from_record"] == pilot.ROUNDS[rnd.retrained_from].record
